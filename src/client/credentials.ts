@@ -1,0 +1,135 @@
+// Where the password comes from, in order: the URL, MYFTP_PASSWORD, ~/.netrc, a prompt without echo.
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { ClientError } from "./errors.js";
+
+export interface NetrcEntry {
+  readonly machine: string | undefined; // undefined for "default"
+  readonly login: string | undefined;
+  readonly password: string | undefined;
+}
+
+/** Parse the netrc format: whitespace-separated tokens, "machine", "default", "login", "password", "macdef". */
+export function parseNetrc(text: string): NetrcEntry[] {
+  const entries: NetrcEntry[] = [];
+  const lines = text.split(/\r?\n/);
+  const tokens: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (/^\s*#/.test(line)) continue;
+    const words = line.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? [];
+    for (let w = 0; w < words.length; w++) {
+      const word = words[w]!;
+      if (word === "macdef") {
+        // A macro body runs to the next blank line; skip it.
+        while (i + 1 < lines.length && lines[i + 1]!.trim() !== "") i++;
+        break;
+      }
+      tokens.push(word.startsWith('"') ? word.slice(1, -1).replace(/\\(.)/g, "$1") : word);
+    }
+  }
+  let current: { machine: string | undefined; login?: string; password?: string } | undefined;
+  const flush = () => {
+    if (current) entries.push({ machine: current.machine, login: current.login, password: current.password });
+  };
+  for (let i = 0; i < tokens.length; i++) {
+    const tok = tokens[i]!;
+    if (tok === "machine") {
+      flush();
+      current = { machine: tokens[++i] };
+    } else if (tok === "default") {
+      flush();
+      current = { machine: undefined };
+    } else if (current && (tok === "login" || tok === "password" || tok === "account")) {
+      const value = tokens[++i];
+      if (tok === "login") current.login = value;
+      if (tok === "password") current.password = value;
+    }
+  }
+  flush();
+  return entries;
+}
+
+/** The entry for host (and user, when known); a "default" entry matches any host. */
+export function findNetrc(entries: readonly NetrcEntry[], host: string, user: string | undefined): NetrcEntry | undefined {
+  const fits = (e: NetrcEntry) => user === undefined || e.login === undefined || e.login === user;
+  return entries.find((e) => e.machine === host && fits(e)) ?? entries.find((e) => e.machine === undefined && fits(e));
+}
+
+export async function readNetrc(env: NodeJS.ProcessEnv = process.env): Promise<NetrcEntry[]> {
+  const file = env.NETRC ?? join(env.HOME ?? homedir(), ".netrc");
+  try {
+    return parseNetrc(await readFile(file, "utf8"));
+  } catch {
+    return [];
+  }
+}
+
+/** Read a line from the terminal without echoing it. */
+export async function promptHidden(question: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
+  if (!input.isTTY) throw new ClientError("login", "no password given and no terminal to ask for one (use MYFTP_PASSWORD or ~/.netrc)");
+  output.write(question);
+  const wasRaw = input.isRaw;
+  input.setRawMode(true);
+  input.resume();
+  return await new Promise<string>((resolve, reject) => {
+    let value = "";
+    const done = (err?: Error) => {
+      input.setRawMode(wasRaw);
+      input.removeListener("data", onData);
+      input.pause();
+      output.write("\n");
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      for (const ch of chunk.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") return done();
+        if (ch === "\u0003") return done(new ClientError("login", "password prompt interrupted"));
+        if (ch === "\u0004" && value === "") return done(new ClientError("login", "no password given"));
+        if (ch === "\u007f" || ch === "\b") value = [...value].slice(0, -1).join("");
+        else if (ch === "\u0015") value = "";
+        else if (ch >= " ") value += ch;
+      }
+    };
+    input.on("data", onData);
+  });
+}
+
+export interface Credentials {
+  readonly user: string;
+  readonly password: string;
+  /** Where the password came from, for debugging output. */
+  readonly source: "url" | "env" | "netrc" | "prompt" | "anonymous";
+}
+
+export interface CredentialOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** May we ask on the terminal? */
+  readonly interactive: boolean;
+  readonly prompt?: (question: string) => Promise<string>;
+}
+
+export async function resolveCredentials(
+  host: string,
+  urlUser: string | undefined,
+  urlPassword: string | undefined,
+  opts: CredentialOptions,
+): Promise<Credentials> {
+  const env = opts.env ?? process.env;
+  if (urlUser !== undefined && urlPassword !== undefined) return { user: urlUser, password: urlPassword, source: "url" };
+  const envPassword = env.MYFTP_PASSWORD;
+  if (envPassword !== undefined && envPassword !== "" && (urlUser !== undefined || env.MYFTP_USER))
+    return { user: urlUser ?? env.MYFTP_USER!, password: envPassword, source: "env" };
+  const entry = findNetrc(await readNetrc(env), host, urlUser ?? env.MYFTP_USER);
+  if (entry?.password !== undefined && (urlUser ?? env.MYFTP_USER ?? entry.login) !== undefined)
+    return { user: urlUser ?? env.MYFTP_USER ?? entry.login!, password: entry.password, source: "netrc" };
+  const user = urlUser ?? env.MYFTP_USER ?? entry?.login;
+  if (user === undefined || user === "anonymous" || user === "ftp")
+    return { user: user ?? "anonymous", password: envPassword || "anonymous@", source: "anonymous" };
+  if (!opts.interactive)
+    throw new ClientError("login", `no password for ${user}@${host} (set MYFTP_PASSWORD, add it to ~/.netrc, or run on a terminal)`);
+  const ask = opts.prompt ?? ((q: string) => promptHidden(q));
+  return { user, password: await ask(`Password for ${user}@${host}: `), source: "prompt" };
+}

@@ -1,0 +1,132 @@
+// One error type for the client, carrying the process exit code it maps to, and one place that turns
+// library, socket and FTP reply errors into a single plain sentence for the user.
+
+/** Exit codes of `myftp`; documented in README-client.md. */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  connect: 3,
+  login: 4,
+  remote: 5,
+  quota: 6,
+  verify: 7,
+  local: 8,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export type ClientErrorKind = keyof typeof ExitCode;
+
+export class ClientError extends Error {
+  readonly kind: ClientErrorKind;
+  /** The FTP reply code when the server refused something. */
+  readonly ftpCode: number | undefined;
+
+  constructor(kind: ClientErrorKind, message: string, options?: { cause?: unknown; ftpCode?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ClientError";
+    this.kind = kind;
+    this.ftpCode = options?.ftpCode;
+  }
+
+  get exitCode(): ExitCodeValue {
+    return ExitCode[this.kind];
+  }
+}
+
+interface FtpLikeError {
+  code: number;
+  message: string;
+}
+
+/** An error that carries an FTP reply (the protocol library's FTPError has a numeric `code`). */
+export function isFtpReplyError(err: unknown): err is FtpLikeError {
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === "number" &&
+    /^\d{3}[ -]/.test(err.message)
+  );
+}
+
+/** The reply text without its code and with multi-line continuation folded: "550 No such file." → "No such file." */
+export function replyText(message: string): string {
+  const lines = message
+    .split(/\r?\n/)
+    .map((l) => l.replace(/^\d{3}[ -]?/, "").trim())
+    .filter((l) => l.length > 0);
+  return lines.join(" ");
+}
+
+/**
+ * Transient replies worth another try after a pause: 421 (service closing / too many connections),
+ * 425/426 (data connection trouble), 450/451/452 are local server trouble (452 is storage: not retried).
+ */
+export function isTransientReply(code: number): boolean {
+  return code === 421 || code === 425 || code === 426 || code === 450 || code === 451;
+}
+
+const NODE_CONNECT_CODES: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset by the server",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ENOTFOUND: "host name not found",
+  EAI_AGAIN: "host name lookup failed",
+  ETIMEDOUT: "connection timed out",
+  EPIPE: "connection closed by the server",
+};
+
+/** A dropped connection or timeout: a retry may succeed. */
+export function isConnectionError(err: unknown): boolean {
+  if (err instanceof ClientError) return false;
+  if (isFtpReplyError(err)) return isTransientReply(err.code);
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === "string" && code in NODE_CONNECT_CODES) return true;
+  return /closed|timeout|socket|FIN packet|data connection|ECONNRESET|EPIPE|premature/i.test(err.message);
+}
+
+export interface ErrorContext {
+  /** What the client was doing, e.g. "get report.pdf". */
+  readonly action?: string;
+  /** host:port, for connection failures. */
+  readonly endpoint?: string;
+}
+
+/** Turn any thrown value into a ClientError with one clear sentence. */
+export function toClientError(err: unknown, ctx: ErrorContext = {}): ClientError {
+  if (err instanceof ClientError) return err;
+  const prefix = ctx.action ? `${ctx.action}: ` : "";
+  if (isFtpReplyError(err)) {
+    const text = replyText(err.message);
+    const code = err.code;
+    if (code === 530) return new ClientError("login", `${prefix}login refused by the server (${code} ${text})`, { cause: err, ftpCode: code });
+    if (code === 552 || code === 452)
+      return new ClientError("quota", `${prefix}no space left on the server: quota full (${code} ${text})`, { cause: err, ftpCode: code });
+    if (code === 421) return new ClientError("connect", `${prefix}the server is closing the connection (${code} ${text})`, { cause: err, ftpCode: code });
+    if (code === 550 || code === 553 || code === 450)
+      return new ClientError("remote", `${prefix}the server refused: ${text} (${code})`, { cause: err, ftpCode: code });
+    return new ClientError("remote", `${prefix}the server said ${code} ${text}`, { cause: err, ftpCode: code });
+  }
+  if (err instanceof Error) {
+    const errno = err as NodeJS.ErrnoException;
+    const code = typeof errno.code === "string" ? errno.code : undefined;
+    if (code !== undefined && code in NODE_CONNECT_CODES) {
+      const where = ctx.endpoint ? ` ${ctx.endpoint}` : "";
+      if (errno.syscall === "connect" || errno.syscall === "getaddrinfo" || code === "ECONNREFUSED")
+        return new ClientError("connect", `${prefix}cannot connect to${where}: ${NODE_CONNECT_CODES[code]}`, { cause: err });
+      return new ClientError("connect", `${prefix}${NODE_CONNECT_CODES[code]}`, { cause: err });
+    }
+    if (code !== undefined && /^(ERR_TLS|ERR_SSL|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO|CERT_)/.test(code))
+      return new ClientError("connect", `${prefix}TLS failed: ${err.message} (use --insecure or --ca FILE for a self-signed certificate)`, { cause: err });
+    if (code === "ENOENT") return new ClientError("local", `${prefix}no such local file or directory: ${errno.path ?? err.message}`, { cause: err });
+    if (code === "EACCES" || code === "EPERM") return new ClientError("local", `${prefix}permission denied: ${errno.path ?? err.message}`, { cause: err });
+    if (code === "EISDIR") return new ClientError("local", `${prefix}is a directory: ${errno.path ?? err.message}`, { cause: err });
+    if (code === "ENOSPC") return new ClientError("local", `${prefix}no space left on the local disk`, { cause: err });
+    if (/timeout/i.test(err.message)) return new ClientError("connect", `${prefix}the server stopped answering (${err.message})`, { cause: err });
+    if (/closed|FIN packet/i.test(err.message)) return new ClientError("connect", `${prefix}the connection was lost (${err.message})`, { cause: err });
+    return new ClientError("failed", `${prefix}${err.message}`, { cause: err });
+  }
+  return new ClientError("failed", `${prefix}${String(err)}`);
+}

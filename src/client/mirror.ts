@@ -1,0 +1,245 @@
+// mirror: make a local tree like a remote one (or, reversed, a remote tree like a local one),
+// transferring only files that are missing, differ in size, or are newer on the source side.
+import { mkdir, readdir, stat, unlink } from "node:fs/promises";
+import { join as joinLocal } from "node:path";
+import { posix } from "node:path";
+import { ClientError, toClientError } from "./errors.js";
+import { formatBytes } from "./progress.js";
+import type { FtpSession, RemoteEntry } from "./session.js";
+import { getFile, putFile, type TransferOptions } from "./transfer.js";
+
+export interface MirrorOptions extends TransferOptions {
+  /** Connections used at once (default 1). */
+  readonly parallel: number;
+  /** Remove files on the target side that the source does not have. */
+  readonly delete?: boolean;
+}
+
+export interface MirrorSummary {
+  readonly transferred: number;
+  readonly bytes: number;
+  readonly unchanged: number;
+  readonly deleted: number;
+  readonly failed: number;
+}
+
+export interface TreeFile {
+  /** Path relative to the tree root, "/"-separated. */
+  readonly rel: string;
+  readonly size: number;
+  readonly mtime: Date | undefined;
+}
+
+interface Tree {
+  readonly files: Map<string, TreeFile>;
+  readonly dirs: string[];
+}
+
+/** Times within this many milliseconds are equal: listings carry whole seconds. */
+const TIME_SLACK_MS = 1500;
+
+/** Should the source file be copied over the target (undefined: target missing)? */
+export function needsTransfer(source: TreeFile, target: TreeFile | undefined): boolean {
+  if (!target) return true;
+  if (source.size !== target.size) return true;
+  if (source.mtime && target.mtime) return source.mtime.getTime() > target.mtime.getTime() + TIME_SLACK_MS;
+  return false;
+}
+
+const MAX_DEPTH = 64;
+const MAX_ENTRIES = 1_000_000;
+
+export async function walkRemote(session: FtpSession, root: string): Promise<Tree> {
+  const files = new Map<string, TreeFile>();
+  const dirs: string[] = [];
+  const pending: { rel: string; depth: number }[] = [{ rel: "", depth: 0 }];
+  let count = 0;
+  while (pending.length > 0) {
+    const { rel, depth } = pending.shift()!;
+    const dir = rel === "" ? root : posix.join(root, rel);
+    let entries: RemoteEntry[];
+    entries = await session.list(dir === "" ? "" : dir);
+    for (const e of entries) {
+      if (++count > MAX_ENTRIES) throw new ClientError("failed", `mirror: more than ${MAX_ENTRIES} entries under ${root || "."}`);
+      const childRel = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (e.type === "dir") {
+        dirs.push(childRel);
+        if (depth + 1 < MAX_DEPTH) pending.push({ rel: childRel, depth: depth + 1 });
+      } else if (e.type === "file") {
+        let mtime = e.mtime;
+        if (!mtime && session.features.mdtm) mtime = await session.mtime(posix.join(root, childRel));
+        files.set(childRel, { rel: childRel, size: e.size, mtime });
+      }
+    }
+  }
+  return { files, dirs };
+}
+
+export async function walkLocal(root: string): Promise<Tree> {
+  const files = new Map<string, TreeFile>();
+  const dirs: string[] = [];
+  const pending: { rel: string; depth: number }[] = [{ rel: "", depth: 0 }];
+  let count = 0;
+  while (pending.length > 0) {
+    const { rel, depth } = pending.shift()!;
+    const entries = await readdir(rel === "" ? root : joinLocal(root, rel), { withFileTypes: true });
+    for (const e of entries) {
+      if (++count > MAX_ENTRIES) throw new ClientError("failed", `mirror: more than ${MAX_ENTRIES} entries under ${root}`);
+      const childRel = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) {
+        dirs.push(childRel);
+        if (depth + 1 < MAX_DEPTH) pending.push({ rel: childRel, depth: depth + 1 });
+      } else if (e.isFile()) {
+        if (/\.myftp-(segments|mismatch)(\.tmp)?$/.test(e.name)) continue;
+        const st = await stat(joinLocal(root, childRel));
+        files.set(childRel, { rel: childRel, size: st.size, mtime: st.mtime });
+      }
+    }
+  }
+  return { files, dirs };
+}
+
+/** Run jobs over `sessions` connections at once; each job gets a connection of its own. */
+async function runParallel<T>(sessions: FtpSession[], jobs: T[], run: (s: FtpSession, job: T) => Promise<void>): Promise<void> {
+  const queue = [...jobs];
+  await Promise.all(
+    sessions.map(async (s) => {
+      for (let job = queue.shift(); job !== undefined; job = queue.shift()) await run(s, job);
+    }),
+  );
+}
+
+async function openExtra(session: FtpSession, parallel: number, jobs: number, opts: MirrorOptions): Promise<FtpSession[]> {
+  const sessions = [session];
+  const want = Math.min(Math.max(1, parallel), Math.max(1, jobs), 16);
+  for (let i = 1; i < want; i++) {
+    try {
+      sessions.push(await session.clone());
+    } catch (err) {
+      opts.note(`mirror: could not open connection ${i + 1} (${toClientError(err).message}); going on with ${sessions.length}`);
+      break;
+    }
+  }
+  return sessions;
+}
+
+function summaryLine(verb: string, s: MirrorSummary): string {
+  const del = s.deleted > 0 ? `, ${s.deleted} deleted` : "";
+  const fail = s.failed > 0 ? `, ${s.failed} failed` : "";
+  return `${verb}: ${s.transferred} transferred (${formatBytes(s.bytes)}), ${s.unchanged} unchanged${del}${fail}`;
+}
+
+/** Remote tree → local directory. */
+export async function mirrorDown(session: FtpSession, remoteDir: string, localDir: string, opts: MirrorOptions): Promise<MirrorSummary> {
+  const remote = await walkRemote(session, remoteDir).catch((err) => {
+    throw toClientError(err, { action: `mirror ${remoteDir || "."}` });
+  });
+  await mkdir(localDir, { recursive: true });
+  for (const d of remote.dirs) await mkdir(joinLocal(localDir, d), { recursive: true });
+  const local = await walkLocal(localDir);
+  const jobs = [...remote.files.values()].filter((f) => needsTransfer(f, local.files.get(f.rel)));
+  let transferred = 0;
+  let bytes = 0;
+  let failed = 0;
+  let firstError: ClientError | undefined;
+  // Resuming a changed file is only safe when the server can prove the existing part by hash.
+  const resume = opts.resume && session.hasRangedHash;
+  const sessions = await openExtra(session, opts.parallel, jobs.length, opts);
+  try {
+    await runParallel(sessions, jobs, async (s, f) => {
+      try {
+        const r = await getFile(s, posix.join(remoteDir, f.rel), joinLocal(localDir, f.rel), { ...opts, resume });
+        transferred++;
+        bytes += r.transferred;
+      } catch (err) {
+        failed++;
+        const e = toClientError(err);
+        firstError ??= e;
+        opts.note(`mirror: ${e.message}`);
+      }
+    });
+  } finally {
+    for (const s of sessions.slice(1)) s.close();
+  }
+  let deleted = 0;
+  if (opts.delete) {
+    for (const f of local.files.values()) {
+      if (remote.files.has(f.rel)) continue;
+      await unlink(joinLocal(localDir, f.rel));
+      deleted++;
+    }
+  }
+  const summary = { transferred, bytes, unchanged: remote.files.size - jobs.length, deleted, failed };
+  opts.note(summaryLine("mirror", summary));
+  if (firstError) throw new ClientError(firstError.kind, `mirror: ${failed} file(s) failed; first: ${firstError.message}`);
+  return summary;
+}
+
+/** Local directory → remote tree. */
+export async function mirrorUp(session: FtpSession, localDir: string, remoteDir: string, opts: MirrorOptions): Promise<MirrorSummary> {
+  const local = await walkLocal(localDir).catch((err) => {
+    throw toClientError(err, { action: `mirror --reverse ${localDir}` });
+  });
+  if (remoteDir !== "") await ensureRemoteDir(session, remoteDir);
+  let remote: Tree;
+  try {
+    remote = await walkRemote(session, remoteDir);
+  } catch (err) {
+    throw toClientError(err, { action: `mirror --reverse to ${remoteDir || "."}` });
+  }
+  for (const d of local.dirs) {
+    if (!remote.dirs.includes(d)) await ensureRemoteDir(session, posix.join(remoteDir, d));
+  }
+  const jobs = [...local.files.values()].filter((f) => needsTransfer(f, remote.files.get(f.rel)));
+  let transferred = 0;
+  let bytes = 0;
+  let failed = 0;
+  let firstError: ClientError | undefined;
+  const resume = opts.resume && session.hasRangedHash;
+  const sessions = await openExtra(session, opts.parallel, jobs.length, opts);
+  try {
+    await runParallel(sessions, jobs, async (s, f) => {
+      try {
+        const r = await putFile(s, joinLocal(localDir, f.rel), posix.join(remoteDir, f.rel), { ...opts, resume });
+        transferred++;
+        bytes += r.transferred;
+      } catch (err) {
+        failed++;
+        const e = toClientError(err);
+        firstError ??= e;
+        opts.note(`mirror: ${e.message}`);
+      }
+    });
+  } finally {
+    for (const s of sessions.slice(1)) s.close();
+  }
+  let deleted = 0;
+  if (opts.delete) {
+    for (const f of remote.files.values()) {
+      if (local.files.has(f.rel)) continue;
+      await session.client.remove(posix.join(remoteDir, f.rel));
+      deleted++;
+    }
+  }
+  const summary = { transferred, bytes, unchanged: local.files.size - jobs.length, deleted, failed };
+  opts.note(summaryLine("mirror --reverse", summary));
+  if (firstError) throw new ClientError(firstError.kind, `mirror --reverse: ${failed} file(s) failed; first: ${firstError.message}`);
+  return summary;
+}
+
+/** Create a remote directory and its parents as needed (MKD each step; "exists" replies are fine). */
+export async function ensureRemoteDir(session: FtpSession, dir: string): Promise<void> {
+  const absolute = dir.startsWith("/");
+  const parts = dir.split("/").filter((p) => p !== "" && p !== ".");
+  let at = absolute ? "/" : "";
+  for (const p of parts) {
+    at = at === "" ? p : posix.join(at, p);
+    const res = await session.sendIgnoringError(`MKD ${at}`);
+    if (res.code >= 400) {
+      // Already there is fine; anything else shows on the next step or transfer.
+      const probe = await session.sendIgnoringError(`CWD ${at}`);
+      if (probe.code >= 400) throw toClientError(Object.assign(new Error(res.message), { code: res.code }), { action: `mkdir ${at}` });
+      await session.client.cd(session.cwd);
+    }
+  }
+}

@@ -1,0 +1,202 @@
+// Progress output. The formatting is pure (tested to the character); the reporter decides where it goes:
+// a redrawn bar on a terminal, one line per finished file otherwise, nothing with --quiet.
+
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return "?";
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${units[i]}`;
+}
+
+export function formatRate(bytesPerSecond: number): string {
+  if (!Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) return "-- B/s";
+  return `${formatBytes(Math.round(bytesPerSecond))}/s`;
+}
+
+/** Seconds as "7s", "1m05s", "2h03m"; "--:--" when unknown. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "--:--";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  const h = Math.floor(s / 3600);
+  if (h >= 100) return ">99h";
+  return `${h}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+export interface BarState {
+  readonly name: string;
+  /** Bytes done in total, including any resumed prefix. */
+  readonly done: number;
+  /** Total size, or undefined when unknown. */
+  readonly total: number | undefined;
+  /** Bytes per second over the recent past. */
+  readonly rate: number;
+  /** Terminal width in columns. */
+  readonly width: number;
+}
+
+/** Shorten a name to `max` columns, keeping its end (the extension) visible. */
+export function fitName(name: string, max: number): string {
+  const chars = [...name];
+  if (chars.length <= max) return name.padEnd(max);
+  if (max <= 1) return chars.slice(-max).join("");
+  return `…${chars.slice(-(max - 1)).join("")}`;
+}
+
+/**
+ * One bar line: "name  [#####-----]  42%  4.20 MiB/10.0 MiB  1.50 MiB/s  ETA 4s", fitted to `width`
+ * columns. Fields have fixed widths so the bar does not jitter; on a narrow terminal the bar goes
+ * first, then the ETA, then the rate.
+ */
+export function formatBar(st: BarState): string {
+  const width = Math.max(20, st.width - 1);
+  const known = st.total !== undefined && st.total > 0;
+  const fraction = known ? Math.min(1, st.done / st.total!) : st.total === 0 ? 1 : undefined;
+  const pct = fraction === undefined ? " --%" : `${String(Math.floor(fraction * 100)).padStart(3)}%`;
+  const bytes = (st.total === undefined ? formatBytes(st.done) : `${formatBytes(st.done)}/${formatBytes(st.total)}`).padStart(17);
+  const rate = formatRate(st.rate).padStart(10);
+  const remaining = known && st.rate > 0 ? (st.total! - st.done) / st.rate : fraction === 1 ? 0 : Number.NaN;
+  const eta = `ETA ${formatDuration(remaining)}`.padEnd(9);
+  const nameWidth = Math.min(Math.max(8, [...st.name].length), 20);
+  const fields = [pct, bytes, rate, eta];
+  const full = fields.join("  ");
+  const room = width - nameWidth - full.length - 4;
+  if (room >= 10) {
+    const barWidth = Math.min(room, 42) - 2;
+    const filled = fraction === undefined ? 0 : Math.round(fraction * barWidth);
+    const bar = `[${"#".repeat(filled)}${"-".repeat(barWidth - filled)}]`;
+    return `${fitName(st.name, nameWidth)}  ${bar}  ${full}`.trimEnd();
+  }
+  for (let keep = fields.length; keep >= 1; keep--) {
+    const tail = fields.slice(0, keep).map((f) => f.trim()).join("  ");
+    const nameRoom = width - tail.length - 2;
+    if (nameRoom >= 4) return `${fitName(st.name, Math.min(nameRoom, Math.max(4, [...st.name].length)))}  ${tail}`;
+  }
+  return `${fitName(st.name, Math.max(4, width - 6))} ${pct}`.slice(0, width);
+}
+
+export interface DoneState {
+  readonly verb: string; // "get", "put"
+  readonly name: string;
+  /** Bytes moved over the network in this run. */
+  readonly transferred: number;
+  /** Final size of the file. */
+  readonly size: number;
+  readonly seconds: number;
+  /** Bytes already there before this run (resumed). */
+  readonly resumedFrom: number;
+  /** How the result was checked, e.g. "SHA-256 verified" or "size verified". */
+  readonly verified: string;
+}
+
+/** The line printed for a finished file when no bar is drawn. */
+export function formatDone(d: DoneState): string {
+  const rate = d.seconds > 0 ? d.transferred / d.seconds : Number.NaN;
+  const resumed = d.resumedFrom > 0 ? `, resumed at ${formatBytes(d.resumedFrom)}` : "";
+  const speed = Number.isFinite(rate) ? ` (${formatRate(rate)})` : "";
+  return `${d.verb} ${d.name}: ${formatBytes(d.size)} in ${d.seconds.toFixed(1)}s${speed}${resumed}, ${d.verified}`;
+}
+
+/** Rate over a sliding window of samples. */
+export class RateMeter {
+  private samples: { t: number; bytes: number }[] = [];
+  constructor(private readonly windowMs = 3000) {}
+  add(now: number, totalBytes: number): void {
+    this.samples.push({ t: now, bytes: totalBytes });
+    while (this.samples.length > 2 && now - this.samples[0]!.t > this.windowMs) this.samples.shift();
+  }
+  rate(): number {
+    if (this.samples.length < 2) return Number.NaN;
+    const a = this.samples[0]!;
+    const b = this.samples[this.samples.length - 1]!;
+    const dt = (b.t - a.t) / 1000;
+    return dt > 0 ? (b.bytes - a.bytes) / dt : Number.NaN;
+  }
+}
+
+export type ProgressMode = "bar" | "lines" | "quiet";
+
+export interface ProgressHandle {
+  /** Total bytes done so far (including the resumed prefix). */
+  update(done: number): void;
+  setTotal(total: number | undefined): void;
+  /** Finish: clear the bar and print the summary line (unless quiet). */
+  finish(d: Omit<DoneState, "name" | "verb"> & { name?: string }): void;
+  /** Clear the bar without a summary (failure). */
+  abort(): void;
+}
+
+export interface Terminal {
+  write(s: string): void;
+  readonly columns: number | undefined;
+}
+
+export class ProgressReporter {
+  private clearActive: (() => void) | undefined;
+
+  constructor(
+    readonly mode: ProgressMode,
+    private readonly out: (line: string) => void,
+    private readonly term: Terminal | undefined,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** Print a line of information, clearing a bar that is being drawn (it is redrawn on the next update). */
+  note(line: string): void {
+    if (this.mode === "quiet") return;
+    this.clearActive?.();
+    this.out(line);
+  }
+
+  start(verb: string, name: string, total: number | undefined, done = 0): ProgressHandle {
+    const meter = new RateMeter();
+    let cur = done;
+    let tot = total;
+    let lastDraw = 0;
+    let drawn = false;
+    const draw = (force: boolean) => {
+      if (this.mode !== "bar" || !this.term) return;
+      const t = this.now();
+      meter.add(t, cur);
+      if (!force && t - lastDraw < 100) return;
+      lastDraw = t;
+      const line = formatBar({ name, done: cur, total: tot, rate: meter.rate(), width: this.term.columns || 80 });
+      this.term.write(`\r${line}\x1b[K`);
+      drawn = true;
+    };
+    meter.add(this.now(), cur);
+    draw(true);
+    const clear = () => {
+      if (drawn && this.term) this.term.write("\r\x1b[K");
+      drawn = false;
+    };
+    this.clearActive = clear;
+    return {
+      update: (d) => {
+        cur = d;
+        draw(false);
+      },
+      setTotal: (t) => {
+        tot = t;
+      },
+      finish: (d) => {
+        cur = d.size;
+        draw(true);
+        clear();
+        if (this.clearActive === clear) this.clearActive = undefined;
+        if (this.mode !== "quiet") this.out(formatDone({ verb, name: d.name ?? name, ...d }));
+      },
+      abort: () => {
+        clear();
+        if (this.clearActive === clear) this.clearActive = undefined;
+      },
+    };
+  }
+}

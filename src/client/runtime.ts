@@ -1,0 +1,167 @@
+// What one `myftp` run shares between its commands: output streams, progress mode, connect options,
+// transfer settings, and how to connect to a URL (credentials resolved from URL, env, netrc or prompt).
+import { stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { posix } from "node:path";
+import { resolveCredentials } from "./credentials.js";
+import { ClientError, toClientError } from "./errors.js";
+import { mirrorDown, mirrorUp } from "./mirror.js";
+import { ProgressReporter, type ProgressMode } from "./progress.js";
+import { getSegmented, hasSegmentState } from "./segments.js";
+import { FtpSession, type ConnectOptions } from "./session.js";
+import { formatEntry, type ShellContext, type ShellSettings } from "./commands.js";
+import { getFile, putFile, type TransferOptions } from "./transfer.js";
+import { displayUrl, parseFtpUrl, type FtpTarget } from "./url.js";
+
+export interface RuntimeOptions {
+  readonly connect: ConnectOptions;
+  readonly settings: ShellSettings;
+  readonly quiet: boolean;
+  readonly stdout: NodeJS.WriteStream;
+  readonly stderr: NodeJS.WriteStream;
+  readonly stdin: NodeJS.ReadStream;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** Parse "1048576", "512k", "2M", "1.5MiB" into bytes per second. */
+export function parseRate(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?B)?(?:\/s)?$/.exec(text.trim());
+  if (!m) throw new ClientError("usage", `bad rate "${text}" (use e.g. 500k or 2M)`);
+  const mult = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  const v = Math.floor(Number(m[1]) * mult);
+  if (v < 1) throw new ClientError("usage", `bad rate "${text}"`);
+  return v;
+}
+
+export function parseCount(text: string, what: string, min = 0): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new ClientError("usage", `${what} must be a whole number of at least ${min}, not "${text}"`);
+  return n;
+}
+
+export class Runtime implements ShellContext {
+  session: FtpSession | undefined;
+  busy = false;
+  readonly connectOptions: ConnectOptions;
+  readonly settings: ShellSettings;
+  readonly progress: ProgressReporter;
+  prompt?: (question: string) => Promise<string>;
+  private readonly opts: RuntimeOptions;
+
+  constructor(opts: RuntimeOptions) {
+    this.opts = opts;
+    this.connectOptions = opts.connect;
+    this.settings = opts.settings;
+    // Bars only when a person watches: a terminal on stderr and commands typed, not scripted.
+    const mode: ProgressMode = opts.quiet ? "quiet" : opts.stderr.isTTY && opts.stdin.isTTY ? "bar" : "lines";
+    this.progress = new ProgressReporter(mode, (l) => opts.stdout.write(`${l}\n`), {
+      write: (s) => opts.stderr.write(s),
+      get columns() {
+        return opts.stderr.columns;
+      },
+    });
+  }
+
+  get interactive(): boolean {
+    return this.opts.stdin.isTTY === true;
+  }
+
+  out(line: string): void {
+    this.opts.stdout.write(`${line}\n`);
+  }
+
+  note(line: string): void {
+    this.progress.note(line);
+  }
+
+  error(line: string): void {
+    this.opts.stderr.write(`${line}\n`);
+  }
+
+  quit(): void {}
+
+  async connect(target: FtpTarget): Promise<FtpSession> {
+    const creds = await resolveCredentials(target.host, target.user, target.password, {
+      env: this.opts.env,
+      interactive: this.interactive,
+      prompt: this.prompt,
+    });
+    return await FtpSession.open(target, creds, this.connectOptions);
+  }
+
+  async open(url: string): Promise<void> {
+    const target = parseFtpUrl(url);
+    const s = await this.connect(target);
+    this.session?.close();
+    this.session = s;
+    if (target.path !== "") {
+      try {
+        await s.cd(target.path);
+      } catch (err) {
+        throw toClientError(err, { action: `cd ${target.path}` });
+      }
+    }
+    this.note(`connected to ${displayUrl(target)}${s.tlsMode !== "none" ? ` (TLS ${s.tlsMode})` : ""}`);
+  }
+
+  transferOptions(): TransferOptions {
+    return {
+      resume: this.settings.resume,
+      retries: this.settings.retries,
+      limitRate: this.settings.limitRate,
+      progress: this.progress,
+      note: (l) => this.note(l),
+    };
+  }
+
+  close(): void {
+    if (this.session) {
+      this.session.close();
+      this.session = undefined;
+    }
+  }
+
+  // One-shot commands -------------------------------------------------------------------------
+
+  async getUrl(url: string, local: string | undefined, segments: number): Promise<void> {
+    const target = parseFtpUrl(url);
+    if (target.isDir) throw new ClientError("usage", `get: the URL names a directory, not a file: ${url}`);
+    const dest = local ?? basename(target.path);
+    this.session = await this.connect(target);
+    const st = await stat(dest).catch(() => undefined);
+    const file = st?.isDirectory() ? `${dest}/${posix.basename(target.path)}` : dest;
+    if (segments > 1 || (this.settings.resume && (await hasSegmentState(file))))
+      await getSegmented(this.session, target.path, file, Math.max(2, segments), this.transferOptions());
+    else await getFile(this.session, target.path, file, this.transferOptions());
+  }
+
+  async putUrl(local: string, url: string): Promise<void> {
+    const target = parseFtpUrl(url);
+    const remote = target.isDir ? `${target.path}${basename(local)}` : target.path;
+    this.session = await this.connect(target);
+    await putFile(this.session, local, remote, this.transferOptions());
+  }
+
+  async lsUrl(url: string): Promise<void> {
+    const target = parseFtpUrl(url);
+    this.session = await this.connect(target);
+    let entries;
+    try {
+      entries = await this.session.list(target.path);
+    } catch (err) {
+      throw toClientError(err, { action: `ls ${target.path || "."}` });
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) this.out(formatEntry(e));
+  }
+
+  async mirrorUrl(source: string, dest: string, reverse: boolean, parallel: number, del: boolean): Promise<void> {
+    const url = reverse ? dest : source;
+    const target = parseFtpUrl(url);
+    this.session = await this.connect(target);
+    const mo = { ...this.transferOptions(), parallel, delete: del };
+    const remoteDir = target.path.replace(/\/+$/, "");
+    if (reverse) await mirrorUp(this.session, source, remoteDir, mo);
+    else await mirrorDown(this.session, remoteDir, dest, mo);
+  }
+}

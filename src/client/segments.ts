@@ -1,0 +1,270 @@
+// Segmented download: N byte ranges fetched over N connections at once (REST to each range's start,
+// then the connection is closed once the range is complete), written in place into one file. Progress
+// of each range is kept in a small state file next to the download, so a killed run continues where
+// it stopped. A server answering 421 at its connection limit makes us go on with fewer connections.
+import { open, readFile, rename, stat, unlink, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { basename } from "node:path";
+import { ClientError, toClientError } from "./errors.js";
+import type { ProgressHandle } from "./progress.js";
+import { shouldRetry, sleep, type FtpSession } from "./session.js";
+import { FileSink, RateLimiter } from "./streams.js";
+import { checkPrefix, getFile, verifyWhole, MISMATCH_SUFFIX, type TransferOptions, type TransferResult } from "./transfer.js";
+
+export const SEGMENT_STATE_SUFFIX = ".myftp-segments";
+/** Ranges smaller than this are not worth a connection of their own. */
+export const MIN_SEGMENT = 256 * 1024;
+const MAX_CONNECTIONS = 16;
+
+export interface Segment {
+  readonly start: number;
+  /** Exclusive. */
+  readonly end: number;
+  /** Next byte to fetch; start ≤ pos ≤ end. */
+  pos: number;
+}
+
+export interface SegmentState {
+  readonly version: 1;
+  readonly remote: string;
+  readonly size: number;
+  readonly segments: Segment[];
+}
+
+/** Split [from, size) into at most n ranges of nearly equal length (none empty). */
+export function splitRanges(from: number, size: number, n: number): Segment[] {
+  const len = size - from;
+  if (len <= 0) return [];
+  const count = Math.max(1, Math.min(n, Math.ceil(len / MIN_SEGMENT)));
+  const base = Math.floor(len / count);
+  const extra = len % count;
+  const out: Segment[] = [];
+  let at = from;
+  for (let i = 0; i < count; i++) {
+    const l = base + (i < extra ? 1 : 0);
+    out.push({ start: at, end: at + l, pos: at });
+    at += l;
+  }
+  return out;
+}
+
+export function parseSegmentState(text: string): SegmentState | undefined {
+  try {
+    const v = JSON.parse(text) as SegmentState;
+    if (v.version !== 1 || typeof v.remote !== "string" || !Number.isSafeInteger(v.size) || !Array.isArray(v.segments)) return undefined;
+    for (const s of v.segments) {
+      if (!Number.isSafeInteger(s.start) || !Number.isSafeInteger(s.end) || !Number.isSafeInteger(s.pos)) return undefined;
+      if (!(s.start <= s.pos && s.pos <= s.end && s.end <= v.size)) return undefined;
+    }
+    return v;
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadState(file: string): Promise<SegmentState | undefined> {
+  try {
+    return parseSegmentState(await readFile(file, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+async function saveState(file: string, state: SegmentState): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, JSON.stringify(state));
+  await rename(tmp, file);
+}
+
+/** Is there an unfinished segmented download for this local file? */
+export async function hasSegmentState(local: string): Promise<boolean> {
+  return (await loadState(local + SEGMENT_STATE_SUFFIX)) !== undefined;
+}
+
+function is421(err: unknown): boolean {
+  if (err instanceof ClientError) return err.ftpCode === 421;
+  return (err as { code?: unknown })?.code === 421;
+}
+
+export async function getSegmented(
+  session: FtpSession,
+  remote: string,
+  local: string,
+  requested: number,
+  opts: TransferOptions,
+): Promise<TransferResult> {
+  const name = basename(remote) || remote;
+  const stateFile = local + SEGMENT_STATE_SUFFIX;
+  const started = Date.now();
+  const size = await session.size(remote, true).catch((err) => {
+    throw toClientError(err, { action: `get ${remote}` });
+  });
+  if (size === undefined || !session.features.restStream) {
+    opts.note(`get ${remote}: the server cannot ${size === undefined ? "tell the file size" : "restart transfers"}; downloading over one connection`);
+    await unlink(stateFile).catch(() => undefined);
+    return await getFile(session, remote, local, opts);
+  }
+  const n = Math.max(1, Math.min(requested, MAX_CONNECTIONS));
+
+  let state = opts.resume ? await loadState(stateFile) : undefined;
+  const localSt = await stat(local).catch(() => undefined);
+  if (state && (state.remote !== remote || state.size !== size || localSt?.size !== size)) {
+    opts.note(`get ${remote}: the saved segment state does not match the remote file any more; starting over`);
+    state = undefined;
+  }
+  let prefix = 0;
+  if (state) {
+    const left = state.segments.reduce((a, s) => a + (s.end - s.pos), 0);
+    opts.note(`get ${remote}: continuing a segmented download, ${left} of ${size} bytes left`);
+  } else {
+    if (opts.resume && localSt && localSt.size > 0 && localSt.size <= size) {
+      const check = await checkPrefix(session, remote, local, localSt.size);
+      if (check === "mismatch") opts.note(`get ${remote}: the local file's first ${localSt.size} bytes differ from the remote file; starting over`);
+      else {
+        prefix = localSt.size;
+        if (prefix < size)
+          opts.note(`get ${remote}: resuming at byte ${prefix} (${check === "hash" ? "existing part checked by HASH" : "sizes only: the server cannot hash a range to check the existing part"})`);
+      }
+    }
+    state = { version: 1, remote, size, segments: splitRanges(prefix, size, n) };
+  }
+  const segments = state.segments;
+  const doneBytes = () => size - segments.reduce((a, s) => a + (s.end - s.pos), 0);
+  const resumedFrom = doneBytes();
+
+  const handle: FileHandle = await open(local, localSt ? "r+" : "w");
+  let bar: ProgressHandle | undefined;
+  let saving: Promise<void> | undefined;
+  const persist = () => {
+    saving ??= saveState(stateFile, state!).finally(() => {
+      saving = undefined;
+    });
+    return saving;
+  };
+  const timer = setInterval(() => void persist().catch(() => undefined), 500);
+  let transferred = 0;
+  try {
+    if (prefix === 0 && !localSt?.size) await handle.truncate(0);
+    await handle.truncate(size);
+    await persist();
+    bar = opts.progress.start("get", name, size, resumedFrom);
+    const limiter = opts.limitRate ? new RateLimiter(opts.limitRate) : undefined;
+    const queue = segments.filter((s) => s.pos < s.end);
+    let active = 0;
+    let firstError: unknown;
+
+    const fetchSegment = async (conn: FtpSession, seg: Segment): Promise<void> => {
+      const sink = new FileSink({
+        handle,
+        position: seg.pos,
+        limit: seg.end - seg.pos,
+        limiter,
+        onWritten: (k) => {
+          seg.pos += k;
+          transferred += k;
+          bar?.update(doneBytes());
+        },
+      });
+      // The server sends to the end of the file; once our range is in, hang up on it.
+      sink.once("limit", () => conn.close());
+      try {
+        await conn.client.downloadTo(sink, remote, seg.pos);
+      } catch (err) {
+        if (!sink.reachedLimit) throw err;
+      }
+      if (seg.pos < seg.end) throw new ClientError("remote", `${remote} ended at byte ${seg.pos}, before the expected ${seg.end}: it changed on the server`);
+    };
+
+    const worker = async (id: number): Promise<void> => {
+      let conn: FtpSession | undefined;
+      let refusals = 0;
+      try {
+        while (queue.length > 0 && firstError === undefined) {
+          if (!conn || conn.closed) {
+            try {
+              conn?.close();
+              conn = await session.clone();
+              refusals = 0;
+            } catch (err) {
+              conn = undefined;
+              if (is421(err) || shouldRetry(err)) {
+                refusals++;
+                // Others are still working: leave our ranges to them. Alone: wait and try again.
+                if (active > 0 && refusals >= 2) return;
+                if (refusals > Math.max(3, opts.retries)) throw err;
+                if (refusals === 1 && id > 0 && is421(err)) opts.note(`get ${remote}: the server refused connection ${id + 1} (421); backing off`);
+                await sleep(Math.min(250 * 2 ** refusals, 3000));
+                continue;
+              }
+              throw err;
+            }
+          }
+          const seg = queue.shift();
+          if (!seg) break;
+          active++;
+          let tries = 0;
+          try {
+            for (;;) {
+              try {
+                await fetchSegment(conn!, seg);
+                break;
+              } catch (err) {
+                if (!shouldRetry(err) || tries >= opts.retries) throw err;
+                tries++;
+                opts.note(`get ${remote}: connection ${id + 1} lost at byte ${seg.pos} (${toClientError(err).message}); retry ${tries}/${opts.retries}`);
+                conn!.close();
+                await sleep(Math.min(200 * 2 ** tries, 2000));
+                conn = await session.clone();
+              }
+            }
+          } catch (err) {
+            queue.unshift(seg);
+            throw err;
+          } finally {
+            active--;
+          }
+        }
+      } catch (err) {
+        firstError ??= err;
+      } finally {
+        conn?.close();
+      }
+    };
+
+    // Free our own control connection's slot for the duration: servers count connections per user.
+    session.close();
+    const workers = Array.from({ length: Math.min(n, queue.length) }, (_, i) => worker(i));
+    await Promise.all(workers);
+    await session.reconnect();
+    if (firstError !== undefined) throw firstError;
+    if (segments.some((s) => s.pos < s.end)) throw new ClientError("failed", `get ${remote}: some ranges could not be fetched`);
+    clearInterval(timer);
+    await saving?.catch(() => undefined);
+    await handle.close().catch(() => undefined);
+    let verified: string;
+    try {
+      verified = await verifyWhole(session, remote, local, opts);
+    } catch (err) {
+      if (err instanceof ClientError && err.kind === "verify") {
+        await rename(local, local + MISMATCH_SUFFIX).catch(() => undefined);
+        await unlink(stateFile).catch(() => undefined);
+        throw new ClientError("verify", `${err.message}; the local file was kept aside as ${local + MISMATCH_SUFFIX}`);
+      }
+      throw err;
+    }
+    await unlink(stateFile).catch(() => undefined);
+    const when = await session.mtime(remote).catch(() => undefined);
+    if (when) await utimes(local, new Date(), when).catch(() => undefined);
+    const result = { size, transferred, resumedFrom, verified, skipped: transferred === 0 && resumedFrom === size };
+    bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    return result;
+  } catch (err) {
+    bar?.abort();
+    throw toClientError(err, { action: `get ${remote}` });
+  } finally {
+    clearInterval(timer);
+    await saving?.catch(() => undefined);
+    // Record where each range stopped so that the next run continues from there.
+    if (segments.some((s) => s.pos < s.end)) await saveState(stateFile, state).catch(() => undefined);
+    await handle.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,337 @@
+// One logged-in control connection with what the server said it can do (RFC 2389 FEAT), and the
+// commands the protocol library has no method for: HASH, RANG, AVBL, SITE QUOTA.
+import { readFile } from "node:fs/promises";
+import { Client, FTPError, type FileInfo } from "basic-ftp";
+import type { ConnectionOptions } from "node:tls";
+import { ClientError, toClientError, isFtpReplyError, replyText } from "./errors.js";
+import { parseHashFeature, parseHashReply, pickAlgorithm, type HashAlgorithm, type HashReply } from "./hashing.js";
+import { endpointOf, type FtpTarget, type TlsMode } from "./url.js";
+
+export interface ConnectOptions {
+  /** Explicit TLS (AUTH TLS) for ftp:// URLs. */
+  readonly tls?: boolean;
+  /** Accept any server certificate. */
+  readonly insecure?: boolean;
+  /** PEM file with the certificate authority (or the self-signed certificate) to trust. */
+  readonly caFile?: string;
+  /** Control and data inactivity timeout. */
+  readonly timeoutMs?: number;
+  /** Log the control connection to stderr. */
+  readonly debug?: boolean;
+}
+
+export interface Features {
+  readonly hash: readonly HashAlgorithm[];
+  readonly rang: boolean;
+  readonly restStream: boolean;
+  readonly size: boolean;
+  readonly mdtm: boolean;
+  readonly mlst: boolean;
+  readonly mfmt: boolean;
+  readonly avbl: boolean;
+  readonly utf8: boolean;
+  readonly raw: ReadonlyMap<string, string>;
+}
+
+export function parseFeatures(raw: ReadonlyMap<string, string>): Features {
+  const has = (k: string) => raw.has(k) || raw.has(k.toLowerCase());
+  const hashValue = raw.get("HASH");
+  const hash = hashValue === undefined ? [] : parseHashFeature(hashValue).algorithms;
+  return {
+    hash,
+    rang: has("RANG"),
+    restStream: raw.get("REST")?.toUpperCase().startsWith("STREAM") ?? false,
+    size: has("SIZE"),
+    mdtm: has("MDTM"),
+    mlst: has("MLST"),
+    mfmt: has("MFMT"),
+    avbl: has("AVBL"),
+    utf8: has("UTF8"),
+    raw,
+  };
+}
+
+export interface Credentials {
+  readonly user: string;
+  readonly password: string;
+}
+
+/** A remote directory entry, independent of the protocol library's types. */
+export interface RemoteEntry {
+  readonly name: string;
+  readonly type: "file" | "dir" | "link" | "other";
+  readonly size: number;
+  readonly mtime: Date | undefined;
+  readonly rawDate: string;
+}
+
+export function toRemoteEntry(f: FileInfo): RemoteEntry {
+  const type = f.isDirectory ? "dir" : f.isSymbolicLink ? "link" : f.isFile ? "file" : "other";
+  return { name: f.name, type, size: f.size, mtime: f.modifiedAt, rawDate: f.rawModifiedAt };
+}
+
+export class FtpSession {
+  readonly target: FtpTarget;
+  readonly options: ConnectOptions;
+  readonly credentials: Credentials;
+  client: Client;
+  features: Features = parseFeatures(new Map());
+  hashAlgorithm: HashAlgorithm | undefined;
+  /** Current remote directory, restored after a reconnect. */
+  cwd = "/";
+  private selectedHash: HashAlgorithm | undefined;
+  private rangWorks = true;
+  /** Notes said once per run ("server has no HASH …"), shared with clones. */
+  readonly saidOnce: Set<string>;
+
+  private constructor(target: FtpTarget, credentials: Credentials, options: ConnectOptions, saidOnce = new Set<string>()) {
+    this.saidOnce = saidOnce;
+    this.target = target;
+    this.credentials = credentials;
+    this.options = options;
+    this.client = new Client(options.timeoutMs ?? 30_000);
+  }
+
+  static async open(target: FtpTarget, credentials: Credentials, options: ConnectOptions = {}): Promise<FtpSession> {
+    const s = new FtpSession(target, credentials, options);
+    await s.connect();
+    return s;
+  }
+
+  /** A second connection to the same server as the same user (segmented download, parallel mirror). */
+  async clone(): Promise<FtpSession> {
+    const s = new FtpSession(this.target, this.credentials, this.options, this.saidOnce);
+    s.cwd = this.cwd;
+    await s.connect();
+    if (this.cwd !== s.cwd) await s.cd(this.cwd);
+    return s;
+  }
+
+  get tlsMode(): TlsMode {
+    if (this.target.tls === "implicit") return "implicit";
+    return this.options.tls ? "explicit" : "none";
+  }
+
+  get closed(): boolean {
+    return this.client.closed;
+  }
+
+  private async tlsOptions(): Promise<ConnectionOptions> {
+    const o: { rejectUnauthorized: boolean; ca?: Buffer; servername?: string } = { rejectUnauthorized: !this.options.insecure };
+    if (this.options.caFile) {
+      try {
+        o.ca = await readFile(this.options.caFile);
+      } catch (err) {
+        throw new ClientError("usage", `cannot read CA file ${this.options.caFile}: ${(err as Error).message}`);
+      }
+    }
+    if (!/^[\d.]+$/.test(this.target.host) && !this.target.host.includes(":")) o.servername = this.target.host;
+    return o;
+  }
+
+  async connect(): Promise<void> {
+    this.client.close();
+    this.client = new Client(this.options.timeoutMs ?? 30_000);
+    this.client.ftp.verbose = this.options.debug ?? false;
+    const mode = this.tlsMode;
+    try {
+      await this.client.access({
+        host: this.target.host,
+        port: this.target.port,
+        user: this.credentials.user,
+        password: this.credentials.password,
+        secure: mode === "implicit" ? "implicit" : mode === "explicit",
+        secureOptions: mode === "none" ? undefined : await this.tlsOptions(),
+      });
+    } catch (err) {
+      this.client.close();
+      const e = toClientError(err, { endpoint: endpointOf(this.target) });
+      if (e.kind === "remote" && isFtpReplyError(err) && (err.code === 331 || err.code === 332 || err.code === 530))
+        throw new ClientError("login", `login refused by the server (${err.code} ${replyText(err.message)})`, { cause: err });
+      if (mode === "explicit" && isFtpReplyError(err) && err.message.includes("AUTH"))
+        throw new ClientError("connect", `the server does not offer TLS (${replyText(err.message)})`, { cause: err });
+      throw e;
+    }
+    this.features = parseFeatures(await this.client.features());
+    this.selectedHash = undefined;
+    this.rangWorks = this.features.rang;
+    this.hashAlgorithm = pickAlgorithm({ algorithms: this.features.hash, selected: undefined });
+    if (this.cwd !== "/") {
+      await this.client.cd(this.cwd);
+    } else {
+      this.cwd = await this.client.pwd().catch(() => "/");
+    }
+  }
+
+  /** Reconnect after a dropped connection, back in the same directory. */
+  async reconnect(): Promise<void> {
+    await this.connect();
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  async send(command: string): Promise<{ code: number; message: string }> {
+    return await this.client.send(command);
+  }
+
+  async sendIgnoringError(command: string): Promise<{ code: number; message: string }> {
+    return await this.client.sendIgnoringError(command);
+  }
+
+  async pwd(): Promise<string> {
+    this.cwd = await this.client.pwd();
+    return this.cwd;
+  }
+
+  async cd(path: string): Promise<void> {
+    await this.client.cd(path);
+    this.cwd = await this.client.pwd();
+  }
+
+  async list(path = ""): Promise<RemoteEntry[]> {
+    const entries = await this.client.list(path);
+    return entries.filter((e) => e.name !== "." && e.name !== "..").map(toRemoteEntry);
+  }
+
+  /**
+   * Size of a remote file, or undefined when the server will not say (missing, a directory, no SIZE).
+   * With `mustExist`, a 550 from a server that has SIZE is thrown: the file is not there to be read.
+   */
+  async size(path: string, mustExist = false): Promise<number | undefined> {
+    const res = await this.client.sendIgnoringError(`SIZE ${path}`);
+    if (mustExist && res.code === 550 && this.features.size) throw new FTPError(res);
+    if (res.code !== 213) return undefined;
+    const n = Number.parseInt(replyText(res.message), 10);
+    return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  }
+
+  /** Modification time (RFC 3659 MDTM), or undefined. */
+  async mtime(path: string): Promise<Date | undefined> {
+    if (!this.features.mdtm) return undefined;
+    const res = await this.client.sendIgnoringError(`MDTM ${path}`);
+    if (res.code !== 213) return undefined;
+    return parseMdtm(replyText(res.message));
+  }
+
+  /** Set a remote file's modification time where the server offers MFMT. */
+  async setMtime(path: string, when: Date): Promise<boolean> {
+    if (!this.features.mfmt) return false;
+    const res = await this.client.sendIgnoringError(`MFMT ${formatMdtm(when)} ${path}`);
+    return res.code === 213;
+  }
+
+  get hasHash(): boolean {
+    return this.hashAlgorithm !== undefined;
+  }
+
+  get hasRangedHash(): boolean {
+    return this.hashAlgorithm !== undefined && this.rangWorks;
+  }
+
+  /**
+   * The server's hash of a file, or of bytes [start, endExclusive) when a range is given (RANG takes an
+   * inclusive end). Returns undefined when the server has no HASH, or refuses a range.
+   */
+  async remoteHash(path: string, range?: { start: number; endExclusive: number }): Promise<HashReply | undefined> {
+    const algo = this.hashAlgorithm;
+    if (!algo) return undefined;
+    if (this.selectedHash !== algo) {
+      const res = await this.client.sendIgnoringError(`OPTS HASH ${algo}`);
+      if (res.code >= 200 && res.code < 300) this.selectedHash = algo;
+      else if (this.features.hash.length > 1) {
+        // Keep whatever the server selects by default, and learn it from the reply below.
+        this.selectedHash = undefined;
+      }
+    }
+    if (range) {
+      if (!this.rangWorks) return undefined;
+      if (range.endExclusive <= range.start) return undefined;
+      const res = await this.client.sendIgnoringError(`RANG ${range.start} ${range.endExclusive - 1}`);
+      if (res.code !== 350) {
+        this.rangWorks = false;
+        return undefined;
+      }
+    }
+    let res: { code: number; message: string };
+    try {
+      res = await this.client.send(`HASH ${path}`);
+    } catch (err) {
+      if (range) await this.client.sendIgnoringError("RANG 1 0").catch(() => undefined);
+      if (isFtpReplyError(err) && (err.code === 500 || err.code === 502 || err.code === 504)) {
+        this.hashAlgorithm = undefined;
+        return undefined;
+      }
+      throw err;
+    }
+    const parsed = parseHashReply(res.message);
+    if (!parsed) throw new ClientError("remote", `cannot understand the server's HASH reply: ${res.message.trim()}`);
+    if (range && parsed.start !== range.start) {
+      throw new ClientError("remote", `the server hashed bytes ${parsed.start}-${parsed.end}, not the ${range.start}-${range.endExclusive - 1} asked for`);
+    }
+    return parsed;
+  }
+
+  /** Bytes available to this user (AVBL), or undefined. */
+  async available(path?: string): Promise<{ bytes: number | undefined; reply: string }> {
+    const res = await this.client.sendIgnoringError(path ? `AVBL ${path}` : "AVBL");
+    if (res.code !== 213) return { bytes: undefined, reply: res.message.trim() };
+    const n = Number.parseInt(replyText(res.message), 10);
+    return { bytes: Number.isSafeInteger(n) ? n : undefined, reply: res.message.trim() };
+  }
+
+  async siteQuota(): Promise<{ ok: boolean; reply: string }> {
+    const res = await this.client.sendIgnoringError("SITE QUOTA");
+    return { ok: res.code >= 200 && res.code < 300, reply: res.message.trim() };
+  }
+
+  /** Run `fn`; if the connection drops, reconnect and let the caller try again (at most `retries` times). */
+  async withReconnect<T>(retries: number, fn: (attempt: number) => Promise<T>, onRetry?: (err: unknown, attempt: number) => void): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (this.client.closed) await this.reconnect();
+        return await fn(attempt);
+      } catch (err) {
+        if (attempt >= retries || !shouldRetry(err)) throw err;
+        onRetry?.(err, attempt + 1);
+        await sleep(Math.min(200 * 2 ** attempt, 2000));
+        try {
+          await this.reconnect();
+        } catch (e) {
+          if (attempt + 1 >= retries || !shouldRetry(e)) throw e;
+        }
+      }
+    }
+  }
+}
+
+export function shouldRetry(err: unknown): boolean {
+  if (err instanceof ClientError) return false;
+  if (err instanceof FTPError || isFtpReplyError(err)) {
+    const code = (err as { code: number }).code;
+    return code === 421 || code === 425 || code === 426 || code === 450 || code === 451;
+  }
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ECONNREFUSED") return false;
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "ETIMEDOUT") return true;
+  return /closed|timeout|FIN packet|data connection|premature|socket hang up/i.test(err.message);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** "20240102030405" or "20240102030405.123" (UTC) → Date. */
+export function parseMdtm(text: string): Date | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,3}))?/.exec(text.trim());
+  if (!m) return undefined;
+  const ms = m[7] ? Number(m[7].padEnd(3, "0")) : 0;
+  return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms));
+}
+
+export function formatMdtm(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+}

@@ -1,0 +1,295 @@
+// The interactive shell: reads command lines (from a terminal with prompt, history and completion, or
+// from a script on stdin without either), runs them one at a time, reports failures and goes on.
+import { appendFile, readFile, readdir } from "node:fs/promises";
+import { Writable } from "node:stream";
+import { createInterface, type Interface } from "node:readline";
+import { ClientError, ExitCode, toClientError, type ExitCodeValue } from "./errors.js";
+import { commandNames, findCommand, type ArgKind, type ShellContext } from "./commands.js";
+import type { FtpSession } from "./session.js";
+
+/** Split a command line into words: whitespace separates, quotes group, backslash escapes. */
+export function tokenize(line: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let inWord = false;
+  let quote: '"' | "'" | undefined;
+  const chars = [...line];
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === "\\" && quote === '"' && i + 1 < chars.length) cur += chars[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (c === "\\" && i + 1 < chars.length) {
+      cur += chars[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) out.push(cur);
+      cur = "";
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (quote) throw new ClientError("usage", `unbalanced ${quote} quote`);
+  if (inWord) out.push(cur);
+  return out;
+}
+
+/** Quote a word for the command line if it needs it. */
+export function quoteWord(w: string): string {
+  return /[\s"'\\]/.test(w) ? `"${w.replace(/(["\\])/g, "\\$1")}"` : w;
+}
+
+/** The word being typed at the end of the line, as the user typed it (raw) and as it means (value). */
+export function lastWord(line: string): { raw: string; value: string; index: number } {
+  let quote: string | undefined;
+  let start = 0;
+  let index = 0;
+  let inWord = false;
+  const chars = [...line];
+  let pos = 0;
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      if (!inWord) {
+        start = pos;
+        inWord = true;
+      }
+    } else if (c === "\\") {
+      if (!inWord) {
+        start = pos;
+        inWord = true;
+      }
+      pos += c.length;
+      i++;
+      if (i < chars.length) pos += chars[i]!.length;
+      continue;
+    } else if (/\s/.test(c)) {
+      if (inWord) index++;
+      inWord = false;
+    } else if (!inWord) {
+      start = pos;
+      inWord = true;
+    }
+    pos += c.length;
+  }
+  const raw = inWord ? line.slice(start) : "";
+  let value: string;
+  try {
+    value = tokenize(quote ? raw + quote : raw)[0] ?? "";
+  } catch {
+    value = raw;
+  }
+  return { raw, value, index };
+}
+
+export interface Completion {
+  complete(line: string): Promise<[string[], string]>;
+}
+
+type Lister = (dir: string) => Promise<{ name: string; dir: boolean }[]>;
+
+/** Candidates for the last word of `line`: command names first, then remote or local paths. */
+export function createCompleter(remote: Lister | undefined, local: Lister): Completion {
+  return {
+    async complete(line) {
+      const { raw, value, index } = lastWord(line);
+      if (index === 0) {
+        const hits = commandNames().filter((n) => n.startsWith(value.toLowerCase()));
+        return [hits.map((h) => `${h} `), raw];
+      }
+      const words = tokenize(line.replace(/\\$/, ""));
+      const cmd = findCommand(words[0] ?? "");
+      if (!cmd) return [[], raw];
+      const argIndex = index - 1;
+      const kind: ArgKind = cmd.args[Math.min(argIndex, cmd.args.length - 1)] ?? "none";
+      if (kind === "command") return [commandNames().filter((n) => n.startsWith(value)), raw];
+      const lister = kind === "remote" ? remote : kind === "local" ? local : undefined;
+      if (!lister) return [[], raw];
+      const slash = value.lastIndexOf("/");
+      const dir = slash === -1 ? "" : value.slice(0, slash + 1);
+      const prefix = value.slice(slash + 1);
+      let entries: { name: string; dir: boolean }[];
+      try {
+        entries = await lister(dir);
+      } catch {
+        return [[], raw];
+      }
+      const hits = entries
+        .filter((e) => e.name.startsWith(prefix) && (prefix.startsWith(".") || !e.name.startsWith(".") || prefix !== ""))
+        .map((e) => quoteWord(dir + e.name) + (e.dir ? "/" : " "))
+        .sort();
+      return [hits, raw];
+    },
+  };
+}
+
+/** Remote directory listings for completion, cached briefly; nothing while a command runs. */
+export function remoteLister(getSession: () => FtpSession | undefined, isBusy: () => boolean): Lister {
+  const cache = new Map<string, { at: number; names: { name: string; dir: boolean }[] }>();
+  return async (dir) => {
+    const s = getSession();
+    if (!s || s.closed || isBusy()) return [];
+    const key = `${s.cwd}\0${dir}`;
+    const hit = cache.get(key);
+    if (hit && Date.now() - hit.at < 5000) return hit.names;
+    const list = await s.list(dir === "" ? "" : dir);
+    const names = list.map((e) => ({ name: e.name, dir: e.type === "dir" }));
+    if (cache.size > 100) cache.clear();
+    cache.set(key, { at: Date.now(), names });
+    return names;
+  };
+}
+
+export const localLister: Lister = async (dir) => {
+  const entries = await readdir(dir === "" ? "." : dir, { withFileTypes: true });
+  return entries.map((e) => ({ name: e.name, dir: e.isDirectory() }));
+};
+
+export interface ShellIo {
+  readonly input: NodeJS.ReadableStream & { isTTY?: boolean };
+  readonly output: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  readonly interactive: boolean;
+  readonly historyFile: string | undefined;
+  readonly err: (line: string) => void;
+}
+
+/** A stream in front of the terminal that can be silenced while a password is typed. */
+class MutableOutput extends Writable {
+  muted = false;
+  constructor(private readonly target: NodeJS.WritableStream & { columns?: number }) {
+    super();
+  }
+  get columns(): number | undefined {
+    return this.target.columns;
+  }
+  get isTTY(): boolean {
+    return true;
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    if (!this.muted) this.target.write(chunk);
+    cb();
+  }
+}
+
+export interface ShellResult {
+  readonly exitCode: ExitCodeValue;
+  readonly failures: number;
+}
+
+/**
+ * Run the shell until end of input or quit. Each command's failure prints one line and the shell goes
+ * on; the exit code is that of the first failure (0 when none).
+ */
+export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellIo): Promise<ShellResult> {
+  let failures = 0;
+  let exitCode: ExitCodeValue = ExitCode.ok;
+  let quitting = false;
+  const mutable = io.interactive ? new MutableOutput(io.output) : undefined;
+  const completer = createCompleter(
+    remoteLister(() => ctx.session, () => ctx.busy),
+    localLister,
+  );
+  let history: string[] = [];
+  if (io.interactive && io.historyFile) {
+    history = (await readFile(io.historyFile, "utf8").catch(() => ""))
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .slice(-500)
+      .reverse();
+  }
+  const rl: Interface = createInterface({
+    input: io.input,
+    output: mutable,
+    terminal: io.interactive,
+    historySize: 500,
+    history,
+    completer: io.interactive
+      ? (line: string, cb: (err: Error | null, result: [string[], string]) => void) => {
+          completer.complete(line).then(
+            (r) => cb(null, r),
+            () => cb(null, [[], line]),
+          );
+        }
+      : undefined,
+  } as Parameters<typeof createInterface>[0]);
+  ctx.quit = () => {
+    quitting = true;
+  };
+  if (mutable) ctx.prompt = (q) => hiddenQuestion(rl, mutable, q);
+  if (mutable) {
+    const prompt = () => `myftp${ctx.session ? `:${ctx.session.cwd}` : ""}> `;
+    rl.setPrompt(prompt());
+    rl.prompt();
+    rl.on("line", () => rl.setPrompt(prompt()));
+  }
+  for await (const line of rl) {
+    const trimmed = line.trim();
+    if (trimmed !== "" && !trimmed.startsWith("#")) {
+      if (io.interactive && io.historyFile) await appendFile(io.historyFile, `${trimmed}\n`).catch(() => undefined);
+      ctx.busy = true;
+      try {
+        await runLine(ctx, trimmed);
+      } catch (err) {
+        const e = toClientError(err);
+        failures++;
+        if (exitCode === ExitCode.ok) exitCode = e.exitCode;
+        io.err(`myftp: ${e.message}`);
+      } finally {
+        ctx.busy = false;
+      }
+    }
+    if (quitting) break;
+    if (mutable) {
+      rl.setPrompt(`myftp${ctx.session ? `:${ctx.session.cwd}` : ""}> `);
+      rl.prompt();
+    }
+  }
+  rl.close();
+  return { exitCode, failures };
+}
+
+/** Ask a question on the shell's terminal without echoing the answer. */
+function hiddenQuestion(rl: Interface, output: MutableOutput, question: string): Promise<string> {
+  return new Promise((resolve) => {
+    output.muted = false;
+    output.write(question);
+    output.muted = true;
+    rl.question("", (answer) => {
+      output.muted = false;
+      output.write("\n");
+      resolve(answer);
+    });
+  });
+}
+
+export async function runLine(ctx: ShellContext, line: string): Promise<void> {
+  const words = tokenize(line);
+  if (words.length === 0) return;
+  const [name, ...args] = words;
+  const cmd = findCommand(name!);
+  if (!cmd) throw new ClientError("usage", `unknown command: ${name} (try help)`);
+  // Commands with options check their own counts once the options are taken off.
+  const hasOptions = cmd.usage.includes("[-");
+  if (args.length < cmd.min || (!hasOptions && args.length > cmd.max)) throw new ClientError("usage", `usage: ${cmd.usage}`);
+  if (cmd.connected) {
+    if (!ctx.session) throw new ClientError("usage", `${cmd.name}: not connected (use: open ftp://user@host[:port])`);
+    if (ctx.session.closed) {
+      ctx.note("the connection was closed; reconnecting");
+      await ctx.session.reconnect();
+    }
+  }
+  try {
+    await cmd.run(ctx, args);
+  } catch (err) {
+    throw toClientError(err, { action: cmd.name });
+  }
+}

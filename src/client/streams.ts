@@ -1,0 +1,88 @@
+// Streams between the data connection and local files: a positional file sink that reports each
+// write only once it reached the file (so recorded progress never runs ahead of the disk), a counting
+// and optionally rate-limited pass-through for uploads.
+import { Transform, Writable, type TransformCallback } from "node:stream";
+import type { FileHandle } from "node:fs/promises";
+
+/** Spreads bytes over time so that at most `bytesPerSecond` pass on average. */
+export class RateLimiter {
+  private readonly start: number;
+  private sent = 0;
+  constructor(private readonly bytesPerSecond: number) {
+    this.start = Date.now();
+  }
+  /** Resolves when `n` more bytes may go. */
+  async take(n: number): Promise<void> {
+    this.sent += n;
+    const due = this.start + (this.sent / this.bytesPerSecond) * 1000;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 5000)));
+  }
+}
+
+export interface FileSinkOptions {
+  readonly handle: FileHandle;
+  /** File position of the first byte written. */
+  readonly position: number;
+  /** Accept at most this many bytes, then emit "limit" and drop the rest. */
+  readonly limit?: number;
+  /** Called after each write reached the file, with the byte count of that write. */
+  readonly onWritten?: (bytes: number) => void;
+  readonly limiter?: RateLimiter;
+}
+
+export class FileSink extends Writable {
+  private position: number;
+  private remaining: number;
+  private readonly opts: FileSinkOptions;
+  written = 0;
+  reachedLimit = false;
+
+  constructor(opts: FileSinkOptions) {
+    super({ highWaterMark: 1 << 20 });
+    this.opts = opts;
+    this.position = opts.position;
+    this.remaining = opts.limit ?? Number.POSITIVE_INFINITY;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeChunk(chunk).then(() => cb(), cb);
+  }
+
+  private async writeChunk(chunk: Buffer): Promise<void> {
+    if (this.remaining <= 0) return;
+    const n = Math.min(chunk.length, this.remaining);
+    if (this.opts.limiter) await this.opts.limiter.take(n);
+    let off = 0;
+    while (off < n) {
+      const { bytesWritten } = await this.opts.handle.write(chunk, off, n - off, this.position);
+      off += bytesWritten;
+      this.position += bytesWritten;
+    }
+    this.remaining -= n;
+    this.written += n;
+    this.opts.onWritten?.(n);
+    if (this.remaining <= 0 && !this.reachedLimit) {
+      this.reachedLimit = true;
+      this.emit("limit");
+    }
+  }
+}
+
+/** Counts (and optionally throttles) bytes flowing through. */
+export class Meter extends Transform {
+  bytes = 0;
+  constructor(
+    private readonly onBytes: (n: number) => void,
+    private readonly limiter?: RateLimiter,
+  ) {
+    super({ highWaterMark: 1 << 16 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.onBytes(chunk.length);
+    if (this.limiter) this.limiter.take(chunk.length).then(() => cb(null, chunk), cb);
+    else cb(null, chunk);
+  }
+}

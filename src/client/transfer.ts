@@ -1,0 +1,312 @@
+// Single-file get and put: automatic resume after checking the part already there, retries on dropped
+// connections, and verification of the whole file once it is complete.
+import { createReadStream } from "node:fs";
+import { open, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
+import { basename } from "node:path";
+import { uploadFrom as ftpUpload } from "basic-ftp/dist/transfer.js";
+import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
+import { ClientError, toClientError } from "./errors.js";
+import { hashLocalFile, type HashAlgorithm, HASH_PREFERENCE } from "./hashing.js";
+import type { ProgressHandle, ProgressReporter } from "./progress.js";
+import type { FtpSession } from "./session.js";
+import { FileSink, Meter, RateLimiter } from "./streams.js";
+
+export interface TransferOptions {
+  /** Continue a partial file (default); false starts over. */
+  readonly resume: boolean;
+  /** Reconnect-and-resume attempts after a dropped connection. */
+  readonly retries: number;
+  /** Bytes per second, for slow links and tests. */
+  readonly limitRate?: number;
+  readonly progress: ProgressReporter;
+  /** One line of information for the user (resume decisions, verification method). */
+  readonly note: (line: string) => void;
+}
+
+export interface TransferResult {
+  readonly size: number;
+  readonly transferred: number;
+  readonly resumedFrom: number;
+  readonly verified: string;
+  readonly skipped: boolean;
+}
+
+/** Suffix for a file set aside after a failed verification. */
+export const MISMATCH_SUFFIX = ".myftp-mismatch";
+
+function algorithmOf(name: string): HashAlgorithm | undefined {
+  return HASH_PREFERENCE.find((a) => a === name.toUpperCase());
+}
+
+async function localSize(path: string): Promise<number | undefined> {
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) throw new ClientError("local", `${path} is a directory`);
+    return st.size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+export type PrefixCheck = "hash" | "size" | "mismatch" | "unavailable";
+
+/**
+ * Does the remote file start with the same `length` bytes as the local one? Uses HASH over the range
+ * where the server offers it ("hash"), else only sizes can be compared ("size").
+ */
+export async function checkPrefix(session: FtpSession, remote: string, local: string, length: number): Promise<PrefixCheck> {
+  if (length === 0) return "hash";
+  if (!session.hasRangedHash) return "size";
+  const reply = await session.remoteHash(remote, { start: 0, endExclusive: length });
+  if (!reply) return "size";
+  const algo = algorithmOf(reply.algorithm);
+  if (!algo) return "size";
+  const mine = await hashLocalFile(local, algo, 0, length);
+  return mine === reply.hex ? "hash" : "mismatch";
+}
+
+/** Compare the whole remote file with the local one; throws a verify error on mismatch. */
+export async function verifyWhole(
+  session: FtpSession,
+  remote: string,
+  local: string,
+  opts: Pick<TransferOptions, "note">,
+): Promise<string> {
+  const size = (await localSize(local)) ?? 0;
+  if (session.hasHash) {
+    const reply = await session.remoteHash(remote);
+    const algo = reply ? algorithmOf(reply.algorithm) : undefined;
+    if (reply && algo) {
+      const mine = await hashLocalFile(local, algo);
+      if (mine !== reply.hex)
+        throw new ClientError("verify", `verification failed for ${remote}: ${algo} differs (local ${mine.slice(0, 16)}…, server ${reply.hex.slice(0, 16)}…)`);
+      return `${algo} verified`;
+    }
+  }
+  if (!session.saidOnce.has("no-hash")) {
+    session.saidOnce.add("no-hash");
+    opts.note("note: the server has no HASH command; transfers are verified by size only");
+  }
+  const remoteSize = await session.size(remote);
+  if (remoteSize === undefined) throw new ClientError("verify", `verification failed for ${remote}: the server will not tell its size`);
+  if (remoteSize !== size)
+    throw new ClientError("verify", `verification failed for ${remote}: sizes differ (local ${size} bytes, server ${remoteSize} bytes)`);
+  return "size verified";
+}
+
+/** Download one file. */
+export async function getFile(session: FtpSession, remote: string, local: string, opts: TransferOptions): Promise<TransferResult> {
+  const name = remote.replace(/^\.\//, "") || basename(local);
+  const started = Date.now();
+  let transferred = 0;
+  let resumedFrom = 0;
+  let bar: ProgressHandle | undefined;
+  const limiter = opts.limitRate ? new RateLimiter(opts.limitRate) : undefined;
+  const existed = (await localSize(local).catch(() => undefined)) !== undefined;
+  try {
+    const outcome = await session.withReconnect(
+      opts.retries,
+      async (attempt) => {
+        const remoteSize = await session.size(remote, true);
+        const have = (await localSize(local)) ?? 0;
+        let offset = 0;
+        if (have > 0 && opts.resume) {
+          offset = await planGetResume(session, remote, local, have, remoteSize, attempt > 0, opts);
+        }
+        if (attempt === 0) resumedFrom = offset;
+        if (remoteSize !== undefined && offset === remoteSize && offset > 0) return "complete" as const;
+        bar ??= opts.progress.start("get", name, remoteSize, offset);
+        bar.setTotal(remoteSize);
+        let done = offset;
+        const handle: FileHandle = await open(local, offset > 0 ? "r+" : "w");
+        try {
+          if (offset === 0) await handle.truncate(0);
+          const sink = new FileSink({
+            handle,
+            position: offset,
+            limiter,
+            onWritten: (n) => {
+              done += n;
+              transferred += n;
+              bar?.update(done);
+            },
+          });
+          await session.client.downloadTo(sink, remote, offset);
+          await handle.truncate(done);
+        } finally {
+          await handle.close();
+        }
+        return "transferred" as const;
+      },
+      (err, n) => opts.note(`connection lost during get ${remote} (${toClientError(err).message}); retry ${n}/${opts.retries}`),
+    );
+    const verified = await verifyOrSetAside(session, remote, local, opts, "get");
+    const size = (await localSize(local)) ?? 0;
+    const when = await session.mtime(remote).catch(() => undefined);
+    if (when) await utimes(local, new Date(), when).catch(() => undefined);
+    const result = { size, transferred, resumedFrom, verified, skipped: outcome === "complete" };
+    if (result.skipped) opts.note(`get ${name}: already complete (${verified})`);
+    bar ??= opts.progress.start("get", name, size, size);
+    bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    return result;
+  } catch (err) {
+    bar?.abort();
+    // Do not leave an empty file behind for a download that never started.
+    if (!existed && transferred === 0) await unlink(local).catch(() => undefined);
+    throw toClientError(err, { action: `get ${remote}` });
+  }
+}
+
+async function planGetResume(
+  session: FtpSession,
+  remote: string,
+  local: string,
+  have: number,
+  remoteSize: number | undefined,
+  ownPartial: boolean,
+  opts: TransferOptions,
+): Promise<number> {
+  if (remoteSize === undefined) {
+    opts.note(`get ${remote}: the server does not tell the file's size, so the local part cannot be resumed; starting over`);
+    return 0;
+  }
+  if (have > remoteSize) {
+    opts.note(`get ${remote}: the local file is larger than the remote one; starting over`);
+    return 0;
+  }
+  if (have < remoteSize && !session.features.restStream) {
+    opts.note(`get ${remote}: the server cannot restart transfers (no REST STREAM); starting over`);
+    return 0;
+  }
+  if (ownPartial) return have;
+  const check = await checkPrefix(session, remote, local, have);
+  if (check === "mismatch") {
+    opts.note(`get ${remote}: the local file's first ${have} bytes differ from the remote file; starting over`);
+    return 0;
+  }
+  if (have === remoteSize) return have;
+  if (check === "hash") opts.note(`get ${remote}: resuming at byte ${have} (existing part checked by HASH)`);
+  else opts.note(`get ${remote}: resuming at byte ${have} (sizes only: the server cannot hash a range to check the existing part)`);
+  return have;
+}
+
+async function verifyOrSetAside(
+  session: FtpSession,
+  remote: string,
+  local: string,
+  opts: TransferOptions,
+  direction: "get" | "put",
+): Promise<string> {
+  try {
+    return await verifyWhole(session, remote, local, opts);
+  } catch (err) {
+    if (err instanceof ClientError && err.kind === "verify") {
+      if (direction === "get") {
+        const aside = local + MISMATCH_SUFFIX;
+        await rename(local, aside).catch(() => undefined);
+        throw new ClientError("verify", `${err.message}; the local file was kept aside as ${aside}`);
+      }
+      const aside = remote + MISMATCH_SUFFIX;
+      const moved = await session.client.rename(remote, aside).then(
+        () => true,
+        () => false,
+      );
+      throw new ClientError("verify", moved ? `${err.message}; the remote file was kept aside as ${aside}` : err.message);
+    }
+    throw err;
+  }
+}
+
+/** Upload one file. */
+export async function putFile(session: FtpSession, local: string, remote: string, opts: TransferOptions): Promise<TransferResult> {
+  const name = local;
+  const started = Date.now();
+  let transferred = 0;
+  let resumedFrom = 0;
+  let bar: ProgressHandle | undefined;
+  const limiter = opts.limitRate ? new RateLimiter(opts.limitRate) : undefined;
+  try {
+    const size = await localSize(local);
+    if (size === undefined) throw new ClientError("local", `no such local file: ${local}`);
+    const outcome = await session.withReconnect(
+      opts.retries,
+      async (attempt) => {
+        const have = opts.resume || attempt > 0 ? ((await session.size(remote)) ?? 0) : 0;
+        let offset = 0;
+        if (have > 0) offset = await planPutResume(session, local, remote, have, size, attempt > 0, opts);
+        if (attempt === 0) resumedFrom = offset;
+        if (offset === size && size > 0) return "complete" as const;
+        bar ??= opts.progress.start("put", name, size, offset);
+        let done = offset;
+        const source = createReadStream(local, { start: offset, highWaterMark: 1 << 16 });
+        const meter = new Meter((n) => {
+          done += n;
+          transferred += n;
+          bar?.update(done);
+        }, limiter);
+        source.on("error", (e) => meter.destroy(e));
+        source.pipe(meter);
+        try {
+          if (offset === 0) await session.client.uploadFrom(meter, remote);
+          else if (session.features.restStream) await storeAt(session, meter, remote, offset);
+          else await session.client.appendFrom(meter, remote);
+        } finally {
+          source.destroy();
+        }
+        if (meter.bytes !== size - offset)
+          throw new ClientError("local", `${local} changed while it was being sent (${meter.bytes} of ${size - offset} bytes read)`);
+        return "transferred" as const;
+      },
+      (err, n) => opts.note(`connection lost during put ${local} (${toClientError(err).message}); retry ${n}/${opts.retries}`),
+    );
+    const verified = await verifyOrSetAside(session, remote, local, opts, "put");
+    const result = { size, transferred, resumedFrom, verified, skipped: outcome === "complete" };
+    const st = await stat(local);
+    await session.setMtime(remote, st.mtime).catch(() => false);
+    if (result.skipped) opts.note(`put ${name}: already complete (${verified})`);
+    bar ??= opts.progress.start("put", name, size, size);
+    bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    return result;
+  } catch (err) {
+    bar?.abort();
+    throw toClientError(err, { action: `put ${local}` });
+  }
+}
+
+async function planPutResume(
+  session: FtpSession,
+  local: string,
+  remote: string,
+  have: number,
+  size: number,
+  ownPartial: boolean,
+  opts: TransferOptions,
+): Promise<number> {
+  if (have > size) {
+    opts.note(`put ${local}: the remote file is larger than the local one; starting over`);
+    return 0;
+  }
+  if (ownPartial) return have;
+  const check = await checkPrefix(session, remote, local, have);
+  if (check === "mismatch") {
+    opts.note(`put ${local}: the remote file's first ${have} bytes differ from the local file; starting over`);
+    return 0;
+  }
+  if (have === size) return have;
+  const how = session.features.restStream ? "REST+STOR" : "APPE";
+  if (check === "hash") opts.note(`put ${local}: resuming at byte ${have} with ${how} (existing part checked by HASH)`);
+  else opts.note(`put ${local}: resuming at byte ${have} with ${how} (sizes only: the server cannot hash a range to check the existing part)`);
+  return have;
+}
+
+/** REST offset, then STOR: the server writes from the offset and keeps what is before it. */
+async function storeAt(session: FtpSession, source: Meter, remote: string, offset: number): Promise<void> {
+  const client = session.client;
+  const path = await client.protectWhitespace(remote);
+  await client.prepareTransfer(client.ftp);
+  // REST must come right before STOR (RFC 3659 §5.3), after the data connection is set up.
+  await client.send(`REST ${offset}`);
+  await ftpUpload(source, { ftp: client.ftp, tracker: new ProgressTracker(), command: "STOR", remotePath: path, type: "upload" });
+}
+
