@@ -1,0 +1,140 @@
+// Per-user disk quota: one live usage counter per user, shared by every session of that user.
+//
+// Writers reserve bytes before they write them, so however many uploads run at once the counter never passes the
+// limit. The counter is persisted in the user store; while any upload of the user runs it is marked dirty there, so
+// a crash in the middle forces a rescan of the home on the next load instead of trusting a stale figure.
+
+import { MyftpError } from "./errors.js";
+
+export interface UsageStore {
+  setUsage(name: string, usedBytes: number | null, dirty: boolean): Promise<void>;
+}
+
+export interface LedgerSource {
+  name: string;
+  quotaBytes: number | null;
+  usedBytes: number | null;
+  usageDirty: boolean;
+  /** Counts the bytes in the home (used when no trustworthy figure is stored). */
+  scan: () => Promise<number>;
+}
+
+export class QuotaLedger {
+  private writers = 0;
+  private persisting: Promise<void> = Promise.resolve();
+  /** Sessions holding this ledger. */
+  refs = 0;
+
+  constructor(
+    readonly name: string,
+    private usedBytes: number,
+    public limit: number | null,
+    private readonly store: UsageStore,
+  ) {}
+
+  get used(): number {
+    return this.usedBytes;
+  }
+
+  /** Bytes that may still be written; Infinity when unlimited. */
+  get available(): number {
+    return this.limit === null ? Infinity : Math.max(0, this.limit - this.usedBytes);
+  }
+
+  /** Takes n bytes from the quota, or returns false (taking nothing) when they do not fit. */
+  tryReserve(n: number): boolean {
+    if (n <= 0) return true;
+    if (this.limit !== null && this.usedBytes + n > this.limit) return false;
+    this.usedBytes += n;
+    return true;
+  }
+
+  reserve(n: number): void {
+    if (!this.tryReserve(n)) throw new MyftpError("quota-exceeded", "Quota exceeded");
+  }
+
+  /** Gives n bytes back (a delete, a shrink, a refused upload). */
+  release(n: number): void {
+    if (n <= 0) return;
+    this.usedBytes = Math.max(0, this.usedBytes - n);
+    this.persist();
+  }
+
+  /** Marks the start of an upload: the stored figure is flagged dirty until every upload has ended. */
+  beginWrite(): void {
+    this.writers++;
+    if (this.writers === 1) this.persist();
+  }
+
+  endWrite(): void {
+    this.writers = Math.max(0, this.writers - 1);
+    this.persist();
+  }
+
+  /** Replaces the counter with a fresh count of the home (admin rescan). */
+  reset(used: number): void {
+    this.usedBytes = used;
+    this.persist();
+  }
+
+  /** Writes the counter to the store; writes are chained so the last one wins. */
+  persist(): Promise<void> {
+    const used = this.usedBytes;
+    const dirty = this.writers > 0;
+    this.persisting = this.persisting.then(() => this.store.setUsage(this.name, used, dirty)).catch(() => undefined);
+    return this.persisting;
+  }
+
+  flush(): Promise<void> {
+    return this.persisting;
+  }
+}
+
+/** Hands out one ledger per user name and drops it when no session holds it. */
+export class QuotaManager {
+  private readonly ledgers = new Map<string, Promise<QuotaLedger>>();
+
+  constructor(private readonly store: UsageStore) {}
+
+  /** The user's ledger, loaded (and counted if needed) on first use. Call release() when the session ends. */
+  async acquire(src: LedgerSource): Promise<QuotaLedger> {
+    let p = this.ledgers.get(src.name);
+    if (!p) {
+      p = this.load(src);
+      this.ledgers.set(src.name, p);
+      p.catch(() => this.ledgers.delete(src.name));
+    }
+    const ledger = await p;
+    ledger.limit = src.quotaBytes;
+    ledger.refs++;
+    return ledger;
+  }
+
+  private async load(src: LedgerSource): Promise<QuotaLedger> {
+    let used = src.usedBytes;
+    const trusted = used !== null && !src.usageDirty;
+    if (!trusted) used = await src.scan();
+    const ledger = new QuotaLedger(src.name, used!, src.quotaBytes, this.store);
+    if (!trusted) await ledger.persist();
+    return ledger;
+  }
+
+  release(ledger: QuotaLedger): void {
+    ledger.refs--;
+    if (ledger.refs <= 0) {
+      void ledger.flush().then(() => {
+        // Only forget it if no session picked it up again meanwhile.
+        if (ledger.refs <= 0) this.ledgers.delete(ledger.name);
+      });
+    }
+  }
+
+  /** The live ledger of a user when one is loaded. */
+  async peek(name: string): Promise<QuotaLedger | undefined> {
+    return this.ledgers.get(name);
+  }
+
+  async flushAll(): Promise<void> {
+    await Promise.all([...this.ledgers.values()].map(async (p) => (await p.catch(() => null))?.flush()));
+  }
+}

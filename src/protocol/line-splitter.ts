@@ -1,0 +1,98 @@
+// Splits the control connection's byte stream into command lines.
+//
+// RFC 959 §4.1 ends a command with Telnet end-of-line (CRLF); clients also send bare LF, and a client that sends
+// ABOR as urgent data (Telnet "Synch") can lose the final LF, so a CR alone ends a line too and an LF (or NUL)
+// directly after it is skipped. Telnet IAC sequences (RFC 854), which some clients put before ABOR, are removed:
+// 0xFF never occurs in UTF-8 text, so removing them cannot damage a file name.
+
+export const MAX_LINE_BYTES = 4096;
+
+export type SplitLine = { ok: true; line: Buffer } | { ok: false; reason: "too-long" };
+
+const IAC = 0xff;
+const CR = 0x0d;
+const LF = 0x0a;
+const NUL = 0x00;
+
+const enum Telnet {
+  None,
+  Iac, // saw IAC
+  Option, // saw IAC WILL/WONT/DO/DONT, next byte is the option code
+}
+
+export class LineSplitter {
+  private buf: Buffer;
+  private len = 0;
+  private overflow = false;
+  private skipAfterCr = false;
+  private telnet = Telnet.None;
+
+  constructor(private readonly maxBytes = MAX_LINE_BYTES) {
+    this.buf = Buffer.allocUnsafe(256);
+  }
+
+  /** Feeds a chunk; returns the complete lines it finished, in order. */
+  push(chunk: Buffer): SplitLine[] {
+    const out: SplitLine[] = [];
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (this.skipAfterCr) {
+        this.skipAfterCr = false;
+        if (b === LF || b === NUL) continue;
+      }
+      if (this.telnet === Telnet.Iac) {
+        if (b === IAC) {
+          this.telnet = Telnet.None;
+          this.append(IAC);
+        } else if (b >= 251 && b <= 254) {
+          this.telnet = Telnet.Option;
+        } else {
+          this.telnet = Telnet.None;
+        }
+        continue;
+      }
+      if (this.telnet === Telnet.Option) {
+        this.telnet = Telnet.None;
+        continue;
+      }
+      if (b === IAC) {
+        this.telnet = Telnet.Iac;
+        continue;
+      }
+      if (b === CR || b === LF) {
+        if (b === CR) this.skipAfterCr = true;
+        out.push(this.finish());
+        continue;
+      }
+      this.append(b);
+    }
+    return out;
+  }
+
+  /** Bytes of the line not yet finished (for flood accounting). */
+  get pending(): number {
+    return this.len;
+  }
+
+  private append(b: number): void {
+    if (this.overflow) return;
+    if (this.len >= this.maxBytes) {
+      this.overflow = true;
+      return;
+    }
+    if (this.len === this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.min(this.buf.length * 2, this.maxBytes));
+      this.buf.copy(next, 0, 0, this.len);
+      this.buf = next;
+    }
+    this.buf[this.len++] = b;
+  }
+
+  private finish(): SplitLine {
+    const overflow = this.overflow;
+    const line = Buffer.from(this.buf.subarray(0, this.len));
+    this.len = 0;
+    this.overflow = false;
+    return overflow ? { ok: false, reason: "too-long" } : { ok: true, line };
+  }
+}

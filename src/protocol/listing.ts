@@ -1,0 +1,132 @@
+// Directory listing formats: LIST in the `ls -l` form every client parses, NLST names, and the MLSx fact lines of
+// RFC 3659 §7, plus the time-val format shared by MDTM, MFMT and the modify fact (RFC 3659 §2.3).
+
+export type EntryType = "file" | "dir" | "link" | "other";
+
+export interface ListEntry {
+  name: string;
+  type: EntryType;
+  size: number;
+  /** Modification time in ms since the epoch. */
+  mtimeMs: number;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const SIX_MONTHS_MS = 182.5 * 24 * 3600 * 1000;
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** "rwxr-xr-x" with the type letter in front, as ls prints it. */
+export function modeString(type: EntryType, mode: number): string {
+  const t = type === "dir" ? "d" : type === "link" ? "l" : type === "file" ? "-" : "?";
+  const chars = "rwxrwxrwx";
+  let s = t;
+  for (let i = 0; i < 9; i++) s += mode & (1 << (8 - i)) ? chars[i] : "-";
+  return s;
+}
+
+/** The date column of `ls -l`: "Mon DD HH:MM" within six months of now, "Mon DD  YYYY" otherwise (UTC). */
+export function lsDate(mtimeMs: number, nowMs: number): string {
+  const d = new Date(mtimeMs);
+  const day = String(d.getUTCDate()).padStart(2, " ");
+  const mon = MONTHS[d.getUTCMonth()]!;
+  if (Math.abs(nowMs - mtimeMs) < SIX_MONTHS_MS && mtimeMs <= nowMs + 3600_000) {
+    return `${mon} ${day} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
+  }
+  return `${mon} ${day}  ${d.getUTCFullYear()}`;
+}
+
+/** One `ls -l` line without its line end. */
+export function formatLsLine(e: ListEntry, owner: string, nowMs: number): string {
+  const links = e.type === "dir" ? 2 : 1;
+  const size = String(e.size).padStart(13, " ");
+  const who = owner.length > 0 ? owner.slice(0, 16) : "ftp";
+  return `${modeString(e.type, e.mode)} ${links} ${who} ${who} ${size} ${lsDate(e.mtimeMs, nowMs)} ${e.name}`;
+}
+
+/** RFC 3659 time-val in UTC: YYYYMMDDHHMMSS, with ".sss" when millis is set and non-zero. */
+export function formatTimeVal(ms: number, millis = false): string {
+  const d = new Date(ms);
+  const base =
+    `${d.getUTCFullYear()}`.padStart(4, "0") +
+    pad2(d.getUTCMonth() + 1) +
+    pad2(d.getUTCDate()) +
+    pad2(d.getUTCHours()) +
+    pad2(d.getUTCMinutes()) +
+    pad2(d.getUTCSeconds());
+  const frac = d.getUTCMilliseconds();
+  return millis && frac !== 0 ? `${base}.${String(frac).padStart(3, "0")}` : base;
+}
+
+/** Parses a time-val (YYYYMMDDHHMMSS[.fff]) as UTC; null when malformed or out of range. */
+export function parseTimeVal(s: string): number | null {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,9}))?$/.exec(s);
+  if (!m) return null;
+  const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return null;
+  const frac = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
+  const ms = Date.UTC(y, mo - 1, d, h, mi, Math.min(se, 59), frac);
+  const check = new Date(ms);
+  if (check.getUTCDate() !== d || check.getUTCMonth() !== mo - 1) return null;
+  return ms;
+}
+
+/** The facts this server can give, in the order they are written (RFC 3659 §7.5). */
+export const MLST_FACTS = ["type", "size", "modify", "perm", "unix.mode"] as const;
+export type MlstFact = (typeof MLST_FACTS)[number];
+export const DEFAULT_MLST_FACTS: readonly MlstFact[] = ["type", "size", "modify", "perm"];
+
+/** The FEAT line: every supported fact, with "*" on the enabled ones. */
+export function mlstFeatLine(enabled: readonly MlstFact[]): string {
+  return "MLST " + MLST_FACTS.map((f) => `${f}${enabled.includes(f) ? "*" : ""};`).join("");
+}
+
+/** Parses the fact list of "OPTS MLST fact;fact;"; unknown facts are ignored as the RFC asks. */
+export function parseMlstOpts(arg: string): MlstFact[] {
+  const wanted = arg
+    .split(";")
+    .map((f) => f.trim().toLowerCase())
+    .filter((f) => f.length > 0);
+  return MLST_FACTS.filter((f) => wanted.includes(f));
+}
+
+/**
+ * One MLSx entry: "fact=value;...; name". typeOverride lets MLST of a directory say "cdir" and MLSD's own
+ * entries say "cdir"/"pdir". writable controls the write permissions in the perm fact.
+ */
+export function formatMlsxLine(
+  e: ListEntry,
+  facts: readonly MlstFact[],
+  opts: { writable: boolean; typeOverride?: string; name?: string },
+): string {
+  let out = "";
+  for (const f of facts) {
+    switch (f) {
+      case "type":
+        out += `type=${opts.typeOverride ?? (e.type === "dir" ? "dir" : e.type === "file" ? "file" : "OS.unix=" + e.type)};`;
+        break;
+      case "size":
+        if (e.type !== "dir") out += `size=${e.size};`;
+        break;
+      case "modify":
+        out += `modify=${formatTimeVal(e.mtimeMs)};`;
+        break;
+      case "perm":
+        out += `perm=${permFact(e.type, opts.writable)};`;
+        break;
+      case "unix.mode":
+        out += `unix.mode=0${(e.mode & 0o7777).toString(8)};`;
+        break;
+    }
+  }
+  return `${out} ${opts.name ?? e.name}`;
+}
+
+function permFact(type: EntryType, writable: boolean): string {
+  if (type === "dir") return writable ? "flcdmpe" : "le";
+  return writable ? "adfrw" : "r";
+}

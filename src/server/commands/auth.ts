@@ -1,0 +1,66 @@
+// Access control (RFC 959 §4.1.1): USER, PASS, QUIT.
+
+import { MyftpError } from "../../core/errors.js";
+import { LocalStorage } from "../../storage/local.js";
+import type { Session } from "../session.js";
+
+export function user(s: Session, arg: string): void {
+  if (s.user) {
+    s.reply(530, "Can't change to another user");
+    return;
+  }
+  s.pendingUser = arg;
+  s.reply(331, `Password required for ${arg}`);
+}
+
+export async function pass(s: Session, arg: string): Promise<void> {
+  if (s.user) {
+    s.reply(503, "Already logged in");
+    return;
+  }
+  const name = s.pendingUser;
+  if (name === null) {
+    s.reply(503, "Login with USER first");
+    return;
+  }
+  s.pendingUser = null;
+  const record = await s.server.authenticate(s, name, arg);
+  if (s.isClosed) return;
+  if (!record) {
+    s.loginFailures++;
+    s.reply(530, "Login incorrect");
+    return;
+  }
+  if (s.server.sessionsOf(record.name) >= s.server.options.maxSessionsPerUser) {
+    s.log.warn({ event: "user-limit", user: record.name }, "too many sessions for user");
+    s.reply(421, `Too many sessions for user ${record.name} (limit ${s.server.options.maxSessionsPerUser}); try later`);
+    s.close("per-user limit");
+    return;
+  }
+  const storage = await LocalStorage.open(record.home);
+  const ledger = await s.server.quota.acquire({ ...record, scan: () => storage.usage() });
+  if (s.isClosed) {
+    s.server.quota.release(ledger);
+    return;
+  }
+  s.user = { name: record.name, storage, ledger };
+  s.server.registerLogin(s, record.name);
+  s.onClose(() => s.server.quota.release(ledger));
+  s.cwd = "/";
+  s.log.info({ event: "login", user: record.name }, "login succeeded");
+  s.reply(230, `User ${record.name} logged in`);
+}
+
+export function quit(s: Session): void {
+  if (s.transfer) {
+    s.transfer.abortedByClient = true;
+    s.transfer.controller.abort();
+  }
+  s.reply(221, "Goodbye");
+  s.close("quit");
+}
+
+export function requireUser(s: Session): NonNullable<Session["user"]> {
+  if (!s.user) throw new MyftpError("bad-sequence", "Not logged in");
+  return s.user;
+}

@@ -1,0 +1,119 @@
+// Directory and file commands: RFC 959 §4.1.1/§4.1.3 (PWD CWD CDUP MKD RMD DELE RNFR RNTO),
+// RFC 3659 (SIZE §4, MDTM §3, MLST §7) and the MFMT draft (draft-somers-ftp-mfxx).
+
+import { MyftpError } from "../../core/errors.js";
+import { formatMlsxLine, formatTimeVal, mlstFeatLine, parseTimeVal } from "../../protocol/listing.js";
+import { formatIndentedReply, quotePath } from "../../protocol/reply.js";
+import { virtualParent } from "../../protocol/vpath.js";
+import type { Session } from "../session.js";
+import { requireUser } from "./auth.js";
+
+export function pwd(s: Session): void {
+  s.reply(257, `${quotePath(s.cwd)} is the current directory`);
+}
+
+export async function cwd(s: Session, arg: string): Promise<void> {
+  const target = s.vpath(arg);
+  const st = await s.storage.stat(target);
+  if (st.type !== "dir") throw new MyftpError("not-dir", "Not a directory");
+  s.cwd = target;
+  s.reply(250, `Directory changed to ${target}`);
+}
+
+export function cdup(s: Session): void {
+  s.cwd = virtualParent(s.cwd);
+  s.reply(250, `Directory changed to ${s.cwd}`);
+}
+
+export async function mkd(s: Session, arg: string): Promise<void> {
+  const target = s.vpath(arg);
+  await s.storage.mkdir(target);
+  s.log.info({ event: "mkdir", user: s.user?.name, path: target }, "directory created");
+  s.reply(257, `${quotePath(target)} created`);
+}
+
+export async function rmd(s: Session, arg: string): Promise<void> {
+  const target = s.vpath(arg);
+  if (target === "/") throw new MyftpError("denied", "Can't remove the home directory");
+  if (s.cwd === target || s.cwd.startsWith(target + "/")) {
+    // Removing the directory we stand in would leave the session nowhere.
+    throw new MyftpError("denied", "Can't remove the current directory");
+  }
+  await s.storage.rmdir(target);
+  s.reply(250, `Directory ${target} removed`);
+}
+
+export async function dele(s: Session, arg: string): Promise<void> {
+  const user = requireUser(s);
+  const target = s.vpath(arg);
+  const freed = await s.storage.unlink(target);
+  user.ledger.release(freed);
+  s.log.info({ event: "delete", user: user.name, path: target, bytes: freed }, "file deleted");
+  s.reply(250, `File ${target} deleted`);
+}
+
+export async function rnfr(s: Session, arg: string): Promise<void> {
+  const from = s.vpath(arg);
+  if (from === "/") throw new MyftpError("denied", "Can't rename the home directory");
+  await s.storage.stat(from);
+  s.renameFrom = from;
+  s.reply(350, "Ready for RNTO");
+}
+
+export async function rnto(s: Session, arg: string): Promise<void> {
+  const user = requireUser(s);
+  const from = s.renameFrom;
+  s.renameFrom = null;
+  if (from === null) {
+    s.reply(503, "Bad sequence of commands: use RNFR first");
+    return;
+  }
+  const to = s.vpath(arg);
+  if (to === "/") throw new MyftpError("denied", "Can't rename over the home directory");
+  const replaced = await s.storage.rename(from, to);
+  user.ledger.release(replaced);
+  s.log.info({ event: "rename", user: user.name, from, to }, "renamed");
+  s.reply(250, "Rename successful");
+}
+
+export async function size(s: Session, arg: string): Promise<void> {
+  const st = await s.storage.stat(s.vpath(arg));
+  if (st.type !== "file") throw new MyftpError("denied", "Not a regular file");
+  if (s.type === "A") {
+    // RFC 3659 §4: in ASCII mode the size depends on the line ends sent; we only report binary sizes.
+    s.reply(550, "SIZE not allowed in ASCII mode; use TYPE I");
+    return;
+  }
+  s.reply(213, String(st.size));
+}
+
+export async function mdtm(s: Session, arg: string): Promise<void> {
+  const st = await s.storage.stat(s.vpath(arg));
+  if (st.type !== "file") throw new MyftpError("denied", "Not a regular file");
+  s.reply(213, formatTimeVal(st.mtimeMs));
+}
+
+export async function mfmt(s: Session, arg: string): Promise<void> {
+  const sp = arg.indexOf(" ");
+  const when = sp === -1 ? null : parseTimeVal(arg.slice(0, sp));
+  if (when === null || sp === arg.length - 1) {
+    s.reply(501, "Syntax error: MFMT YYYYMMDDHHMMSS path");
+    return;
+  }
+  const target = s.vpath(arg.slice(sp + 1));
+  const st = await s.storage.stat(target);
+  if (st.type !== "file") throw new MyftpError("denied", "Not a regular file");
+  await s.storage.setMtime(target, when);
+  s.reply(213, `Modify=${formatTimeVal(when)}; ${arg.slice(sp + 1)}`);
+}
+
+export function mlstFeat(s: Session): string {
+  return mlstFeatLine(s.mlstFacts);
+}
+
+export async function mlst(s: Session, arg: string): Promise<void> {
+  const target = arg.length > 0 ? s.vpath(arg) : s.cwd;
+  const st = await s.storage.stat(target);
+  const line = formatMlsxLine(st, s.mlstFacts, { writable: true, name: target });
+  s.write(formatIndentedReply(250, `Listing ${target}`, [line], "End"));
+}

@@ -1,0 +1,170 @@
+// Transfer commands: RETR, STOR, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
+
+import { MyftpError } from "../../core/errors.js";
+import { formatLsLine, formatMlsxLine, type ListEntry } from "../../protocol/listing.js";
+import { virtualBase } from "../../protocol/vpath.js";
+import { runTransfer } from "../data-transfer.js";
+import type { Session } from "../session.js";
+import { sendFile, sendText } from "../transfer-io.js";
+import { upload } from "../upload.js";
+import { requireUser } from "./auth.js";
+import { takeRange } from "./hash.js";
+
+/** The REST offset applies to the next RETR or STOR only. */
+function takeRest(s: Session): number {
+  const off = s.restOffset;
+  s.restOffset = 0;
+  return off;
+}
+
+function modeName(s: Session): string {
+  return s.type === "A" ? "ASCII" : "BINARY";
+}
+
+export async function retr(s: Session, arg: string): Promise<void> {
+  const range = takeRange(s);
+  const offset = range ? range.start : takeRest(s);
+  const target = s.vpath(arg);
+  let opened;
+  try {
+    opened = await s.storage.openRead(target);
+  } catch (err) {
+    s.data.reset();
+    throw err;
+  }
+  const { handle } = opened;
+  // RANG selects [start, end] inclusive and sends nothing when it starts past the end (draft-bryan-ftp-range §4.3).
+  const size = range ? Math.min(opened.size, range.end + 1) : opened.size;
+  const start = range ? Math.min(offset, size) : offset;
+  try {
+    if (start > size) {
+      s.data.reset();
+      throw new MyftpError("bad-offset", `REST offset ${offset} is past the end of the file (${size} bytes)`);
+    }
+    await runTransfer(s, {
+      verb: "RETR",
+      path: target,
+      opening: `Opening ${modeName(s)} mode data connection for ${target} (${size - start} bytes)`,
+      run: (sock, progress) => sendFile(handle, start, size, sock, s.type === "A", progress),
+    });
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+export async function stor(s: Session, arg: string): Promise<void> {
+  const user = requireUser(s);
+  const range = takeRange(s);
+  const offset = range ? range.start : takeRest(s);
+  const announced = s.allocate;
+  s.allocate = null;
+  await upload(s, { vpath: s.vpath(arg), mode: "stor", offset, announced, range }, user.ledger);
+}
+
+export async function appe(s: Session, arg: string): Promise<void> {
+  const user = requireUser(s);
+  s.restOffset = 0;
+  const range = takeRange(s);
+  const announced = s.allocate;
+  s.allocate = null;
+  // With a range APPE acts as STOR (draft-bryan-ftp-range §4.3).
+  const mode = range ? "stor" : "appe";
+  await upload(s, { vpath: s.vpath(arg), mode, offset: range?.start ?? 0, announced, range }, user.ledger);
+}
+
+/**
+ * Splits "LIST -la path" into options and path. A leading "-word" is taken as ls options only when no entry of
+ * that name exists, so a file named "-x" can still be listed.
+ */
+async function listTarget(s: Session, arg: string): Promise<string> {
+  const m = /^(-[A-Za-z0-9]+)(?:\s+(.*))?$/.exec(arg);
+  if (!m) return arg;
+  const asIs = await s.storage
+    .stat(s.vpath(arg))
+    .then(() => true)
+    .catch(() => false);
+  return asIs ? arg : (m[2] ?? "");
+}
+
+const LIST_BATCH = 256;
+
+function* batched(entries: ListEntry[], line: (e: ListEntry) => string): Generator<string> {
+  for (let i = 0; i < entries.length; i += LIST_BATCH) {
+    let out = "";
+    for (const e of entries.slice(i, i + LIST_BATCH)) out += line(e) + "\r\n";
+    yield out;
+  }
+}
+
+/** Entries for a listing of `target`: a directory's entries, or the one file itself. */
+async function entriesOf(s: Session, target: string): Promise<{ entries: ListEntry[]; isDir: boolean }> {
+  const st = await s.storage.stat(target);
+  if (st.type !== "dir") return { entries: [{ ...st, name: virtualBase(target) }], isDir: false };
+  const entries = await s.storage.list(target);
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { entries, isDir: true };
+}
+
+async function sendListing(s: Session, verb: string, target: string, pieces: Iterable<string>): Promise<void> {
+  await runTransfer(s, {
+    verb,
+    path: target,
+    opening: `Opening ASCII mode data connection for ${verb} ${target}`,
+    run: (sock, progress) => sendText(pieces, sock, progress),
+  });
+}
+
+async function listing(s: Session, verb: string, arg: string, line: (e: ListEntry) => string): Promise<void> {
+  let target: string;
+  let entries: ListEntry[];
+  try {
+    target = s.vpath(await listTarget(s, arg));
+    ({ entries } = await entriesOf(s, target));
+  } catch (err) {
+    s.data.reset();
+    throw err;
+  }
+  await sendListing(s, verb, target, batched(entries, line));
+}
+
+export async function list(s: Session, arg: string): Promise<void> {
+  const now = Date.now();
+  const owner = requireUser(s).name;
+  await listing(s, "LIST", arg, (e) => formatLsLine(e, owner, now));
+}
+
+export async function nlst(s: Session, arg: string): Promise<void> {
+  await listing(s, "NLST", arg, (e) => e.name);
+}
+
+export async function mlsd(s: Session, arg: string): Promise<void> {
+  let target: string;
+  let entries: ListEntry[];
+  try {
+    target = arg.length > 0 ? s.vpath(arg) : s.cwd;
+    const r = await entriesOf(s, target);
+    if (!r.isDir) {
+      s.data.reset();
+      s.reply(501, `${target} is not a directory`);
+      return;
+    }
+    entries = r.entries;
+  } catch (err) {
+    s.data.reset();
+    throw err;
+  }
+  await sendListing(s, "MLSD", target, batched(entries, (e) => formatMlsxLine(e, s.mlstFacts, { writable: true })));
+}
+
+export async function abor(s: Session): Promise<void> {
+  const t = s.transfer;
+  if (!t) {
+    s.data.reset();
+    s.reply(225, "No transfer to abort");
+    return;
+  }
+  t.abortedByClient = true;
+  t.controller.abort();
+  await t.done;
+  s.reply(226, "ABOR successful");
+}

@@ -1,0 +1,182 @@
+// A session's data connection: set up by PASV/EPSV (we listen) or PORT/EPRT (we connect), opened by the next
+// transfer command, and torn down after it. At most one set-up is pending; a new one replaces the old. Passive
+// connections are accepted only from the control connection's peer; active ones go only to it.
+
+import * as net from "node:net";
+import type { Duplex } from "node:stream";
+import { MyftpError } from "../core/errors.js";
+import { sameHost } from "../protocol/address.js";
+import type { PassiveListener, PassivePorts } from "./passive-ports.js";
+
+export class DataConnectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DataConnectionError";
+  }
+}
+
+export interface DataChannelContext {
+  ports: PassivePorts;
+  /** Address of the control connection's peer. */
+  peerAddress: string;
+  /** Local address of the control connection (passive listeners bind to it). */
+  localAddress: string;
+  /** How long to wait for the data connection to arrive or connect. */
+  timeoutMs: number;
+  /** Reports a refused passive connection from a foreign address. */
+  onForeignPeer(address: string | undefined): void;
+}
+
+type Setup =
+  | {
+      kind: "passive";
+      listener: PassiveListener;
+      /** The accepted connection, once it arrived. */
+      socket: net.Socket | null;
+      /** Why the set-up failed (a foreign peer), if it did. */
+      failed: string | null;
+      /** Wakes a transfer that waits for the connection. */
+      notify: (() => void) | null;
+      /** Replaced or torn down: a late connection is refused. */
+      closed: boolean;
+    }
+  | { kind: "active"; host: string; port: number; family: 4 | 6 };
+
+export class DataChannel {
+  private setup: Setup | null = null;
+  private open: Duplex | null = null;
+
+  constructor(private readonly ctx: DataChannelContext) {}
+
+  get pending(): boolean {
+    return this.setup !== null;
+  }
+
+  /** Starts listening on a passive port; returns the port. Replaces any earlier set-up. */
+  async listenPassive(): Promise<number> {
+    this.reset();
+    const listener = await this.ctx.ports.open(this.ctx.localAddress);
+    const setup: Setup = { kind: "passive", listener, socket: null, failed: null, notify: null, closed: false };
+    listener.server.on("connection", (sock: net.Socket) => {
+      if (setup.closed || setup.socket || setup.failed) {
+        sock.destroy();
+        return;
+      }
+      if (!sameHost(sock.remoteAddress, this.ctx.peerAddress)) {
+        // Someone else raced for our port: refuse it and fail this set-up rather than risk a hijacked transfer.
+        this.ctx.onForeignPeer(sock.remoteAddress);
+        sock.destroy();
+        setup.failed = "Security: data connection from a foreign address refused";
+      } else {
+        setup.socket = sock;
+        sock.on("error", () => undefined);
+      }
+      listener.close();
+      setup.notify?.();
+    });
+    this.setup = setup;
+    return listener.port;
+  }
+
+  /** Records the target of an active connection. Replaces any earlier set-up. */
+  setActive(host: string, port: number, family: 4 | 6): void {
+    this.reset();
+    this.setup = { kind: "active", host, port, family };
+  }
+
+  /**
+   * Produces the connected data socket for a transfer, consuming the set-up. Rejects with DataConnectionError (425)
+   * when there is no set-up, nobody connects in time, or the connection fails.
+   */
+  async connect(signal?: AbortSignal): Promise<net.Socket> {
+    const setup = this.setup;
+    if (!setup) throw new MyftpError("bad-sequence", "Use PORT, EPRT, PASV or EPSV first");
+    this.setup = null;
+    const sock = setup.kind === "passive" ? await this.awaitPassive(setup, signal) : await this.connectActive(setup, signal);
+    sock.setNoDelay(true);
+    this.open = sock;
+    sock.once("close", () => {
+      if (this.open === sock) this.open = null;
+    });
+    return sock;
+  }
+
+  private awaitPassive(setup: Extract<Setup, { kind: "passive" }>, signal?: AbortSignal): Promise<net.Socket> {
+    return new Promise<net.Socket>((resolve, reject) => {
+      let timer: NodeJS.Timeout | null = null;
+      const settle = () => {
+        if (setup.failed) return finish(new DataConnectionError(setup.failed));
+        if (setup.socket) return finish(null, setup.socket);
+      };
+      const finish = (err: Error | null, sock?: net.Socket) => {
+        if (timer) clearTimeout(timer);
+        setup.closed = true;
+        setup.notify = null;
+        signal?.removeEventListener("abort", onAbort);
+        setup.listener.close();
+        if (err) {
+          setup.socket?.destroy();
+          reject(err);
+        } else resolve(sock!);
+      };
+      const onAbort = () => finish(new DataConnectionError("Transfer aborted"));
+      setup.notify = settle;
+      if (setup.failed || setup.socket) return settle();
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      timer = setTimeout(() => finish(new DataConnectionError("Data connection timed out")), this.ctx.timeoutMs);
+    });
+  }
+
+  private connectActive(setup: Extract<Setup, { kind: "active" }>, signal?: AbortSignal): Promise<net.Socket> {
+    return new Promise<net.Socket>((resolve, reject) => {
+      const sock = net.connect({
+        host: setup.host,
+        port: setup.port,
+        family: setup.family,
+        localAddress: this.ctx.localAddress,
+      });
+      sock.pause();
+      const timer = setTimeout(() => fail(new DataConnectionError("Data connection timed out")), this.ctx.timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        sock.off("connect", onConnect);
+        sock.off("error", onError);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const fail = (err: Error) => {
+        cleanup();
+        sock.destroy();
+        reject(err);
+      };
+      const onConnect = () => {
+        cleanup();
+        sock.on("error", () => undefined);
+        resolve(sock);
+      };
+      const onError = (e: Error) => fail(new DataConnectionError(`Can't open data connection: ${e.message}`));
+      const onAbort = () => fail(new DataConnectionError("Transfer aborted"));
+      sock.once("connect", onConnect);
+      sock.once("error", onError);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Drops a pending set-up (closing its port) and the open connection, if any. */
+  reset(): void {
+    const s = this.setup;
+    this.setup = null;
+    if (s?.kind === "passive") {
+      s.closed = true;
+      s.listener.close();
+      s.socket?.destroy();
+    }
+  }
+
+  close(): void {
+    this.reset();
+    this.open?.destroy();
+    this.open = null;
+  }
+}

@@ -1,0 +1,122 @@
+// The life of one transfer command: open the data connection, announce it with 150, secure it under PROT P, move
+// the bytes, and finish with exactly one final reply (226 on success, 425/426/451/452/552 on failure). ABOR,
+// QUIT and the session's end all stop it through its AbortController.
+
+import type { Duplex } from "node:stream";
+import { errorReply } from "../core/errors.js";
+import type { Session } from "./session.js";
+import { DataConnectionError } from "./data-channel.js";
+import { ConnectionBroken, TransferAborted, type Progress } from "./transfer-io.js";
+
+export interface TransferPlan {
+  verb: string;
+  /** Virtual path for logs and the 150 text. */
+  path: string;
+  /** Text after "150 " (e.g. "Opening BINARY mode data connection for /f (10 bytes)"). */
+  opening: string;
+  /** Moves the data; resolves with the bytes moved. */
+  run(sock: Duplex, progress: Progress): Promise<number>;
+}
+
+export type TransferResult =
+  | { ok: true; bytes: number }
+  | { ok: false; stage: "connect" | "data"; error: unknown; bytes: number };
+
+/**
+ * Runs a transfer. Replies 150 and 226 on success; on failure replies the matching error unless `onFailure`
+ * sends its own reply (it returns true then).
+ */
+export async function runTransfer(
+  s: Session,
+  plan: TransferPlan,
+  onFailure?: (r: Extract<TransferResult, { ok: false }>) => Promise<boolean> | boolean,
+): Promise<TransferResult> {
+  const controller = new AbortController();
+  let release!: () => void;
+  const done = new Promise<void>((r) => (release = r));
+  const t = {
+    verb: plan.verb,
+    path: plan.path,
+    bytes: 0,
+    startedAt: Date.now(),
+    controller,
+    abortedByClient: false,
+    done,
+  };
+  s.transfer = t;
+  const progress: Progress = {
+    signal: controller.signal,
+    onBytes: (n) => {
+      t.bytes += n;
+      s.touch();
+    },
+  };
+  let result: TransferResult;
+  let sock: Duplex | null = null;
+  try {
+    let raw;
+    try {
+      raw = await s.data.connect(controller.signal);
+    } catch (error) {
+      result = { ok: false, stage: "connect", error, bytes: 0 };
+      await finishFailure(s, plan, result, t.abortedByClient, onFailure);
+      return result;
+    }
+    sock = raw;
+    s.reply(150, plan.opening);
+    try {
+      if (s.protectData) {
+        if (!s.server.secureData) throw new DataConnectionError("TLS is not available");
+        sock = await s.server.secureData(s, raw);
+      }
+      const bytes = await plan.run(sock, progress);
+      result = { ok: true, bytes };
+    } catch (error) {
+      result = { ok: false, stage: "data", error, bytes: t.bytes };
+    }
+    if (result.ok) {
+      s.reply(226, `Transfer complete (${result.bytes} bytes)`);
+    } else {
+      await finishFailure(s, plan, result, t.abortedByClient, onFailure);
+    }
+    logTransfer(s, plan, t.startedAt, t.bytes, result);
+    return result;
+  } finally {
+    sock?.destroy();
+    s.data.reset();
+    if (s.transfer === t) s.transfer = null;
+    release();
+  }
+}
+
+async function finishFailure(
+  s: Session,
+  plan: TransferPlan,
+  r: Extract<TransferResult, { ok: false }>,
+  aborted: boolean,
+  onFailure?: (r: Extract<TransferResult, { ok: false }>) => Promise<boolean> | boolean,
+): Promise<void> {
+  if (onFailure && (await onFailure(r))) return;
+  if (s.isClosed) return;
+  const e = r.error;
+  if (aborted || e instanceof TransferAborted) {
+    s.reply(426, "Connection closed; transfer aborted");
+  } else if (e instanceof DataConnectionError) {
+    s.reply(425, e.message);
+  } else if (e instanceof ConnectionBroken) {
+    s.reply(426, "Data connection broken; transfer aborted");
+  } else {
+    const { code, text } = errorReply(e);
+    s.reply(code, text);
+  }
+  if (r.stage === "connect") logTransfer(s, plan, Date.now(), 0, r);
+}
+
+function logTransfer(s: Session, plan: TransferPlan, startedAt: number, bytes: number, r: TransferResult): void {
+  const ms = Date.now() - startedAt;
+  const result = r.ok ? "ok" : r.error instanceof Error ? r.error.name : "error";
+  s.log.info(
+    { event: "transfer", user: s.user?.name, verb: plan.verb, path: plan.path, bytes, ms, result },
+    r.ok ? "transfer complete" : "transfer failed",
+  );
+}

@@ -1,0 +1,301 @@
+// The FTP server: listeners, per-address limits, the admission queue, and the sessions it runs.
+
+import * as net from "node:net";
+import type { SecureContext } from "node:tls";
+import type { Duplex } from "node:stream";
+import pino, { type Logger } from "pino";
+import { Admission } from "../core/admission.js";
+import { LoginDefender } from "../core/login-defender.js";
+import { QuotaManager } from "../core/quota.js";
+import { canonicalAddress } from "../protocol/address.js";
+import { formatReply } from "../protocol/reply.js";
+import { verifyPassword } from "../users/password.js";
+import { isValidUserName, type UserRecord, type UserStore } from "../users/store.js";
+import { WorkerPool, workerScript } from "../workers/pool.js";
+import type { HashRequest, HashResult } from "../workers/hash-types.js";
+import type { CommandSpec } from "./commands/table.js";
+import type { ServerContext, SessionOptions } from "./context.js";
+import { PassivePorts } from "./passive-ports.js";
+import { Session } from "./session.js";
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  users: UserStore;
+  pasvRange: [number, number];
+  pasvAddress?: string | null;
+  idleTimeoutMs?: number;
+  dataTimeoutMs?: number;
+  maxSessions?: number;
+  maxQueue?: number;
+  queueTimeoutMs?: number;
+  maxSessionsPerUser?: number;
+  maxConnectionsPerIp?: number;
+  hashWorkers?: number;
+  maxLoginFailures?: number;
+  banMs?: number;
+  loginFailureDelayMs?: number;
+  greeting?: string;
+  logger?: Logger;
+  /** How long running transfers may go on after close() before they are cut. */
+  shutdownGraceMs?: number;
+}
+
+/** Bytes a queued client may send before it is paused (it gets no reply until its turn). */
+const QUEUED_INPUT_LIMIT = 16 * 1024;
+
+export class FtpServer implements ServerContext {
+  readonly options: SessionOptions;
+  readonly log: Logger;
+  readonly passivePorts: PassivePorts;
+  readonly users: UserStore;
+  readonly quota: QuotaManager;
+  readonly hashPool: WorkerPool<HashRequest, HashResult>;
+  readonly defender: LoginDefender;
+  readonly admission: Admission;
+  tls: { context: SecureContext } | null = null;
+  policy?: (session: Session, verb: string, spec: CommandSpec) => { code: number; text: string } | null;
+  secureData?: (session: Session, sock: net.Socket) => Promise<Duplex>;
+  upgradeControl?: (session: Session) => Promise<void>;
+
+  private readonly listeners: net.Server[] = [];
+  private readonly sessions = new Set<Session>();
+  private readonly perIp = new Map<string, number>();
+  private readonly perUser = new Map<string, number>();
+  private readonly pendingSockets = new Set<net.Socket>();
+  private readonly maxConnectionsPerIp: number;
+  private readonly shutdownGraceMs: number;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly opts: ServerOptions) {
+    this.log = opts.logger ?? pino({ level: "silent" });
+    this.users = opts.users;
+    this.options = {
+      greeting: opts.greeting ?? "myftpd ready",
+      idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+      dataTimeoutMs: opts.dataTimeoutMs ?? 30_000,
+      pasvAddress: opts.pasvAddress ?? null,
+      maxSessionsPerUser: opts.maxSessionsPerUser ?? 10,
+      loginFailureDelayMs: opts.loginFailureDelayMs ?? 1000,
+      requireTls: false,
+      requireTlsSessionReuse: false,
+    };
+    this.passivePorts = new PassivePorts(opts.pasvRange[0], opts.pasvRange[1]);
+    this.quota = new QuotaManager(this.users);
+    this.hashPool = new WorkerPool(workerScript("hash-worker"), opts.hashWorkers ?? 2);
+    this.admission = new Admission({
+      maxActive: opts.maxSessions ?? 100,
+      maxQueue: opts.maxQueue ?? 100,
+      queueTimeoutMs: opts.queueTimeoutMs ?? 60_000,
+    });
+    this.maxConnectionsPerIp = opts.maxConnectionsPerIp ?? 20;
+    this.shutdownGraceMs = opts.shutdownGraceMs ?? 3000;
+    this.defender = new LoginDefender(
+      {
+        maxFailures: opts.maxLoginFailures ?? 5,
+        banMs: opts.banMs ?? 900_000,
+        baseDelayMs: this.options.loginFailureDelayMs,
+        maxDelayMs: Math.max(this.options.loginFailureDelayMs, 8000),
+      },
+      (e) => this.log.warn(e, e.event),
+    );
+  }
+
+  /** Starts listening on the control port; resolves with the bound port. */
+  async listen(): Promise<number> {
+    const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (sock) => this.accept(sock));
+    await this.bind(server, this.opts.host, this.opts.port);
+    this.listeners.push(server);
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  /** Binds an extra listener (e.g. implicit TLS) whose sockets go through the same admission path. */
+  async bind(server: net.Server, host: string, port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host, port }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on("error", (err) => this.log.error({ err }, "listener error"));
+    if (!this.listeners.includes(server)) this.listeners.push(server);
+  }
+
+  get port(): number {
+    return (this.listeners[0]?.address() as net.AddressInfo | null)?.port ?? 0;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Entry for every new control connection (plain or implicit TLS). */
+  accept(sock: net.Socket): void {
+    if (this.closing) {
+      sock.destroy();
+      return;
+    }
+    sock.on("error", () => undefined);
+    const ip = canonicalAddress(sock.remoteAddress ?? "");
+    const banned = this.defender.bannedFor(ip);
+    if (banned > 0) {
+      this.log.info({ event: "refused-banned", peer: ip }, "connection from banned address refused");
+      this.refuse(sock, `Too many failed logins from your address; try again in ${Math.ceil(banned / 1000)} seconds`);
+      return;
+    }
+    const count = this.perIp.get(ip) ?? 0;
+    if (count >= this.maxConnectionsPerIp) {
+      this.log.info({ event: "refused-per-ip", peer: ip }, "too many connections from address");
+      this.refuse(sock, `Too many connections from your address (limit ${this.maxConnectionsPerIp})`);
+      return;
+    }
+    this.perIp.set(ip, count + 1);
+    sock.once("close", () => {
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+    });
+    this.admit(sock);
+  }
+
+  private refuse(sock: net.Socket, text: string): void {
+    sock.end(formatReply(421, text));
+    setTimeout(() => sock.destroy(), 1000).unref();
+  }
+
+  /** Runs the session now, or queues the connection (silently) until a slot frees. */
+  private admit(sock: net.Socket): void {
+    const early: Buffer[] = [];
+    let earlyBytes = 0;
+    const onData = (chunk: Buffer) => {
+      early.push(chunk);
+      earlyBytes += chunk.length;
+      if (earlyBytes >= QUEUED_INPUT_LIMIT) sock.pause();
+    };
+    const onGone = () => {
+      waiter?.cancel();
+      this.pendingSockets.delete(sock);
+    };
+    let waiter: { cancel(): void } | null = null;
+    const result = this.admission.admit(
+      () => {
+        sock.off("data", onData);
+        sock.off("close", onGone);
+        this.pendingSockets.delete(sock);
+        this.startSession(sock, early);
+      },
+      () => {
+        sock.off("data", onData);
+        sock.off("close", onGone);
+        this.pendingSockets.delete(sock);
+        this.log.info({ event: "queue-timeout", peer: sock.remoteAddress }, "queued connection timed out");
+        this.refuse(sock, "No free session slot in time; try again later");
+      },
+    );
+    if (result.kind === "granted") {
+      this.startSession(sock, early);
+    } else if (result.kind === "full") {
+      this.log.info({ event: "refused-queue-full", peer: sock.remoteAddress }, "admission queue full");
+      this.refuse(sock, "Too many users; try again later");
+    } else {
+      waiter = result.waiter;
+      this.pendingSockets.add(sock);
+      this.log.debug({ event: "queued", peer: sock.remoteAddress, position: result.position }, "connection queued");
+      sock.on("data", onData);
+      sock.once("close", onGone);
+    }
+  }
+
+  private startSession(sock: net.Socket, early: Buffer[]): void {
+    if (sock.destroyed || this.closing) {
+      this.admission.release();
+      sock.destroy();
+      return;
+    }
+    const s = new Session(this, sock);
+    this.sessions.add(s);
+    s.onClose(() => {
+      this.sessions.delete(s);
+      this.admission.release();
+    });
+    try {
+      s.start(early);
+      if (sock.isPaused()) sock.resume();
+    } catch (err) {
+      this.log.error({ err }, "session failed to start");
+      s.close("start failed");
+    }
+  }
+
+  // ---- ServerContext ----
+
+  async authenticate(session: Session, name: string, password: string): Promise<UserRecord | null> {
+    const ip = canonicalAddress(session.peerAddress);
+    const record = isValidUserName(name) ? await this.users.get(name) : undefined;
+    const ok = await verifyPassword(record?.passwordHash, password);
+    if (ok && record) {
+      this.defender.success(ip);
+      return record;
+    }
+    const delay = this.defender.failure(ip, name);
+    session.log.info({ event: "login-failed", user: name }, "login failed");
+    await new Promise((r) => setTimeout(r, delay).unref());
+    if (this.defender.bannedFor(ip) > 0 && !session.isClosed) {
+      session.reply(421, "Too many failed logins; closing connection");
+      session.close("banned");
+    }
+    return null;
+  }
+
+  sessionsOf(name: string): number {
+    return this.perUser.get(name) ?? 0;
+  }
+
+  registerLogin(session: Session, name: string): void {
+    this.perUser.set(name, (this.perUser.get(name) ?? 0) + 1);
+    session.onClose(() => {
+      const n = (this.perUser.get(name) ?? 1) - 1;
+      if (n <= 0) this.perUser.delete(name);
+      else this.perUser.set(name, n);
+    });
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Stops accepting, lets running transfers finish for a short grace, tells every session 421, and resolves when
+   * all are closed and usage is persisted.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const l of this.listeners) l.close();
+    for (const sock of this.pendingSockets) this.refuse(sock, "Server shutting down");
+    this.pendingSockets.clear();
+    const deadline = Date.now() + this.shutdownGraceMs;
+    const idle = [...this.sessions].filter((s) => !s.transfer);
+    for (const s of idle) {
+      s.reply(421, "Server shutting down");
+      s.close("shutdown");
+    }
+    while (Date.now() < deadline && [...this.sessions].some((s) => s.transfer)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const remaining = [...this.sessions];
+    for (const s of remaining) {
+      s.reply(421, "Server shutting down");
+      s.close("shutdown");
+    }
+    // Let cut-off uploads put their files and the quota ledger in order before usage is persisted.
+    await Promise.race([
+      Promise.all([...idle, ...remaining].map((s) => s.settled())),
+      new Promise((r) => setTimeout(r, 1000)),
+    ]);
+    await this.quota.flushAll();
+    await this.hashPool.close();
+  }
+}

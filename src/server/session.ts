@@ -1,0 +1,333 @@
+// One control connection: reads command lines, enforces the command table, runs handlers one at a time, and keeps
+// the session's state (login, directory, transfer parameters, data channel).
+//
+// Commands run strictly in order. While a transfer runs, commands marked `special` in the table (ABOR, STAT, QUIT,
+// NOOP) are answered at once; all others wait their turn. A client that floods lines is paused once enough are
+// waiting, so memory stays bounded.
+
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "pino";
+import { errorReply, MyftpError } from "../core/errors.js";
+import type { QuotaLedger } from "../core/quota.js";
+import { parseCommand } from "../protocol/command.js";
+import { LineSplitter } from "../protocol/line-splitter.js";
+import { DEFAULT_MLST_FACTS, type MlstFact } from "../protocol/listing.js";
+import { formatReply } from "../protocol/reply.js";
+import { BadPathError, resolveVirtual } from "../protocol/vpath.js";
+import type { StorageBackend } from "../storage/backend.js";
+import type { HashAlgorithm } from "../workers/hash-types.js";
+import { COMMANDS, PRE_LOGIN_ALLOWED } from "./commands/table.js";
+import { DataChannel } from "./data-channel.js";
+import type { ServerContext } from "./context.js";
+
+const MAX_QUEUED_LINES = 32;
+
+export interface LoggedInUser {
+  name: string;
+  storage: StorageBackend;
+  ledger: QuotaLedger;
+}
+
+export interface RunningTransfer {
+  verb: string;
+  path: string;
+  bytes: number;
+  startedAt: number;
+  controller: AbortController;
+  /** Set by ABOR so the transfer's end is reported as aborted. */
+  abortedByClient: boolean;
+  /** Settles once the transfer has sent its final reply. */
+  done: Promise<void>;
+}
+
+let nextSessionId = 1;
+
+export class Session {
+  readonly id = nextSessionId++;
+  readonly log: Logger;
+  readonly peerAddress: string;
+  readonly localAddress: string;
+  socket: Socket | TLSSocket;
+
+  // Login
+  user: LoggedInUser | null = null;
+  pendingUser: string | null = null;
+  loginFailures = 0;
+  // Directory and transfer parameters
+  cwd = "/";
+  type: "A" | "I" = "A";
+  restOffset = 0;
+  renameFrom: string | null = null;
+  allocate: number | null = null;
+  mlstFacts: readonly MlstFact[] = DEFAULT_MLST_FACTS;
+  hashAlgorithm: HashAlgorithm = "SHA-256";
+  hashRange: { start: number; end: number } | null = null;
+  epsvAll = false;
+  // TLS (RFC 4217)
+  tlsControl = false;
+  pbszSet = false;
+  protectData = false;
+
+  readonly data: DataChannel;
+  transfer: RunningTransfer | null = null;
+
+  private splitter = new LineSplitter();
+  private queue: Buffer[] = [];
+  private tooLongQueued: boolean[] = [];
+  private running = false;
+  private pumping: Promise<void> = Promise.resolve();
+  private closed = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private lastActivity = Date.now();
+  private readonly closeListeners: (() => void)[] = [];
+
+  constructor(
+    readonly server: ServerContext,
+    socket: Socket | TLSSocket,
+  ) {
+    this.socket = socket;
+    this.peerAddress = socket.remoteAddress ?? "";
+    this.localAddress = socket.localAddress ?? "";
+    this.log = server.log.child({ session: this.id, peer: this.peerAddress });
+    this.tlsControl = (socket as TLSSocket).encrypted === true;
+    this.data = new DataChannel({
+      ports: server.passivePorts,
+      peerAddress: this.peerAddress,
+      localAddress: this.localAddress,
+      timeoutMs: server.options.dataTimeoutMs,
+      onForeignPeer: (addr) => this.log.warn({ event: "data-foreign-peer", from: addr }, "foreign data connection refused"),
+    });
+  }
+
+  /** Sends the greeting and starts reading; `early` holds bytes the client sent while it waited in the queue. */
+  start(early: Buffer[]): void {
+    this.log.info({ event: "session-open" }, "session opened");
+    this.attach(this.socket);
+    this.reply(220, this.server.options.greeting);
+    for (const chunk of early) this.onData(chunk);
+    this.touch();
+  }
+
+  /** Wires the control socket's events (called again when AUTH TLS replaces the socket). */
+  attach(sock: Socket | TLSSocket): void {
+    this.socket = sock;
+    sock.on("data", (chunk: Buffer) => this.onData(chunk));
+    sock.on("error", (err) => this.log.debug({ err: err.message }, "control connection error"));
+    sock.on("close", () => this.close("peer closed"));
+  }
+
+  /** Stops reading lines from the current socket (before AUTH TLS swaps it). */
+  detach(sock: Socket | TLSSocket): void {
+    sock.removeAllListeners("data");
+    sock.removeAllListeners("close");
+    sock.on("close", () => undefined);
+  }
+
+  onClose(fn: () => void): void {
+    this.closeListeners.push(fn);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- replies ----
+
+  reply(code: number, text: string | readonly string[]): void {
+    this.write(formatReply(code, text));
+  }
+
+  /** Writes a preformatted reply. */
+  write(text: string): void {
+    if (this.closed || this.socket.destroyed) return;
+    this.socket.write(text);
+  }
+
+  replyError(err: unknown): void {
+    const r = errorReply(err);
+    this.reply(r.code, r.text);
+  }
+
+  // ---- input ----
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    for (const line of this.splitter.push(chunk)) {
+      if (!line.ok) {
+        this.enqueue(Buffer.alloc(0), true);
+        continue;
+      }
+      if (this.transfer && this.trySpecial(line.line)) continue;
+      this.enqueue(line.line, false);
+    }
+    if (this.queue.length >= MAX_QUEUED_LINES && !this.socket.isPaused()) this.socket.pause();
+  }
+
+  /** During a transfer, answers a special command at once. Returns false for anything else. */
+  private trySpecial(line: Buffer): boolean {
+    const parsed = parseCommand(line);
+    if (!parsed.ok) return false;
+    const spec = COMMANDS[parsed.command.verb];
+    if (!spec?.special) return false;
+    this.touch();
+    this.log.debug({ cmd: parsed.command.verb }, "command during transfer");
+    void this.runHandler(parsed.command.verb, parsed.command.arg, parsed.command.hasArg);
+    return true;
+  }
+
+  private enqueue(line: Buffer, tooLong: boolean): void {
+    this.queue.push(line);
+    this.tooLongQueued.push(tooLong);
+    if (!this.running) this.pumping = this.pump();
+  }
+
+  /** Resolves once the command being handled (if any) has finished, including its clean-up. */
+  settled(): Promise<void> {
+    return this.pumping;
+  }
+
+  private async pump(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const line = this.queue.shift()!;
+        const tooLong = this.tooLongQueued.shift()!;
+        if (this.queue.length < MAX_QUEUED_LINES / 2 && this.socket.isPaused() && !this.closed) this.socket.resume();
+        this.touch();
+        if (tooLong) {
+          this.reply(500, "Command line too long");
+          continue;
+        }
+        await this.dispatch(line);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async dispatch(line: Buffer): Promise<void> {
+    const parsed = parseCommand(line);
+    if (!parsed.ok) {
+      if (parsed.reason === "bad-utf8") this.reply(501, "Invalid UTF-8 in command");
+      else this.reply(500, "Syntax error, command unrecognized");
+      return;
+    }
+    const { verb, arg, hasArg } = parsed.command;
+    this.log.debug({ cmd: verb, arg: verb === "PASS" ? "****" : arg }, "command");
+    await this.runHandler(verb, arg, hasArg);
+  }
+
+  /** Enforces the command table row, then runs the handler. */
+  private async runHandler(verb: string, arg: string, hasArg: boolean): Promise<void> {
+    const spec = COMMANDS[verb];
+    if (!spec) {
+      this.reply(502, `Command ${verb} not implemented`);
+      return;
+    }
+    if (!this.user && !PRE_LOGIN_ALLOWED.has(verb)) {
+      this.reply(530, "Please login with USER and PASS");
+      return;
+    }
+    if (spec.arg === "required" && arg.length === 0) {
+      this.reply(501, `Syntax error: ${spec.help}`);
+      return;
+    }
+    if (spec.arg === "none" && hasArg && arg.trim().length > 0) {
+      this.reply(501, `Syntax error: ${verb} takes no argument`);
+      return;
+    }
+    const policy = this.server.policy?.(this, verb, spec);
+    if (policy) {
+      this.reply(policy.code, policy.text);
+      return;
+    }
+    if (spec.transfer && !this.data.pending) {
+      this.reply(425, "Use PORT, EPRT, PASV or EPSV first");
+      return;
+    }
+    // A REST, RNFR or RANG applies to the very next command of its kind; anything else in between clears RNFR.
+    if (verb !== "RNTO" && verb !== "RNFR") this.renameFrom = null;
+    try {
+      await spec.handler(this, arg);
+    } catch (err) {
+      this.handleError(err, verb);
+    }
+  }
+
+  private handleError(err: unknown, verb: string): void {
+    if (err instanceof MyftpError || err instanceof BadPathError || typeof (err as { code?: unknown })?.code === "string") {
+      if (err instanceof BadPathError) this.reply(553, "File name not allowed");
+      else this.replyError(err);
+      return;
+    }
+    // A bug: close this session only, keep the server running.
+    this.log.error({ err, cmd: verb }, "internal error; closing session");
+    this.reply(421, "Internal error; closing control connection");
+    this.close("internal error");
+  }
+
+  // ---- paths ----
+
+  /** The virtual path for a client argument, normalised against the current directory. */
+  vpath(arg: string): string {
+    return resolveVirtual(this.cwd, arg);
+  }
+
+  get storage(): StorageBackend {
+    if (!this.user) throw new MyftpError("bad-sequence", "Not logged in");
+    return this.user.storage;
+  }
+
+  // ---- idle timeout ----
+
+  touch(): void {
+    this.lastActivity = Date.now();
+    if (this.idleTimer || this.closed) return;
+    this.armIdle(this.server.options.idleTimeoutMs);
+  }
+
+  private armIdle(ms: number): void {
+    if (ms <= 0) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      const idle = Date.now() - this.lastActivity;
+      const limit = this.server.options.idleTimeoutMs;
+      if (this.transfer || idle < limit) {
+        // A transfer that moves data keeps the session alive; check again later.
+        this.armIdle(this.transfer ? limit : limit - idle);
+        return;
+      }
+      this.log.info({ event: "idle-timeout" }, "idle timeout");
+      this.reply(421, "Idle timeout; closing control connection");
+      this.close("idle timeout");
+    }, ms);
+    this.idleTimer.unref();
+  }
+
+  // ---- end ----
+
+  /** Ends the session: aborts any transfer, frees the data channel, closes the socket. Idempotent. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.transfer?.controller.abort();
+    this.data.close();
+    this.queue.length = 0;
+    this.tooLongQueued.length = 0;
+    const sock = this.socket;
+    if (!sock.destroyed) {
+      sock.end();
+      setTimeout(() => sock.destroy(), 2000).unref();
+    }
+    this.log.info({ event: "session-close", user: this.user?.name, reason }, "session closed");
+    for (const fn of this.closeListeners.splice(0)) {
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ err }, "session close listener failed");
+      }
+    }
+  }
+}

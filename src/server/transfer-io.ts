@@ -1,0 +1,299 @@
+// Moving bytes between a file and a data connection, with backpressure both ways.
+//
+// Downloads read the file into a small ring of large buffers and hand them to the socket; a buffer is reused only
+// once the socket reports it written, so nothing is copied or allocated per chunk. Uploads gather what the socket
+// delivers while the previous write is in flight and write it with one writev, so large transfers make few
+// syscalls. Either side ends as soon as the abort signal fires.
+
+import type { FileHandle } from "node:fs/promises";
+import type { Duplex } from "node:stream";
+import { FromNetworkAscii, ToNetworkAscii } from "../protocol/ascii.js";
+
+export const CHUNK_BYTES = 1 << 20;
+const RING = 4;
+/** Bytes an upload may hold in memory before the socket is paused. */
+const UPLOAD_BUFFER_BYTES = 8 << 20;
+
+export class TransferAborted extends Error {
+  constructor() {
+    super("transfer aborted");
+    this.name = "TransferAborted";
+  }
+}
+
+export class ConnectionBroken extends Error {
+  constructor(cause?: unknown) {
+    super("data connection broken", { cause });
+    this.name = "ConnectionBroken";
+  }
+}
+
+export interface Progress {
+  /** Called with the byte count of each piece moved (network side). */
+  onBytes(n: number): void;
+  signal: AbortSignal;
+}
+
+function abortable<T>(signal: AbortSignal, p: Promise<T>): Promise<T> {
+  if (signal.aborted) return Promise.reject(new TransferAborted());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new TransferAborted());
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Resolves when the socket can take more, rejects when it breaks. */
+function waitDrain(sock: Duplex): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      sock.off("drain", onDrain);
+      sock.off("error", onErr);
+      sock.off("close", onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onErr = (e: Error) => done(new ConnectionBroken(e));
+    const onClose = () => done(new ConnectionBroken());
+    sock.on("drain", onDrain);
+    sock.on("error", onErr);
+    sock.on("close", onClose);
+  });
+}
+
+/** Ends the socket and resolves once everything written has been handed to the network. */
+export function finish(sock: Duplex): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (sock.writableFinished) return resolve();
+    const onFinish = () => {
+      cleanup();
+      resolve();
+    };
+    const onErr = (e: Error) => {
+      cleanup();
+      reject(new ConnectionBroken(e));
+    };
+    const onClose = () => {
+      cleanup();
+      if (sock.writableFinished) resolve();
+      else reject(new ConnectionBroken());
+    };
+    const cleanup = () => {
+      sock.off("finish", onFinish);
+      sock.off("error", onErr);
+      sock.off("close", onClose);
+    };
+    sock.on("finish", onFinish);
+    sock.on("error", onErr);
+    sock.on("close", onClose);
+    sock.end();
+  });
+}
+
+/** Sends bytes [start, size) of a file. Returns the bytes sent on the wire. */
+export async function sendFile(
+  handle: FileHandle,
+  start: number,
+  size: number,
+  sock: Duplex,
+  ascii: boolean,
+  progress: Progress,
+): Promise<number> {
+  const free: Buffer[] = [];
+  const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, size - start));
+  for (let i = 0; i < RING; i++) free.push(Buffer.allocUnsafe(chunkBytes));
+  let waiter: (() => void) | null = null;
+  let writeError: Error | null = null;
+  const conv = ascii ? new ToNetworkAscii() : null;
+  let pos = start;
+  let sent = 0;
+  while (pos < size) {
+    if (writeError) throw writeError;
+    if (free.length === 0) {
+      await abortable(
+        progress.signal,
+        new Promise<void>((resolve) => {
+          waiter = resolve;
+        }),
+      );
+      continue;
+    }
+    const buf = free.pop()!;
+    const { bytesRead } = await abortable(progress.signal, handle.read(buf, 0, Math.min(buf.length, size - pos), pos));
+    if (bytesRead === 0) {
+      free.push(buf);
+      break; // the file shrank while we sent it
+    }
+    pos += bytesRead;
+    const piece = conv ? conv.convert(buf.subarray(0, bytesRead)) : buf.subarray(0, bytesRead);
+    sent += piece.length;
+    const ok = sock.write(piece, (err) => {
+      if (err) writeError = new ConnectionBroken(err);
+      free.push(buf);
+      const w = waiter;
+      waiter = null;
+      w?.();
+    });
+    progress.onBytes(piece.length);
+    if (!ok) await abortable(progress.signal, waitDrain(sock));
+  }
+  await abortable(progress.signal, finish(sock));
+  if (writeError) throw writeError;
+  return sent;
+}
+
+/** Sends text (a listing) in pieces with backpressure. */
+export async function sendText(pieces: Iterable<string>, sock: Duplex, progress: Progress): Promise<number> {
+  let sent = 0;
+  for (const p of pieces) {
+    if (progress.signal.aborted) throw new TransferAborted();
+    const b = Buffer.from(p, "utf8");
+    sent += b.length;
+    progress.onBytes(b.length);
+    if (!sock.write(b)) await abortable(progress.signal, waitDrain(sock));
+  }
+  await abortable(progress.signal, finish(sock));
+  return sent;
+}
+
+export interface ReceiveTarget {
+  handle: FileHandle;
+  /** File offset of the first byte. */
+  position: number;
+  /**
+   * Called before bytes reaching up to file offset `end` are written; throws (e.g. quota) to refuse them, in which
+   * case nothing of that batch is written.
+   */
+  beforeWrite(end: number): void;
+}
+
+/**
+ * Receives until the peer ends the stream, writing as it goes. Returns the bytes written to the file. On failure
+ * the error carries `written` (bytes safely in the file) so the caller can account and restore exactly.
+ */
+export async function receiveFile(
+  sock: Duplex,
+  target: ReceiveTarget,
+  ascii: boolean,
+  progress: Progress,
+): Promise<number> {
+  const conv = ascii ? new FromNetworkAscii() : null;
+  let chunks: Buffer[] = [];
+  let buffered = 0;
+  let ended = false;
+  let failure: Error | null = null;
+  let wake: (() => void) | null = null;
+  let paused = false;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const onData = (chunk: Buffer) => {
+    progress.onBytes(chunk.length);
+    const piece = conv ? conv.convert(chunk) : chunk;
+    if (piece.length > 0) {
+      chunks.push(piece);
+      buffered += piece.length;
+    }
+    if (buffered >= UPLOAD_BUFFER_BYTES && !paused) {
+      paused = true;
+      sock.pause();
+    }
+    notify();
+  };
+  const onEnd = () => {
+    if (conv) {
+      const tail = conv.flush();
+      if (tail.length > 0) {
+        chunks.push(tail);
+        buffered += tail.length;
+      }
+    }
+    ended = true;
+    notify();
+  };
+  const onError = (e: Error) => {
+    failure ??= new ConnectionBroken(e);
+    notify();
+  };
+  const onClose = () => {
+    if (!ended) failure ??= new ConnectionBroken();
+    notify();
+  };
+  const onAbort = () => {
+    failure ??= new TransferAborted();
+    notify();
+  };
+  sock.on("data", onData);
+  sock.on("end", onEnd);
+  sock.on("error", onError);
+  sock.on("close", onClose);
+  progress.signal.addEventListener("abort", onAbort, { once: true });
+  if (progress.signal.aborted) onAbort();
+  sock.resume(); // data sockets start paused so nothing is read before the transfer is ready
+
+  let pos = target.position;
+  try {
+    for (;;) {
+      if (chunks.length > 0 && !failure) {
+        const batch = chunks;
+        const bytes = buffered;
+        chunks = [];
+        buffered = 0;
+        if (paused) {
+          paused = false;
+          sock.resume();
+        }
+        target.beforeWrite(pos + bytes);
+        let off = 0;
+        while (off < bytes) {
+          const { bytesWritten } = await target.handle.writev(off === 0 ? batch : sliceFrom(batch, off), pos);
+          if (bytesWritten <= 0) throw new Error("write made no progress");
+          off += bytesWritten;
+          pos += bytesWritten;
+        }
+        continue;
+      }
+      if (failure) throw failure;
+      if (ended) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+    return pos - target.position;
+  } catch (err) {
+    throw Object.assign(err as Error, { written: pos - target.position });
+  } finally {
+    sock.off("data", onData);
+    sock.off("end", onEnd);
+    sock.off("error", onError);
+    sock.off("close", onClose);
+    progress.signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** The buffers of a list from byte offset `off` on (after a short write). */
+function sliceFrom(list: Buffer[], off: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = off;
+  for (const b of list) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}

@@ -1,0 +1,164 @@
+// STOR, APPE and REST+STOR with exact quota accounting.
+//
+// Bytes are reserved from the user's ledger before each write, counting only growth past what the file already
+// held. A fresh STOR over an existing file writes to a temporary file beside it, so a refused upload leaves the old
+// file untouched. When the upload ends:
+//   success            → the file is final (temp moved over, REST+STOR cut at its last byte); surplus released;
+//   quota / ALLO / no data connection → the file goes back to what it was (new file removed, temp dropped,
+//                        appended file truncated back) and every reserved byte released;
+//   abort, broken connection, disk full → what arrived is kept for a later resume, and the ledger matches it.
+
+import type { FileHandle } from "node:fs/promises";
+import { MyftpError, toMyftpError } from "../core/errors.js";
+import type { QuotaLedger } from "../core/quota.js";
+import type { StorageBackend } from "../storage/backend.js";
+import { runTransfer } from "./data-transfer.js";
+import type { Session } from "./session.js";
+import { receiveFile } from "./transfer-io.js";
+
+export interface UploadRequest {
+  vpath: string;
+  mode: "stor" | "appe";
+  /** REST offset for STOR; 0 otherwise. */
+  offset: number;
+  /** Size announced by ALLO, if any. */
+  announced: number | null;
+  /** A RANG range: data lands in [start, end] and the file is never cut short. */
+  range?: { start: number; end: number } | null;
+}
+
+interface Target {
+  handle: FileHandle;
+  /** Bytes of the file before this upload (counted in the ledger already). */
+  sizeBefore: number;
+  existed: boolean;
+  /** Where the first byte goes. */
+  start: number;
+  diskPath: string;
+  tempPath: string | null;
+}
+
+async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<Target> {
+  if (req.mode === "stor" && req.offset === 0 && !req.range) {
+    const existing = await storage.stat(req.vpath).catch(() => null);
+    if (existing?.type === "dir") throw new MyftpError("is-dir", "Is a directory");
+    if (existing && existing.size > 0) {
+      const t = await storage.openTemp(req.vpath);
+      return { handle: t.handle, sizeBefore: t.sizeBefore, existed: true, start: 0, diskPath: t.diskPath, tempPath: t.tempPath };
+    }
+  }
+  const w = await storage.openWrite(req.vpath);
+  const start = req.mode === "appe" ? w.sizeBefore : req.offset;
+  if (start > w.sizeBefore) {
+    await w.handle.close();
+    if (!w.existed) await storage.removeOpened(w.diskPath);
+    throw new MyftpError("bad-offset", `REST offset ${start} is past the end of the file (${w.sizeBefore} bytes)`);
+  }
+  return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start, diskPath: w.diskPath, tempPath: null };
+}
+
+/** Puts the file back as it was before the upload. */
+async function restore(storage: StorageBackend, t: Target): Promise<void> {
+  if (t.tempPath) await storage.removeTemp(t.tempPath);
+  else if (!t.existed) await storage.removeOpened(t.diskPath);
+  else await storage.truncateOpened(t.diskPath, t.sizeBefore);
+}
+
+export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger): Promise<void> {
+  const storage = s.storage;
+  let t: Target;
+  try {
+    t = await openTarget(storage, req);
+  } catch (err) {
+    s.data.reset();
+    throw err;
+  }
+  // Bytes of this file the ledger holds: the old size, then every reservation past it.
+  let accounted = t.sizeBefore;
+  let restored = false;
+  let handleClosed = false;
+  const closeHandle = async () => {
+    if (handleClosed) return;
+    handleClosed = true;
+    await t.handle.close().catch(() => undefined);
+  };
+  const refuse = async () => {
+    await closeHandle();
+    await restore(storage, t);
+    ledger.release(accounted - t.sizeBefore);
+    accounted = t.sizeBefore;
+    restored = true;
+  };
+
+  ledger.beginWrite();
+  try {
+    if (req.announced !== null) {
+      const growth = t.start + req.announced - t.sizeBefore;
+      if (growth > ledger.available) {
+        await refuse();
+        s.data.reset();
+        s.reply(552, `Insufficient quota: ${req.announced} bytes announced, ${ledger.available} available`);
+        return;
+      }
+    }
+    const result = await runTransfer(
+      s,
+      {
+        verb: req.mode === "appe" ? "APPE" : "STOR",
+        path: req.vpath,
+        opening: `Opening ${s.type === "A" ? "ASCII" : "BINARY"} mode data connection for ${req.vpath}`,
+        run: (sock, progress) =>
+          receiveFile(
+            sock,
+            {
+              handle: t.handle,
+              position: t.start,
+              beforeWrite: (end) => {
+                if (req.range && end > req.range.end + 1) {
+                  throw new MyftpError("bad-argument", "More data than the RANG range holds");
+                }
+                if (end > accounted) {
+                  ledger.reserve(end - accounted);
+                  accounted = end;
+                }
+              },
+            },
+            s.type === "A",
+            progress,
+          ),
+      },
+      async (failure) => {
+        const code = toMyftpError(failure.error).code;
+        if (failure.stage === "connect" || code === "quota-exceeded") {
+          await refuse();
+          return false;
+        }
+        return false;
+      },
+    );
+    if (restored) return;
+    const written = result.ok ? result.bytes : (((result.error as { written?: number }).written ?? 0) as number);
+    const end = t.start + written;
+    await closeHandle();
+    if (t.tempPath) {
+      // Success, or a partial upload kept for resume: either way the new bytes replace the old file.
+      await storage.commitTemp(t.tempPath, req.vpath);
+      ledger.release(accounted - end);
+      accounted = end;
+    } else {
+      const finalSize = result.ok && !req.range ? end : Math.max(t.sizeBefore, end);
+      if (finalSize < accounted || (result.ok && finalSize < t.sizeBefore)) {
+        await storage.truncateOpened(t.diskPath, finalSize);
+      }
+      ledger.release(accounted - finalSize);
+      accounted = finalSize;
+    }
+  } catch (err) {
+    // Something failed around the transfer itself: leave the file as it was.
+    if (!restored) await refuse().catch((e) => s.log.error({ err: e }, "could not restore file after failed upload"));
+    throw err;
+  } finally {
+    await closeHandle();
+    ledger.endWrite();
+  }
+}

@@ -1,0 +1,58 @@
+// The storage a session works on, addressed by normalised virtual paths ("/" is the user's home).
+// Implementations enforce the jail: nothing outside the home is ever read, listed, written, renamed or deleted.
+
+import type { FileHandle } from "node:fs/promises";
+import type { ListEntry } from "../protocol/listing.js";
+
+export interface StatResult extends ListEntry {}
+
+export interface ReadOpen {
+  handle: FileHandle;
+  size: number;
+  /** Absolute disk path (for hashing off the main thread). */
+  diskPath: string;
+}
+
+export interface WriteOpen {
+  handle: FileHandle;
+  /** Size of the file before this open (0 when it did not exist). */
+  sizeBefore: number;
+  existed: boolean;
+  diskPath: string;
+}
+
+export interface StorageBackend {
+  /** The home's absolute disk path (after symlink resolution). */
+  readonly root: string;
+  stat(vpath: string): Promise<StatResult>;
+  /** Entries of a directory; "." and ".." are not included; entries leading outside the home are left out. */
+  list(vpath: string): Promise<StatResult[]>;
+  mkdir(vpath: string): Promise<void>;
+  rmdir(vpath: string): Promise<void>;
+  /** Removes a file and returns its size. */
+  unlink(vpath: string): Promise<number>;
+  /** Renames; returns the size of a file that the rename replaced (0 if none). */
+  rename(from: string, to: string): Promise<number>;
+  openRead(vpath: string): Promise<ReadOpen>;
+  /**
+   * Opens a file for writing without truncating it; creates it when missing. When temp is true the data goes to a
+   * fresh temporary file beside it, to be committed with commitTemp (used for overwrites so a refused upload can
+   * leave the old file untouched).
+   */
+  openWrite(vpath: string): Promise<WriteOpen>;
+  openTemp(vpath: string): Promise<WriteOpen & { tempPath: string }>;
+  /** Moves a temporary file over its target. */
+  commitTemp(tempPath: string, vpath: string): Promise<void>;
+  removeTemp(tempPath: string): Promise<void>;
+  /** Truncates the file at a disk path this backend opened (restore after a refused upload). */
+  truncateOpened(diskPath: string, size: number): Promise<void>;
+  /** Removes a file this backend created for an upload that was refused. */
+  removeOpened(diskPath: string): Promise<void>;
+  setMtime(vpath: string, mtimeMs: number): Promise<void>;
+  /** Total bytes of regular files below the home. */
+  usage(): Promise<number>;
+  /** Bytes free on the file system that holds the home. */
+  freeSpace(): Promise<number>;
+  /** Absolute disk path of an existing file (for hashing). */
+  diskPathOf(vpath: string): Promise<string>;
+}
