@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// myftpd: the server and its administration commands.
+
+import { Command, Option } from "commander";
+import { serve } from "./serve.js";
+import { ConfigError, defaultDataDir, resolveServeSettings, SERVE_SETTINGS } from "./settings.js";
+import { UsageError, userAdd, userDel, userList, userPasswd, userRescan, userSet } from "./user-admin.js";
+
+const program = new Command();
+program.name("myftpd").description("myftpd: a multi-user FTP server").showHelpAfterError();
+
+const dataOption = () => new Option("--data <dir>", "data directory (default ./myftp-data or $MYFTPD_DATA)");
+
+/** Runs an admin action: prints its result, or its refusal with exit code 2. */
+function action<A extends unknown[]>(fn: (...args: A) => Promise<string>) {
+  return async (...args: A) => {
+    try {
+      const out = await fn(...args);
+      if (out) process.stdout.write(out + "\n");
+    } catch (err) {
+      if (err instanceof UsageError || err instanceof ConfigError) {
+        process.stderr.write(`myftpd: ${err.message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(`myftpd: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  };
+}
+
+const serveCmd = program.command("serve").description("run the FTP server");
+serveCmd.option("--config <file>", "config file (TOML or JSON) with the same keys as the flags");
+for (const def of SERVE_SETTINGS) {
+  const flag = def.kind === "bool" ? `--${def.key}` : `--${def.key} <${def.arg ?? "value"}>`;
+  serveCmd.option(flag, def.description);
+}
+serveCmd.action(async (opts: Record<string, unknown>) => {
+  try {
+    const { config, ...flags } = opts;
+    await serve(resolveServeSettings(flags, config as string | undefined));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`myftpd: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`myftpd: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+});
+
+const user = program.command("user").description("manage users");
+const dataOf = (o: { data?: string }) => o.data ?? defaultDataDir();
+
+user
+  .command("add <name>")
+  .description("add a user (home defaults to DATA/home/NAME, quota to 1 GiB)")
+  .option("--home <dir>", "home directory")
+  .option("--quota <size>", "quota: bytes, KB/MB/GB, KiB/MiB/GiB, or unlimited")
+  .option("--password-stdin", "read the password as one line from stdin")
+  .addOption(dataOption())
+  .action(action((name: string, o) => userAdd(dataOf(o), name, o)));
+
+user
+  .command("list")
+  .description("list users with home, used space and quota")
+  .option("--json", "print JSON")
+  .addOption(dataOption())
+  .action(action((o) => userList(dataOf(o), o.json === true)));
+
+user
+  .command("del <name>")
+  .description("delete a user")
+  .option("--purge", "also remove the home directory")
+  .addOption(dataOption())
+  .action(action((name: string, o) => userDel(dataOf(o), name, o.purge === true)));
+
+user
+  .command("passwd <name>")
+  .description("change a user's password")
+  .option("--password-stdin", "read the password as one line from stdin")
+  .addOption(dataOption())
+  .action(action((name: string, o) => userPasswd(dataOf(o), name, o.passwordStdin === true)));
+
+user
+  .command("set <name>")
+  .description("change a user's home or quota")
+  .option("--home <dir>", "home directory")
+  .option("--quota <size>", "quota: bytes, KB/MB/GB, KiB/MiB/GiB, or unlimited")
+  .addOption(dataOption())
+  .action(action((name: string, o) => userSet(dataOf(o), name, o)));
+
+user
+  .command("rescan [name]")
+  .description("recount used space from disk (one user, or --all)")
+  .option("--all", "every user")
+  .addOption(dataOption())
+  .action(action((name: string | undefined, o) => userRescan(dataOf(o), name, o.all === true)));
+
+program.exitOverride((err) => {
+  // Usage mistakes (unknown option, missing argument) exit 2 like other refusals; --help and --version exit 0.
+  process.exit(err.exitCode === 0 ? 0 : 2);
+});
+
+await program.parseAsync(process.argv);

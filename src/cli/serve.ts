@@ -1,0 +1,77 @@
+// `myftpd serve`: opens the data directory, makes sure there is someone to log in as, and runs the server until
+// SIGTERM or SIGINT.
+
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import pino from "pino";
+import { FtpServer } from "../server/server.js";
+import { hashPassword } from "../users/password.js";
+import type { SqliteUserStore } from "../users/sqlite-store.js";
+import type { ServeSettings } from "./settings.js";
+import { DEFAULT_QUOTA, defaultHome, openStore } from "./user-admin.js";
+
+/** Hosts that mean "every interface": a client reaches them through loopback. */
+function reachableHost(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::" || host === "[::]") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** On a fresh data directory, creates user "demo" with a random password and returns it. */
+async function ensureDemoUser(store: SqliteUserStore, dataDir: string): Promise<string | null> {
+  if ((await store.count()) > 0) return null;
+  const password = randomBytes(12).toString("base64url");
+  const home = defaultHome(dataDir, "demo");
+  mkdirSync(home, { recursive: true, mode: 0o750 });
+  await store.add({ name: "demo", passwordHash: await hashPassword(password), home, quotaBytes: DEFAULT_QUOTA });
+  return password;
+}
+
+export async function serve(settings: ServeSettings): Promise<void> {
+  mkdirSync(settings.data, { recursive: true, mode: 0o700 });
+  const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
+  const store = openStore(settings.data);
+  const demoPassword = await ensureDemoUser(store, settings.data);
+  const server = new FtpServer({
+    host: settings.host,
+    port: settings.port,
+    users: store,
+    pasvRange: settings.pasvRange,
+    pasvAddress: settings.pasvAddress,
+    idleTimeoutMs: settings.idleTimeout * 1000,
+    dataTimeoutMs: settings.dataTimeout * 1000,
+    maxSessions: settings.maxSessions,
+    maxQueue: settings.maxQueue,
+    queueTimeoutMs: settings.queueTimeout * 1000,
+    maxSessionsPerUser: settings.maxSessionsPerUser,
+    maxConnectionsPerIp: settings.maxConnectionsPerIp,
+    hashWorkers: settings.hashWorkers,
+    maxLoginFailures: settings.maxLoginFailures,
+    banMs: settings.banSeconds * 1000,
+    logger: log,
+  });
+  const port = await server.listen();
+  const host = reachableHost(settings.host);
+  process.stdout.write(`myftpd listening on ftp://${host}:${port}/ (data ${settings.data})\n`);
+  if (demoPassword) {
+    process.stdout.write(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/\n`);
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ event: "shutdown", signal }, "shutting down");
+    // Whatever happens, be gone within 5 seconds.
+    setTimeout(() => process.exit(0), 4500).unref();
+    server
+      .close()
+      .catch((err: unknown) => log.error({ err }, "error during shutdown"))
+      .finally(() => {
+        store.close();
+        process.exit(0);
+      });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

@@ -1,0 +1,180 @@
+// `myftpd user ...`: administration of the user store in a data directory. Every command validates all of its
+// input before it changes anything, so a refused command leaves the store and the disk as they were.
+
+import { mkdirSync, rmSync } from "node:fs";
+import * as path from "node:path";
+import { formatSize, parseSize } from "../core/units.js";
+import { sumTree } from "../storage/local.js";
+import { hashPassword } from "../users/password.js";
+import { SqliteUserStore } from "../users/sqlite-store.js";
+import { isValidUserName, UserExistsError, type UserRecord } from "../users/store.js";
+import { promptHidden, readStdinLine } from "./prompt.js";
+
+export const DEFAULT_QUOTA = 1024 ** 3;
+
+/** A refusal with a message for the operator; the CLI exits with code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export function storePath(dataDir: string): string {
+  return path.join(dataDir, "users.db");
+}
+
+export function openStore(dataDir: string): SqliteUserStore {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return new SqliteUserStore(storePath(dataDir));
+}
+
+export function defaultHome(dataDir: string, name: string): string {
+  return path.join(dataDir, "home", name);
+}
+
+function checkName(name: string): void {
+  if (!isValidUserName(name)) {
+    throw new UsageError(
+      `invalid user name "${name}": use 1-64 letters, digits, ".", "_" or "-", not starting with "." or "-"`,
+    );
+  }
+}
+
+function quotaOf(text: string | undefined): number | null | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseSize(text);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function obtainPassword(fromStdin: boolean): Promise<string> {
+  let pw: string;
+  if (fromStdin) {
+    pw = await readStdinLine();
+  } else {
+    if (!process.stdin.isTTY) throw new UsageError("stdin is not a terminal: use --password-stdin to pipe the password");
+    pw = await promptHidden("Password: ");
+    const again = await promptHidden("Repeat password: ");
+    if (pw !== again) throw new UsageError("passwords do not match; nothing changed");
+  }
+  if (pw.length === 0) throw new UsageError("empty password refused; nothing changed");
+  return pw;
+}
+
+async function withStore<T>(dataDir: string, fn: (store: SqliteUserStore) => Promise<T>): Promise<T> {
+  const store = openStore(dataDir);
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+export interface AddOptions {
+  home?: string;
+  quota?: string;
+  passwordStdin?: boolean;
+}
+
+export async function userAdd(dataDir: string, name: string, opts: AddOptions): Promise<string> {
+  checkName(name);
+  const quotaBytes = quotaOf(opts.quota);
+  const home = path.resolve(opts.home ?? defaultHome(dataDir, name));
+  return withStore(dataDir, async (store) => {
+    if (await store.get(name)) throw new UsageError(`user ${name} already exists; nothing changed`);
+    const password = await obtainPassword(opts.passwordStdin === true);
+    const passwordHash = await hashPassword(password);
+    mkdirSync(home, { recursive: true, mode: 0o750 });
+    try {
+      await store.add({ name, passwordHash, home, quotaBytes: quotaBytes === undefined ? DEFAULT_QUOTA : quotaBytes });
+    } catch (err) {
+      if (err instanceof UserExistsError) throw new UsageError(`user ${name} already exists; nothing changed`);
+      throw err;
+    }
+    return `added user ${name} (home ${home}, quota ${formatSize(quotaBytes === undefined ? DEFAULT_QUOTA : quotaBytes)})`;
+  });
+}
+
+export function formatUserTable(users: UserRecord[]): string {
+  const rows = [["NAME", "HOME", "USED", "QUOTA"]];
+  for (const u of users) {
+    rows.push([u.name, u.home, u.usedBytes === null ? "-" : formatSize(u.usedBytes), formatSize(u.quotaBytes)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+}
+
+export async function userList(dataDir: string, json: boolean): Promise<string> {
+  return withStore(dataDir, async (store) => {
+    const users = await store.list();
+    if (json) {
+      return JSON.stringify(
+        users.map((u) => ({ name: u.name, home: u.home, usedBytes: u.usedBytes, quotaBytes: u.quotaBytes })),
+        null,
+        2,
+      );
+    }
+    return users.length === 0 ? "no users" : formatUserTable(users);
+  });
+}
+
+export async function userDel(dataDir: string, name: string, purge: boolean): Promise<string> {
+  checkName(name);
+  return withStore(dataDir, async (store) => {
+    const u = await store.get(name);
+    if (!u) throw new UsageError(`no user ${name}; nothing changed`);
+    const home = path.resolve(u.home);
+    if (purge && (home === path.parse(home).root || home === path.resolve(dataDir))) {
+      throw new UsageError(`refusing to purge ${home}; nothing changed`);
+    }
+    await store.remove(name);
+    if (purge) rmSync(home, { recursive: true, force: true });
+    return purge ? `deleted user ${name} and removed ${home}` : `deleted user ${name} (home ${home} kept)`;
+  });
+}
+
+export async function userPasswd(dataDir: string, name: string, passwordStdin: boolean): Promise<string> {
+  checkName(name);
+  return withStore(dataDir, async (store) => {
+    if (!(await store.get(name))) throw new UsageError(`no user ${name}; nothing changed`);
+    const password = await obtainPassword(passwordStdin);
+    await store.update(name, { passwordHash: await hashPassword(password) });
+    return `password of ${name} changed`;
+  });
+}
+
+export async function userSet(dataDir: string, name: string, opts: { home?: string; quota?: string }): Promise<string> {
+  checkName(name);
+  const quotaBytes = quotaOf(opts.quota);
+  if (opts.home === undefined && quotaBytes === undefined) throw new UsageError("nothing to change: give --home or --quota");
+  const home = opts.home === undefined ? undefined : path.resolve(opts.home);
+  return withStore(dataDir, async (store) => {
+    if (!(await store.get(name))) throw new UsageError(`no user ${name}; nothing changed`);
+    if (home) mkdirSync(home, { recursive: true, mode: 0o750 });
+    await store.update(name, { home, quotaBytes });
+    const parts = [home ? `home ${home}` : null, quotaBytes !== undefined ? `quota ${formatSize(quotaBytes)}` : null];
+    return `updated ${name}: ${parts.filter(Boolean).join(", ")}`;
+  });
+}
+
+/** Recounts the bytes in homes and stores the figures (fixes drift). */
+export async function userRescan(dataDir: string, name: string | undefined, all: boolean): Promise<string> {
+  if (!all && name === undefined) throw new UsageError("give a user name or --all");
+  if (all && name !== undefined) throw new UsageError("give either a user name or --all, not both");
+  if (name !== undefined) checkName(name);
+  return withStore(dataDir, async (store) => {
+    const users = all ? await store.list() : [await store.get(name!)].filter((u): u is UserRecord => u !== undefined);
+    if (users.length === 0) throw new UsageError(all ? "no users" : `no user ${name}`);
+    const lines: string[] = [];
+    for (const u of users) {
+      const used = await sumTree(u.home);
+      await store.setUsage(u.name, used, false);
+      const before = u.usedBytes === null ? "not counted" : `${u.usedBytes} bytes`;
+      lines.push(`${u.name}: ${used} bytes (${formatSize(used)}); was ${before}`);
+    }
+    return lines.join("\n");
+  });
+}

@@ -1,0 +1,132 @@
+// Test helpers: a real myftpd on 127.0.0.1 port 0 with its own temp data dir and SQLite store.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import pino from "pino";
+import { FtpServer, type ServerOptions } from "../../src/server/server.js";
+import { hashPassword } from "../../src/users/password.js";
+import { SqliteUserStore } from "../../src/users/sqlite-store.js";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const MYFTPD_BIN = path.join(ROOT, "dist/cli/myftpd.js");
+export const MYFTP_BIN = path.join(ROOT, "dist/cli/myftp.js");
+
+export interface TestUser {
+  name: string;
+  password: string;
+  /** Bytes; null = unlimited; default 1 GiB. */
+  quota?: number | null;
+  /** Home directory; default DATA/home/NAME. */
+  home?: string;
+}
+
+export interface RunningServer {
+  server: FtpServer;
+  host: string;
+  port: number;
+  dataDir: string;
+  users: SqliteUserStore;
+  homeOf(name: string): string;
+  url(user?: string, password?: string, p?: string): string;
+  close(): Promise<void>;
+}
+
+export function tempDir(prefix = "myftp-test-"): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/** Starts an in-process server. Options override the test defaults (passive ports from the system, quiet logs). */
+export async function startServer(
+  users: TestUser[] = [{ name: "alice", password: "secret" }],
+  options: Partial<ServerOptions> = {},
+): Promise<RunningServer> {
+  const dataDir = tempDir();
+  const store = new SqliteUserStore(path.join(dataDir, "users.db"));
+  const homes = new Map<string, string>();
+  for (const u of users) {
+    const home = u.home ?? path.join(dataDir, "home", u.name);
+    homes.set(u.name, home);
+    await store.add({
+      name: u.name,
+      passwordHash: await hashPassword(u.password),
+      home,
+      quotaBytes: u.quota === undefined ? 1024 ** 3 : u.quota,
+    });
+  }
+  const server = new FtpServer({
+    host: "127.0.0.1",
+    port: 0,
+    users: store,
+    pasvRange: [0, 0],
+    loginFailureDelayMs: 50,
+    hashWorkers: 2,
+    logger: pino({ level: process.env.MYFTP_TEST_LOG ?? "silent" }),
+    ...options,
+  });
+  const port = await server.listen();
+  const { mkdirSync } = await import("node:fs");
+  for (const h of homes.values()) mkdirSync(h, { recursive: true });
+  return {
+    server,
+    host: "127.0.0.1",
+    port,
+    dataDir,
+    users: store,
+    homeOf: (name) => homes.get(name) ?? path.join(dataDir, "home", name),
+    url: (user = users[0]?.name ?? "alice", password = users[0]?.password ?? "secret", p = "/") =>
+      `ftp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}${p}`,
+    close: async () => {
+      await server.close();
+      store.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunningProcess {
+  child: ChildProcess;
+  port: number;
+  dataDir: string;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs `myftpd` as a separate process (the built bin) and waits for its listening line. */
+export async function startServerProcess(args: string[], dataDir = tempDir()): Promise<RunningProcess> {
+  const child = spawn(process.execPath, [MYFTPD_BIN, "serve", "--data", dataDir, "--host", "127.0.0.1", "--port", "0", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`myftpd did not start:\n${out}`)), 15_000);
+    const check = () => {
+      const m = /ftp:\/\/[^\s/]+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stdout!.on("data", check);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`myftpd exited with ${code}:\n${out}`));
+    });
+  });
+  return {
+    child,
+    port,
+    dataDir,
+    output: () => out,
+    stop: (signal = "SIGTERM") =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode);
+        child.once("exit", (code) => resolve(code));
+        child.kill(signal);
+      }),
+  };
+}
