@@ -69,7 +69,7 @@ export function help(s: Session, arg: string): void {
   }
   const verbs = Object.keys(COMMANDS).sort();
   const rows: string[] = [];
-  for (let i = 0; i < verbs.length; i += 8) rows.push(verbs.slice(i, i + 8).map((v) => v.padEnd(5)).join(" "));
+  for (let i = 0; i < verbs.length; i += 8) rows.push(verbs.slice(i, i + 8).map((v) => v.padEnd(5)).join(" ").trimEnd());
   s.write(formatIndentedReply(214, "The following commands are recognized:", rows, "Help OK"));
 }
 
