@@ -96,8 +96,12 @@ export interface ErrorContext {
 
 /** Turn any thrown value into a ClientError with one clear sentence. */
 export function toClientError(err: unknown, ctx: ErrorContext = {}): ClientError {
-  if (err instanceof ClientError) return err;
   const prefix = ctx.action ? `${ctx.action}: ` : "";
+  if (err instanceof ClientError) {
+    // Say what was being done, unless the message already does.
+    if (!ctx.action || err.message.startsWith(prefix) || err.message.startsWith(`${ctx.action} `)) return err;
+    return new ClientError(err.kind, `${prefix}${err.message}`, { cause: err.cause, ftpCode: err.ftpCode });
+  }
   if (isFtpReplyError(err)) {
     const text = replyText(err.message);
     const code = err.code;

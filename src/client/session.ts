@@ -134,23 +134,34 @@ export class FtpSession {
     this.client = new Client(this.options.timeoutMs ?? 30_000);
     this.client.ftp.verbose = this.options.debug ?? false;
     const mode = this.tlsMode;
+    const endpoint = endpointOf(this.target);
+    const client = this.client;
     try {
-      await this.client.access({
-        host: this.target.host,
-        port: this.target.port,
-        user: this.credentials.user,
-        password: this.credentials.password,
-        secure: mode === "implicit" ? "implicit" : mode === "explicit",
-        secureOptions: mode === "none" ? undefined : await this.tlsOptions(),
-      });
+      // The steps of a login, one by one, so that a failure can say which step failed.
+      const tlsOptions = mode === "none" ? undefined : { ...(await this.tlsOptions()), host: this.target.host };
+      if (mode === "implicit") await client.connectImplicitTLS(this.target.host, this.target.port, tlsOptions);
+      else await client.connect(this.target.host, this.target.port);
+      if (mode === "explicit") {
+        try {
+          await client.useTLS(tlsOptions);
+        } catch (err) {
+          if (isFtpReplyError(err))
+            throw new ClientError("connect", `the server does not offer TLS (${err.code} ${replyText(err.message)})`, { cause: err, ftpCode: err.code });
+          throw err;
+        }
+      }
+      await client.sendIgnoringError("OPTS UTF8 ON");
+      try {
+        await client.login(this.credentials.user, this.credentials.password);
+      } catch (err) {
+        if (isFtpReplyError(err) && err.code >= 300)
+          throw new ClientError("login", `login refused by the server (${err.code} ${replyText(err.message)})`, { cause: err, ftpCode: err.code });
+        throw err;
+      }
+      await client.useDefaultSettings();
     } catch (err) {
-      this.client.close();
-      const e = toClientError(err, { endpoint: endpointOf(this.target) });
-      if (e.kind === "remote" && isFtpReplyError(err) && (err.code === 331 || err.code === 332 || err.code === 530))
-        throw new ClientError("login", `login refused by the server (${err.code} ${replyText(err.message)})`, { cause: err });
-      if (mode === "explicit" && isFtpReplyError(err) && err.message.includes("AUTH"))
-        throw new ClientError("connect", `the server does not offer TLS (${replyText(err.message)})`, { cause: err });
-      throw e;
+      client.close();
+      throw toClientError(err, { endpoint });
     }
     this.features = parseFeatures(await this.client.features());
     this.selectedHash = undefined;
@@ -286,21 +297,22 @@ export class FtpSession {
     return { ok: res.code >= 200 && res.code < 300, reply: res.message.trim() };
   }
 
-  /** Run `fn`; if the connection drops, reconnect and let the caller try again (at most `retries` times). */
+  /**
+   * Run `fn`; if the connection drops, reconnect (waiting a little longer each time) and let `fn` try
+   * again, at most `retries` times. A server that refuses the reconnect may be restarting: that counts
+   * as one more failed attempt, not as the end.
+   */
   async withReconnect<T>(retries: number, fn: (attempt: number) => Promise<T>, onRetry?: (err: unknown, attempt: number) => void): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         if (this.client.closed) await this.reconnect();
         return await fn(attempt);
       } catch (err) {
-        if (attempt >= retries || !shouldRetry(err)) throw err;
+        const retryable = shouldRetry(err) || (attempt > 0 && err instanceof ClientError && err.kind === "connect");
+        if (attempt >= retries || !retryable) throw err;
         onRetry?.(err, attempt + 1);
-        await sleep(Math.min(200 * 2 ** attempt, 2000));
-        try {
-          await this.reconnect();
-        } catch (e) {
-          if (attempt + 1 >= retries || !shouldRetry(e)) throw e;
-        }
+        this.client.close();
+        await sleep(Math.min(250 * 2 ** attempt, 4000));
       }
     }
   }

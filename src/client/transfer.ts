@@ -80,7 +80,7 @@ export async function verifyWhole(
     if (reply && algo) {
       const mine = await hashLocalFile(local, algo);
       if (mine !== reply.hex)
-        throw new ClientError("verify", `verification failed for ${remote}: ${algo} differs (local ${mine.slice(0, 16)}…, server ${reply.hex.slice(0, 16)}…)`);
+        throw new ClientError("verify", `verification failed: ${algo} differs (local ${mine.slice(0, 16)}…, server ${reply.hex.slice(0, 16)}…)`);
       return `${algo} verified`;
     }
   }
@@ -89,9 +89,8 @@ export async function verifyWhole(
     opts.note("note: the server has no HASH command; transfers are verified by size only");
   }
   const remoteSize = await session.size(remote);
-  if (remoteSize === undefined) throw new ClientError("verify", `verification failed for ${remote}: the server will not tell its size`);
-  if (remoteSize !== size)
-    throw new ClientError("verify", `verification failed for ${remote}: sizes differ (local ${size} bytes, server ${remoteSize} bytes)`);
+  if (remoteSize === undefined) throw new ClientError("verify", `verification failed: the server will not tell the size of ${remote}`);
+  if (remoteSize !== size) throw new ClientError("verify", `verification failed: sizes differ (local ${size} bytes, server ${remoteSize} bytes)`);
   return "size verified";
 }
 

@@ -1,0 +1,157 @@
+// Helpers for driving the built `myftp` binary in tests: run it with a script on stdin, run it until
+// a condition holds and then kill it, make random files and hash them.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, createReadStream } from "node:fs";
+import { mkdtemp, open, rm, stat } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const BIN = resolve(import.meta.dirname, "../../dist/cli/myftp.js");
+
+export function assertBuilt(): void {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build first`);
+}
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunOptions {
+  readonly stdin?: string;
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly timeoutMs?: number;
+}
+
+const live = new Set<ChildProcess>();
+
+/** Kill every myftp child still running (for afterEach/afterAll). */
+export function killAll(): void {
+  for (const c of live) if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(c.pid, "SIGKILL");
+  live.clear();
+}
+
+function baseEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  // Keep the user's own credentials and history out of the tests.
+  if (!extra?.HOME) env.HOME = tmpdir();
+  if (!extra || !("MYFTP_PASSWORD" in extra)) delete env.MYFTP_PASSWORD;
+  if (!extra || !("MYFTP_USER" in extra)) delete env.MYFTP_USER;
+  delete env.NETRC;
+  return env;
+}
+
+export function spawnMyftp(args: readonly string[], opts: RunOptions = {}): ChildProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd,
+    env: baseEnv(opts.env),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
+  else child.stdin!.end();
+  return child;
+}
+
+export function collect(child: ChildProcess, timeoutMs = 50_000): Promise<RunResult> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
+      reject(new Error(`myftp did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export async function runMyftp(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return await collect(spawnMyftp(args, opts), opts.timeoutMs);
+}
+
+/**
+ * Start myftp, wait until `until()` holds (polled every 20 ms, for at most `withinMs`), then SIGKILL it.
+ * Returns what it printed before dying.
+ */
+export async function runAndKill(args: readonly string[], until: () => Promise<boolean>, opts: RunOptions & { withinMs?: number } = {}): Promise<RunResult> {
+  const child = spawnMyftp(args, opts);
+  const result = collect(child, 60_000);
+  const deadline = Date.now() + (opts.withinMs ?? 30_000);
+  let fired = false;
+  while (Date.now() < deadline && child.exitCode === null) {
+    if (await until()) {
+      fired = true;
+      if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const r = await result;
+  if (!fired) throw new Error(`the condition never held before myftp ended (code ${r.code})\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+export async function sizeOf(path: string): Promise<number> {
+  return (await stat(path).catch(() => undefined))?.size ?? -1;
+}
+
+/** Write `size` random bytes to `path`. */
+export async function makeFile(path: string, size: number): Promise<void> {
+  const fh = await open(path, "w");
+  try {
+    let left = size;
+    while (left > 0) {
+      const n = Math.min(left, 4 << 20);
+      await fh.write(randomBytes(n));
+      left -= n;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function sha256(path: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
+
+export async function tempDir(prefix = "myftp-client-"): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** Wait until `cond()` holds, polling every 20 ms for at most `ms`. */
+export async function waitFor(cond: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+/** Lines of output that are not notes about missing server features. */
+export function lines(text: string): string[] {
+  return text.split("\n").filter((l) => l.length > 0);
+}

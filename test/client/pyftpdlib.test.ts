@@ -1,0 +1,125 @@
+// myftp against pyftpdlib: a server nobody here wrote, without HASH, RANG, AVBL or SITE QUOTA, so every
+// fallback of the client is exercised. Plus what only this server lets us set up: a per-address
+// connection limit (421), a crash and restart mid-transfer.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { defaultPeerUser, startPyftpd, type PeerServer } from "../helpers/peers.js";
+import { killAll, makeFile, runMyftp, sha256, sizeOf, spawnMyftp, collect, tempDir, waitFor, assertBuilt } from "./cli-helpers.js";
+import { defineClientMatrix, type ServerUnderTest } from "./matrix.js";
+
+const MiB = 1024 * 1024;
+
+function adapt(p: PeerServer): ServerUnderTest {
+  const u = p.users[0]!;
+  return {
+    url: (path = "") => p.url(u, path),
+    urlNoPassword: (path = "") => `ftp://${encodeURIComponent(u.name)}@${p.host}:${p.port}/${path}`,
+    user: u.name,
+    password: u.password,
+    host: p.host,
+    port: p.port,
+    home: p.home,
+    stop: () => p.stop(),
+  };
+}
+
+defineClientMatrix("pyftpdlib", async () => adapt(await startPyftpd()), { hash: false });
+
+describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
+  let work: { path: string; remove(): Promise<void> };
+  const servers: PeerServer[] = [];
+
+  beforeAll(async () => {
+    assertBuilt();
+    work = await tempDir();
+  });
+  afterEach(() => killAll());
+  afterAll(async () => {
+    killAll();
+    for (const s of servers) await s.stop();
+    await work?.remove();
+  });
+
+  it("backs off when the server refuses connections beyond its limit (421) and still gets the file", async () => {
+    const srv = await startPyftpd({ maxConsPerIp: 2 });
+    servers.push(srv);
+    await makeFile(join(srv.home, "limited.bin"), 6 * MiB);
+    const dst = join(work.path, "limited.bin");
+    const r = await runMyftp(["get", "-n", "4", srv.url(undefined, "limited.bin"), dst]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/refused connection \d \(421\); backing off/);
+    expect(await sha256(dst)).toBe(await sha256(join(srv.home, "limited.bin")));
+  });
+
+  it("reconnects and resumes when the server goes away mid-transfer", async () => {
+    const first = await startPyftpd();
+    await makeFile(join(first.home, "crash.bin"), 8 * MiB);
+    const dst = join(work.path, "crash.bin");
+    const child = spawnMyftp(["get", "--limit-rate", "4M", "--retries", "5", first.url(undefined, "crash.bin"), dst]);
+    const done = collect(child);
+    expect(await waitFor(async () => (await sizeOf(dst)) >= MiB, 20_000)).toBe(true);
+    await first.crash();
+    // The same server comes back on the same port, serving the same files.
+    const second = await startPyftpd({ port: first.port, home: first.home });
+    servers.push(second, first);
+    const r = await done;
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/connection lost during get crash\.bin .*; retry 1\/5/);
+    expect(r.stdout).toMatch(/resumed at|size verified/);
+    expect(await sha256(dst)).toBe(await sha256(join(first.home, "crash.bin")));
+  });
+
+  it("gives up after --retries attempts when the server stays away", async () => {
+    const srv = await startPyftpd();
+    await makeFile(join(srv.home, "gone.bin"), 8 * MiB);
+    const dst = join(work.path, "gone.bin");
+    const child = spawnMyftp(["get", "--limit-rate", "4M", "--retries", "1", srv.url(undefined, "gone.bin"), dst]);
+    const done = collect(child);
+    expect(await waitFor(async () => (await sizeOf(dst)) >= MiB, 20_000)).toBe(true);
+    await srv.stop();
+    const r = await done;
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/retry 1\/1/);
+    expect(r.stderr).toMatch(/^myftp: get gone\.bin: cannot connect to 127\.0\.0\.1:\d+: connection refused\n$/);
+    expect(await sizeOf(dst)).toBeGreaterThanOrEqual(MiB);
+  });
+
+  it("draws a progress bar on a terminal and one line per file otherwise", async () => {
+    const srv = await startPyftpd();
+    servers.push(srv);
+    await makeFile(join(srv.home, "bar.bin"), 3 * MiB);
+    const dst = join(work.path, "bar.bin");
+    const { BIN } = await import("./cli-helpers.js");
+    // `script` gives the client a pseudo-terminal; its output is what a person would see.
+    const cmd = `${process.execPath} ${BIN} get --limit-rate 3M ${srv.url(undefined, "bar.bin")} ${dst}`;
+    const out = await promisify(execFile)("script", ["-qec", cmd, "/dev/null"], { env: { ...process.env, COLUMNS: "100", HOME: work.path }, timeout: 30_000 });
+    const text = out.stdout;
+    const frames = text.split("\r").filter((f) => f.includes("bar.bin") && f.includes("%"));
+    expect(frames.length).toBeGreaterThanOrEqual(3);
+    expect(frames.some((f) => /bar\.bin +\[#+-+\] +\d+%/.test(f))).toBe(true);
+    expect(frames.some((f) => /\[#+\] +100% +3\.00 MiB\/3\.00 MiB/.test(f))).toBe(true);
+    expect(text).toMatch(/ETA \d+s/);
+    expect(text).toContain("get bar.bin: 3.00 MiB in");
+    expect(await sha256(dst)).toBe(await sha256(join(srv.home, "bar.bin")));
+    // Not a terminal: no bar, no carriage returns, one line for the file.
+    const plain = await runMyftp(["get", "--no-resume", srv.url(undefined, "bar.bin"), dst]);
+    expect(plain.stdout).not.toContain("\r");
+    expect(plain.stdout).not.toContain("[#");
+    expect(plain.stdout.split("\n").filter((l) => l.startsWith("get bar.bin:"))).toHaveLength(1);
+    const quiet = await runMyftp(["get", "--quiet", "--no-resume", srv.url(undefined, "bar.bin"), dst]);
+    expect(quiet.code).toBe(0);
+    expect(quiet.stdout).toBe("");
+  });
+
+  it("uses the user from MYFTP_USER when the URL has none", async () => {
+    const srv = await startPyftpd();
+    servers.push(srv);
+    const r = await runMyftp(["ls", `ftp://${srv.host}:${srv.port}/`], { env: { HOME: work.path, MYFTP_USER: defaultPeerUser.name, MYFTP_PASSWORD: defaultPeerUser.password } });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  });
+});
