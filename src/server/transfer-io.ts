@@ -137,7 +137,9 @@ export async function sendFile(
     pos += bytesRead;
     const piece = conv ? conv.convert(buf.subarray(0, bytesRead)) : buf.subarray(0, bytesRead);
     sent += piece.length;
-    const ok = sock.write(piece, (err) => {
+    // Backpressure is the ring itself: at most RING buffers are in the socket at once, and reading ahead into a
+    // free one overlaps the disk read with the network write.
+    sock.write(piece, (err) => {
       if (err) writeError = new ConnectionBroken(err);
       free.push(buf);
       const w = waiter;
@@ -145,7 +147,6 @@ export async function sendFile(
       w?.();
     });
     progress.onBytes(piece.length);
-    if (!ok) await abortable(progress.signal, waitDrain(sock));
   }
   await abortable(progress.signal, finish(sock));
   if (writeError) throw writeError;
