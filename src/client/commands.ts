@@ -151,9 +151,9 @@ async function each(ctx: ShellContext, items: string[], what: string, fn: (item:
       await fn(item);
     } catch (err) {
       failed++;
-      const e = toClientError(err);
+      const e = toClientError(err, { action: `${what} ${item}` });
       first ??= e;
-      if (items.length > 1) ctx.note(`${what}: ${e.message}`);
+      if (items.length > 1) ctx.note(e.message);
     }
   }
   if (first) throw items.length > 1 ? new ClientError(first.kind, `${what}: ${failed} of ${items.length} failed; first: ${first.message}`) : first;
@@ -326,7 +326,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       const s = session(ctx);
       await each(ctx, files, "hash", async (f) => {
         const r = await s.remoteHash(f);
-        if (!r) throw new ClientError("remote", "hash: the server has no HASH command");
+        if (!r) throw new ClientError("remote", "the server has no HASH command");
         ctx.out(`${r.algorithm} ${r.hex} ${f}`);
       });
     },

@@ -147,7 +147,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
         expect(r.code).toBe(0);
       } else {
         // Both are refused by a server without HASH and AVBL/SITE QUOTA; the script goes on.
-        expect(r.stderr).toMatch(/^myftp: hash: the server has no HASH command$/m);
+        expect(r.stderr).toMatch(/^myftp: hash keep\.dat: the server has no HASH command$/m);
         expect(r.stderr).toMatch(/^myftp: quota: the server reports no quota/m);
         expect(r.stderr.trim().split("\n")).toHaveLength(2);
         expect(r.code).toBe(5);
@@ -371,7 +371,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       const viaEnv = await runMyftp(["ls", srv.urlNoPassword()], { env: { HOME: home, MYFTP_PASSWORD: srv.password } });
       expect(viaEnv.code).toBe(0);
       expect(viaEnv.stdout).toMatch(/ cred\.txt$/m);
-      await writeFile(join(home, ".netrc"), `machine other.example login x password y\nmachine ${srv.host} login ${srv.user} password ${srv.password}\n`, { mode: 0o600 });
+      await writeFile(join(home, ".netrc"), `machine other.example login x password y\nmachine ${srv.host} login ${srv.user} password "${srv.password}"\n`, { mode: 0o600 });
       const viaNetrc = await runMyftp(["ls", srv.urlNoPassword()], { env: { HOME: home } });
       expect(viaNetrc.code).toBe(0);
       expect(viaNetrc.stdout).toMatch(/ cred\.txt$/m);
