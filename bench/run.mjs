@@ -6,7 +6,8 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { writeReports, formatTable } from "./lib/report.mjs";
-import { CLIENT_PYTHON, SCENARIOS, plan as makePlan } from "./lib/scenarios.mjs";
+import { machineBusySeconds } from "./lib/procfs.mjs";
+import { CLIENT_PYTHON, SCENARIOS, clientCpuSeconds, plan as makePlan, releaseClientMeter } from "./lib/scenarios.mjs";
 import { SERVER_CLASSES } from "./lib/servers.mjs";
 import { buildTree, chooseWorkDir, chownTree, clearUploads, ensureUser, takeLock, warmMemory, GiB } from "./lib/setup.mjs";
 
@@ -101,7 +102,7 @@ async function main() {
   warmMemory(work, 2 * p.bigSize);
   log(`files: ${tree} (big.bin ${p.bigSize / 2 ** 20} MiB, ${p.smallCount} x ${p.smallSize / 1024} KiB in small/)`);
 
-  const ctx = { work, tree, logDir, profileDir, user: null, password: null, systemUser: false };
+  const ctx = { work, tree, logDir, profileDir, profileLabel: "warmup", user: null, password: null, systemUser: false };
   const wanted = SERVER_CLASSES.map((C) => new C(ctx)).filter((s) => !opts.servers || opts.servers.includes(s.name));
   const needSystemUser = wanted.some((s) => s.name === "vsftpd" || s.name === "pure-ftpd");
   const u = ensureUser(tree, { wantSystemUser: needSystemUser });
@@ -144,7 +145,11 @@ async function main() {
   const cleanup = async () => {
     if (stopping) return;
     stopping = true;
-    for (const s of servers) await s.proc.stop().catch(() => {});
+    for (const s of servers) {
+      await s.proc.stop().catch(() => {});
+      s.proc.dispose();
+    }
+    releaseClientMeter();
     if (!opts.keep) rmSync(work, { recursive: true, force: true });
   };
   for (const sig of ["SIGINT", "SIGTERM"]) {
@@ -170,28 +175,50 @@ async function main() {
 
     for (const sc of scenarios) {
       results[sc.id] = Object.fromEntries(servers.map((s) => [s.name, []]));
+      if (profileDir) {
+        // One profile per scenario: restart myftpd so its profile covers only this scenario.
+        ctx.profileLabel = sc.id;
+        for (const s of servers.filter((x) => x.name === "myftpd")) {
+          await s.proc.stop();
+          await s.start();
+        }
+      }
       const reps = p.reps[sc.id];
       for (let rep = 0; rep < reps; rep++) {
         // Interleaved, and the order rotates each repetition so no server always goes first.
         const order = servers.map((_, i) => servers[(i + rep) % servers.length]);
         for (const s of order) {
-          const t = Date.now();
           let v;
           try {
             if (sc.fresh || !isAlive(s)) {
               await s.proc.stop();
               await s.start();
             }
-            v = await sc.run(s, ctx, p);
-            if (u.system) clearUploads(tree);
+          } catch (e) {
+            v = { error: `restart failed: ${String(e.message ?? e).split("\n")[0]}` };
+          }
+          const t = Date.now();
+          const busy0 = machineBusySeconds();
+          const srv0 = s.proc.cpu.seconds();
+          const cli0 = clientCpuSeconds();
+          try {
+            v ??= await sc.run(s, ctx, p);
           } catch (e) {
             v = { error: String(e.message ?? e).split("\n")[0] };
           }
+          const wall = (Date.now() - t) / 1000;
+          // CPU the machine spent on processes that are neither this server nor the bench clients.
+          if (s.proc.cpu.method === "cgroup") {
+            const other = machineBusySeconds() - busy0 - (s.proc.cpu.seconds() - srv0) - (clientCpuSeconds() - cli0);
+            v.otherCpuPct = Math.max(0, (100 * other) / (wall * os.cpus().length));
+          }
+          clearUploads(tree);
           results[sc.id][s.name].push(v);
           const shown = v.error
             ? `ERROR ${v.error}`
             : sc.metrics.map((m) => `${v[m.key]?.toFixed(m.digits)} ${m.unit}`).join(", ");
-          log(`${sc.id} ${rep + 1}/${reps} ${s.name.padEnd(9)} ${shown}  (${fmtSecs(Date.now() - t)})`);
+          const noise = v.otherCpuPct >= 5 ? `, other processes used ${v.otherCpuPct.toFixed(0)}% of the CPUs` : "";
+          log(`${sc.id} ${rep + 1}/${reps} ${s.name.padEnd(9)} ${shown}  (${fmtSecs(wall * 1000)}${noise})`);
         }
       }
     }
@@ -228,7 +255,7 @@ async function main() {
   log("");
   log(formatTable(report));
   log(`\nfull run took ${fmtSecs(elapsed)}; wrote ${files.map((f) => path.relative(ROOT, f)).join(", ")}`);
-  if (profileDir) log(`myftpd CPU profiles: ${profileDir} (open in Chrome DevTools or speedscope)`);
+  if (profileDir) log(`myftpd CPU profiles: ${profileDir} (summarize: node bench/profile-summary.mjs FILE; or open in Chrome DevTools / speedscope)`);
 }
 
 function isAlive(s) {

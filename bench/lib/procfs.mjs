@@ -4,7 +4,7 @@
 // has exited and been reaped by its parent has its CPU time folded into that parent's cutime/cstime,
 // so summing utime+stime+cutime+cstime over the live tree counts every process exactly once, dead or
 // alive, as long as the tree reaps its own children (all these servers do).
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 
 let clkTck = 100;
@@ -72,4 +72,94 @@ export function treePssKiB(rootPid) {
     }
   }
   return { kib, processes: pids.length };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Exact CPU accounting where the kernel offers it: each server runs in a cgroup of its own, so every
+// process it ever forks is counted, even session processes that exit unreaped or get reparented to
+// init (vsftpd's per-session processes do). Falls back to the /proc tree sum above.
+
+function findCgroupCpu() {
+  const candidates = [
+    { dir: "/sys/fs/cgroup/cpuacct", file: "cpuacct.usage", scale: 1e-9, parse: (s) => Number(s) },
+    { dir: "/sys/fs/cgroup/unified", file: "cpu.stat", scale: 1e-6, parse: (s) => Number(/usage_usec (\d+)/.exec(s)?.[1]) },
+    { dir: "/sys/fs/cgroup", file: "cpu.stat", scale: 1e-6, parse: (s) => Number(/usage_usec (\d+)/.exec(s)?.[1]) },
+  ];
+  for (const c of candidates) {
+    try {
+      if (Number.isFinite(c.parse(readFileSync(`${c.dir}/${c.file}`, "utf8"))) && existsSync(`${c.dir}/cgroup.procs`)) return c;
+    } catch {
+      /* not this one */
+    }
+  }
+  return null;
+}
+
+const CGROUP = process.getuid?.() === 0 ? findCgroupCpu() : null;
+
+/** CPU meter for one server: cgroup when possible, else the process-tree sum. */
+export class CpuMeter {
+  constructor(name) {
+    this.name = name;
+    this.pid = null;
+    this.dir = null;
+    if (CGROUP) {
+      const dir = `${CGROUP.dir}/myftp-bench-${process.pid}-${name}`;
+      try {
+        mkdirSync(dir, { recursive: true });
+        this.dir = dir;
+      } catch {
+        this.dir = null;
+      }
+    }
+  }
+
+  get method() {
+    return this.dir ? "cgroup" : "proc-tree";
+  }
+
+  /** Puts a freshly spawned server (before it forks any session) into the meter's cgroup. */
+  attach(pid) {
+    this.pid = pid;
+    if (!this.dir) return;
+    try {
+      writeFileSync(`${this.dir}/cgroup.procs`, String(pid));
+    } catch {
+      this.release();
+    }
+  }
+
+  seconds() {
+    if (this.dir) {
+      try {
+        return CGROUP.parse(readFileSync(`${this.dir}/${CGROUP.file}`, "utf8")) * CGROUP.scale;
+      } catch {
+        /* fall through */
+      }
+    }
+    return this.pid ? treeCpuSeconds(this.pid) : 0;
+  }
+
+  /** Removes the cgroup once its processes are gone (a few retries while zombies are reaped). */
+  release() {
+    if (!this.dir) return;
+    const dir = this.dir;
+    this.dir = null;
+    for (let i = 0; i < 50; i++) {
+      try {
+        rmdirSync(dir);
+        return;
+      } catch {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      }
+    }
+  }
+}
+
+/** Busy CPU seconds of the whole machine, to tell how much of a run went to processes not ours. */
+export function machineBusySeconds() {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is inside user already.
+  const busy = f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
+  return busy / clkTck;
 }

@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
-import { treeCpuSeconds, treePssKiB } from "./procfs.mjs";
+import { CpuMeter, treePssKiB } from "./procfs.mjs";
 import { GiB, MiB } from "./setup.mjs";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -11,6 +11,25 @@ const CLIENT = path.resolve(HERE, "..", "clients", "ftpbench.py");
 export const CLIENT_PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * PSS of a server's tree, the median of several samples 200 ms apart: a V8 heap commits and
+ * releases young-generation pages as it goes, so one idle Node process swings by a few MiB.
+ */
+async function samplePss(pid, n) {
+  const xs = [];
+  let processes = 0;
+  for (let i = 0; i < n; i++) {
+    if (i) await sleep(200);
+    const m = treePssKiB(pid);
+    xs.push(m.kib);
+    processes = m.processes;
+  }
+  xs.sort((a, b) => a - b);
+  const mid = Math.floor(xs.length / 2);
+  const kib = xs.length % 2 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
+  return { kib, range: [xs[0], xs[xs.length - 1]], processes };
+}
 
 /** Sizes and durations: the full run, and the smaller --quick run. */
 export function plan(quick) {
@@ -23,7 +42,7 @@ export function plan(quick) {
         reps: { S1: 1, S2: 1, S3: 1, S4: 1, S5: 1, S6: 1 },
         S3: { clients: 32, files: 10 },
         S4: { workers: 16, seconds: 2 },
-        S5: { sessions: 100 },
+        S5: { sessions: 300, samples: 8 },
         S6: { load: 8, seconds: 2 },
       }
     : {
@@ -34,7 +53,7 @@ export function plan(quick) {
         reps: { S1: 3, S2: 3, S3: 3, S4: 3, S5: 2, S6: 3 },
         S3: { clients: 32, files: 50 },
         S4: { workers: 16, seconds: 10 },
-        S5: { sessions: 500 },
+        S5: { sessions: 500, samples: 15 },
         S6: { load: 8, seconds: 10 },
       };
 }
@@ -43,13 +62,25 @@ export function plan(quick) {
  * Runs the client in its own process group (it forks workers), returns its last JSON line.
  * `onLine` sees every JSON line as it arrives (S5 uses it to measure while sessions are held).
  */
+let clientMeter = null;
+/** CPU seconds used by all bench clients so far (cgroup or the tree of the running client). */
+export function clientCpuSeconds() {
+  return clientMeter ? clientMeter.seconds() : 0;
+}
+export function releaseClientMeter() {
+  clientMeter?.release();
+  clientMeter = null;
+}
+
 export function runClient(ctx, port, sub, args, { timeoutMs, onLine } = {}) {
+  clientMeter ??= new CpuMeter("client");
   return new Promise((resolve, reject) => {
     const child = spawn(
       CLIENT_PYTHON,
       [CLIENT, "--port", String(port), "--user", ctx.user, sub, ...args.map(String)],
       { env: { ...process.env, MYFTP_BENCH_PASSWORD: ctx.password }, stdio: ["pipe", "pipe", "pipe"], detached: true },
     );
+    clientMeter.attach(child.pid);
     let out = "";
     let err = "";
     let last = null;
@@ -114,11 +145,10 @@ export const SCENARIOS = [
       { key: "cpuPerGiB", label: "S1 server CPU", unit: "CPU s/GiB", better: "lower", digits: 2 },
     ],
     async run(server, ctx, p) {
-      const pid = server.proc.pid;
-      const c0 = treeCpuSeconds(pid);
+      const c0 = server.proc.cpu.seconds();
       const r = await runClient(ctx, server.proc.port, "download", ["--path", "big.bin", "--size", p.bigSize], { timeoutMs: 180000 });
       await sleep(100);
-      const cpu = treeCpuSeconds(pid) - c0;
+      const cpu = server.proc.cpu.seconds() - c0;
       check(r, "download");
       return { mbps: r.bytes / r.seconds / 1e6, cpuPerGiB: cpu / (r.bytes / GiB) };
     },
@@ -131,10 +161,9 @@ export const SCENARIOS = [
       { key: "cpuPerGiB", label: "S2 server CPU", unit: "CPU s/GiB", better: "lower", digits: 2 },
     ],
     async run(server, ctx, p) {
-      const pid = server.proc.pid;
       const name = `s2-${server.name}.bin`;
       const dest = path.join(ctx.tree, "upload", name);
-      const c0 = treeCpuSeconds(pid);
+      const c0 = server.proc.cpu.seconds();
       try {
         const r = await runClient(
           ctx, server.proc.port, "upload",
@@ -142,7 +171,7 @@ export const SCENARIOS = [
           { timeoutMs: 180000 },
         );
         await sleep(100);
-        const cpu = treeCpuSeconds(pid) - c0;
+        const cpu = server.proc.cpu.seconds() - c0;
         check(r, "upload");
         const onDisk = statSync(dest).size;
         if (onDisk !== p.bigSize) throw new Error(`uploaded file has ${onDisk} bytes, expected ${p.bigSize}`);
@@ -160,7 +189,6 @@ export const SCENARIOS = [
       { key: "cpuMsPerFile", label: "S3 server CPU", unit: "CPU ms/file", better: "lower", digits: 2 },
     ],
     async run(server, ctx, p) {
-      const pid = server.proc.pid;
       let c0 = null;
       const r = await runClient(
         ctx, server.proc.port, "files",
@@ -169,13 +197,13 @@ export const SCENARIOS = [
           timeoutMs: 400000,
           // Logins are S4's business: count CPU from the moment all clients are logged in.
           onLine: (obj) => {
-            if (obj.phase === "start") c0 = treeCpuSeconds(pid);
+            if (obj.phase === "start") c0 = server.proc.cpu.seconds();
           },
         },
       );
       if (c0 === null) throw new Error("files client never started its clients");
       await sleep(200);
-      const cpu = treeCpuSeconds(pid) - c0;
+      const cpu = server.proc.cpu.seconds() - c0;
       check(r, "files");
       return { filesPerSec: r.files / r.seconds, cpuMsPerFile: (cpu * 1000) / r.files };
     },
@@ -189,15 +217,14 @@ export const SCENARIOS = [
       { key: "cpuMsPerLogin", label: "S4 server CPU", unit: "CPU ms/login", better: "lower", digits: 2 },
     ],
     async run(server, ctx, p) {
-      const pid = server.proc.pid;
-      const c0 = treeCpuSeconds(pid);
+      const c0 = server.proc.cpu.seconds();
       const r = await runClient(
         ctx, server.proc.port, "logins",
         ["--workers", p.S4.workers, "--seconds", p.S4.seconds],
         { timeoutMs: (p.S4.seconds + 120) * 1000 },
       );
       await sleep(200);
-      const cpu = treeCpuSeconds(pid) - c0;
+      const cpu = server.proc.cpu.seconds() - c0;
       check(r, "logins");
       return { loginsPerSec: r.logins / r.seconds, p99ms: r.p99 * 1000, cpuMsPerLogin: (cpu * 1000) / r.logins };
     },
@@ -217,15 +244,15 @@ export const SCENARIOS = [
         timeoutMs: 900000,
         onLine: async (obj, child) => {
           if (obj.phase === "base") {
-            await sleep(1000);
-            before = treePssKiB(pid);
+            await sleep(500);
+            before = await samplePss(pid, p.S5.samples);
             child.stdin.write("\n");
             return;
           }
           if (!obj.ready) return;
-          await sleep(1500);
+          await sleep(500);
           server.proc.track();
-          after = treePssKiB(pid);
+          after = await samplePss(pid, p.S5.samples);
           child.stdin.end("\n");
         },
       });
@@ -233,7 +260,10 @@ export const SCENARIOS = [
       if (r.alive_at_end !== p.S5.sessions) throw new Error(`only ${r.alive_at_end}/${p.S5.sessions} sessions still open when measured`);
       return {
         kibPerSession: (after.kib - before.kib) / p.S5.sessions,
-        baseKiB: before.kib,
+        beforeKiB: before.kib,
+        afterKiB: after.kib,
+        beforeRangeKiB: before.range,
+        afterRangeKiB: after.range,
         processes: after.processes,
       };
     },

@@ -4,7 +4,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { processTree } from "./procfs.mjs";
+import { CpuMeter, processTree } from "./procfs.mjs";
 import { CACHE } from "./setup.mjs";
 
 const SYSTEM_PYTHON = "/usr/bin/python3";
@@ -80,6 +80,7 @@ class Proc {
     this.pid = null;
     this.port = null;
     this.seen = new Set(); // every pid ever observed in the tree, for a clean stop
+    this.cpu = new CpuMeter(name);
   }
 
   async start(cmd, args, { port = null, env, cwd, readyMs = 20000 } = {}) {
@@ -90,6 +91,7 @@ class Proc {
     const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     this.pid = child.pid;
+    this.cpu.attach(child.pid);
     this.exited = new Promise((resolve) => child.once("exit", (code, sig) => resolve({ code, sig })));
     let announced;
     const urlSeen = new Promise((resolve) => (announced = resolve));
@@ -166,6 +168,11 @@ class Proc {
     }
     this.seen.clear();
   }
+
+  /** After the last stop: drop the CPU meter's cgroup. */
+  dispose() {
+    this.cpu.release();
+  }
 }
 
 function versionOf(cmd, args) {
@@ -220,8 +227,10 @@ export class Myftpd {
   async start() {
     const [lo, hi] = PASV.myftpd;
     const args = [this.entry, "serve", "--data", this.data, "--host", "127.0.0.1", "--port", "0", "--pasv-range", `${lo}-${hi}`];
-    // Raised limits for S4/S5; passed only where this build knows them.
+    // Raised limits for S4/S5, and logging at warn like the peers (no per-transfer log lines);
+    // each passed only where this build knows it.
     for (const [flag, value] of [
+      ["--log-level", "warn"],
       ["--max-sessions", "1000"],
       ["--max-connections-per-ip", "1000"],
       ["--max-sessions-per-user", "1000"],
@@ -230,7 +239,10 @@ export class Myftpd {
       else if (!this.flagsMissing.includes(flag)) this.flagsMissing.push(flag);
     }
     const nodeArgs = [];
-    if (this.ctx.profileDir) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${this.ctx.profileDir}`);
+    if (this.ctx.profileDir) {
+      const label = this.ctx.profileLabel ?? "run";
+      nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${this.ctx.profileDir}`, `--cpu-prof-name=myftpd-${label}-${Date.now()}.cpuprofile`);
+    }
     await this.proc.start(process.execPath, [...nodeArgs, ...args], { cwd: ROOT });
   }
 }
