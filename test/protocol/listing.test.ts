@@ -1,0 +1,130 @@
+// Listing formats: LIST in `ls -l` form, MLSx facts (RFC 3659 §7) and time-val (RFC 3659 §2.3).
+import { describe, expect, it } from "vitest";
+import {
+  DEFAULT_MLST_FACTS,
+  formatLsLine,
+  formatMlsxLine,
+  formatTimeVal,
+  lsDate,
+  mlstFeatLine,
+  modeString,
+  parseMlstOpts,
+  parseTimeVal,
+  type ListEntry,
+} from "../../src/protocol/listing.js";
+
+const NOW = Date.UTC(2024, 5, 15, 12, 0, 0); // 2024-06-15 12:00 UTC
+const file: ListEntry = { name: "report.txt", type: "file", size: 1234, mtimeMs: Date.UTC(2024, 5, 1, 9, 5, 7), mode: 0o644 };
+const dir: ListEntry = { name: "photos", type: "dir", size: 4096, mtimeMs: Date.UTC(2020, 0, 2, 3, 4, 5), mode: 0o755 };
+
+describe("modeString", () => {
+  it("writes the type letter and nine permission letters as ls does", () => {
+    expect(modeString("file", 0o644)).toBe("-rw-r--r--");
+    expect(modeString("dir", 0o755)).toBe("drwxr-xr-x");
+    expect(modeString("link", 0o777)).toBe("lrwxrwxrwx");
+    expect(modeString("file", 0)).toBe("----------");
+    expect(modeString("other", 0o600)).toBe("?rw-------");
+  });
+});
+
+describe("lsDate", () => {
+  it("shows the time for dates within six months", () => {
+    expect(lsDate(file.mtimeMs, NOW)).toBe("Jun  1 09:05");
+  });
+
+  it("shows the year for older dates", () => {
+    expect(lsDate(dir.mtimeMs, NOW)).toBe("Jan  2  2020");
+  });
+
+  it("shows the year for dates more than an hour in the future", () => {
+    expect(lsDate(Date.UTC(2024, 6, 1), NOW)).toBe("Jul  1  2024");
+  });
+
+  it("pads one-digit days with a space and keeps two-digit days", () => {
+    expect(lsDate(Date.UTC(2024, 5, 12, 0, 0), NOW)).toBe("Jun 12 00:00");
+  });
+});
+
+describe("formatLsLine", () => {
+  it("writes perms, links, owner, group, size, date, name", () => {
+    expect(formatLsLine(file, "alice", NOW)).toBe("-rw-r--r-- 1 alice alice          1234 Jun  1 09:05 report.txt");
+    expect(formatLsLine(dir, "alice", NOW)).toBe("drwxr-xr-x 2 alice alice          4096 Jan  2  2020 photos");
+  });
+
+  it("keeps names with spaces, leading dashes and UTF-8 verbatim at the end of the line", () => {
+    const line = formatLsLine({ ...file, name: " -odd 测试 name" }, "bob", NOW);
+    expect(line.endsWith("09:05  -odd 测试 name")).toBe(true);
+  });
+
+  it("uses ftp for an empty owner", () => {
+    expect(formatLsLine(file, "", NOW)).toContain(" ftp ftp ");
+  });
+});
+
+describe("time-val (RFC 3659 §2.3: YYYYMMDDHHMMSS[.sss], always UTC)", () => {
+  it("formats in UTC without fraction by default", () => {
+    expect(formatTimeVal(Date.UTC(2024, 0, 2, 3, 4, 5, 678))).toBe("20240102030405");
+  });
+
+  it("adds milliseconds only when asked and non-zero", () => {
+    expect(formatTimeVal(Date.UTC(2024, 0, 2, 3, 4, 5, 678), true)).toBe("20240102030405.678");
+    expect(formatTimeVal(Date.UTC(2024, 0, 2, 3, 4, 5, 0), true)).toBe("20240102030405");
+  });
+
+  it("parses what it formats", () => {
+    expect(parseTimeVal("20240102030405")).toBe(Date.UTC(2024, 0, 2, 3, 4, 5));
+    expect(parseTimeVal("20240102030405.5")).toBe(Date.UTC(2024, 0, 2, 3, 4, 5, 500));
+    expect(parseTimeVal("19700101000000")).toBe(0);
+  });
+
+  it("accepts February 29 only in leap years", () => {
+    expect(parseTimeVal("20240229000000")).toBe(Date.UTC(2024, 1, 29));
+    expect(parseTimeVal("20230229000000")).toBeNull();
+  });
+
+  it("refuses malformed or out-of-range values", () => {
+    for (const bad of ["", "2024010203040", "202401020304056", "20241302030405", "20240002030405", "20240132030405", "20240102240000", "20240102006000", "2024-01-02 03:04:05", "20240102030405.", "x0240102030405"]) {
+      expect(parseTimeVal(bad), bad).toBeNull();
+    }
+  });
+});
+
+describe("MLSx facts (RFC 3659 §7)", () => {
+  it("advertises every fact in FEAT with * on the enabled ones (§7.8)", () => {
+    expect(mlstFeatLine(DEFAULT_MLST_FACTS)).toBe("MLST type*;size*;modify*;perm*;unix.mode;");
+    expect(mlstFeatLine([])).toBe("MLST type;size;modify;perm;unix.mode;");
+  });
+
+  it("parses OPTS MLST fact lists case-insensitively and ignores unknown facts (§7.9)", () => {
+    expect(parseMlstOpts("size;Type;bogus;")).toEqual(["type", "size"]);
+    expect(parseMlstOpts("")).toEqual([]);
+    expect(parseMlstOpts("UNIX.mode")).toEqual(["unix.mode"]);
+  });
+
+  it("writes 'fact=value;...' then one space then the name (§7.2)", () => {
+    expect(formatMlsxLine(file, DEFAULT_MLST_FACTS, { writable: true })).toBe(
+      "type=file;size=1234;modify=20240601090507;perm=adfrw; report.txt",
+    );
+  });
+
+  it("gives directories no size and directory permissions", () => {
+    expect(formatMlsxLine(dir, DEFAULT_MLST_FACTS, { writable: true })).toBe("type=dir;modify=20200102030405;perm=flcdmpe; photos");
+    expect(formatMlsxLine(dir, ["perm"], { writable: false })).toBe("perm=le; photos");
+    expect(formatMlsxLine(file, ["perm"], { writable: false })).toBe("perm=r; report.txt");
+  });
+
+  it("writes unix.mode in octal and honours type and name overrides", () => {
+    expect(formatMlsxLine(dir, ["type", "unix.mode"], { writable: true, typeOverride: "cdir", name: "/photos" })).toBe(
+      "type=cdir;unix.mode=0755; /photos",
+    );
+  });
+
+  it("writes only the selected facts, in the standard order", () => {
+    expect(formatMlsxLine(file, ["size"], { writable: true })).toBe("size=1234; report.txt");
+    expect(formatMlsxLine(file, [], { writable: true })).toBe(" report.txt");
+  });
+
+  it("keeps a name with leading spaces intact after the single separator space", () => {
+    expect(formatMlsxLine({ ...file, name: "  two" }, ["type"], { writable: true })).toBe("type=file;   two");
+  });
+});
