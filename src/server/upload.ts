@@ -101,14 +101,34 @@ export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger
         return;
       }
     }
-    const result = await runTransfer(
+    let finalizing = false;
+    // Puts the file in its final state (whole or partial) before the final reply, so a 226 means the file is there.
+    const finalize = async (ok: boolean, written: number) => {
+      finalizing = true;
+      const end = t.start + written;
+      await closeHandle();
+      if (t.tempPath) {
+        // Success, or a partial upload kept for resume: either way the new bytes replace the old file.
+        await storage.commitTemp(t.tempPath, req.vpath);
+        ledger.release(accounted - end);
+        accounted = end;
+      } else {
+        const finalSize = ok && !req.range ? end : Math.max(t.sizeBefore, end);
+        if (finalSize < accounted || (ok && finalSize < t.sizeBefore)) {
+          await storage.truncateOpened(t.diskPath, finalSize);
+        }
+        ledger.release(accounted - finalSize);
+        accounted = finalSize;
+      }
+    };
+    await runTransfer(
       s,
       {
         verb: req.mode === "appe" ? "APPE" : "STOR",
         path: req.vpath,
         opening: `Opening ${s.type === "A" ? "ASCII" : "BINARY"} mode data connection for ${req.vpath}`,
-        run: (sock, progress) =>
-          receiveFile(
+        run: async (sock, progress) => {
+          const written = await receiveFile(
             sock,
             {
               handle: t.handle,
@@ -125,34 +145,23 @@ export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger
             },
             s.type === "A",
             progress,
-          ),
+          );
+          await finalize(true, written);
+          return written;
+        },
       },
       async (failure) => {
         const code = toMyftpError(failure.error).code;
-        if (failure.stage === "connect" || code === "quota-exceeded") {
+        if (failure.stage === "connect" || code === "quota-exceeded" || finalizing) {
+          // Refused, never started, or could not be put in place: the file goes back to what it was.
           await refuse();
           return false;
         }
+        const written = ((failure.error as { written?: number }).written ?? 0) as number;
+        await finalize(false, written);
         return false;
       },
     );
-    if (restored) return;
-    const written = result.ok ? result.bytes : (((result.error as { written?: number }).written ?? 0) as number);
-    const end = t.start + written;
-    await closeHandle();
-    if (t.tempPath) {
-      // Success, or a partial upload kept for resume: either way the new bytes replace the old file.
-      await storage.commitTemp(t.tempPath, req.vpath);
-      ledger.release(accounted - end);
-      accounted = end;
-    } else {
-      const finalSize = result.ok && !req.range ? end : Math.max(t.sizeBefore, end);
-      if (finalSize < accounted || (result.ok && finalSize < t.sizeBefore)) {
-        await storage.truncateOpened(t.diskPath, finalSize);
-      }
-      ledger.release(accounted - finalSize);
-      accounted = finalSize;
-    }
   } catch (err) {
     // Something failed around the transfer itself: leave the file as it was.
     if (!restored) await refuse().catch((e) => s.log.error({ err: e }, "could not restore file after failed upload"));
