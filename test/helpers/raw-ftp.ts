@@ -15,6 +15,8 @@ export interface Reply {
 
 const DEFAULT_TIMEOUT_MS = 5000;
 
+export type DataHow = "PASV" | "EPSV" | "PORT" | "EPRT";
+
 export class RawFtp {
   private buf = Buffer.alloc(0);
   private waiter: (() => void) | null = null;
@@ -197,6 +199,52 @@ export class RawFtp {
     const arg = kind === "PORT" ? `127,0,0,1,${port >> 8},${port & 255}` : `|1|127.0.0.1|${port}|`;
     const reply = await this.cmd(`${kind} ${arg}`);
     return { reply, socket, close: () => server.close() };
+  }
+
+  /** Sets up a data connection the given way (passive: connected now; active: accepted later). */
+  async dataConnection(how: DataHow = "EPSV"): Promise<{ get(): Promise<net.Socket>; cancel(): void }> {
+    if (how === "PASV" || how === "EPSV") {
+      const sock = how === "PASV" ? await this.pasv() : await this.epsv();
+      return { get: async () => sock, cancel: () => sock.destroy() };
+    }
+    const a = await this.active(how);
+    if (a.reply.code !== 200) {
+      a.close();
+      throw new Error(`${how}: ${a.reply.all}`);
+    }
+    return {
+      get: () => a.socket,
+      cancel: () => {
+        a.close();
+        a.socket.then((s) => s.destroy(), () => undefined);
+      },
+    };
+  }
+
+  /** Runs a download command (RETR, LIST, NLST, MLSD) and collects the data and both replies. */
+  async retrieve(command: string, how: DataHow = "EPSV"): Promise<{ prelim: Reply; final: Reply; data: Buffer }> {
+    const dc = await this.dataConnection(how);
+    const prelim = await this.cmd(command);
+    if (prelim.code !== 150 && prelim.code !== 125) {
+      dc.cancel();
+      return { prelim, final: prelim, data: Buffer.alloc(0) };
+    }
+    const data = await readAll(await dc.get());
+    const final = await this.read(30_000);
+    return { prelim, final, data };
+  }
+
+  /** Runs an upload command (STOR, APPE) sending data, and collects both replies. */
+  async store(command: string, data: Buffer | string, how: DataHow = "EPSV"): Promise<{ prelim: Reply; final: Reply }> {
+    const dc = await this.dataConnection(how);
+    const prelim = await this.cmd(command);
+    if (prelim.code !== 150 && prelim.code !== 125) {
+      dc.cancel();
+      return { prelim, final: prelim };
+    }
+    await writeAll(await dc.get(), data);
+    const final = await this.read(30_000);
+    return { prelim, final };
   }
 
   /** Ends the connection (without QUIT) and waits for the close. */
