@@ -17,6 +17,7 @@ import type { CommandSpec } from "./commands/table.js";
 import type { ServerContext, SessionOptions } from "./context.js";
 import { PassivePorts } from "./passive-ports.js";
 import { Session } from "./session.js";
+import { TlsSupport, type TlsMaterial } from "./tls.js";
 
 export interface ServerOptions {
   host: string;
@@ -39,6 +40,14 @@ export interface ServerOptions {
   logger?: Logger;
   /** How long running transfers may go on after close() before they are cut. */
   shutdownGraceMs?: number;
+  /** Certificate and key for AUTH TLS, PROT P and implicit FTPS; without them the server speaks plain FTP only. */
+  tls?: TlsMaterial | null;
+  /** Also listen for implicit FTPS on this port (0 = any free port); needs `tls`. */
+  implicitTlsPort?: number | null;
+  /** Refuse USER/PASS before AUTH TLS (530) and transfers under PROT C (521); needs `tls`. */
+  requireTls?: boolean;
+  /** Refuse PROT P data connections that do not resume the control connection's TLS session (425). */
+  requireTlsSessionReuse?: boolean;
 }
 
 /** Bytes a queued client may send before it is paused (it gets no reply until its turn). */
@@ -66,6 +75,9 @@ export class FtpServer implements ServerContext {
   private readonly maxConnectionsPerIp: number;
   private readonly shutdownGraceMs: number;
   private closing: Promise<void> | null = null;
+  private readonly tlsSupport: TlsSupport | null = null;
+  /** Port of the implicit FTPS listener, once listening. */
+  implicitTlsPort: number | null = null;
 
   constructor(private readonly opts: ServerOptions) {
     this.log = opts.logger ?? pino({ level: "silent" });
@@ -77,9 +89,19 @@ export class FtpServer implements ServerContext {
       pasvAddress: opts.pasvAddress ?? null,
       maxSessionsPerUser: opts.maxSessionsPerUser ?? 10,
       loginFailureDelayMs: opts.loginFailureDelayMs ?? 1000,
-      requireTls: false,
-      requireTlsSessionReuse: false,
+      requireTls: opts.requireTls ?? false,
+      requireTlsSessionReuse: opts.requireTlsSessionReuse ?? false,
     };
+    if (opts.tls) {
+      const t = new TlsSupport(opts.tls, this.options, this.log);
+      this.tlsSupport = t;
+      this.tls = { context: t.context };
+      this.upgradeControl = (s) => t.upgradeControl(s);
+      this.secureData = (s, sock) => t.secureData(s, sock);
+      this.policy = (s, verb, spec) => t.policy(s, verb, spec);
+    } else if (this.options.requireTls || opts.implicitTlsPort != null) {
+      throw new Error("requireTls and implicitTlsPort need a TLS certificate and key");
+    }
     this.passivePorts = new PassivePorts(opts.pasvRange[0], opts.pasvRange[1]);
     this.quota = new QuotaManager(this.users);
     this.hashPool = new WorkerPool(workerScript("hash-worker"), opts.hashWorkers ?? 2);
@@ -106,6 +128,11 @@ export class FtpServer implements ServerContext {
     const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (sock) => this.accept(sock));
     await this.bind(server, this.opts.host, this.opts.port);
     this.listeners.push(server);
+    if (this.tlsSupport && this.opts.implicitTlsPort != null) {
+      const implicit = this.tlsSupport.implicitListener((sock) => this.accept(sock));
+      await this.bind(implicit, this.opts.host, this.opts.implicitTlsPort);
+      this.implicitTlsPort = (implicit.address() as net.AddressInfo).port;
+    }
     return (server.address() as net.AddressInfo).port;
   }
 
@@ -232,6 +259,13 @@ export class FtpServer implements ServerContext {
 
   async authenticate(session: Session, name: string, password: string): Promise<UserRecord | null> {
     const ip = canonicalAddress(session.peerAddress);
+    if (this.defender.bannedFor(ip) > 0) {
+      // Banned while this connection was already open: no more guesses from it, right or wrong.
+      session.log.info({ event: "refused-banned", user: name }, "login from banned address refused");
+      session.reply(421, "Too many failed logins from your address; closing connection");
+      session.close("banned");
+      return null;
+    }
     const record = isValidUserName(name) ? await this.users.get(name) : undefined;
     const ok = await verifyPassword(record?.passwordHash, password);
     if (ok && record) {

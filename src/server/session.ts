@@ -91,6 +91,9 @@ export class Session {
     this.localAddress = socket.localAddress ?? "";
     this.log = server.log.child({ session: this.id, peer: this.peerAddress });
     this.tlsControl = (socket as TLSSocket).encrypted === true;
+    // Implicit FTPS: data connections are private unless the client asks for PROT C.
+    this.pbszSet = this.tlsControl;
+    this.protectData = this.tlsControl;
     this.data = new DataChannel({
       ports: server.passivePorts,
       peerAddress: this.peerAddress,
@@ -109,19 +112,29 @@ export class Session {
     this.touch();
   }
 
+  private readonly onSocketData = (chunk: Buffer) => this.onData(chunk);
+  private readonly onSocketError = (err: Error) => this.log.debug({ err: err.message }, "control connection error");
+  private readonly onSocketClose = () => this.close("peer closed");
+
   /** Wires the control socket's events (called again when AUTH TLS replaces the socket). */
   attach(sock: Socket | TLSSocket): void {
     this.socket = sock;
-    sock.on("data", (chunk: Buffer) => this.onData(chunk));
-    sock.on("error", (err) => this.log.debug({ err: err.message }, "control connection error"));
-    sock.on("close", () => this.close("peer closed"));
+    sock.on("data", this.onSocketData);
+    sock.on("error", this.onSocketError);
+    sock.on("close", this.onSocketClose);
   }
 
-  /** Stops reading lines from the current socket (before AUTH TLS swaps it). */
+  /** Stops reading lines from the current socket (before AUTH TLS swaps it); other listeners stay. */
   detach(sock: Socket | TLSSocket): void {
-    sock.removeAllListeners("data");
-    sock.removeAllListeners("close");
-    sock.on("close", () => undefined);
+    sock.off("data", this.onSocketData);
+    sock.off("close", this.onSocketClose);
+  }
+
+  /** Drops lines received but not yet run, and any partial line (what came in clear before AUTH TLS took over). */
+  discardInput(): void {
+    this.queue.length = 0;
+    this.tooLongQueued.length = 0;
+    this.splitter = new LineSplitter();
   }
 
   onClose(fn: () => void): void {
@@ -153,15 +166,19 @@ export class Session {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    for (const line of this.splitter.push(chunk)) {
-      if (!line.ok) {
-        this.enqueue(Buffer.alloc(0), true);
-        continue;
+    try {
+      for (const line of this.splitter.push(chunk)) {
+        if (!line.ok) {
+          this.enqueue(Buffer.alloc(0), true);
+          continue;
+        }
+        if (this.transfer && this.trySpecial(line.line)) continue;
+        this.enqueue(line.line, false);
       }
-      if (this.transfer && this.trySpecial(line.line)) continue;
-      this.enqueue(line.line, false);
+      if (this.queue.length >= MAX_QUEUED_LINES && !this.socket.isPaused()) this.socket.pause();
+    } catch (err) {
+      this.internalError(err, "input");
     }
-    if (this.queue.length >= MAX_QUEUED_LINES && !this.socket.isPaused()) this.socket.pause();
   }
 
   /** During a transfer, answers a special command at once. Returns false for anything else. */
@@ -218,8 +235,16 @@ export class Session {
     await this.runHandler(verb, arg, hasArg);
   }
 
-  /** Enforces the command table row, then runs the handler. */
+  /** Enforces the command table row, then runs the handler. Never rejects: a failure ends in a reply. */
   private async runHandler(verb: string, arg: string, hasArg: boolean): Promise<void> {
+    try {
+      await this.checkAndRun(verb, arg, hasArg);
+    } catch (err) {
+      this.handleError(err, verb);
+    }
+  }
+
+  private async checkAndRun(verb: string, arg: string, hasArg: boolean): Promise<void> {
     const spec = COMMANDS[verb];
     if (!spec) {
       this.reply(502, `Command ${verb} not implemented`);
@@ -248,11 +273,7 @@ export class Session {
     }
     // A REST, RNFR or RANG applies to the very next command of its kind; anything else in between clears RNFR.
     if (verb !== "RNTO" && verb !== "RNFR") this.renameFrom = null;
-    try {
-      await spec.handler(this, arg);
-    } catch (err) {
-      this.handleError(err, verb);
-    }
+    await spec.handler(this, arg);
   }
 
   private handleError(err: unknown, verb: string): void {
@@ -261,8 +282,12 @@ export class Session {
       else this.replyError(err);
       return;
     }
-    // A bug: close this session only, keep the server running.
-    this.log.error({ err, cmd: verb }, "internal error; closing session");
+    this.internalError(err, verb);
+  }
+
+  /** A bug: close this session only, keep the server running. */
+  private internalError(err: unknown, where: string): void {
+    this.log.error({ event: "internal-error", err, cmd: where }, "internal error; closing session");
     this.reply(421, "Internal error; closing control connection");
     this.close("internal error");
   }

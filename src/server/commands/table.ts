@@ -9,6 +9,7 @@ import * as files from "./files.js";
 import * as hash from "./hash.js";
 import * as info from "./info.js";
 import * as params from "./params.js";
+import * as security from "./tls.js";
 import * as transfer from "./transfer.js";
 
 export type Handler = (s: Session, arg: string) => Promise<void> | void;
@@ -79,6 +80,11 @@ export const COMMANDS: Record<string, CommandSpec> = {
   STAT: { handler: info.stat, special: true, help: "STAT [<sp> path]" },
   SITE: { handler: info.site, arg: "required", help: "SITE <sp> HELP | QUOTA" },
   AVBL: { handler: info.avbl, feat: "AVBL", help: "AVBL [<sp> path] (bytes available)" },
+  // RFC 4217 (FTPS); FEAT lists them only when the server has a certificate
+  AUTH: { handler: security.auth, auth: false, arg: "required", feat: security.tlsFeat("AUTH TLS"), help: "AUTH <sp> TLS" },
+  PBSZ: { handler: security.pbsz, auth: false, arg: "required", feat: security.tlsFeat("PBSZ"), help: "PBSZ <sp> 0" },
+  PROT: { handler: security.prot, auth: false, arg: "required", feat: security.tlsFeat("PROT"), help: "PROT <sp> C | P" },
+  CCC: { handler: security.ccc, auth: false, arg: "none", help: "CCC (refused: the control connection stays protected)" },
   // draft-bryan-ftpext-hash
   HASH: { handler: hash.hash, arg: "required", feat: hash.hashFeat, help: "HASH <sp> path" },
   RANG: { handler: hash.rang, arg: "required", feat: "RANG STREAM", help: "RANG <sp> start <sp> end" },

@@ -1,0 +1,181 @@
+// FTPS (RFC 4217): the control connection upgraded by AUTH TLS or secured from the start on the implicit port,
+// data connections under PROT P, and the --require-tls policy.
+//
+// Every TLS socket the server makes (control upgrades, implicit connections, data connections) is built from one
+// secure context and attached to one tls.Server that never listens: the server object only carries the session
+// cache events. A data connection can therefore resume the TLS session of its control connection, with a TLS 1.3
+// ticket (the context's ticket keys) or a TLS 1.2 session id (the cache below), as FileZilla- and vsftpd-style
+// clients expect.
+
+import * as net from "node:net";
+import * as tls from "node:tls";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import type { CommandSpec } from "./commands/table.js";
+import type { SessionOptions } from "./context.js";
+import { DataConnectionError } from "./data-channel.js";
+import type { Session } from "./session.js";
+
+export interface TlsMaterial {
+  /** PEM certificate (chain). */
+  cert: string | Buffer;
+  /** PEM private key. */
+  key: string | Buffer;
+}
+
+/** TLS 1.2 sessions kept for resumption by session id (TLS 1.3 and ticket-capable clients need none). */
+const SESSION_CACHE_MAX = 10_000;
+const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
+/** Longest a TLS handshake may take on the control connection. */
+const CONTROL_HANDSHAKE_MS = 30_000;
+
+/** Verbs that carry credentials: refused on a clear control connection under --require-tls. */
+const LOGIN_VERBS = new Set(["USER", "PASS"]);
+
+export class TlsSupport {
+  readonly context: tls.SecureContext;
+  /** Never listens; carries the 'newSession'/'resumeSession' events for every socket below. */
+  private readonly machinery: tls.Server;
+  private readonly sessions = new Map<string, { data: Buffer; expires: number }>();
+
+  constructor(
+    material: TlsMaterial,
+    private readonly options: SessionOptions,
+    private readonly log: Logger,
+  ) {
+    const base = { cert: material.cert, key: material.key, minVersion: "TLSv1.2", maxVersion: "TLSv1.3" } as const;
+    // Fails here, at start-up, on a bad certificate or a key that does not match it.
+    this.context = tls.createSecureContext(base);
+    this.machinery = tls.createServer(base);
+    this.machinery.on("newSession", (id: Buffer, data: Buffer, done: () => void) => {
+      this.remember(id.toString("hex"), data);
+      done();
+    });
+    this.machinery.on("resumeSession", (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+      const key = id.toString("hex");
+      const hit = this.sessions.get(key);
+      if (hit && hit.expires > Date.now()) done(null, hit.data);
+      else {
+        this.sessions.delete(key);
+        done(null, null);
+      }
+    });
+  }
+
+  private remember(key: string, data: Buffer): void {
+    const now = Date.now();
+    if (this.sessions.size >= SESSION_CACHE_MAX) {
+      for (const [k, v] of this.sessions) if (v.expires <= now) this.sessions.delete(k);
+      // Still full: drop the oldest (a Map iterates in insertion order).
+      while (this.sessions.size >= SESSION_CACHE_MAX) this.sessions.delete(this.sessions.keys().next().value!);
+    }
+    this.sessions.set(key, { data, expires: now + SESSION_TTL_MS });
+  }
+
+  /** Wraps a connected socket as the server side of a TLS connection; resolves after the handshake. */
+  handshake(raw: net.Socket, timeoutMs: number, signal?: AbortSignal): Promise<tls.TLSSocket> {
+    const sock = new tls.TLSSocket(raw, { isServer: true, secureContext: this.context, server: this.machinery });
+    return new Promise<tls.TLSSocket>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error("TLS handshake timed out")), timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        sock.off("secure", onSecure);
+        sock.off("error", fail);
+        sock.off("close", onClose);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const fail = (err: Error) => {
+        cleanup();
+        sock.on("error", () => undefined);
+        sock.destroy();
+        raw.destroy();
+        reject(err);
+      };
+      const onSecure = () => {
+        cleanup();
+        resolve(sock);
+      };
+      const onClose = () => fail(new Error("connection closed during the TLS handshake"));
+      const onAbort = () => fail(new Error("aborted during the TLS handshake"));
+      sock.once("secure", onSecure);
+      sock.once("error", fail);
+      sock.once("close", onClose);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /**
+   * AUTH TLS: sends 234 and replaces the session's socket with the TLS one. Lines the client sent after AUTH in
+   * clear are dropped, not run: they could have been injected by someone on the path.
+   */
+  async upgradeControl(s: Session): Promise<void> {
+    const raw = s.socket as net.Socket;
+    raw.pause();
+    s.detach(raw);
+    s.discardInput();
+    await new Promise<void>((resolve) => {
+      if (raw.destroyed) return resolve();
+      raw.write("234 AUTH TLS ok, starting TLS\r\n", () => resolve());
+    });
+    let secure: tls.TLSSocket;
+    try {
+      secure = await this.handshake(raw, CONTROL_HANDSHAKE_MS);
+    } catch (err) {
+      s.log.info({ event: "tls-failed", err: (err as Error).message }, "TLS handshake on the control connection failed");
+      s.close("TLS handshake failed");
+      return;
+    }
+    s.attach(secure);
+    s.tlsControl = true;
+    // RFC 4217 §4: a successful AUTH resets the data protection state and any half-done login.
+    s.pbszSet = false;
+    s.protectData = false;
+    s.pendingUser = null;
+    s.log.info({ event: "tls-control", protocol: secure.getProtocol(), cipher: secure.getCipher().name }, "control connection secured");
+  }
+
+  /** PROT P: secures a data connection; with --require-tls-session-reuse it must resume the control session. */
+  async secureData(s: Session, raw: net.Socket): Promise<Duplex> {
+    let sock: tls.TLSSocket;
+    try {
+      sock = await this.handshake(raw, this.options.dataTimeoutMs, s.transfer?.controller.signal);
+    } catch (err) {
+      throw new DataConnectionError(`TLS negotiation on the data connection failed: ${(err as Error).message}`);
+    }
+    const reused = sock.isSessionReused();
+    if (!reused && this.options.requireTlsSessionReuse) {
+      s.log.warn({ event: "tls-data-no-reuse" }, "data connection did not resume the control TLS session");
+      sock.destroy();
+      throw new DataConnectionError("TLS session reuse required: the data connection must resume the control connection's session");
+    }
+    s.log.debug({ event: "tls-data", reused, protocol: sock.getProtocol() }, "data connection secured");
+    return sock;
+  }
+
+  /**
+   * Implicit FTPS: a listener whose connections speak TLS from the first byte. Each one is handed to `accept`
+   * (bans, per-address limits, the admission queue) once its handshake is done.
+   */
+  implicitListener(accept: (sock: tls.TLSSocket) => void): net.Server {
+    return net.createServer({ noDelay: true }, (raw) => {
+      raw.on("error", () => undefined);
+      this.handshake(raw, CONTROL_HANDSHAKE_MS).then(accept, (err: Error) =>
+        this.log.debug({ event: "tls-failed", peer: raw.remoteAddress, err: err.message }, "implicit TLS handshake failed"),
+      );
+    });
+  }
+
+  /** The --require-tls policy: no credentials on a clear control connection, no data in clear. */
+  policy(s: Session, verb: string, spec: CommandSpec): { code: number; text: string } | null {
+    if (!this.options.requireTls) return null;
+    if (LOGIN_VERBS.has(verb) && !s.tlsControl) {
+      return { code: 530, text: "TLS required: send AUTH TLS before logging in" };
+    }
+    if (spec.transfer && !s.protectData) {
+      s.data.reset();
+      return { code: 521, text: "Data connections must be protected: send PBSZ 0 and PROT P" };
+    }
+    return null;
+  }
+}
