@@ -179,6 +179,7 @@ export async function getSegmented(
       let refusals = 0;
       try {
         while (queue.length > 0 && firstError === undefined) {
+          if (session.aborted) throw new ClientError("failed", "interrupted");
           if (!conn || conn.closed) {
             try {
               conn?.close();
@@ -186,6 +187,7 @@ export async function getSegmented(
               refusals = 0;
             } catch (err) {
               conn = undefined;
+              if (session.aborted) throw err;
               if (is421(err) || shouldRetry(err)) {
                 refusals++;
                 // Others are still working: leave our ranges to them. Alone: wait and try again.
@@ -208,6 +210,7 @@ export async function getSegmented(
                 await fetchSegment(conn!, seg);
                 break;
               } catch (err) {
+                if (session.aborted) throw new ClientError("failed", "interrupted");
                 if (!shouldRetry(err) || tries >= opts.retries) throw err;
                 tries++;
                 opts.note(`get ${remote}: connection ${id + 1} lost at byte ${seg.pos} (${toClientError(err).message}); retry ${tries}/${opts.retries}`);
@@ -234,6 +237,7 @@ export async function getSegmented(
     session.close();
     const workers = Array.from({ length: Math.min(n, queue.length) }, (_, i) => worker(i));
     await Promise.all(workers);
+    if (session.aborted) throw new ClientError("failed", "interrupted");
     await session.reconnect();
     if (firstError !== undefined) throw firstError;
     if (segments.some((s) => s.pos < s.end)) throw new ClientError("failed", `get ${remote}: some ranges could not be fetched`);

@@ -80,6 +80,9 @@ export class FtpSession {
   /** Current remote directory, restored after a reconnect. */
   cwd = "/";
   private selectedHash: HashAlgorithm | undefined;
+  /** Set by abort() (Ctrl-C in the shell): no more retries, and clones stop too. */
+  aborted = false;
+  private readonly clones = new Set<FtpSession>();
   private rangWorks = true;
   /** Notes said once per run ("server has no HASH …"), shared with clones. */
   readonly saidOnce: Set<string>;
@@ -100,8 +103,10 @@ export class FtpSession {
 
   /** A second connection to the same server as the same user (segmented download, parallel mirror). */
   async clone(): Promise<FtpSession> {
+    if (this.aborted) throw new ClientError("failed", "interrupted");
     const s = new FtpSession(this.target, this.credentials, this.options, this.saidOnce);
     s.cwd = this.cwd;
+    this.clones.add(s);
     await s.connect();
     if (this.cwd !== s.cwd) await s.cd(this.cwd);
     return s;
@@ -181,6 +186,20 @@ export class FtpSession {
 
   close(): void {
     this.client.close();
+    this.clones.clear();
+  }
+
+  /** Stop whatever runs on this connection and its clones now; the next command reconnects. */
+  abort(): void {
+    this.aborted = true;
+    for (const c of this.clones) c.abort();
+    this.client.close();
+  }
+
+  /** Ready for a new command after an abort. */
+  resetAbort(): void {
+    this.aborted = false;
+    this.clones.clear();
   }
 
   async send(command: string): Promise<{ code: number; message: string }> {
@@ -308,6 +327,7 @@ export class FtpSession {
         if (this.client.closed) await this.reconnect();
         return await fn(attempt);
       } catch (err) {
+        if (this.aborted) throw new ClientError("failed", "interrupted");
         const retryable = shouldRetry(err) || (attempt > 0 && err instanceof ClientError && err.kind === "connect");
         if (attempt >= retries || !retryable) throw err;
         onRetry?.(err, attempt + 1);

@@ -106,8 +106,7 @@ export function createCompleter(remote: Lister | undefined, local: Lister): Comp
         const hits = commandNames().filter((n) => n.startsWith(value.toLowerCase()));
         return [hits.map((h) => `${h} `), raw];
       }
-      const words = tokenize(line.replace(/\\$/, ""));
-      const cmd = findCommand(words[0] ?? "");
+      const cmd = findCommand(line.trimStart().split(/\s+/)[0] ?? "");
       if (!cmd) return [[], raw];
       const argIndex = index - 1;
       const kind: ArgKind = cmd.args[Math.min(argIndex, cmd.args.length - 1)] ?? "none";
@@ -124,9 +123,9 @@ export function createCompleter(remote: Lister | undefined, local: Lister): Comp
         return [[], raw];
       }
       const hits = entries
-        .filter((e) => e.name.startsWith(prefix) && (prefix.startsWith(".") || !e.name.startsWith(".") || prefix !== ""))
-        .map((e) => quoteWord(dir + e.name) + (e.dir ? "/" : " "))
-        .sort();
+        .filter((e) => e.name.startsWith(prefix))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .map((e) => quoteWord(dir + e.name) + (e.dir ? "/" : " "));
       return [hits, raw];
     },
   };
@@ -230,12 +229,24 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
     rl.setPrompt(prompt());
     rl.prompt();
     rl.on("line", () => rl.setPrompt(prompt()));
+    // Ctrl-C stops the running command (partial files stay for a resume); at the prompt it clears the line.
+    rl.on("SIGINT", () => {
+      if (ctx.busy) {
+        ctx.session?.abort();
+        return;
+      }
+      rl.write(null, { ctrl: true, name: "e" });
+      rl.write(null, { ctrl: true, name: "u" });
+      io.output.write("^C\n");
+      rl.prompt();
+    });
   }
   for await (const line of rl) {
     const trimmed = line.trim();
     if (trimmed !== "" && !trimmed.startsWith("#")) {
       if (io.interactive && io.historyFile) await appendFile(io.historyFile, `${trimmed}\n`).catch(() => undefined);
       ctx.busy = true;
+      ctx.session?.resetAbort();
       try {
         await runLine(ctx, trimmed);
       } catch (err) {

@@ -155,3 +155,49 @@ export async function waitFor(cond: () => Promise<boolean>, ms = 10_000): Promis
 export function lines(text: string): string[] {
   return text.split("\n").filter((l) => l.length > 0);
 }
+
+export interface Pty {
+  /** Everything the terminal showed so far. */
+  output(): string;
+  /** Type into the terminal. */
+  send(text: string): void;
+  /** Wait until the output (after `from`) matches; throws with the output on timeout. */
+  expect(re: RegExp, opts?: { from?: number; timeoutMs?: number }): Promise<RegExpExecArray>;
+  /** Wait for the program to end. */
+  exit(timeoutMs?: number): Promise<number | null>;
+}
+
+/** Run myftp in a pseudo-terminal (util-linux `script`), so it sees a terminal on every side. */
+export function spawnPty(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Pty {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const cmd = [process.execPath, BIN, ...args].map(quote).join(" ");
+  const child = spawn("script", ["-qec", cmd, "/dev/null"], { cwd: opts.cwd, env: { ...baseEnv(opts.env), COLUMNS: "100", LINES: "30" }, stdio: ["pipe", "pipe", "pipe"] });
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  return {
+    output: () => out,
+    send: (text) => void child.stdin!.write(text),
+    async expect(re, o = {}) {
+      const deadline = Date.now() + (o.timeoutMs ?? 15_000);
+      while (Date.now() < deadline) {
+        const m = re.exec(out.slice(o.from ?? 0));
+        if (m) return m;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`terminal never showed ${re}; it shows:\n${JSON.stringify(out)}`);
+    },
+    async exit(timeoutMs = 15_000) {
+      if (child.exitCode !== null) return child.exitCode;
+      return await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`still running:\n${JSON.stringify(out)}`)), timeoutMs);
+        child.once("exit", (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        });
+      });
+    },
+  };
+}

@@ -65,7 +65,8 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
     const srv = adapt(s);
     await makeFile(join(srv.home, "limited.bin"), 6 * MiB);
     const dst = join(work.path, "limited.bin");
-    const r = await runMyftp(["get", "-n", "4", srv.url("limited.bin"), dst]);
+    // Slow enough that all four connections are wanted at once.
+    const r = await runMyftp(["get", "-n", "4", "--limit-rate", "8M", srv.url("limited.bin"), dst]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/refused connection \d \(421\); backing off/);

@@ -47,7 +47,8 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     servers.push(srv);
     await makeFile(join(srv.home, "limited.bin"), 6 * MiB);
     const dst = join(work.path, "limited.bin");
-    const r = await runMyftp(["get", "-n", "4", srv.url(undefined, "limited.bin"), dst]);
+    // Slow enough that all four connections are wanted at once.
+    const r = await runMyftp(["get", "-n", "4", "--limit-rate", "8M", srv.url(undefined, "limited.bin"), dst]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/refused connection \d \(421\); backing off/);
