@@ -2,6 +2,7 @@
 // myftpd: the server and its administration commands.
 
 import { Command, Option } from "commander";
+import { makeCertificate } from "./cert.js";
 import { serve } from "./serve.js";
 import { ConfigError, defaultDataDir, resolveServeSettings, SERVE_SETTINGS } from "./settings.js";
 import { UsageError, userAdd, userDel, userList, userPasswd, userRescan, userSet } from "./user-admin.js";
@@ -95,6 +96,15 @@ user
   .option("--all", "every user")
   .addOption(dataOption())
   .action(action((name: string | undefined, o) => userRescan(dataOf(o), name, o.all === true)));
+
+program
+  .command("cert")
+  .description("write a self-signed TLS certificate and key (mode 0600) into DATA/tls/ for serve to use")
+  .option("--host <name>", "host name or IP address the certificate is for (default: this machine's name)")
+  .option("--days <n>", "validity in days (default 825)")
+  .option("--force", "replace an existing certificate and key")
+  .addOption(dataOption())
+  .action(action((o) => makeCertificate(dataOf(o), { host: o.host, days: o.days, force: o.force === true })));
 
 program.exitOverride((err) => {
   // Usage mistakes (unknown option, missing argument) exit 2 like other refusals; --help and --version exit 0.

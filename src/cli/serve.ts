@@ -7,7 +7,8 @@ import pino from "pino";
 import { FtpServer } from "../server/server.js";
 import { hashPassword } from "../users/password.js";
 import type { SqliteUserStore } from "../users/sqlite-store.js";
-import type { ServeSettings } from "./settings.js";
+import { keyTooOpen, loadTls } from "./cert.js";
+import { ConfigError, type ServeSettings } from "./settings.js";
 import { DEFAULT_QUOTA, defaultHome, openStore } from "./user-admin.js";
 
 /** Hosts that mean "every interface": a client reaches them through loopback. */
@@ -30,6 +31,13 @@ async function ensureDemoUser(store: SqliteUserStore, dataDir: string): Promise<
 export async function serve(settings: ServeSettings): Promise<void> {
   mkdirSync(settings.data, { recursive: true, mode: 0o700 });
   const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
+  const tls = loadTls(settings.data, settings.tlsCert, settings.tlsKey);
+  if (!tls && (settings.requireTls || settings.implicitTlsPort !== null)) {
+    throw new ConfigError(
+      `${settings.requireTls ? "--require-tls" : "--implicit-tls-port"} needs a certificate: run "myftpd cert" or give --tls-cert and --tls-key`,
+    );
+  }
+  if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const store = openStore(settings.data);
   const demoPassword = await ensureDemoUser(store, settings.data);
   const server = new FtpServer({
@@ -48,11 +56,20 @@ export async function serve(settings: ServeSettings): Promise<void> {
     hashWorkers: settings.hashWorkers,
     maxLoginFailures: settings.maxLoginFailures,
     banMs: settings.banSeconds * 1000,
+    tls: tls?.material ?? null,
+    implicitTlsPort: settings.implicitTlsPort,
+    requireTls: settings.requireTls,
+    requireTlsSessionReuse: settings.requireTlsSessionReuse,
     logger: log,
   });
   const port = await server.listen();
   const host = reachableHost(settings.host);
   process.stdout.write(`myftpd listening on ftp://${host}:${port}/ (data ${settings.data})\n`);
+  if (tls) {
+    const rules = [settings.requireTls && "required", settings.requireTlsSessionReuse && "data must resume the session"].filter(Boolean);
+    process.stdout.write(`FTPS: AUTH TLS with ${tls.cert}${rules.length > 0 ? ` (${rules.join("; ")})` : ""}\n`);
+  }
+  if (server.implicitTlsPort !== null) process.stdout.write(`implicit FTPS on ftps://${host}:${server.implicitTlsPort}/\n`);
   if (demoPassword) {
     process.stdout.write(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/\n`);
   }
