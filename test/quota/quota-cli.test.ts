@@ -1,0 +1,193 @@
+// Issue 3, quota through the real `myftpd` process: a crash mid-upload (SIGKILL) followed by a restart must find
+// the usage dirty and recount it; `myftpd user list` shows used/quota; `myftpd user rescan NAME|--all` fixes drift.
+// Needs `npm run build` (the CLI runs from dist/).
+
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { SqliteUserStore } from "../../src/users/sqlite-store.js";
+import { MYFTPD_BIN, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { diskBytes, RawClient, runProcess, until } from "../helpers/raw-client.js";
+
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+let procs: RunningProcess[] = [];
+let clients: RawClient[] = [];
+let dirs: string[] = [];
+
+afterEach(async () => {
+  for (const c of clients) c.destroy();
+  clients = [];
+  for (const p of procs) await p.stop("SIGKILL");
+  procs = [];
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs = [];
+});
+
+function myftpd(args: string[], input?: string) {
+  return runProcess(process.execPath, [MYFTPD_BIN, ...args], 30_000, input);
+}
+
+async function addUser(data: string, name: string, quota: string): Promise<string> {
+  const r = await myftpd(["user", "add", name, "--quota", quota, "--password-stdin", "--data", data], "pw\n");
+  expect(r.code, r.err).toBe(0);
+  return path.join(data, "home", name);
+}
+
+async function serve(data: string): Promise<RunningProcess> {
+  const p = await startServerProcess(["--log-level", "silent", "--hash-workers", "1", "--pasv-range", "0-0"], data);
+  procs.push(p);
+  return p;
+}
+
+async function login(port: number, name = "alice"): Promise<RawClient> {
+  const c = await RawClient.login(port, name, "pw");
+  clients.push(c);
+  return c;
+}
+
+async function usedOf(c: RawClient): Promise<number> {
+  const r = await c.expect("SITE QUOTA", 200);
+  return Number(/used (\d+)/.exec(r.text)![1]);
+}
+
+function readRecord(data: string, name: string) {
+  const store = new SqliteUserStore(path.join(data, "users.db"));
+  try {
+    return store.get(name);
+  } finally {
+    store.close();
+  }
+}
+
+interface ListedUser {
+  name: string;
+  usedBytes: number | null;
+  quotaBytes: number | null;
+}
+
+async function listJson(data: string): Promise<ListedUser[]> {
+  const r = await myftpd(["user", "list", "--json", "--data", data]);
+  expect(r.code, r.err).toBe(0);
+  return JSON.parse(r.out) as ListedUser[];
+}
+
+describe("quota across a crash", () => {
+  it("SIGKILL mid-upload leaves the usage marked dirty; the restart recounts it to match the disk", async () => {
+    const data = tempDir();
+    dirs.push(data);
+    const home = await addUser(data, "alice", "1MiB");
+    const p1 = await serve(data);
+    const c = await login(p1.port);
+    expect((await c.upload("STOR", "done.bin", randomBytes(200 * KiB))).code).toBe(226);
+
+    const d = await c.passive();
+    expect((await c.cmd("STOR cut.bin")).code).toBe(150);
+    d.write(randomBytes(300 * KiB));
+    const cut = path.join(home, "cut.bin");
+    await until(() => existsSync(cut) && statSync(cut).size >= 300 * KiB, 5000, "partial upload on disk");
+    // While the upload runs the stored figure is flagged as untrustworthy.
+    await until(async () => (await readRecord(data, "alice"))!.usageDirty, 5000, "usage marked dirty");
+
+    expect(await p1.stop("SIGKILL")).toBe(null);
+    d.destroy();
+    c.destroy();
+    const afterCrash = (await readRecord(data, "alice"))!;
+    expect(afterCrash.usageDirty).toBe(true);
+    const disk = diskBytes(home);
+    expect(disk).toBeGreaterThanOrEqual(500 * KiB);
+    // The figure stored before the crash does not know about the partial upload.
+    expect(afterCrash.usedBytes).not.toBe(disk);
+
+    const p2 = await serve(data);
+    const c2 = await login(p2.port);
+    expect(await usedOf(c2)).toBe(disk);
+    expect((await c2.expect("AVBL", 213)).text).toBe(String(MiB - disk));
+    const listed = (await listJson(data)).find((u) => u.name === "alice")!;
+    expect(listed).toMatchObject({ usedBytes: disk, quotaBytes: MiB });
+    expect((await readRecord(data, "alice"))!.usageDirty).toBe(false);
+    // The partial file can be resumed and the counter follows it.
+    const have = statSync(cut).size;
+    await c2.expect(`REST ${have}`, 350);
+    expect((await c2.upload("STOR", "cut.bin", randomBytes(10 * KiB))).code).toBe(226);
+    expect(await usedOf(c2)).toBe(disk + 10 * KiB);
+    expect(diskBytes(home)).toBe(disk + 10 * KiB);
+  });
+
+  it("SIGTERM during an upload shuts down cleanly and the next start trusts the stored figure", async () => {
+    const data = tempDir();
+    dirs.push(data);
+    const home = await addUser(data, "alice", "1MiB");
+    const p1 = await serve(data);
+    const c = await login(p1.port);
+    const d = await c.passive();
+    expect((await c.cmd("STOR part.bin")).code).toBe(150);
+    d.write(randomBytes(100 * KiB));
+    const part = path.join(home, "part.bin");
+    await until(() => existsSync(part) && statSync(part).size >= 100 * KiB, 5000, "partial upload on disk");
+    expect(await p1.stop("SIGTERM")).toBe(0);
+    d.destroy();
+    const rec = (await readRecord(data, "alice"))!;
+    expect(rec.usageDirty).toBe(false);
+    expect(rec.usedBytes).toBe(diskBytes(home));
+  });
+});
+
+describe("myftpd user list and rescan", () => {
+  it("user list shows used and quota; rescan NAME and --all fix drift made behind the server's back", async () => {
+    const data = tempDir();
+    dirs.push(data);
+    const homeA = await addUser(data, "alice", "1MiB");
+    const homeB = await addUser(data, "bob", "unlimited");
+    const p = await serve(data);
+    const a = await login(p.port, "alice");
+    expect((await a.upload("STOR", "a.bin", randomBytes(100_000))).code).toBe(226);
+    const b = await login(p.port, "bob");
+    expect((await b.upload("STOR", "b.bin", randomBytes(2000))).code).toBe(226);
+    await a.quit();
+    await b.quit();
+    await until(async () => (await readRecord(data, "alice"))!.usedBytes === 100_000, 5000, "alice persisted");
+    await until(async () => (await readRecord(data, "bob"))!.usedBytes === 2000, 5000, "bob persisted");
+
+    const text = await myftpd(["user", "list", "--data", data]);
+    expect(text.code, text.err).toBe(0);
+    const lines = text.out.trim().split("\n");
+    expect(lines[0]).toMatch(/NAME\s+HOME\s+USED\s+QUOTA/);
+    expect(lines.find((l) => l.startsWith("alice"))).toMatch(/97\.7 KiB\s+1\.00 MiB$/);
+    expect(lines.find((l) => l.startsWith("bob"))).toMatch(/1\.95 KiB\s+unlimited$/);
+
+    // Drift: files written straight into the homes while nobody is logged in.
+    mkdirSync(path.join(homeA, "deep/er"), { recursive: true });
+    writeFileSync(path.join(homeA, "deep/er/x.bin"), Buffer.alloc(50_000));
+    writeFileSync(path.join(homeB, "y.bin"), Buffer.alloc(7000));
+    expect((await listJson(data)).find((u) => u.name === "alice")!.usedBytes).toBe(100_000);
+
+    const one = await myftpd(["user", "rescan", "alice", "--data", data]);
+    expect(one.code, one.err).toBe(0);
+    expect(one.out).toMatch(/alice: 150000 bytes .*was 100000 bytes/);
+    let listed = await listJson(data);
+    expect(listed.find((u) => u.name === "alice")!.usedBytes).toBe(150_000);
+    expect(listed.find((u) => u.name === "bob")!.usedBytes).toBe(2000);
+    // The running server picks the fixed figure up at the next login.
+    const a2 = await login(p.port, "alice");
+    expect(await usedOf(a2)).toBe(150_000);
+    expect((await a2.expect("AVBL", 213)).text).toBe(String(MiB - 150_000));
+    await a2.quit();
+
+    const all = await myftpd(["user", "rescan", "--all", "--data", data]);
+    expect(all.code, all.err).toBe(0);
+    expect(all.out).toMatch(/bob: 9000 bytes/);
+    listed = await listJson(data);
+    expect(listed.find((u) => u.name === "bob")!.usedBytes).toBe(9000);
+    expect(listed.find((u) => u.name === "alice")!.usedBytes).toBe(diskBytes(homeA));
+    const b2 = await login(p.port, "bob");
+    expect(await usedOf(b2)).toBe(9000);
+
+    // Refusals exit 2 and change nothing.
+    expect((await myftpd(["user", "rescan", "--data", data])).code).toBe(2);
+    expect((await myftpd(["user", "rescan", "nobody", "--data", data])).code).toBe(2);
+    expect((await myftpd(["user", "rescan", "alice", "--all", "--data", data])).code).toBe(2);
+  });
+});
