@@ -1,6 +1,9 @@
 // myftp against myftpd: the full matrix with HASH and RANG, so resume checks the existing part by hash
 // and every transfer is verified by SHA-256; plus quota (AVBL, SITE QUOTA, 552) and per-user limits (421).
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { assertBuilt, killAll, makeFile, runMyftp, sha256, sizeOf, tempDir } from "./cli-helpers.js";
@@ -85,5 +88,85 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
     expect(r.stdout).toContain(`SHA-256 ${await sha256(join(srv.home, "h 2.bin"))} h 2.bin\n`);
     expect(r.stderr).toMatch(/^myftp: hash nope\.bin: the server refused: .*\(550\)\n$/);
     expect(r.code).toBe(5);
+  });
+});
+
+describe("myftp against myftpd over FTPS", () => {
+  let work: { path: string; remove(): Promise<void> };
+  let s: RunningServer;
+  let cert: string;
+  let implicitPort: number;
+
+  beforeAll(async () => {
+    assertBuilt();
+    work = await tempDir();
+    cert = join(work.path, "cert.pem");
+    const key = join(work.path, "key.pem");
+    await promisify(execFile)("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+    ]);
+    s = await startServer([{ ...USER, quota: null }], {
+      tls: { cert: await readFile(cert), key: await readFile(key) },
+      implicitTlsPort: 0,
+      requireTls: true,
+      requireTlsSessionReuse: true,
+    });
+    implicitPort = s.server.implicitTlsPort!;
+    await makeFile(join(s.homeOf(USER.name), "tls.bin"), 5 * MiB);
+  });
+  afterEach(() => killAll());
+  afterAll(async () => {
+    killAll();
+    await s?.close();
+    await work?.remove();
+  });
+
+  const explicitUrl = (p = "") => adapt(s).url(p);
+  const implicitUrl = (p = "") => `ftps://${USER.name}:${encodeURIComponent(USER.password)}@127.0.0.1:${implicitPort}/${p}`;
+
+  it("gets and puts with explicit TLS (--tls), verified by SHA-256, also in segments", async () => {
+    const home = s.homeOf(USER.name);
+    const a = join(work.path, "explicit.bin");
+    const r = await runMyftp(["get", "--tls", "--ca", cert, explicitUrl("tls.bin"), a]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("SHA-256 verified");
+    expect(await sha256(a)).toBe(await sha256(join(home, "tls.bin")));
+    const up = await runMyftp(["put", "--tls", "--ca", cert, a, explicitUrl("explicit-up.bin")]);
+    expect(up.code).toBe(0);
+    expect(await sha256(join(home, "explicit-up.bin"))).toBe(await sha256(a));
+    const seg = join(work.path, "explicit-seg.bin");
+    const rs = await runMyftp(["get", "-n", "3", "--tls", "--insecure", explicitUrl("tls.bin"), seg]);
+    expect(rs.stderr).toBe("");
+    expect(rs.code).toBe(0);
+    expect(await sha256(seg)).toBe(await sha256(join(home, "tls.bin")));
+  });
+
+  it("gets, puts and lists with implicit TLS (ftps://)", async () => {
+    const home = s.homeOf(USER.name);
+    const b = join(work.path, "implicit.bin");
+    const r = await runMyftp(["get", "--ca", cert, implicitUrl("tls.bin"), b]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(await sha256(b)).toBe(await sha256(join(home, "tls.bin")));
+    const up = await runMyftp(["put", "--ca", cert, b, implicitUrl("implicit-up.bin")]);
+    expect(up.code).toBe(0);
+    expect(await sha256(join(home, "implicit-up.bin"))).toBe(await sha256(b));
+    const sh = await runMyftp(["--ca", cert, implicitUrl()], { stdin: "ls\nhash tls.bin\n" });
+    expect(sh.stderr).toBe("");
+    expect(sh.code).toBe(0);
+    expect(sh.stdout).toContain("(TLS implicit)");
+    expect(sh.stdout).toMatch(/^- +5242880 .* tls\.bin$/m);
+    expect(sh.stdout).toContain(`SHA-256 ${await sha256(join(home, "tls.bin"))} tls.bin`);
+  });
+
+  it("explains a refused plain login and an untrusted certificate in one line", async () => {
+    const plain = await runMyftp(["ls", explicitUrl()]);
+    expect(plain.code).toBe(4);
+    expect(plain.stderr).toMatch(/^myftp: login refused by the server \(530 .*\)\n$/);
+    const untrusted = await runMyftp(["ls", implicitUrl()]);
+    expect(untrusted.code).toBe(3);
+    expect(untrusted.stderr).toMatch(/^myftp: TLS failed: .* \(use --insecure or --ca FILE for a self-signed certificate\)\n$/);
   });
 });
