@@ -112,6 +112,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
         "get keep.dat",
         "hash keep.dat",
         "quota",
+        "mirror new1 mirrored",
         "cd ..",
         "ls sh",
         "bye",
@@ -139,6 +140,8 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(out).toMatch(/^- +200000 .* up\.bin$/m);
       expect(out).toContain(`${join(dir, "sub")}\n`);
       expect(await readFile(join(dir, "sub", "keep.dat"), "utf8")).toBe("keep\n");
+      expect(await readFile(join(dir, "sub", "mirrored", "a.txt"), "utf8")).toBe("alpha\n");
+      expect(out).toMatch(/^mirror: 1 transferred .*, 0 unchanged$/m);
       expect(out).toMatch(/^d +\d+ .* sh\/$/m);
       if (caps.hash) {
         expect(out).toMatch(/^SHA-256 [0-9a-f]{64} keep\.dat$/m);
@@ -154,6 +157,15 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       }
       // "bye" ends the script: the pwd after it does not run.
       expect(out.trim().split("\n").at(-1)).toMatch(/ x2\.log$/);
+    });
+
+    it("opens and closes connections from a script", async () => {
+      const r = await runMyftp([], { stdin: `pwd\nopen ${srv.url()}\npwd\nclose\npwd\nopen ${srv.url()}\npwd\nquit\n` });
+      expect(r.stdout.split("\n").filter((l) => l === "/")).toHaveLength(2);
+      expect(r.stdout.match(/^connected to ftp:\/\//gm)).toHaveLength(2);
+      const errs = r.stderr.trim().split("\n");
+      expect(errs).toEqual(["myftp: pwd: not connected (use: open ftp://user@host[:port])", "myftp: pwd: not connected (use: open ftp://user@host[:port])"]);
+      expect(r.code).toBe(2);
     });
 
     it("reports failed script commands and exits non-zero, going on after each", async () => {
@@ -330,6 +342,17 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(r6.code).toBe(0);
       expect(r6.stdout).toMatch(/^mirror --reverse: 1 transferred .*, 1 unchanged$/m);
       expect(await readFile(remoteDisk("up-tree", "x", "y", "u2.txt"), "utf8")).toBe("U2\n");
+      // --delete removes what the source no longer has, on either side.
+      await rm(join(upSrc, "u1.bin"));
+      const r7 = await runMyftp(["mirror", "-R", "--delete", upSrc, srv.url("up-tree/")]);
+      expect(r7.code).toBe(0);
+      expect(r7.stdout).toMatch(/^mirror --reverse: 0 transferred .*, 1 unchanged, 1 deleted$/m);
+      expect(await sizeOf(remoteDisk("up-tree", "u1.bin"))).toBe(-1);
+      await rm(join(tree, "top.bin"));
+      const r8 = await runMyftp(["mirror", "--delete", srv.url("tree"), down]);
+      expect(r8.code).toBe(0);
+      expect(r8.stdout).toMatch(/^mirror: 0 transferred .*, 2 unchanged, 1 deleted$/m);
+      expect(await sizeOf(join(down, "top.bin"))).toBe(-1);
     });
 
     it("fails with one clear line and a distinct exit code", async () => {
