@@ -62,18 +62,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
     requireTlsSessionReuse: settings.requireTlsSessionReuse,
     logger: log,
   });
-  const port = await server.listen();
-  const host = reachableHost(settings.host);
-  process.stdout.write(`myftpd listening on ftp://${host}:${port}/ (data ${settings.data})\n`);
-  if (tls) {
-    const rules = [settings.requireTls && "required", settings.requireTlsSessionReuse && "data must resume the session"].filter(Boolean);
-    process.stdout.write(`FTPS: AUTH TLS with ${tls.cert}${rules.length > 0 ? ` (${rules.join("; ")})` : ""}\n`);
-  }
-  if (server.implicitTlsPort !== null) process.stdout.write(`implicit FTPS on ftps://${host}:${server.implicitTlsPort}/\n`);
-  if (demoPassword) {
-    process.stdout.write(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/\n`);
-  }
-
+  // Handlers go in before the listening line is printed: a supervisor may signal as soon as it sees it.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -91,4 +80,15 @@ export async function serve(settings: ServeSettings): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  const port = await server.listen();
+  const host = reachableHost(settings.host);
+  process.stdout.write(`myftpd listening on ftp://${host}:${port}/ (data ${settings.data})\n`);
+  if (tls) {
+    const rules = [settings.requireTls && "required", settings.requireTlsSessionReuse && "data must resume the session"].filter(Boolean);
+    process.stdout.write(`FTPS: AUTH TLS with ${tls.cert}${rules.length > 0 ? ` (${rules.join("; ")})` : ""}\n`);
+  }
+  if (server.implicitTlsPort !== null) process.stdout.write(`implicit FTPS on ftps://${host}:${server.implicitTlsPort}/\n`);
+  if (demoPassword) {
+    process.stdout.write(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/\n`);
+  }
 }
