@@ -9,6 +9,12 @@ import { UsageError, userAdd, userDel, userList, userPasswd, userRescan, userSet
 
 const program = new Command();
 program.name("myftpd").description("myftpd: a multi-user FTP server").showHelpAfterError();
+// Set before the subcommands are created: they copy it then, and a usage mistake in one (e.g. `user add -x`)
+// would otherwise exit 1.
+program.exitOverride((err) => {
+  // Usage mistakes (unknown option, missing argument) exit 2 like other refusals; --help and --version exit 0.
+  process.exit(err.exitCode === 0 ? 0 : 2);
+});
 
 const dataOption = () => new Option("--data <dir>", "data directory (default ./myftp-data or $MYFTPD_DATA)");
 
@@ -105,10 +111,5 @@ program
   .option("--force", "replace an existing certificate and key")
   .addOption(dataOption())
   .action(action((o) => makeCertificate(dataOf(o), { host: o.host, days: o.days, force: o.force === true })));
-
-program.exitOverride((err) => {
-  // Usage mistakes (unknown option, missing argument) exit 2 like other refusals; --help and --version exit 0.
-  process.exit(err.exitCode === 0 ? 0 : 2);
-});
 
 await program.parseAsync(process.argv);
