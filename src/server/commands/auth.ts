@@ -1,6 +1,7 @@
 // Access control (RFC 959 §4.1.1): USER, PASS, QUIT.
 
 import { MyftpError } from "../../core/errors.js";
+import type { QuotaLedger } from "../../core/quota.js";
 import { LocalStorage } from "../../storage/local.js";
 import type { Session } from "../session.js";
 
@@ -37,14 +38,25 @@ export async function pass(s: Session, arg: string): Promise<void> {
     s.close("per-user limit");
     return;
   }
-  const storage = await LocalStorage.open(record.home);
-  const ledger = await s.server.quota.acquire({ ...record, scan: () => storage.usage() });
+  // Counted before anything asynchronous, so logins racing each other cannot all pass the limit; the count drops
+  // when the session closes, which is why a home that cannot be opened ends the session.
+  s.server.registerLogin(s, record.name);
+  let storage: LocalStorage;
+  let ledger: QuotaLedger;
+  try {
+    storage = await LocalStorage.open(record.home);
+    ledger = await s.server.quota.acquire({ ...record, scan: () => storage.usage() });
+  } catch (err) {
+    s.log.error({ err, user: record.name }, "cannot open home directory");
+    s.reply(421, "Cannot open your home directory; closing control connection");
+    s.close("home unavailable");
+    return;
+  }
   if (s.isClosed) {
     s.server.quota.release(ledger);
     return;
   }
   s.user = { name: record.name, storage, ledger };
-  s.server.registerLogin(s, record.name);
   s.onClose(() => s.server.quota.release(ledger));
   s.cwd = "/";
   s.log.info({ event: "login", user: record.name }, "login succeeded");
