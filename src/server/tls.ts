@@ -113,7 +113,6 @@ export class TlsSupport {
     const raw = s.socket as net.Socket;
     raw.pause();
     s.detach(raw);
-    s.discardInput();
     await new Promise<void>((resolve) => {
       if (raw.destroyed) return resolve();
       raw.write("234 AUTH TLS ok, starting TLS\r\n", () => resolve());
@@ -126,6 +125,8 @@ export class TlsSupport {
       s.close("TLS handshake failed");
       return;
     }
+    // Only now: lines that followed AUTH in the same packet were still being queued while it ran.
+    s.discardInput();
     s.attach(secure);
     s.tlsControl = true;
     // RFC 4217 §4: a successful AUTH resets the data protection state and any half-done login.
@@ -141,7 +142,8 @@ export class TlsSupport {
     try {
       sock = await this.handshake(raw, this.options.dataTimeoutMs, s.transfer?.controller.signal);
     } catch (err) {
-      throw new DataConnectionError(`TLS negotiation on the data connection failed: ${(err as Error).message}`);
+      s.log.info({ event: "tls-data-failed", err: (err as Error).message }, "TLS handshake on a data connection failed");
+      throw new DataConnectionError("TLS negotiation on the data connection failed");
     }
     const reused = sock.isSessionReused();
     if (!reused && this.options.requireTlsSessionReuse) {
