@@ -77,16 +77,6 @@ const NODE_CONNECT_CODES: Record<string, string> = {
   EPIPE: "connection closed by the server",
 };
 
-/** A dropped connection or timeout: a retry may succeed. */
-export function isConnectionError(err: unknown): boolean {
-  if (err instanceof ClientError) return false;
-  if (isFtpReplyError(err)) return isTransientReply(err.code);
-  if (!(err instanceof Error)) return false;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (typeof code === "string" && code in NODE_CONNECT_CODES) return true;
-  return /closed|timeout|socket|FIN packet|data connection|ECONNRESET|EPIPE|premature/i.test(err.message);
-}
-
 export interface ErrorContext {
   /** What the client was doing, e.g. "get report.pdf". */
   readonly action?: string;

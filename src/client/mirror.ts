@@ -1,8 +1,7 @@
 // mirror: make a local tree like a remote one (or, reversed, a remote tree like a local one),
 // transferring only files that are missing, differ in size, or are newer on the source side.
 import { mkdir, readdir, stat, unlink } from "node:fs/promises";
-import { join as joinLocal } from "node:path";
-import { posix } from "node:path";
+import { join as joinLocal, posix } from "node:path";
 import { ClientError, toClientError } from "./errors.js";
 import { formatBytes } from "./progress.js";
 import type { FtpSession, RemoteEntry } from "./session.js";
@@ -57,8 +56,7 @@ export async function walkRemote(session: FtpSession, root: string): Promise<Tre
   while (pending.length > 0) {
     const { rel, depth } = pending.shift()!;
     const dir = rel === "" ? root : posix.join(root, rel);
-    let entries: RemoteEntry[];
-    entries = await session.list(dir === "" ? "" : dir);
+    const entries: RemoteEntry[] = await session.list(dir);
     for (const e of entries) {
       if (++count > MAX_ENTRIES) throw new ClientError("failed", `mirror: more than ${MAX_ENTRIES} entries under ${root || "."}`);
       const childRel = rel === "" ? e.name : `${rel}/${e.name}`;

@@ -140,6 +140,8 @@ export interface Terminal {
 
 export class ProgressReporter {
   private clearActive: (() => void) | undefined;
+  /** With several transfers at once, the oldest running one has the bar line. */
+  private owner: object | undefined;
 
   constructor(
     readonly mode: ProgressMode,
@@ -161,23 +163,32 @@ export class ProgressReporter {
     let tot = total;
     let lastDraw = 0;
     let drawn = false;
+    const me = {};
+    const clear = () => {
+      if (drawn && this.term) this.term.write("\r\x1b[K");
+      drawn = false;
+    };
     const draw = (force: boolean) => {
       if (this.mode !== "bar" || !this.term) return;
       const t = this.now();
       meter.add(t, cur);
-      if (!force && t - lastDraw < 100) return;
+      if (this.owner === undefined) {
+        this.owner = me;
+        this.clearActive = clear;
+      }
+      if (this.owner !== me || (!force && t - lastDraw < 100)) return;
       lastDraw = t;
       const line = formatBar({ name, done: cur, total: tot, rate: meter.rate(), width: this.term.columns || 80 });
       this.term.write(`\r${line}\x1b[K`);
       drawn = true;
     };
+    const release = () => {
+      if (this.owner !== me) return;
+      this.owner = undefined;
+      this.clearActive = undefined;
+    };
     meter.add(this.now(), cur);
     draw(true);
-    const clear = () => {
-      if (drawn && this.term) this.term.write("\r\x1b[K");
-      drawn = false;
-    };
-    this.clearActive = clear;
     return {
       update: (d) => {
         cur = d;
@@ -190,12 +201,12 @@ export class ProgressReporter {
         cur = d.size;
         draw(true);
         clear();
-        if (this.clearActive === clear) this.clearActive = undefined;
+        release();
         if (this.mode !== "quiet") this.out(formatDone({ verb, name: d.name ?? name, ...d }));
       },
       abort: () => {
         clear();
-        if (this.clearActive === clear) this.clearActive = undefined;
+        release();
       },
     };
   }

@@ -9,7 +9,7 @@ import { mirrorDown, mirrorUp } from "./mirror.js";
 import { ProgressReporter, type ProgressMode } from "./progress.js";
 import { getSegmented, hasSegmentState } from "./segments.js";
 import { FtpSession, type ConnectOptions } from "./session.js";
-import { formatEntry, type ShellContext, type ShellSettings } from "./commands.js";
+import { formatEntry, transferOptions, type ShellContext, type ShellSettings } from "./commands.js";
 import { getFile, putFile, type TransferOptions } from "./transfer.js";
 import { displayUrl, parseFtpUrl, type FtpTarget } from "./url.js";
 
@@ -105,13 +105,7 @@ export class Runtime implements ShellContext {
   }
 
   transferOptions(): TransferOptions {
-    return {
-      resume: this.settings.resume,
-      retries: this.settings.retries,
-      limitRate: this.settings.limitRate,
-      progress: this.progress,
-      note: (l) => this.note(l),
-    };
+    return transferOptions(this);
   }
 
   close(): void {

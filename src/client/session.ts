@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { Client, FTPError, type FileInfo } from "basic-ftp";
 import type { ConnectionOptions } from "node:tls";
-import { ClientError, toClientError, isFtpReplyError, replyText } from "./errors.js";
+import { ClientError, toClientError, isFtpReplyError, isTransientReply, replyText } from "./errors.js";
 import { parseHashFeature, parseHashReply, pickAlgorithm, type HashAlgorithm, type HashReply } from "./hashing.js";
 import { endpointOf, type FtpTarget, type TlsMode } from "./url.js";
 
@@ -340,10 +340,7 @@ export class FtpSession {
 
 export function shouldRetry(err: unknown): boolean {
   if (err instanceof ClientError) return false;
-  if (err instanceof FTPError || isFtpReplyError(err)) {
-    const code = (err as { code: number }).code;
-    return code === 421 || code === 425 || code === 426 || code === 450 || code === 451;
-  }
+  if (err instanceof FTPError || isFtpReplyError(err)) return isTransientReply((err as { code: number }).code);
   if (!(err instanceof Error)) return false;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "ECONNREFUSED") return false;

@@ -151,10 +151,23 @@ describe("progress formatting", () => {
     expect(written).toContain("\r\x1b[K");
     expect(written.some((w) => /^\rx\.bin +\[#+-+\] +50% +500 B\/1000 B +500 B\/s +ETA 1s/.test(w))).toBe(true);
     expect(lines).toEqual(["a note", "get x.bin: 1000 B in 2.0s (500 B/s), size verified"]);
+    // Two transfers at once share one line: the first keeps it until it is done.
+    written.length = 0;
+    t = 10_000;
+    const a = rep.start("get", "a.bin", 100);
+    const b = rep.start("get", "b.bin", 100);
+    t += 200;
+    b.update(50);
+    a.update(10);
+    expect(written.some((w) => w.includes("b.bin"))).toBe(false);
+    a.finish({ size: 100, transferred: 100, seconds: 1, resumedFrom: 0, verified: "ok" });
+    t += 200;
+    b.update(60);
+    expect(written.at(-1)).toMatch(/^\rb\.bin +\[#+-+\] +60%/);
     const quiet = new ProgressReporter("quiet", (l) => lines.push(l), undefined);
     quiet.start("get", "y", 1).finish({ size: 1, transferred: 1, seconds: 1, resumedFrom: 0, verified: "" });
     quiet.note("hidden");
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
   });
 });
 
