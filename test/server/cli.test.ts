@@ -1,0 +1,303 @@
+// The myftpd command line as a separate process (the built bin): first start on an empty data dir, SIGTERM, and
+// `myftpd user add/list/del/passwd/set` exit codes and messages.
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import * as path from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { verifyPassword } from "../../src/users/password.js";
+import { SqliteUserStore } from "../../src/users/sqlite-store.js";
+import { MYFTPD_BIN, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { RawFtp, withTimeout } from "../helpers/raw-ftp.js";
+
+const dirs: string[] = [];
+const procs: RunningProcess[] = [];
+const conns: RawFtp[] = [];
+
+function newDataDir(): string {
+  const d = tempDir("myftp-cli-");
+  dirs.push(d);
+  return d;
+}
+
+afterEach(async () => {
+  for (const c of conns.splice(0)) await c.close();
+  for (const p of procs.splice(0)) await p.stop("SIGKILL");
+});
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function myftpd(args: string[], input?: string): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MYFTPD_BIN, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`myftpd ${args.join(" ")} did not finish:\n${stdout}\n${stderr}`));
+    }, 30_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.on("error", () => undefined);
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+async function serve(dataDir: string, args: string[] = []): Promise<RunningProcess> {
+  const p = await startServerProcess(["--log-level", "silent", ...args], dataDir);
+  procs.push(p);
+  return p;
+}
+
+async function loginTo(port: number, user: string, password: string): Promise<RawFtp> {
+  const c = await RawFtp.login(port, user, password);
+  conns.push(c);
+  return c;
+}
+
+function userRows(dataDir: string) {
+  const store = new SqliteUserStore(path.join(dataDir, "users.db"));
+  try {
+    return store.list();
+  } finally {
+    store.close();
+  }
+}
+
+async function passwordOk(dataDir: string, name: string, password: string): Promise<boolean> {
+  const store = new SqliteUserStore(path.join(dataDir, "users.db"));
+  try {
+    return await verifyPassword((await store.get(name))?.passwordHash, password);
+  } finally {
+    store.close();
+  }
+}
+
+describe("myftpd serve", () => {
+  it("on an empty data dir creates demo and prints a login URL that works; only once", async () => {
+    const data = path.join(newDataDir(), "fresh");
+    const p = await serve(data);
+    await withTimeout(
+      (async () => {
+        while (!/ftp:\/\/demo:/.test(p.output())) await new Promise((r) => setTimeout(r, 20));
+      })(),
+      10_000,
+      "no demo URL printed",
+    );
+    const m = /ftp:\/\/demo:([^@\s]+)@([^:/\s]+):(\d+)\//.exec(p.output());
+    expect(m, p.output()).not.toBeNull();
+    expect(m![2]).toBe("127.0.0.1");
+    expect(Number(m![3])).toBe(p.port);
+    const password = decodeURIComponent(m![1]!);
+    expect(password.length).toBeGreaterThanOrEqual(12);
+    const c = await loginTo(Number(m![3]), "demo", password);
+    expect((await c.cmd("PWD")).code).toBe(257);
+    expect(statSync(path.join(data, "home", "demo")).isDirectory()).toBe(true);
+    // The clear password reaches no file in the data dir.
+    const db = readFileSync(path.join(data, "users.db"));
+    expect(db.includes(Buffer.from(password))).toBe(false);
+    expect(await p.stop("SIGTERM")).toBe(0);
+
+    const again = await serve(data);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(again.output()).not.toMatch(/demo:/);
+    expect(again.output()).toMatch(new RegExp(`ftp://127\\.0\\.0\\.1:${again.port}`));
+    expect(await again.stop("SIGTERM")).toBe(0);
+  });
+
+  it("SIGTERM: idle sessions get 421, a running upload may finish, and the process exits 0 within 5 s", async () => {
+    const data = newDataDir();
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "pw-bob\n")).code).toBe(0);
+    const p = await serve(data);
+    const idle = await loginTo(p.port, "bob", "pw-bob");
+    const anon = await RawFtp.connect(p.port);
+    conns.push(anon);
+    const busy = await loginTo(p.port, "bob", "pw-bob");
+    await busy.cmd("TYPE I");
+    const dc = await busy.dataConnection("EPSV");
+    expect((await busy.cmd("STOR up.bin")).code).toBe(150);
+    const sock = await dc.get();
+    sock.write(Buffer.alloc(1000, 1));
+
+    const started = Date.now();
+    const exited = p.stop("SIGTERM");
+    expect((await idle.read()).code).toBe(421);
+    expect((await anon.read()).code).toBe(421);
+    // The upload is still allowed to complete during the grace period.
+    sock.end(Buffer.alloc(1000, 2));
+    expect((await busy.read()).code).toBe(226);
+    expect((await busy.read()).code).toBe(421);
+    expect(await withTimeout(exited, 5000, "myftpd did not exit within 5 s")).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(statSync(path.join(data, "home", "bob", "up.bin")).size).toBe(2000);
+    await Promise.all([idle.closed, anon.closed, busy.closed].map((c) => withTimeout(c, 2000, "session not closed")));
+  });
+
+  it("SIGTERM with a stalled transfer: 421 after the grace and exit 0 within 5 s", async () => {
+    const data = newDataDir();
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "pw\n")).code).toBe(0);
+    const p = await serve(data);
+    const busy = await loginTo(p.port, "bob", "pw");
+    const dc = await busy.dataConnection("EPSV");
+    expect((await busy.cmd("STOR stalled.bin")).code).toBe(150);
+    (await dc.get()).write("partial");
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    const exited = p.stop("SIGTERM");
+    expect((await busy.read(6000)).code).toBe(421);
+    expect(await withTimeout(exited, 5000, "myftpd did not exit within 5 s")).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    // The cut-off upload is kept for a resume.
+    expect(readFileSync(path.join(data, "home", "bob", "stalled.bin"), "utf8")).toBe("partial");
+  });
+
+  it("SIGINT also stops it with exit 0", async () => {
+    const p = await serve(newDataDir());
+    expect(await withTimeout(p.stop("SIGINT"), 5000, "no exit")).toBe(0);
+  });
+
+  it("refuses a bad config value at start with exit 2 and a message naming the key", async () => {
+    const data = newDataDir();
+    const r = await myftpd(["serve", "--data", data, "--port", "99999"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/port/);
+  });
+});
+
+describe("myftpd user", () => {
+  it("add, list, passwd, set and del a user; the user can log in", async () => {
+    const data = newDataDir();
+    const add = await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "first-pw\n");
+    expect(add.code, add.stderr).toBe(0);
+    expect(add.stdout).toMatch(/added user bob/);
+    expect(add.stdout).not.toContain("first-pw");
+    const bobHome = path.join(data, "home", "bob");
+    expect(statSync(bobHome).isDirectory()).toBe(true);
+
+    const custom = path.join(data, "elsewhere", "carol");
+    const add2 = await myftpd(["user", "add", "carol", "--data", data, "--home", custom, "--quota", "5MiB", "--password-stdin"], "carol-pw\r\n");
+    expect(add2.code, add2.stderr).toBe(0);
+    expect(statSync(custom).isDirectory()).toBe(true);
+    // The line end (CRLF too) is not part of the password.
+    expect(await passwordOk(data, "carol", "carol-pw")).toBe(true);
+
+    const list = await myftpd(["user", "list", "--data", data]);
+    expect(list.code).toBe(0);
+    const lines = list.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^NAME\s+HOME\s+USED\s+QUOTA$/);
+    expect(lines.find((l) => l.startsWith("bob "))).toMatch(new RegExp(`^bob\\s+${bobHome}\\s+.*1\\.00 GiB$`));
+    expect(lines.find((l) => l.startsWith("carol "))).toMatch(new RegExp(`^carol\\s+${custom}\\s+.*5\\.00 MiB$`));
+    const json = JSON.parse((await myftpd(["user", "list", "--json", "--data", data])).stdout) as { name: string; quotaBytes: number | null }[];
+    expect(json.find((u) => u.name === "carol")?.quotaBytes).toBe(5 * 1024 * 1024);
+
+    const p = await serve(data);
+    const c = await loginTo(p.port, "bob", "first-pw");
+    expect((await c.cmd("PWD")).code).toBe(257);
+    expect(p.output()).not.toMatch(/demo/);
+
+    const pw = await myftpd(["user", "passwd", "bob", "--data", data, "--password-stdin"], "second-pw\n");
+    expect(pw.code, pw.stderr).toBe(0);
+    expect(await passwordOk(data, "bob", "second-pw")).toBe(true);
+    expect(await passwordOk(data, "bob", "first-pw")).toBe(false);
+    const c2 = await loginTo(p.port, "bob", "second-pw");
+    expect((await c2.cmd("NOOP")).code).toBe(200);
+
+    const set = await myftpd(["user", "set", "bob", "--data", data, "--quota", "unlimited"]);
+    expect(set.code, set.stderr).toBe(0);
+    expect((await userRows(data)).find((u) => u.name === "bob")?.quotaBytes).toBeNull();
+    const newHome = path.join(data, "moved-bob");
+    expect((await myftpd(["user", "set", "bob", "--data", data, "--home", newHome, "--quota", "2GB"])).code).toBe(0);
+    const bob = (await userRows(data)).find((u) => u.name === "bob")!;
+    expect(bob.home).toBe(newHome);
+    expect(bob.quotaBytes).toBe(2e9);
+    expect(statSync(newHome).isDirectory()).toBe(true);
+
+    const del = await myftpd(["user", "del", "bob", "--data", data]);
+    expect(del.code, del.stderr).toBe(0);
+    expect(existsSync(bobHome)).toBe(true); // kept without --purge
+    expect((await userRows(data)).map((u) => u.name)).toEqual(["carol"]);
+    const purge = await myftpd(["user", "del", "carol", "--purge", "--data", data]);
+    expect(purge.code, purge.stderr).toBe(0);
+    expect(existsSync(custom)).toBe(false);
+    expect((await myftpd(["user", "list", "--data", data])).stdout.trim()).toBe("no users");
+  });
+
+  it("refuses bad names with exit 2 and changes nothing", async () => {
+    const data = newDataDir();
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "pw\n")).code).toBe(0);
+    const homesBefore = readdirSync(path.join(data, "home")).sort();
+    for (const name of ["bad name", "a/b", "../evil", ".hidden", "x".repeat(65), "ünï", "", "a:b"]) {
+      const r = await myftpd(["user", "add", name, "--data", data, "--password-stdin"], "pw\n");
+      expect(r.code, `add ${JSON.stringify(name)}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/myftpd: /);
+    }
+    const dash = await myftpd(["user", "add", "-bad", "--data", data, "--password-stdin"], "pw\n");
+    expect(dash.code).toBe(2);
+    expect(readdirSync(path.join(data, "home")).sort()).toEqual(homesBefore);
+    expect((await userRows(data)).map((u) => u.name)).toEqual(["bob"]);
+    for (const cmd of [["del", "bad name"], ["passwd", "a/b", "--password-stdin"], ["set", ".x", "--quota", "1"]]) {
+      const r = await myftpd(["user", ...cmd, "--data", data], "pw\n");
+      expect(r.code, cmd.join(" ")).toBe(2);
+    }
+  });
+
+  it("refuses bad sizes with exit 2 and changes nothing", async () => {
+    const data = newDataDir();
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin", "--quota", "1MB"], "pw\n")).code).toBe(0);
+    for (const q of ["10XB", "lots", "1.5", "5 GiB extra"]) {
+      const r = await myftpd(["user", "add", "carol", "--data", data, "--quota", q, "--password-stdin"], "pw\n");
+      expect(r.code, q).toBe(2);
+      expect(r.stderr).toMatch(/size/);
+      const s = await myftpd(["user", "set", "bob", "--data", data, "--quota", q]);
+      expect(s.code, q).toBe(2);
+    }
+    expect(existsSync(path.join(data, "home", "carol"))).toBe(false);
+    const rows = await userRows(data);
+    expect(rows.map((u) => u.name)).toEqual(["bob"]);
+    expect(rows[0]!.quotaBytes).toBe(1e6);
+  });
+
+  it("refuses a duplicate user with exit 2 and keeps the old password", async () => {
+    const data = newDataDir();
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "original\n")).code).toBe(0);
+    const r = await myftpd(["user", "add", "bob", "--data", data, "--quota", "1KB", "--password-stdin"], "other\n");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/already exists/);
+    expect(await passwordOk(data, "bob", "original")).toBe(true);
+    expect((await userRows(data))[0]!.quotaBytes).toBe(1024 ** 3);
+  });
+
+  it("refuses unknown users, empty passwords, nothing to set and a missing terminal with exit 2", async () => {
+    const data = newDataDir();
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "pw\n")).code).toBe(0);
+    const cases: [string[], string | undefined, RegExp][] = [
+      [["del", "ghost"], undefined, /no user ghost/],
+      [["passwd", "ghost", "--password-stdin"], "pw\n", /no user ghost/],
+      [["set", "ghost", "--quota", "1"], undefined, /no user ghost/],
+      [["set", "bob"], undefined, /nothing to change/],
+      [["add", "carol", "--password-stdin"], "\n", /empty password/],
+      [["passwd", "bob", "--password-stdin"], "", /empty password/],
+      [["add", "dave"], undefined, /password-stdin/],
+    ];
+    for (const [args, input, msg] of cases) {
+      const r = await myftpd(["user", ...args, "--data", data], input);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr, args.join(" ")).toMatch(msg);
+    }
+    expect((await userRows(data)).map((u) => u.name)).toEqual(["bob"]);
+    expect(await passwordOk(data, "bob", "pw")).toBe(true);
+    expect(existsSync(path.join(data, "home", "carol"))).toBe(false);
+    expect(existsSync(path.join(data, "home", "dave"))).toBe(false);
+  });
+});
