@@ -66,6 +66,19 @@ export async function checkPrefix(session: FtpSession, remote: string, local: st
   return mine === reply.hex ? "hash" : "mismatch";
 }
 
+/** Times within this many milliseconds count as equal: MDTM has whole seconds. */
+const TIME_SLACK_MS = 2000;
+
+async function localMtime(path: string): Promise<Date | undefined> {
+  return (await stat(path).catch(() => undefined))?.mtime;
+}
+
+/** Is time `a` clearly later than time `b` (both known)? */
+async function newerThan(a: Promise<Date | undefined>, b: Promise<Date | undefined>): Promise<boolean> {
+  const [x, y] = await Promise.all([a.catch(() => undefined), b.catch(() => undefined)]);
+  return x !== undefined && y !== undefined && x.getTime() > y.getTime() + TIME_SLACK_MS;
+}
+
 /** Compare the whole remote file with the local one; throws a verify error on mismatch. */
 export async function verifyWhole(
   session: FtpSession,
@@ -184,6 +197,12 @@ async function planGetResume(
     opts.note(`get ${remote}: the local file's first ${have} bytes differ from the remote file; starting over`);
     return 0;
   }
+  // Without a hash, times are the only other hint: a remote file changed after the local part was
+  // written is another file now.
+  if (check === "size" && (await newerThan(session.mtime(remote), localMtime(local)))) {
+    opts.note(`get ${remote}: the remote file changed after the local copy was written; starting over`);
+    return 0;
+  }
   if (have === remoteSize) return have;
   if (check === "hash") opts.note(`get ${remote}: resuming at byte ${have} (existing part checked by HASH)`);
   else opts.note(`get ${remote}: resuming at byte ${have} (sizes only: the server cannot hash a range to check the existing part)`);
@@ -290,6 +309,10 @@ async function planPutResume(
   const check = await checkPrefix(session, remote, local, have);
   if (check === "mismatch") {
     opts.note(`put ${local}: the remote file's first ${have} bytes differ from the local file; starting over`);
+    return 0;
+  }
+  if (check === "size" && (await newerThan(localMtime(local), session.mtime(remote)))) {
+    opts.note(`put ${local}: the local file changed after the remote copy was written; starting over`);
     return 0;
   }
   if (have === size) return have;

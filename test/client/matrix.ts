@@ -248,6 +248,43 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       }
     });
 
+    it("transfers a file again when the other side changed it, even at the same size", async () => {
+      const remoteFile = remoteDisk("same-size.bin");
+      await makeFile(remoteFile, 200_000);
+      const dst = local("same-size.bin");
+      expect((await runMyftp(["get", srv.url("same-size.bin"), dst])).code).toBe(0);
+      // The remote file is rewritten later with other bytes of the same length.
+      await makeFile(remoteFile, 200_000);
+      const later = new Date(Date.now() + 60_000);
+      await utimes(remoteFile, later, later);
+      const again = await runMyftp(["get", srv.url("same-size.bin"), dst]);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(
+        caps.hash
+          ? "the local file's first 200000 bytes differ from the remote file; starting over"
+          : "the remote file changed after the local copy was written; starting over",
+      );
+      expect(await sha256(dst)).toBe(await sha256(remoteFile));
+
+      const src = local("same-size-up.bin");
+      await makeFile(src, 150_000);
+      expect((await runMyftp(["put", src, srv.url("same-size-up.bin")])).code).toBe(0);
+      await makeFile(src, 150_000);
+      const later2 = new Date(Date.now() + 120_000);
+      await utimes(src, later2, later2);
+      const up = await runMyftp(["put", src, srv.url("same-size-up.bin")]);
+      expect(up.code).toBe(0);
+      expect(up.stdout).toContain(
+        caps.hash
+          ? "the remote file's first 150000 bytes differ from the local file; starting over"
+          : "the local file changed after the remote copy was written; starting over",
+      );
+      expect(await sha256(remoteDisk("same-size-up.bin"))).toBe(await sha256(src));
+      // Unchanged on both sides: nothing moves.
+      const same = await runMyftp(["put", src, srv.url("same-size-up.bin")]);
+      expect(same.stdout).toContain(`put ${src}: already complete`);
+    });
+
     it("starts over with --no-resume", async () => {
       await makeFile(remoteDisk("noresume.bin"), MiB);
       const dst = local("noresume.bin");

@@ -77,6 +77,19 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
     expect(await sha256(dst)).toBe(await sha256(join(srv.home, "limited.bin")));
   });
 
+  it("talks to a server on the IPv6 loopback", async () => {
+    const s6 = await startServer([{ ...USER, quota: null }], { host: "::1" });
+    servers.push(s6);
+    await makeFile(join(s6.homeOf(USER.name), "six.bin"), 300_000);
+    const url = `ftp://${USER.name}:${encodeURIComponent(USER.password)}@[::1]:${s6.port}/six.bin`;
+    const dst = join(work.path, "six.bin");
+    const r = await runMyftp(["get", url, dst]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("SHA-256 verified");
+    expect(await sha256(dst)).toBe(await sha256(join(s6.homeOf(USER.name), "six.bin")));
+  });
+
   it("prints the server's SHA-256 of files with the hash command", async () => {
     const s = await startServer([{ ...USER, quota: null }]);
     servers.push(s);

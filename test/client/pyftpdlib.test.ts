@@ -74,6 +74,24 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     expect(await sha256(dst)).toBe(await sha256(join(first.home, "crash.bin")));
   });
 
+  it("reconnects and resumes an upload when the server goes away mid-transfer", async () => {
+    const first = await startPyftpd();
+    const src = join(work.path, "crash-up.bin");
+    await makeFile(src, 8 * MiB);
+    const target = join(first.home, "crash-up.bin");
+    const child = spawnMyftp(["put", "--limit-rate", "4M", "--retries", "5", src, first.url(undefined, "crash-up.bin")]);
+    const done = collect(child);
+    expect(await waitFor(async () => (await sizeOf(target)) >= MiB, 20_000)).toBe(true);
+    await first.crash();
+    const second = await startPyftpd({ port: first.port, home: first.home });
+    servers.push(second, first);
+    const r = await done;
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/connection lost during put .*crash-up\.bin .*; retry 1\/5/);
+    expect(await sha256(target)).toBe(await sha256(src));
+  });
+
   it("gives up after --retries attempts when the server stays away", async () => {
     const srv = await startPyftpd();
     await makeFile(join(srv.home, "gone.bin"), 8 * MiB);
