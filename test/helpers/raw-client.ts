@@ -285,6 +285,7 @@ export function runProcess(
       clearTimeout(t);
       resolve({ code, out, err });
     });
+    child.stdin.on("error", () => undefined); // the program may exit without reading its input
     child.stdin.end(input ?? "");
   });
 }
