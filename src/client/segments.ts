@@ -8,7 +8,7 @@ import { ClientError, toClientError } from "./errors.js";
 import type { ProgressHandle } from "./progress.js";
 import { shouldRetry, sleep, type FtpSession } from "./session.js";
 import { FileSink, RateLimiter } from "./streams.js";
-import { checkPrefix, getFile, verifyWhole, MISMATCH_SUFFIX, type TransferOptions, type TransferResult } from "./transfer.js";
+import { checkPrefix, getFile, remoteIsNewer, verifyWhole, MISMATCH_SUFFIX, type TransferOptions, type TransferResult } from "./transfer.js";
 
 export const SEGMENT_STATE_SUFFIX = ".myftp-segments";
 /** Ranges smaller than this are not worth a connection of their own. */
@@ -92,7 +92,7 @@ export async function getSegmented(
   requested: number,
   opts: TransferOptions,
 ): Promise<TransferResult> {
-  const name = basename(remote) || remote;
+  const name = remote.replace(/^\.\//, "") || basename(local);
   const stateFile = local + SEGMENT_STATE_SUFFIX;
   const started = Date.now();
   const size = await session.size(remote, true).catch((err) => {
@@ -112,6 +112,7 @@ export async function getSegmented(
     state = undefined;
   }
   let prefix = 0;
+  const continuing = state !== undefined;
   if (state) {
     const left = state.segments.reduce((a, s) => a + (s.end - s.pos), 0);
     opts.note(`get ${remote}: continuing a segmented download, ${left} of ${size} bytes left`);
@@ -119,6 +120,8 @@ export async function getSegmented(
     if (opts.resume && localSt && localSt.size > 0 && localSt.size <= size) {
       const check = await checkPrefix(session, remote, local, localSt.size);
       if (check === "mismatch") opts.note(`get ${remote}: the local file's first ${localSt.size} bytes differ from the remote file; starting over`);
+      else if (check === "size" && (await remoteIsNewer(session, remote, local)))
+        opts.note(`get ${remote}: the remote file changed after the local copy was written; starting over`);
       else {
         prefix = localSt.size;
         if (prefix < size)
@@ -143,7 +146,8 @@ export async function getSegmented(
   const timer = setInterval(() => void persist().catch(() => undefined), 500);
   let transferred = 0;
   try {
-    if (prefix === 0 && !localSt?.size) await handle.truncate(0);
+    // A fresh start keeps only the checked prefix; the ranges then fill the rest in place.
+    if (!continuing) await handle.truncate(prefix);
     await handle.truncate(size);
     await persist();
     bar = opts.progress.start("get", name, size, resumedFrom);
@@ -259,7 +263,10 @@ export async function getSegmented(
     const when = await session.mtime(remote).catch(() => undefined);
     if (when) await utimes(local, new Date(), when).catch(() => undefined);
     const result = { size, transferred, resumedFrom, verified, skipped: transferred === 0 && resumedFrom === size };
-    bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    if (result.skipped) {
+      bar.abort();
+      opts.note(`get ${name}: already complete (${verified})`);
+    } else bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
     return result;
   } catch (err) {
     bar?.abort();

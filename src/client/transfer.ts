@@ -79,6 +79,11 @@ async function newerThan(a: Promise<Date | undefined>, b: Promise<Date | undefin
   return x !== undefined && y !== undefined && x.getTime() > y.getTime() + TIME_SLACK_MS;
 }
 
+/** Was the remote file modified clearly after the local file (both times known)? */
+export async function remoteIsNewer(session: FtpSession, remote: string, local: string): Promise<boolean> {
+  return await newerThan(session.mtime(remote), localMtime(local));
+}
+
 /** Compare the whole remote file with the local one; throws a verify error on mismatch. */
 export async function verifyWhole(
   session: FtpSession,
@@ -158,9 +163,13 @@ export async function getFile(session: FtpSession, remote: string, local: string
     const when = await session.mtime(remote).catch(() => undefined);
     if (when) await utimes(local, new Date(), when).catch(() => undefined);
     const result = { size, transferred, resumedFrom, verified, skipped: outcome === "complete" };
-    if (result.skipped) opts.note(`get ${name}: already complete (${verified})`);
-    bar ??= opts.progress.start("get", name, size, size);
-    bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    if (result.skipped) {
+      bar?.abort();
+      opts.note(`get ${name}: already complete (${verified})`);
+    } else {
+      bar ??= opts.progress.start("get", name, size, size);
+      bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    }
     return result;
   } catch (err) {
     bar?.abort();
@@ -199,7 +208,7 @@ async function planGetResume(
   }
   // Without a hash, times are the only other hint: a remote file changed after the local part was
   // written is another file now.
-  if (check === "size" && (await newerThan(session.mtime(remote), localMtime(local)))) {
+  if (check === "size" && (await remoteIsNewer(session, remote, local))) {
     opts.note(`get ${remote}: the remote file changed after the local copy was written; starting over`);
     return 0;
   }
@@ -282,9 +291,13 @@ export async function putFile(session: FtpSession, local: string, remote: string
     const result = { size, transferred, resumedFrom, verified, skipped: outcome === "complete" };
     const st = await stat(local);
     await session.setMtime(remote, st.mtime).catch(() => false);
-    if (result.skipped) opts.note(`put ${name}: already complete (${verified})`);
-    bar ??= opts.progress.start("put", name, size, size);
-    bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    if (result.skipped) {
+      bar?.abort();
+      opts.note(`put ${name}: already complete (${verified})`);
+    } else {
+      bar ??= opts.progress.start("put", name, size, size);
+      bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    }
     return result;
   } catch (err) {
     bar?.abort();
