@@ -27,6 +27,30 @@ export async function testCertificate(): Promise<{ dir: string; cert: string; ke
 
 const CLIENT_TLS: tls.ConnectionOptions = { rejectUnauthorized: false };
 
+export interface ConnectOptions {
+  implicit?: boolean;
+  tls?: tls.ConnectionOptions;
+  localAddress?: string;
+}
+
+/** A TCP connection to 127.0.0.1:port, from a chosen loopback source address. */
+export function connectFrom(port: number, localAddress?: string): Promise<net.Socket> {
+  if (!localAddress) return connectData("127.0.0.1", port);
+  return withTimeout(
+    new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: "127.0.0.1", port, localAddress });
+      s.once("connect", () => {
+        s.off("error", reject);
+        s.on("error", () => undefined);
+        resolve(s);
+      });
+      s.once("error", reject);
+    }),
+    WAIT_MS,
+    "connect timed out",
+  );
+}
+
 export class FtpsControl {
   private buf = Buffer.alloc(0);
   private waiter: (() => void) | null = null;
@@ -58,14 +82,19 @@ export class FtpsControl {
   }
 
   /** Connects and reads the greeting (which must be 220); `implicit` speaks TLS from the first byte. */
-  static async connect(port: number, opts: { implicit?: boolean; tls?: tls.ConnectionOptions } = {}): Promise<FtpsControl> {
-    const sock = opts.implicit
-      ? await secureClient(tls.connect({ host: "127.0.0.1", port, ...CLIENT_TLS, ...opts.tls }))
-      : await connectData("127.0.0.1", port);
-    const c = new FtpsControl(sock);
+  static async connect(port: number, opts: ConnectOptions = {}): Promise<FtpsControl> {
+    const c = await FtpsControl.open(port, opts);
     const g = await c.read();
     if (g.code !== 220) throw new Error(`expected 220, got ${g.code} ${g.text}`);
     return c;
+  }
+
+  /** Connects without reading the greeting; `localAddress` picks the source address (e.g. 127.0.0.2). */
+  static async open(port: number, opts: ConnectOptions = {}): Promise<FtpsControl> {
+    const sock = opts.implicit
+      ? await secureClient(tls.connect({ host: "127.0.0.1", port, localAddress: opts.localAddress, ...CLIENT_TLS, ...opts.tls }))
+      : await connectFrom(port, opts.localAddress);
+    return new FtpsControl(sock);
   }
 
   private wake(): void {

@@ -12,6 +12,7 @@ import {
   toIPv4,
   type HostPort,
 } from "../../protocol/address.js";
+import { MyftpError } from "../../core/errors.js";
 import type { Session } from "../session.js";
 
 export function type(s: Session, arg: string): void {
@@ -79,7 +80,8 @@ export async function pasv(s: Session): Promise<void> {
     s.reply(500, "PASV is IPv4 only; use EPSV");
     return;
   }
-  const port = await s.data.listenPassive();
+  const port = await openPassive(s);
+  if (port === null) return;
   s.reply(227, `Entering Passive Mode (${formatPasvArg(announced, port)})`);
 }
 
@@ -99,8 +101,21 @@ export async function epsv(s: Session, arg: string): Promise<void> {
     s.reply(522, `Network protocol not supported, use (${family})`);
     return;
   }
-  const port = await s.data.listenPassive();
+  const port = await openPassive(s);
+  if (port === null) return;
   s.reply(229, `Entering Extended Passive Mode ${formatEpsvArg(port)}`);
+}
+
+/** Opens a passive port; when the whole range is taken, says so with 425 (not 421: the session goes on). */
+async function openPassive(s: Session): Promise<number | null> {
+  try {
+    return await s.data.listenPassive();
+  } catch (err) {
+    if (!(err instanceof MyftpError) || err.code !== "too-many") throw err;
+    s.log.warn({ event: "pasv-exhausted" }, "no passive port free");
+    s.reply(425, "No passive port free; try again later");
+    return null;
+  }
 }
 
 /** Accepts an active target only when it is the control peer on an unprivileged port. */

@@ -1,0 +1,117 @@
+// FTP bounce and data-connection theft (RFC 2577 §3 and §4): PORT/EPRT may only name the control connection's
+// own peer on an unprivileged port, and a passive port accepts only the control connection's peer.
+
+import { writeFileSync } from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer, type RunningServer } from "../helpers/myftpd.js";
+import { readAll, withTimeout } from "../helpers/raw-ftp.js";
+import { connectFrom, FtpsControl } from "../tls/ftps-client.js";
+import { captureLog, type CapturedLog } from "./log-capture.js";
+
+let s: RunningServer;
+let log: CapturedLog;
+/** A listener on 127.0.0.2 that records any connection the server is tricked into making. */
+let victim: net.Server;
+let victimPort: number;
+const victimHits: string[] = [];
+
+beforeAll(async () => {
+  log = captureLog("info");
+  s = await startServer([{ name: "alice", password: "secret" }], { logger: log.logger, dataTimeoutMs: 3000 });
+  writeFileSync(path.join(s.homeOf("alice"), "secret.txt"), "for alice only\n");
+  victim = net.createServer((sock) => {
+    victimHits.push(sock.remoteAddress ?? "?");
+    sock.destroy();
+  });
+  await new Promise<void>((r) => victim.listen(0, "127.0.0.2", r));
+  victimPort = (victim.address() as net.AddressInfo).port;
+});
+
+afterAll(async () => {
+  victim?.close();
+  await s?.close();
+});
+
+async function login(): Promise<FtpsControl> {
+  const c = await FtpsControl.connect(s.port);
+  await c.login("alice", "secret");
+  return c;
+}
+
+describe("active mode bounce", () => {
+  it("refuses PORT and EPRT to another address than the client's, and opens nothing", async () => {
+    const c = await login();
+    const p = (n: number) => `${n >> 8},${n & 255}`;
+    const port = await c.cmd(`PORT 127,0,0,2,${p(victimPort)}`);
+    expect(port.code).toBe(500);
+    const eprt = await c.cmd(`EPRT |1|127.0.0.2|${victimPort}|`);
+    expect(eprt.code).toBe(500);
+    expect((await c.cmd(`EPRT |2|::1|${victimPort}|`)).code).toBe(500);
+    expect((await c.cmd(`PORT 10,0,0,1,${p(victimPort)}`)).code).toBe(500);
+    // No set-up was kept: the transfer has no data connection to use.
+    expect((await c.cmd("RETR secret.txt")).code).toBe(425);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(victimHits).toEqual([]);
+    expect(log.events("bounce-refused").length).toBeGreaterThanOrEqual(4);
+    await c.close();
+  });
+
+  it("refuses PORT and EPRT to a privileged port of the client itself", async () => {
+    const c = await login();
+    expect((await c.cmd("PORT 127,0,0,1,0,21")).code).toBe(504);
+    expect((await c.cmd("EPRT |1|127.0.0.1|1023|")).code).toBe(504);
+    expect((await c.cmd("PORT 127,0,0,1,4,0")).code).toBe(200); // 1024 is fine
+    await c.close();
+  });
+});
+
+describe("passive connection theft", () => {
+  it("refuses a passive connection from 127.0.0.2 made before the transfer: the transfer fails with 425", async () => {
+    const c = await login();
+    const r = await c.cmd("EPSV");
+    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    const thief = await connectFrom(port, "127.0.0.2");
+    // The server hangs up on the thief without sending it anything.
+    expect((await readAll(thief, 5000)).length).toBe(0);
+    const retr = await c.cmd("RETR secret.txt");
+    expect(retr.code).toBe(425);
+    expect(retr.text).toMatch(/foreign address/);
+    expect(log.events("data-foreign-peer").some((e) => String(e.from).endsWith("127.0.0.2"))).toBe(true);
+    // The legitimate client cannot slip in after it either: the port is closed.
+    await expect(connectFrom(port)).rejects.toThrow();
+    await c.close();
+  });
+
+  it("refuses a passive connection from 127.0.0.2 made while the transfer waits: 425, no data leaked", async () => {
+    const c = await login();
+    const r = await c.cmd("EPSV");
+    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    c.send("RETR secret.txt");
+    await new Promise((res) => setTimeout(res, 100));
+    const thief = await connectFrom(port, "127.0.0.2");
+    const stolen = await readAll(thief, 5000);
+    expect(stolen.toString()).not.toContain("alice");
+    const reply = await c.read();
+    expect(reply.code).toBe(425);
+    // The session goes on, and a proper passive transfer works.
+    const ok = await c.retrieve("RETR secret.txt", { secure: false });
+    expect(ok.final.code).toBe(226);
+    expect(ok.data.toString()).toBe("for alice only\n");
+    await c.close();
+  });
+
+  it("serves a client that is itself on 127.0.0.2 over passive connections from 127.0.0.2", async () => {
+    const c = await FtpsControl.connect(s.port, { localAddress: "127.0.0.2" });
+    await c.login("alice", "secret");
+    const r = await c.cmd("EPSV");
+    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    const data = await connectFrom(port, "127.0.0.2");
+    const prelim = await c.cmd("RETR secret.txt");
+    expect(prelim.code).toBe(150);
+    expect((await withTimeout(readAll(data), 5000, "no data")).toString()).toBe("for alice only\n");
+    expect((await c.read()).code).toBe(226);
+    await c.close();
+  });
+});
