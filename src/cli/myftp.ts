@@ -90,6 +90,17 @@ program
     writeErr: (s) => process.stderr.write(s.startsWith("error: ") ? `myftp: ${s.slice(7)}` : s),
   });
 
+program.addHelpText(
+  "after",
+  `
+Without a command, myftp runs its shell (type "help" there); with stdin not a terminal it runs the
+commands read from stdin. The password comes from the URL, MYFTP_PASSWORD, ~/.netrc or a prompt.
+
+Exit codes: 0 success, 1 other failure, 2 usage (bad URL, unknown command), 3 cannot connect or TLS
+failure, 4 login refused, 5 refused by the server (e.g. missing file), 6 quota full, 7 verification
+failed, 8 local file problem.`,
+);
+
 withCommonOptions(program)
   .argument("[url]", "ftp://user@host[:port][/dir] or ftps://… to connect to")
   .action(async (url: string | undefined, o: CommonOptions) => {

@@ -134,6 +134,24 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     expect(quiet.stdout).toBe("");
   });
 
+  it("answers usage mistakes with one line and exit code 2", async () => {
+    const missing = await runMyftp(["get"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe("myftp: missing required argument 'url'\n");
+    const badCount = await runMyftp(["get", "-n", "zero", "ftp://127.0.0.1:1/x"]);
+    expect(badCount.code).toBe(2);
+    expect(badCount.stderr).toBe('myftp: -n must be a whole number of at least 1, not "zero"\n');
+    const badRate = await runMyftp(["get", "--limit-rate", "fast", "ftp://127.0.0.1:1/x"]);
+    expect(badRate.code).toBe(2);
+    expect(badRate.stderr).toBe('myftp: bad rate "fast" (use e.g. 500k or 2M)\n');
+    const dirUrl = await runMyftp(["get", "ftp://127.0.0.1:1/some/dir/"]);
+    expect(dirUrl.code).toBe(2);
+    expect(dirUrl.stderr).toBe("myftp: get: the URL names a directory, not a file: ftp://127.0.0.1:1/some/dir/\n");
+    const help = await runMyftp(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("Exit codes: 0 success");
+  });
+
   it("uses the user from MYFTP_USER when the URL has none", async () => {
     const srv = await startPyftpd();
     servers.push(srv);
