@@ -15,6 +15,7 @@ export type ErrorCode =
   | "bad-argument"
   | "bad-offset"
   | "too-many"
+  | "busy"
   | "io";
 
 export class MyftpError extends Error {
@@ -59,6 +60,7 @@ const MESSAGES: Record<ErrorCode, string> = {
   "bad-argument": "Invalid argument",
   "bad-offset": "Invalid REST parameter",
   "too-many": "Too many connections",
+  busy: "File busy",
   io: "Local error in processing",
 };
 
@@ -85,6 +87,7 @@ const REPLY_CODES: Record<ErrorCode, number> = {
   "bad-argument": 501,
   "bad-offset": 554,
   "too-many": 421,
+  busy: 450,
   io: 451,
 };
 

@@ -21,6 +21,7 @@ export interface LedgerSource {
 
 export class QuotaLedger {
   private writers = 0;
+  private readonly writing = new Set<string>();
   private persisting: Promise<void> = Promise.resolve();
   /** Sessions holding this ledger. */
   refs = 0;
@@ -58,6 +59,28 @@ export class QuotaLedger {
     if (n <= 0) return;
     this.usedBytes = Math.max(0, this.usedBytes - n);
     this.persist();
+  }
+
+  /**
+   * Claims a path (virtual, normalised) for one upload. Two writers of one file would each count bytes the other
+   * also counts (or gives back), so a second upload, delete or rename of a path being written must wait.
+   */
+  claimPath(p: string): boolean {
+    if (this.writing.has(p)) return false;
+    this.writing.add(p);
+    return true;
+  }
+
+  releasePath(p: string): void {
+    this.writing.delete(p);
+  }
+
+  /** True while an upload writes this path, or anything below it when it is a directory. */
+  isWriting(p: string): boolean {
+    if (this.writing.has(p)) return true;
+    const below = p.endsWith("/") ? p : `${p}/`;
+    for (const w of this.writing) if (w.startsWith(below)) return true;
+    return false;
   }
 
   /** Marks the start of an upload: the stored figure is flagged dirty until every upload has ended. */
@@ -117,6 +140,11 @@ export class QuotaManager {
     const ledger = new QuotaLedger(src.name, used!, src.quotaBytes, this.store);
     if (!trusted) await ledger.persist();
     return ledger;
+  }
+
+  /** One more holder of a ledger already acquired (an upload that may outlive its session). */
+  retain(ledger: QuotaLedger): void {
+    ledger.refs++;
   }
 
   release(ledger: QuotaLedger): void {

@@ -65,6 +65,22 @@ async function restore(storage: StorageBackend, t: Target): Promise<void> {
 }
 
 export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger): Promise<void> {
+  if (!ledger.claimPath(req.vpath)) {
+    s.data.reset();
+    throw new MyftpError("busy", `${req.vpath} is being uploaded by another session; try again later`);
+  }
+  // The upload holds the ledger itself, so that if its session ends first, its last bytes are still counted in the
+  // one live ledger of the user rather than in a dropped copy.
+  s.server.quota.retain(ledger);
+  try {
+    await uploadClaimed(s, req, ledger);
+  } finally {
+    ledger.releasePath(req.vpath);
+    s.server.quota.release(ledger);
+  }
+}
+
+async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger): Promise<void> {
   const storage = s.storage;
   let t: Target;
   try {

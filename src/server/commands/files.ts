@@ -43,9 +43,18 @@ export async function rmd(s: Session, arg: string): Promise<void> {
   s.reply(250, `Directory ${target} removed`);
 }
 
+/** Refuses to delete or rename what an upload of the same user is writing (its bytes would be counted wrong). */
+function notBeingWritten(s: Session, ...paths: string[]): void {
+  const { ledger } = requireUser(s);
+  for (const p of paths) {
+    if (ledger.isWriting(p)) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
+  }
+}
+
 export async function dele(s: Session, arg: string): Promise<void> {
   const user = requireUser(s);
   const target = s.vpath(arg);
+  notBeingWritten(s, target);
   const freed = await s.storage.unlink(target);
   user.ledger.release(freed);
   s.log.info({ event: "delete", user: user.name, path: target, bytes: freed }, "file deleted");
@@ -56,6 +65,7 @@ export async function rnfr(s: Session, arg: string): Promise<void> {
   const from = s.vpath(arg);
   if (from === "/") throw new MyftpError("denied", "Can't rename the home directory");
   await s.storage.stat(from);
+  notBeingWritten(s, from);
   s.renameFrom = from;
   s.reply(350, "Ready for RNTO");
 }
@@ -70,6 +80,7 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   }
   const to = s.vpath(arg);
   if (to === "/") throw new MyftpError("denied", "Can't rename over the home directory");
+  notBeingWritten(s, from, to);
   const replaced = await s.storage.rename(from, to);
   user.ledger.release(replaced);
   s.log.info({ event: "rename", user: user.name, from, to }, "renamed");
