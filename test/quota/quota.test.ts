@@ -301,6 +301,61 @@ describe("quota: interrupted uploads", () => {
   });
 });
 
+describe("quota: one file, two sessions", () => {
+  it("while a file is being uploaded, other uploads, deletes and renames of it wait with 450", async () => {
+    const s = await start(4 * MiB);
+    const a = await login(s);
+    const b = await login(s);
+    const old = randomBytes(300 * KiB);
+    expect((await a.upload("STOR", "f.bin", old)).code).toBe(226);
+    await a.expect("MKD d", 257);
+    for (const target of ["f.bin", "d/new.bin"]) {
+      const d = await a.passive();
+      expect((await a.cmd(`STOR ${target}`)).code).toBe(150);
+      const head = randomBytes(200 * KiB);
+      d.write(head);
+      // The old 300 KiB plus the first 200 KiB of this upload (a temporary file when it overwrites) are on disk.
+      await until(() => diskBytes(s.homeOf("alice")) >= 500 * KiB, 5000, "first bytes written");
+      expect((await b.upload("STOR", target, randomBytes(1000))).code).toBe(450);
+      expect((await b.upload("APPE", target, randomBytes(1000))).code).toBe(450);
+      await b.expect(`REST 10`, 350);
+      expect((await b.upload("STOR", target, randomBytes(1000))).code).toBe(450);
+      expect((await b.cmd(`DELE ${target}`)).code).toBe(450);
+      expect((await b.cmd(`RNFR ${target}`)).code).toBe(450);
+      expect((await b.cmd(`RNFR f.bin`)).code).toBe(target === "f.bin" ? 450 : 350);
+      if (target !== "f.bin") {
+        expect((await b.cmd(`RNTO ${target}`)).code).toBe(450);
+        expect((await b.cmd("RNFR d")).code).toBe(450); // a directory holding a file being written
+      }
+      const tail = randomBytes(100 * KiB);
+      const done = new Promise<void>((resolve) => d.end(tail, () => resolve()));
+      await done;
+      expect((await a.read()).code).toBe(226);
+      d.destroy();
+      expect(readFileSync(file(s, target)).equals(Buffer.concat([head, tail]))).toBe(true);
+    }
+    expect(await settledUsage(s)).toBe(600 * KiB);
+    // Once the upload is over, the others go through and the figure stays exact.
+    expect((await b.upload("APPE", "f.bin", randomBytes(50 * KiB))).code).toBe(226);
+    await b.expect("RNFR d/new.bin", 350);
+    await b.expect("RNTO f.bin", 250);
+    expect(await settledUsage(s)).toBe(300 * KiB);
+  });
+
+  it("two sessions overwriting and appending one file at once keep the usage equal to the disk", async () => {
+    const s = await start(4 * MiB);
+    const sessions = await Promise.all([0, 1, 2, 3].map(() => login(s)));
+    expect((await sessions[0]!.upload("STOR", "same.bin", randomBytes(1000 * KiB))).code).toBe(226);
+    for (const verb of ["STOR", "APPE", "STOR"]) {
+      const sizes = [700 * KiB, 10 * KiB, 300 * KiB, 0];
+      const replies = await Promise.all(sessions.map((c, i) => c.upload(verb, "same.bin", randomBytes(sizes[i]!))));
+      for (const r of replies) expect([226, 450]).toContain(r.code);
+      expect(replies.some((r) => r.code === 226)).toBe(true);
+      expect(await settledUsage(s)).toBe(statSync(file(s, "same.bin")).size);
+    }
+  });
+});
+
 describe("quota: AVBL and SITE QUOTA", () => {
   it("AVBL answers quota minus the stored usage, for the cwd and for a path", async () => {
     const s = await start(MiB);
