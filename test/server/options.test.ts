@@ -1,0 +1,173 @@
+// Server options seen over the wire: idle timeout, failed-login delay, the announced PASV address, the passive port
+// range, IPv6 control connections; and ordering details of the control loop around transfers.
+import { writeFileSync } from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { startServer, type RunningServer } from "../helpers/myftpd.js";
+import { connectData, RawFtp, readAll, withTimeout, writeAll } from "../helpers/raw-ftp.js";
+
+const servers: RunningServer[] = [];
+const conns: RawFtp[] = [];
+
+afterEach(async () => {
+  for (const c of conns.splice(0)) await c.close();
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function server(options: Parameters<typeof startServer>[1] = {}): Promise<RunningServer> {
+  const s = await startServer([{ name: "alice", password: "secret" }], options);
+  servers.push(s);
+  return s;
+}
+
+async function login(s: RunningServer, host = "127.0.0.1"): Promise<RawFtp> {
+  const c = await RawFtp.open(s.port, host);
+  conns.push(c);
+  expect((await c.read()).code).toBe(220);
+  expect((await c.cmd("USER alice")).code).toBe(331);
+  expect((await c.cmd("PASS secret")).code).toBe(230);
+  return c;
+}
+
+describe("timeouts and delays", () => {
+  it("closes an idle session with 421", async () => {
+    const s = await server({ idleTimeoutMs: 300 });
+    const c = await login(s);
+    const r = await c.read(5000);
+    expect(r.code).toBe(421);
+    await withTimeout(c.closed, 3000, "connection not closed after idle 421");
+  });
+
+  it("keeps a session that sends commands alive past the idle time", async () => {
+    const s = await server({ idleTimeoutMs: 400 });
+    const c = await login(s);
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      expect((await c.cmd("NOOP")).code).toBe(200);
+    }
+  });
+
+  it("answers a failed login with 530 only after the configured delay", async () => {
+    const s = await server({ loginFailureDelayMs: 400 });
+    const c = await RawFtp.connect(s.port);
+    conns.push(c);
+    await c.cmd("USER alice");
+    const t0 = Date.now();
+    expect((await c.cmd("PASS wrong")).code).toBe(530);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+  });
+});
+
+describe("passive mode settings", () => {
+  it("announces the configured PASV address", async () => {
+    const s = await server({ pasvAddress: "192.0.2.44" });
+    const c = await login(s);
+    expect((await c.cmd("PASV")).text).toMatch(/\(192,0,2,44,\d+,\d+\)/);
+  });
+
+  it("hands out ports from the configured range only, and answers an exhausted range without dropping the session", async () => {
+    // A small range in a quiet part of the port space; a port another program holds is skipped by the server.
+    const base = 41000 + Math.floor(Math.random() * 2000) * 3;
+    const s = await server({ pasvRange: [base, base + 2] });
+    const sessions = [await login(s), await login(s), await login(s), await login(s)];
+    const replies = [];
+    for (const c of sessions) replies.push(await c.cmd("EPSV"));
+    const ok = replies.filter((r) => r.code === 229);
+    expect(ok.length).toBeGreaterThanOrEqual(1);
+    expect(ok.length).toBeLessThanOrEqual(3);
+    for (const r of ok) {
+      const port = Number(/\|\|\|(\d+)\|/.exec(r.text)![1]);
+      expect(port).toBeGreaterThanOrEqual(base);
+      expect(port).toBeLessThanOrEqual(base + 2);
+    }
+    const refused = replies.find((r) => r.code !== 229)!;
+    expect(refused).toBeDefined();
+    expect(refused.code).toBe(425);
+    const last = sessions[replies.indexOf(refused)]!;
+    expect((await last.cmd("NOOP")).code).toBe(200);
+    // A freed port can be handed out again.
+    const holder = sessions[replies.indexOf(ok[0]!)]!;
+    expect((await holder.cmd("ABOR")).code).toBe(225);
+    expect((await last.cmd("EPSV")).code).toBe(229);
+  });
+
+  it("closes the first passive port when PASV is sent again", async () => {
+    const s = await server();
+    const c = await login(s);
+    const first = await c.epsvPort();
+    await c.epsvPort();
+    await expect(connectData("127.0.0.1", first)).rejects.toThrow();
+  });
+});
+
+describe("IPv6 control connections", () => {
+  it("EPSV and EPRT work over ::1; PASV is refused; EPSV 1 is 522", async () => {
+    const s = await server({ host: "::1" });
+    writeFileSync(path.join(s.homeOf("alice"), "six.txt"), "over IPv6");
+    const c = await login(s, "::1");
+    expect((await c.cmd("PASV")).code).toBeGreaterThanOrEqual(500);
+    expect((await c.cmd("EPSV 1")).code).toBe(522);
+    expect((await c.cmd("EPSV 2")).code).toBe(229);
+    const r = await c.retrieve("RETR six.txt", "EPSV");
+    expect(r.final.code).toBe(226);
+    expect(r.data.toString()).toBe("over IPv6");
+    // Active mode to our own ::1 listener.
+    const l = net.createServer();
+    await new Promise<void>((res) => l.listen(0, "::1", res));
+    const port = (l.address() as net.AddressInfo).port;
+    const accepted = new Promise<net.Socket>((res) => l.once("connection", res));
+    expect((await c.cmd(`EPRT |2|::1|${port}|`)).code).toBe(200);
+    expect((await c.cmd("RETR six.txt")).code).toBe(150);
+    const data = await readAll(await withTimeout(accepted, 5000, "no active IPv6 connection"));
+    l.close();
+    expect(data.toString()).toBe("over IPv6");
+    expect((await c.read()).code).toBe(226);
+    expect((await c.cmd("EPRT |1|127.0.0.1|2000|")).code).toBe(500);
+  });
+});
+
+describe("control loop around transfers", () => {
+  it("answers commands sent during a transfer after its 226, in order", async () => {
+    const s = await server();
+    const c = await login(s);
+    await c.cmd("TYPE I");
+    const dc = await c.dataConnection("EPSV");
+    expect((await c.cmd("STOR queued.bin")).code).toBe(150);
+    const sock = await dc.get();
+    c.send("PWD");
+    c.send("SYST");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.pending).toBe("");
+    await writeAll(sock, "payload");
+    expect((await c.read()).code).toBe(226);
+    expect((await c.read()).code).toBe(257);
+    expect((await c.read()).code).toBe(215);
+  });
+
+  it("ABOR while the transfer still waits for its data connection: 426 for the transfer, then 226", async () => {
+    const s = await server({ dataTimeoutMs: 10_000 });
+    writeFileSync(path.join(s.homeOf("alice"), "f"), "x");
+    const c = await login(s);
+    await c.epsvPort();
+    c.send("RETR f");
+    await new Promise((r) => setTimeout(r, 100));
+    c.send("ABOR");
+    const a = await c.read();
+    const b = await c.read();
+    expect([a.code, b.code]).toEqual([426, 226]);
+    expect((await c.cmd("NOOP")).code).toBe(200);
+  });
+
+  it("QUIT during a transfer answers 221 and closes", async () => {
+    const s = await server();
+    const c = await login(s);
+    const dc = await c.dataConnection("EPSV");
+    expect((await c.cmd("STOR q.bin")).code).toBe(150);
+    const sock = await dc.get();
+    sock.write("abc");
+    expect((await c.cmd("QUIT")).code).toBe(221);
+    await withTimeout(c.closed, 3000, "not closed after QUIT");
+    sock.destroy();
+  });
+});
