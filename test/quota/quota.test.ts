@@ -3,7 +3,7 @@
 // bytes actually in the home.
 
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -385,6 +385,24 @@ describe("quota: AVBL and SITE QUOTA", () => {
     expect(avbl).toBeGreaterThan(0);
     expect(Number.isSafeInteger(avbl)).toBe(true);
     expect(await siteQuota(c)).toEqual({ used: 1000, limit: null });
+  });
+});
+
+describe("quota: first use", () => {
+  it("a user never counted is counted from the home at first login, and the figure is stored", async () => {
+    const s = await start(MiB);
+    const home = s.homeOf("alice");
+    writeFileSync(path.join(home, "a.bin"), Buffer.alloc(70_000));
+    mkdirSync(path.join(home, "x/y"), { recursive: true });
+    writeFileSync(path.join(home, "x/y/b.bin"), Buffer.alloc(5_000));
+    symlinkSync("/etc/hostname", path.join(home, "link")); // links are not followed, so not counted
+    expect((await s.users.get("alice"))!.usedBytes).toBeNull();
+    const c = await login(s);
+    expect(await siteQuota(c)).toEqual({ used: 75_000, limit: MiB });
+    expect(await stored(s)).toEqual({ used: 75_000, dirty: false });
+    expect((await c.upload("STOR", "c.bin", randomBytes(1_000_000))).code).toBe(552);
+    expect((await c.upload("STOR", "c.bin", randomBytes(MiB - 75_000))).code).toBe(226);
+    expect(await stored(s)).toEqual({ used: MiB, dirty: false });
   });
 });
 
