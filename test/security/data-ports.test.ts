@@ -4,36 +4,12 @@
 
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { readAll } from "../helpers/raw-ftp.js";
 import { connectFrom, FtpsControl } from "../tls/ftps-client.js";
-
-/** Three consecutive ports that are free right now. */
-async function freeRange(n: number): Promise<[number, number]> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const held: net.Server[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        const srv = net.createServer();
-        await new Promise<void>((resolve, reject) => {
-          srv.once("error", reject);
-          srv.listen({ host: "127.0.0.1", port: base + i, exclusive: true }, resolve);
-        });
-        held.push(srv);
-      }
-      return [base, base + n - 1];
-    } catch {
-      continue;
-    } finally {
-      await Promise.all(held.map((h) => new Promise((r) => h.close(r))));
-    }
-  }
-  throw new Error("no free port range");
-}
+import { freeRange } from "./ports.js";
 
 let s: RunningServer;
 let range: [number, number];
