@@ -69,6 +69,8 @@ export class LoginDefender {
     this.onEvent({ event: "login-failed", address, user, failures: a, delayMs });
     if (a >= this.opts.maxFailures) {
       const untilMs = this.now() + this.opts.banMs;
+      // Expired bans are only dropped when their address comes back; sweep them before the map grows without bound.
+      if (this.bans.size > 100_000) for (const [k, until] of this.bans) if (until <= this.now()) this.bans.delete(k);
       this.bans.set(address, untilMs);
       this.byAddress.delete(address);
       this.onEvent({ event: "address-banned", address, untilMs });
