@@ -241,6 +241,25 @@ describe("explicit FTPS (AUTH TLS)", () => {
   });
 });
 
+describe("implicit FTPS and admission", () => {
+  it("puts implicit connections through the per-address limit and the admission queue", async () => {
+    const s = await server({ tls: material, implicitTlsPort: 0, maxConnectionsPerIp: 2, maxSessions: 1, maxQueue: 1 });
+    const port = s.server.implicitTlsPort!;
+    const first = await FtpsControl.connect(port, { implicit: true });
+    // The only session slot is taken: the next one waits, silently, in the queue.
+    const queued = await FtpsControl.open(port, { implicit: true });
+    expect(await withTimeout(queued.read(400), 1000, "x").then(() => "greeted", () => "silent")).toBe("silent");
+    // Past the per-address limit: 421 over TLS.
+    const third = await FtpsControl.open(port, { implicit: true });
+    const refused = await third.read();
+    expect(refused.code).toBe(421);
+    await first.cmd("QUIT");
+    expect((await queued.read()).code).toBe(220);
+    await queued.login("alice", "secret");
+    await queued.close();
+  });
+});
+
 describe("--require-tls", () => {
   let s: RunningServer;
   beforeAll(async () => {
