@@ -178,12 +178,16 @@ export async function getSegmented(
       if (seg.pos < seg.end) throw new ClientError("remote", `${remote} ended at byte ${seg.pos}, before the expected ${seg.end}: it changed on the server`);
     };
 
+    // Lost connections per range, so that a range that keeps failing ends the download.
+    const losses = new Map<Segment, number>();
+    const interrupted = () => new ClientError("failed", "interrupted");
+
     const worker = async (id: number): Promise<void> => {
       let conn: FtpSession | undefined;
       let refusals = 0;
       try {
         while (queue.length > 0 && firstError === undefined) {
-          if (session.aborted) throw new ClientError("failed", "interrupted");
+          if (session.aborted) throw interrupted();
           if (!conn || conn.closed) {
             try {
               conn?.close();
@@ -191,41 +195,33 @@ export async function getSegmented(
               refusals = 0;
             } catch (err) {
               conn = undefined;
-              if (session.aborted) throw err;
-              if (is421(err) || shouldRetry(err)) {
-                refusals++;
-                // Others are still working: leave our ranges to them. Alone: wait and try again.
-                if (active > 0 && refusals >= 2) return;
-                if (refusals > Math.max(3, opts.retries)) throw err;
-                if (refusals === 1 && id > 0 && is421(err)) opts.note(`get ${remote}: the server refused connection ${id + 1} (421); backing off`);
-                await sleep(Math.min(250 * 2 ** refusals, 3000));
-                continue;
-              }
-              throw err;
+              if (session.aborted) throw interrupted();
+              const refused = is421(err);
+              if (!refused && !shouldRetry(err) && !(err instanceof ClientError && err.kind === "connect")) throw err;
+              refusals++;
+              // Others are still working: leave our ranges to them. Alone: wait and try again.
+              if (active > 0 && refusals >= 2) return;
+              if (refusals > Math.max(3, opts.retries)) throw err;
+              if (refusals === 1 && id > 0 && refused) opts.note(`get ${remote}: the server refused connection ${id + 1} (421); backing off`);
+              await sleep(Math.min(250 * 2 ** refusals, 3000));
+              continue;
             }
           }
           const seg = queue.shift();
           if (!seg) break;
           active++;
-          let tries = 0;
           try {
-            for (;;) {
-              try {
-                await fetchSegment(conn!, seg);
-                break;
-              } catch (err) {
-                if (session.aborted) throw new ClientError("failed", "interrupted");
-                if (!shouldRetry(err) || tries >= opts.retries) throw err;
-                tries++;
-                opts.note(`get ${remote}: connection ${id + 1} lost at byte ${seg.pos} (${toClientError(err).message}); retry ${tries}/${opts.retries}`);
-                conn!.close();
-                await sleep(Math.min(200 * 2 ** tries, 2000));
-                conn = await session.clone();
-              }
-            }
+            await fetchSegment(conn, seg);
           } catch (err) {
             queue.unshift(seg);
-            throw err;
+            if (session.aborted) throw interrupted();
+            const lost = (losses.get(seg) ?? 0) + 1;
+            if (!shouldRetry(err) || lost > opts.retries) throw err;
+            losses.set(seg, lost);
+            opts.note(`get ${remote}: connection ${id + 1} lost at byte ${seg.pos} (${toClientError(err).message}); retry ${lost}/${opts.retries}`);
+            conn.close();
+            conn = undefined;
+            await sleep(Math.min(200 * 2 ** lost, 2000));
           } finally {
             active--;
           }

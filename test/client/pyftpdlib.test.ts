@@ -2,6 +2,7 @@
 // fallback of the client is exercised. Plus what only this server lets us set up: a per-address
 // connection limit (421), a crash and restart mid-transfer.
 import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -72,6 +73,26 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     expect(r.stdout).toMatch(/connection lost during get crash\.bin .*; retry 1\/5/);
     expect(r.stdout).toMatch(/resumed at|size verified/);
     expect(await sha256(dst)).toBe(await sha256(join(first.home, "crash.bin")));
+  });
+
+  it("reconnects every range of a segmented download when the server goes away mid-transfer", async () => {
+    const first = await startPyftpd();
+    await makeFile(join(first.home, "crash-seg.bin"), 8 * MiB);
+    const dst = join(work.path, "crash-seg.bin");
+    const state = `${dst}.myftp-segments`;
+    const child = spawnMyftp(["get", "-n", "3", "--limit-rate", "4M", "--retries", "5", first.url(undefined, "crash-seg.bin"), dst]);
+    const done = collect(child);
+    expect(await waitFor(async () => (await readFile(state, "utf8").catch(() => "")).includes('"pos"'), 20_000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    await first.crash();
+    const second = await startPyftpd({ port: first.port, home: first.home });
+    servers.push(second, first);
+    const r = await done;
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/connection \d lost at byte \d+ .*; retry 1\/5/);
+    expect(await sha256(dst)).toBe(await sha256(join(first.home, "crash-seg.bin")));
+    expect(await sizeOf(state)).toBe(-1);
   });
 
   it("reconnects and resumes an upload when the server goes away mid-transfer", async () => {
