@@ -5,7 +5,7 @@
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import { MyftpError } from "../core/errors.js";
-import { sameHost } from "../protocol/address.js";
+import { sameHost, toIPv4 } from "../protocol/address.js";
 import type { PassiveListener, PassivePorts } from "./passive-ports.js";
 
 export class DataConnectionError extends Error {
@@ -134,7 +134,9 @@ export class DataChannel {
         host: setup.host,
         port: setup.port,
         family: setup.family,
-        localAddress: this.ctx.localAddress,
+        // A dual-stack listener ("::") reports an IPv4 client's local address as "::ffff:a.b.c.d", which an IPv4
+        // socket cannot bind; use the plain IPv4 form for IPv4 targets.
+        localAddress: setup.family === 4 ? (toIPv4(this.ctx.localAddress) ?? undefined) : this.ctx.localAddress,
       });
       sock.pause();
       const timer = setTimeout(() => fail(new DataConnectionError("Data connection timed out")), this.ctx.timeoutMs);
