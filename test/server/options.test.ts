@@ -127,6 +127,20 @@ describe("IPv6 control connections", () => {
   });
 });
 
+describe("a dual-stack listener (host ::)", () => {
+  it("serves an IPv4 client over PASV, EPSV, PORT and EPRT", async () => {
+    const s = await server({ host: "::" });
+    writeFileSync(path.join(s.homeOf("alice"), "f.txt"), "dual");
+    const c = await login(s, "127.0.0.1");
+    for (const how of ["PASV", "EPSV", "PORT", "EPRT"] as const) {
+      const r = await c.retrieve("RETR f.txt", how);
+      expect(r.prelim.code, `${how}: ${r.prelim.all}`).toBe(150);
+      expect(r.final.code, how).toBe(226);
+      expect(r.data.toString(), how).toBe("dual");
+    }
+  });
+});
+
 describe("control loop around transfers", () => {
   it("answers commands sent during a transfer after its 226, in order", async () => {
     const s = await server();
