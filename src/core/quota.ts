@@ -8,6 +8,7 @@ import { MyftpError } from "./errors.js";
 
 export interface UsageStore {
   setUsage(name: string, usedBytes: number | null, dirty: boolean): Promise<void>;
+  get(name: string): Promise<{ usedBytes: number | null; usageDirty: boolean } | undefined>;
 }
 
 export interface LedgerSource {
@@ -26,12 +27,18 @@ export class QuotaLedger {
   /** Sessions holding this ledger. */
   refs = 0;
 
+  /** What this ledger last wrote to (or read from) the store. */
+  private lastStored: { used: number; dirty: boolean } | null = null;
+
   constructor(
     readonly name: string,
     private usedBytes: number,
     public limit: number | null,
     private readonly store: UsageStore,
-  ) {}
+    stored?: { used: number; dirty: boolean },
+  ) {
+    this.lastStored = stored ?? null;
+  }
 
   get used(): number {
     return this.usedBytes;
@@ -100,11 +107,38 @@ export class QuotaLedger {
     this.persist();
   }
 
+  /**
+   * An admin rescan (`myftpd user rescan`, another process) stores a fresh figure while this ledger is live. The
+   * difference between that figure and the one this ledger last wrote is the drift it found: apply it, instead of
+   * overwriting the fix with the stale count at the next write.
+   */
+  private async adoptOutsideChange(): Promise<void> {
+    const last = this.lastStored;
+    if (!last) return;
+    const row = await this.store.get(this.name);
+    if (!row || row.usedBytes === null) return;
+    if (row.usedBytes === last.used && row.usageDirty === last.dirty) return;
+    this.usedBytes = Math.max(0, this.usedBytes + row.usedBytes - last.used);
+    this.lastStored = { used: row.usedBytes, dirty: row.usageDirty };
+  }
+
+  /** Picks up a figure stored by someone else since this ledger last wrote (see adoptOutsideChange). */
+  refresh(): Promise<void> {
+    this.persisting = this.persisting.then(() => this.adoptOutsideChange()).catch(() => undefined);
+    return this.persisting;
+  }
+
   /** Writes the counter to the store; writes are chained so the last one wins. */
   persist(): Promise<void> {
-    const used = this.usedBytes;
-    const dirty = this.writers > 0;
-    this.persisting = this.persisting.then(() => this.store.setUsage(this.name, used, dirty)).catch(() => undefined);
+    this.persisting = this.persisting
+      .then(async () => {
+        await this.adoptOutsideChange();
+        const used = this.usedBytes;
+        const dirty = this.writers > 0;
+        await this.store.setUsage(this.name, used, dirty);
+        this.lastStored = { used, dirty };
+      })
+      .catch(() => undefined);
     return this.persisting;
   }
 
@@ -130,6 +164,7 @@ export class QuotaManager {
     const ledger = await p;
     ledger.limit = src.quotaBytes;
     ledger.refs++;
+    await ledger.refresh();
     return ledger;
   }
 
@@ -137,7 +172,7 @@ export class QuotaManager {
     let used = src.usedBytes;
     const trusted = used !== null && !src.usageDirty;
     if (!trusted) used = await src.scan();
-    const ledger = new QuotaLedger(src.name, used!, src.quotaBytes, this.store);
+    const ledger = new QuotaLedger(src.name, used!, src.quotaBytes, this.store, trusted ? { used: used!, dirty: false } : undefined);
     if (!trusted) await ledger.persist();
     return ledger;
   }

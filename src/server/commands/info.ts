@@ -103,7 +103,7 @@ function quotaText(used: number, limit: number | null): string {
     : `used ${used} of ${limit} bytes (${Math.max(0, limit - used)} available)`;
 }
 
-export function site(s: Session, arg: string): void {
+export async function site(s: Session, arg: string): Promise<void> {
   const sp = arg.indexOf(" ");
   const sub = (sp === -1 ? arg : arg.slice(0, sp)).toUpperCase();
   switch (sub) {
@@ -112,6 +112,7 @@ export function site(s: Session, arg: string): void {
       return;
     case "QUOTA": {
       const { ledger, name } = requireUser(s);
+      await ledger.refresh();
       s.reply(200, `Quota for ${name}: ${quotaText(ledger.used, ledger.limit)}`);
       return;
     }
@@ -126,5 +127,6 @@ export async function avbl(s: Session, arg: string): Promise<void> {
   const st = await s.storage.stat(target);
   if (st.type !== "dir") throw new MyftpError("not-dir", "AVBL needs a directory");
   const free = await s.storage.freeSpace();
+  await user.ledger.refresh();
   s.reply(213, String(Math.min(free, user.ledger.available)));
 }
