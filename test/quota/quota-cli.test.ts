@@ -190,4 +190,30 @@ describe("myftpd user list and rescan", () => {
     expect((await myftpd(["user", "rescan", "nobody", "--data", data])).code).toBe(2);
     expect((await myftpd(["user", "rescan", "alice", "--all", "--data", data])).code).toBe(2);
   });
+
+  it("a rescan while the user is logged in reaches the live sessions and is not overwritten by them", async () => {
+    const data = tempDir();
+    dirs.push(data);
+    const home = await addUser(data, "alice", "1MiB");
+    const p = await serve(data);
+    const a = await login(p.port);
+    const b = await login(p.port);
+    expect((await a.upload("STOR", "a.bin", randomBytes(100 * KiB))).code).toBe(226);
+    writeFileSync(path.join(home, "drift.bin"), Buffer.alloc(600 * KiB));
+    expect(await usedOf(a)).toBe(100 * KiB);
+
+    const r = await myftpd(["user", "rescan", "alice", "--data", data]);
+    expect(r.code, r.err).toBe(0);
+    // Both live sessions see the recount, and the quota is enforced with it.
+    expect(await usedOf(a)).toBe(700 * KiB);
+    expect((await b.expect("AVBL", 213)).text).toBe(String(MiB - 700 * KiB));
+    expect((await b.upload("STOR", "big.bin", randomBytes(400 * KiB))).code).toBe(552);
+    expect((await a.upload("STOR", "small.bin", randomBytes(200 * KiB))).code).toBe(226);
+    await a.quit();
+    await b.quit();
+    await until(async () => (await listJson(data))[0]!.usedBytes === 900 * KiB, 5000, "stored figure includes the recount");
+    expect(diskBytes(home)).toBe(900 * KiB);
+    const c = await login(p.port);
+    expect(await usedOf(c)).toBe(900 * KiB);
+  });
 });
