@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { writeReports, formatTable } from "./lib/report.mjs";
+import { argon2Cost, yescryptCost } from "./lib/hashcost.mjs";
 import { machineBusySeconds } from "./lib/procfs.mjs";
 import { CLIENT_PYTHON, SCENARIOS, clientCpuSeconds, plan as makePlan, releaseClientMeter } from "./lib/scenarios.mjs";
 import { SERVER_CLASSES } from "./lib/servers.mjs";
@@ -160,6 +161,9 @@ async function main() {
   }
 
   const results = {}; // scenarioId -> serverName -> [values | {error}]
+  // Bounded patience with a shared machine: total time spent waiting for quiet, and re-runs.
+  const quietBudget = { leftMs: opts.quick ? 15000 : 120000 };
+  const retryBudget = { left: opts.quick ? 4 : 8 };
   try {
     if (servers.length === 0) throw new Error("no server could be started");
 
@@ -189,30 +193,38 @@ async function main() {
         const order = servers.map((_, i) => servers[(i + rep) % servers.length]);
         for (const s of order) {
           let v;
-          try {
-            if (sc.fresh || !isAlive(s)) {
-              await s.proc.stop();
-              await s.start();
+          let wall = 0;
+          for (let attempt = 0; attempt < 2; attempt++) {
+            if (attempt > 0) log(`${sc.id} ${rep + 1}/${reps} ${s.name.padEnd(9)} others used ${v.otherCpuPct.toFixed(0)}% of the CPUs: once more`);
+            v = undefined;
+            try {
+              if (sc.fresh || !isAlive(s)) {
+                await s.proc.stop();
+                await s.start();
+              }
+            } catch (e) {
+              v = { error: `restart failed: ${String(e.message ?? e).split("\n")[0]}` };
             }
-          } catch (e) {
-            v = { error: `restart failed: ${String(e.message ?? e).split("\n")[0]}` };
+            await waitQuiet(quietBudget);
+            const t = Date.now();
+            const busy0 = machineBusySeconds();
+            const srv0 = s.proc.cpu.seconds();
+            const cli0 = clientCpuSeconds();
+            try {
+              v ??= await sc.run(s, ctx, p);
+            } catch (e) {
+              v = { error: String(e.message ?? e).split("\n")[0] };
+            }
+            wall = (Date.now() - t) / 1000;
+            // CPU the machine spent on processes that are neither this server nor the bench clients.
+            if (s.proc.cpu.method === "cgroup") {
+              const other = machineBusySeconds() - busy0 - (s.proc.cpu.seconds() - srv0) - (clientCpuSeconds() - cli0);
+              v.otherCpuPct = Math.max(0, (100 * other) / (wall * os.cpus().length));
+            }
+            clearUploads(tree);
+            if (v.error || !(v.otherCpuPct >= NOISY_PCT) || retryBudget.left <= 0) break;
+            retryBudget.left--;
           }
-          const t = Date.now();
-          const busy0 = machineBusySeconds();
-          const srv0 = s.proc.cpu.seconds();
-          const cli0 = clientCpuSeconds();
-          try {
-            v ??= await sc.run(s, ctx, p);
-          } catch (e) {
-            v = { error: String(e.message ?? e).split("\n")[0] };
-          }
-          const wall = (Date.now() - t) / 1000;
-          // CPU the machine spent on processes that are neither this server nor the bench clients.
-          if (s.proc.cpu.method === "cgroup") {
-            const other = machineBusySeconds() - busy0 - (s.proc.cpu.seconds() - srv0) - (clientCpuSeconds() - cli0);
-            v.otherCpuPct = Math.max(0, (100 * other) / (wall * os.cpus().length));
-          }
-          clearUploads(tree);
           results[sc.id][s.name].push(v);
           const shown = v.error
             ? `ERROR ${v.error}`
@@ -237,6 +249,16 @@ async function main() {
       if (ok.length === 0 && runs.length) medians[sc.id][s.name].error = runs[0].error;
     }
   }
+  // S4's note: what one password check costs, measured apart from any server.
+  const hashCosts = [];
+  if (scenarios.some((sc) => sc.id === "S4")) {
+    const a = status.myftpd?.available ? await argon2Cost() : null;
+    if (a) hashCosts.push({ server: "myftpd", ...a });
+    if (u.system) {
+      const y = yescryptCost(u.user);
+      if (y) hashCosts.push({ server: "vsftpd, pure-ftpd", ...y });
+    }
+  }
   const elapsed = Date.now() - t0;
   const report = {
     date: new Date().toISOString(),
@@ -247,6 +269,7 @@ async function main() {
     plan: p,
     servers: status,
     notes,
+    hashCosts,
     scenarios: scenarios.map((sc) => ({ id: sc.id, title: sc.title, metrics: sc.metrics })),
     medians,
     runs: results,
@@ -257,6 +280,24 @@ async function main() {
   log(`\nfull run took ${fmtSecs(elapsed)}; wrote ${files.map((f) => path.relative(ROOT, f)).join(", ")}`);
   if (profileDir) log(`myftpd CPU profiles: ${profileDir} (summarize: node bench/profile-summary.mjs FILE; or open in Chrome DevTools / speedscope)`);
 }
+
+/**
+ * Waits (bounded by the run's remaining quiet budget) until processes other than ours leave the
+ * CPUs mostly idle: between runs our servers are idle, so busy CPU then is someone else's.
+ */
+async function waitQuiet(budget) {
+  const cores = os.cpus().length;
+  for (let i = 0; i < 1000 && budget.leftMs > 0; i++) {
+    const b0 = machineBusySeconds();
+    const t = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const pct = (100 * (machineBusySeconds() - b0)) / (((Date.now() - t) / 1000) * cores);
+    budget.leftMs -= Date.now() - t;
+    if (pct < QUIET_PCT) return;
+  }
+}
+const QUIET_PCT = 15; // busy share of all CPUs below which the machine counts as quiet
+const NOISY_PCT = 25; // a run during which others took this much is repeated once
 
 function isAlive(s) {
   return s.proc.child && s.proc.child.exitCode === null && s.proc.child.signalCode === null;

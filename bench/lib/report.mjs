@@ -94,6 +94,7 @@ export function formatTable(report) {
   for (const t of judgeTargets(report)) {
     out.push(`  ${t.met === true ? "MET   " : t.met === false ? "MISSED" : "n/a   "} ${t.text}: ${t.detail}`);
   }
+  for (const h of report.hashCosts ?? []) out.push(`one password check, ${h.server}: ${h.what}: ${fmt(h.ms, 1)} ms`);
   const absent = Object.entries(report.servers).filter(([, s]) => !s.available);
   for (const [n, s] of absent) out.push(`${n} not available: ${s.reason}${s.hint ? ` (install: ${s.hint})` : ""}`);
   return out.join("\n");
@@ -121,6 +122,10 @@ export function formatMarkdown(report) {
   out.push("", "## Targets", "");
   for (const t of judgeTargets(report)) {
     out.push(`- ${t.met === true ? "met" : t.met === false ? "**missed**" : "not judged"}: ${t.text} — ${t.detail}`);
+  }
+  if (report.hashCosts?.length) {
+    out.push("", "One password check, timed apart from any server (S4's cost per login is mostly this):", "");
+    for (const h of report.hashCosts) out.push(`- ${h.server}: ${h.what}: ${fmt(h.ms, 1)} ms`);
   }
   if (report.notes.length) {
     out.push("", "## Notes", "");
