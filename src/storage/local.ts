@@ -13,7 +13,7 @@ import { MyftpError } from "../core/errors.js";
 import type { EntryType } from "../protocol/listing.js";
 import type { ReadOpen, StatResult, StorageBackend, WriteOpen } from "./backend.js";
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 const STAT_BATCH = 64;
 export const TEMP_PREFIX = ".myftp-upload-";
 
@@ -153,7 +153,9 @@ export class LocalStorage implements StorageBackend {
 
   async openRead(vpath: string): Promise<ReadOpen> {
     const real = await this.resolveExisting(vpath);
-    const handle = await fsp.open(real, O_RDONLY | O_NOFOLLOW);
+    // O_NONBLOCK: opening a FIFO found in a home would otherwise block a thread-pool thread until a writer comes;
+    // it changes nothing for regular files, and anything that is not one is refused below.
+    const handle = await fsp.open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     try {
       const st = await handle.stat();
       if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
@@ -170,8 +172,9 @@ export class LocalStorage implements StorageBackend {
     let existed = true;
     let handle: fsp.FileHandle;
     try {
-      handle = await fsp.open(target, O_WRONLY | O_NOFOLLOW);
+      handle = await fsp.open(target, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
     } catch (err) {
+      if (errno(err) === "ENXIO") throw new MyftpError("denied", "Not a regular file"); // a FIFO with no reader
       if (errno(err) !== "ENOENT") throw err;
       existed = false;
       handle = await fsp.open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
