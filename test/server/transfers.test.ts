@@ -1,7 +1,8 @@
 // Transfers over raw sockets: every way of opening the data connection, TYPE A conversion, REST, APPE, ABOR, a data
 // connection that never comes, a broken one, and a client that disconnects mid-upload.
+import { execFileSync } from "node:child_process";
 import { randomBytes, createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -397,5 +398,63 @@ describe("ABOR and broken connections", () => {
     await c.closed;
     await until(() => statSync(file).size === part.length, "partial upload to replace the file");
     expect(sha(readFileSync(file))).toBe(sha(part));
+  });
+});
+
+describe("timing of the data connection", () => {
+  it("accepts upload data the client sent (and ended) before STOR arrived", async () => {
+    const { c, dir } = await inDir();
+    const sock = await c.epsv();
+    sockets.push(sock);
+    sock.end("sent early");
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await c.cmd("STOR early.txt")).code).toBe(150);
+    expect((await c.read()).code).toBe(226);
+    expect(readFileSync(path.join(dir, "early.txt"), "utf8")).toBe("sent early");
+  });
+
+  it("waits for a passive connection made after the command", async () => {
+    const { c, dir } = await inDir();
+    writeFileSync(path.join(dir, "late.txt"), "late");
+    const port = await c.epsvPort();
+    c.send("RETR late.txt");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(c.pending).toBe("");
+    const sock = await connectData("127.0.0.1", port);
+    expect((await c.read()).code).toBe(150);
+    expect((await readAll(sock)).toString()).toBe("late");
+    expect((await c.read()).code).toBe(226);
+  });
+});
+
+describe("special files in a home", () => {
+  it("refuses RETR, STOR and APPE of a FIFO with 550 instead of hanging", async () => {
+    const { c, dir } = await inDir();
+    execFileSync("mkfifo", [path.join(dir, "pipe")]);
+    expect((await c.retrieve("RETR pipe")).prelim.code).toBe(550);
+    expect((await c.store("STOR pipe", "x")).prelim.code).toBe(550);
+    expect((await c.store("APPE pipe", "x")).prelim.code).toBe(550);
+    expect((await c.cmd("SIZE pipe")).code).toBe(550);
+    expect((await c.cmd("NOOP")).code).toBe(200);
+  });
+
+  it("a symlink loop is refused, and left out of listings", async () => {
+    const { c, dir } = await inDir();
+    symlinkSync("loop", path.join(dir, "loop"));
+    writeFileSync(path.join(dir, "real.txt"), "r");
+    expect((await c.cmd("CWD loop")).code).toBe(550);
+    expect((await c.retrieve("RETR loop")).prelim.code).toBe(550);
+    expect((await c.retrieve("NLST")).data.toString()).toBe("real.txt\r\n");
+  });
+
+  it("lists a directory of 3000 entries completely", async () => {
+    const { c, dir } = await inDir();
+    for (let i = 0; i < 3000; i++) writeFileSync(path.join(dir, `f${String(i).padStart(4, "0")}`), "");
+    const names = (await c.retrieve("NLST")).data.toString().split("\r\n").filter(Boolean);
+    expect(names).toHaveLength(3000);
+    expect(names[0]).toBe("f0000");
+    expect(names[2999]).toBe("f2999");
+    const mlsd = (await c.retrieve("MLSD")).data.toString().split("\r\n").filter(Boolean);
+    expect(mlsd).toHaveLength(3000);
   });
 });
