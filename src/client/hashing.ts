@@ -49,12 +49,16 @@ export interface HashReply {
   readonly path: string;
 }
 
-/** Parse "213 SHA-256 0-1233 abcdef… path"; undefined when the reply has another shape. */
+/**
+ * Parse "213 SHA-256 0-1233 abcdef… path"; undefined when the reply has another shape. The reply may be
+ * multi-line ("213-" lines first, e.g. sent to keep a slow hash alive): the line with the hash counts.
+ */
 export function parseHashReply(message: string): HashReply | undefined {
-  const line = message.split(/\r?\n/).find((l) => /^213[ -]/.test(l)) ?? message;
-  const m = /^213[ -](\S+)\s+(\d+)-(\d+)\s+([0-9A-Fa-f]+)(?:\s+(.*))?$/.exec(line.trim());
-  if (!m) return undefined;
-  return { algorithm: m[1]!.toUpperCase(), start: Number(m[2]), end: Number(m[3]), hex: m[4]!.toLowerCase(), path: m[5] ?? "" };
+  for (const raw of message.split(/\r?\n/).reverse()) {
+    const m = /^(?:213[ -])?\s*(\S+)\s+(\d+)-(\d+)\s+([0-9A-Fa-f]+)(?:\s+(.*))?$/.exec(raw.trim());
+    if (m) return { algorithm: m[1]!.toUpperCase(), start: Number(m[2]), end: Number(m[3]), hex: m[4]!.toLowerCase(), path: m[5] ?? "" };
+  }
+  return undefined;
 }
 
 /** An incremental hasher for any supported algorithm. */

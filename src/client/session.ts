@@ -284,16 +284,27 @@ export class FtpSession {
         return undefined;
       }
     }
-    let res: { code: number; message: string };
-    try {
-      res = await this.client.send(`HASH ${path}`);
-    } catch (err) {
-      if (range) await this.client.sendIgnoringError("RANG 1 0").catch(() => undefined);
-      if (isFtpReplyError(err) && (err.code === 500 || err.code === 502 || err.code === 504)) {
-        this.hashAlgorithm = undefined;
-        return undefined;
+    let res: { code: number; message: string } | undefined;
+    // 450: busy hashing other files, try again shortly (draft-bryan-ftpext-hash §3.5).
+    for (let attempt = 0; res === undefined; attempt++) {
+      try {
+        res = await this.hashCommand(path);
+      } catch (err) {
+        const code = isFtpReplyError(err) ? err.code : 0;
+        if (code === 450 && attempt < 4) {
+          await sleep(500 * 2 ** attempt);
+          if (range) await this.client.send(`RANG ${range.start} ${range.endExclusive - 1}`);
+          continue;
+        }
+        if (range) await this.client.sendIgnoringError("RANG 1 0").catch(() => undefined);
+        if (code === 500 || code === 502 || code === 504) {
+          this.hashAlgorithm = undefined;
+          return undefined;
+        }
+        if (code === 551 || code === 552 || code === 556)
+          throw new ClientError("remote", `the server would not hash ${path} (${code} ${replyText((err as Error).message)})`, { cause: err, ftpCode: code });
+        throw err;
       }
-      throw err;
     }
     const parsed = parseHashReply(res.message);
     if (!parsed) throw new ClientError("remote", `cannot understand the server's HASH reply: ${res.message.trim()}`);
@@ -301,6 +312,17 @@ export class FtpSession {
       throw new ClientError("remote", `the server hashed bytes ${parsed.start}-${parsed.end}, not the ${range.start}-${range.endExclusive - 1} asked for`);
     }
     return parsed;
+  }
+
+  /** HASH may take long on a big file: give the server more time than for other replies. */
+  private async hashCommand(path: string): Promise<{ code: number; message: string }> {
+    const socket = this.client.ftp.socket;
+    socket.setTimeout(Math.max(this.options.timeoutMs ?? 30_000, HASH_TIMEOUT_MS));
+    try {
+      return await this.client.send(`HASH ${path}`);
+    } finally {
+      if (!this.client.closed) socket.setTimeout(this.options.timeoutMs ?? 30_000);
+    }
   }
 
   /** Bytes available to this user (AVBL), or undefined. */
@@ -336,6 +358,14 @@ export class FtpSession {
       }
     }
   }
+}
+
+/** How long a HASH reply may take (the server reads the whole file first). */
+const HASH_TIMEOUT_MS = 10 * 60_000;
+
+/** HASH refused for this file only (551 not deliverable as TYPE I, 552 not allowed, 556 policy). */
+export function isHashRefusal(err: unknown): boolean {
+  return err instanceof ClientError && (err.ftpCode === 551 || err.ftpCode === 552 || err.ftpCode === 556);
 }
 
 export function shouldRetry(err: unknown): boolean {

@@ -8,7 +8,7 @@ import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
 import { ClientError, toClientError } from "./errors.js";
 import { hashLocalFile, type HashAlgorithm, HASH_PREFERENCE } from "./hashing.js";
 import type { ProgressHandle, ProgressReporter } from "./progress.js";
-import type { FtpSession } from "./session.js";
+import { isHashRefusal, type FtpSession } from "./session.js";
 import { FileSink, Meter, RateLimiter } from "./streams.js";
 
 export interface TransferOptions {
@@ -58,7 +58,13 @@ export type PrefixCheck = "hash" | "size" | "mismatch" | "unavailable";
 export async function checkPrefix(session: FtpSession, remote: string, local: string, length: number): Promise<PrefixCheck> {
   if (length === 0) return "hash";
   if (!session.hasRangedHash) return "size";
-  const reply = await session.remoteHash(remote, { start: 0, endExclusive: length });
+  let reply;
+  try {
+    reply = await session.remoteHash(remote, { start: 0, endExclusive: length });
+  } catch (err) {
+    if (isHashRefusal(err)) return "size";
+    throw err;
+  }
   if (!reply) return "size";
   const algo = algorithmOf(reply.algorithm);
   if (!algo) return "size";
@@ -93,7 +99,13 @@ export async function verifyWhole(
 ): Promise<string> {
   const size = (await localSize(local)) ?? 0;
   if (session.hasHash) {
-    const reply = await session.remoteHash(remote);
+    let reply;
+    try {
+      reply = await session.remoteHash(remote);
+    } catch (err) {
+      if (!isHashRefusal(err)) throw err;
+      opts.note(`note: ${(err as Error).message}; checking its size only`);
+    }
     const algo = reply ? algorithmOf(reply.algorithm) : undefined;
     if (reply && algo) {
       const mine = await hashLocalFile(local, algo);
@@ -102,7 +114,7 @@ export async function verifyWhole(
       return `${algo} verified`;
     }
   }
-  if (!session.saidOnce.has("no-hash")) {
+  if (!session.hasHash && !session.saidOnce.has("no-hash")) {
     session.saidOnce.add("no-hash");
     opts.note("note: the server has no HASH command; transfers are verified by size only");
   }

@@ -182,6 +182,14 @@ describe("HASH and FEAT", () => {
     });
     expect(parseHashReply("213 MD5 10-20 00ff")).toMatchObject({ algorithm: "MD5", start: 10, end: 20, path: "" });
     expect(parseHashReply("213 1234")).toBeUndefined();
+    // A slow server may send "213-" lines first; the hash is on the last line.
+    expect(parseHashReply("213-\r\n213-\r\n213 SHA-256 0-49 169cd2 filename.ext")).toEqual({
+      algorithm: "SHA-256",
+      start: 0,
+      end: 49,
+      hex: "169cd2",
+      path: "filename.ext",
+    });
   });
   it("reads the offered algorithms and picks SHA-256 first", () => {
     const f = parseHashFeature("SHA-1;SHA-256*;MD5;CRC32;WHIRLPOOL");
