@@ -69,10 +69,12 @@ export function parseTimeVal(s: string): number | null {
   const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return null;
   const frac = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
-  const ms = Date.UTC(y, mo - 1, d, h, mi, Math.min(se, 59), frac);
-  const check = new Date(ms);
+  // setUTCFullYear, not Date.UTC: the latter reads years 0-99 as 1900-1999.
+  const check = new Date(0);
+  check.setUTCFullYear(y, mo - 1, d);
+  check.setUTCHours(h, mi, Math.min(se, 59), frac);
   if (check.getUTCDate() !== d || check.getUTCMonth() !== mo - 1) return null;
-  return ms;
+  return check.getTime();
 }
 
 /** The facts this server can give, in the order they are written (RFC 3659 §7.5). */
