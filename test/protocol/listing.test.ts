@@ -77,6 +77,13 @@ describe("time-val (RFC 3659 §2.3: YYYYMMDDHHMMSS[.sss], always UTC)", () => {
     expect(parseTimeVal("19700101000000")).toBe(0);
   });
 
+  it("reads four-digit years literally, also below 100", () => {
+    const ms = parseTimeVal("00500101000000")!;
+    expect(new Date(ms).getUTCFullYear()).toBe(50);
+    expect(formatTimeVal(ms)).toBe("00500101000000");
+    expect(formatTimeVal(parseTimeVal("19991231235959")!)).toBe("19991231235959");
+  });
+
   it("accepts February 29 only in leap years", () => {
     expect(parseTimeVal("20240229000000")).toBe(Date.UTC(2024, 1, 29));
     expect(parseTimeVal("20230229000000")).toBeNull();
