@@ -155,11 +155,43 @@ describe("myftpd serve", () => {
     await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();
     const exited = p.stop("SIGTERM");
+    // It stops accepting at once, while the transfer still has its grace.
+    await new Promise((r) => setTimeout(r, 300));
+    await expect(RawFtp.connect(p.port)).rejects.toThrow();
     expect((await busy.read(6000)).code).toBe(421);
     expect(await withTimeout(exited, 5000, "myftpd did not exit within 5 s")).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
     // The cut-off upload is kept for a resume.
     expect(readFileSync(path.join(data, "home", "bob", "stalled.bin"), "utf8")).toBe("partial");
+  });
+
+  it("logs session open/close, logins and transfers as JSON lines, never the password", async () => {
+    const data = newDataDir();
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "Pw-Never-Logged-1\n")).code).toBe(0);
+    const p = await serve(data, ["--log-level", "info"]);
+    const bad = await RawFtp.connect(p.port);
+    conns.push(bad);
+    await bad.cmd("USER bob");
+    expect((await bad.cmd("PASS Wrong-Never-Logged-2")).code).toBe(530);
+    const c = await loginTo(p.port, "bob", "Pw-Never-Logged-1");
+    await c.cmd("TYPE I");
+    expect((await c.store("STOR logged.bin", Buffer.alloc(1234))).final.code).toBe(226);
+    expect((await c.quit()).code).toBe(221);
+    expect(await p.stop("SIGTERM")).toBe(0);
+    const out = p.output();
+    expect(out).not.toContain("Never-Logged");
+    const events = out
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const find = (e: string) => events.filter((x) => x.event === e);
+    expect(find("session-open").length).toBeGreaterThanOrEqual(2);
+    expect(find("session-close").length).toBeGreaterThanOrEqual(2);
+    expect(find("login-failed")[0]).toMatchObject({ user: "bob" });
+    expect(find("login")[0]).toMatchObject({ user: "bob" });
+    const t = find("transfer").find((x) => x.verb === "STOR");
+    expect(t).toMatchObject({ user: "bob", path: "/logged.bin", bytes: 1234, result: "ok" });
+    expect(typeof t!.ms).toBe("number");
   });
 
   it("SIGINT also stops it with exit 0", async () => {
