@@ -107,6 +107,9 @@ export class LocalStorage implements StorageBackend {
   }
 
   private async statDirent(dir: string, d: Dirent): Promise<StatResult | null> {
+    // A name with CR or LF (made on the disk, never through FTP) could not be addressed by any client, and written
+    // into a listing or a STAT reply it would forge lines.
+    if (/[\r\n]/.test(d.name)) return null;
     const full = path.join(dir, d.name);
     try {
       if (d.isSymbolicLink()) {
