@@ -447,6 +447,20 @@ describe("special files in a home", () => {
     expect((await c.retrieve("NLST")).data.toString()).toBe("real.txt\r\n");
   });
 
+  it("leaves names with CR or LF (made on the disk) out of listings and STAT, so they cannot forge lines", async () => {
+    const { c, dir } = await inDir();
+    writeFileSync(path.join(dir, "evil\r\n213 End of status"), "x");
+    writeFileSync(path.join(dir, "evil2\nfake.txt"), "x");
+    writeFileSync(path.join(dir, "ok.txt"), "x");
+    const st = await c.cmd("STAT .");
+    expect(st.code).toBe(213);
+    expect(st.lines).toHaveLength(3);
+    expect(st.lines[1]).toMatch(/ ok\.txt$/);
+    expect((await c.cmd("NOOP")).all).toBe("200 NOOP ok");
+    expect((await c.retrieve("NLST")).data.toString()).toBe("ok.txt\r\n");
+    expect((await c.retrieve("MLSD")).data.toString().split("\r\n").filter(Boolean)).toHaveLength(1);
+  });
+
   it("lists a directory of 3000 entries completely", async () => {
     const { c, dir } = await inDir();
     for (let i = 0; i < 3000; i++) writeFileSync(path.join(dir, `f${String(i).padStart(4, "0")}`), "");
