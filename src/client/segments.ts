@@ -168,10 +168,12 @@ export async function getSegmented(
           bar?.update(doneBytes());
         },
       });
-      // The server sends to the end of the file; once our range is in, hang up on it.
-      sink.once("limit", () => conn.close());
+      // Without RANG the server sends to the end of the file: once our range is in, hang up on it.
+      let serverStops = false;
+      sink.once("limit", () => serverStops || conn.close());
+      sink.once("overflow", () => conn.close());
       try {
-        await conn.client.downloadTo(sink, remote, seg.pos);
+        await conn.retrieveRange(sink, remote, seg.pos, seg.end, (ranged) => (serverStops = ranged));
       } catch (err) {
         if (!sink.reachedLimit) throw err;
       }

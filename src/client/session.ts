@@ -1,6 +1,9 @@
 // One logged-in control connection with what the server said it can do (RFC 2389 FEAT), and the
 // commands the protocol library has no method for: HASH, RANG, AVBL, SITE QUOTA.
 import { readFile } from "node:fs/promises";
+import type { Writable } from "node:stream";
+import { downloadTo as ftpDownload } from "basic-ftp/dist/transfer.js";
+import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
 import { Client, FTPError, type FileInfo } from "basic-ftp";
 import type { ConnectionOptions } from "node:tls";
 import { ClientError, toClientError, isFtpReplyError, isTransientReply, replyText } from "./errors.js";
@@ -322,6 +325,41 @@ export class FtpSession {
       return await this.client.send(`HASH ${path}`);
     } finally {
       if (!this.client.closed) socket.setTimeout(this.options.timeoutMs ?? 30_000);
+    }
+  }
+
+  /**
+   * RETR from byte `start`. With RANG (draft-bryan-ftp-range §3) the server stops after byte
+   * endExclusive - 1 by itself; without it (REST) it sends to the end of the file and the caller hangs up
+   * once it has enough. `onMode` learns which, before any data flows.
+   */
+  async retrieveRange(sink: Writable, path: string, start: number, endExclusive: number, onMode: (serverStops: boolean) => void): Promise<void> {
+    const client = this.client;
+    if (!this.rangWorks) {
+      onMode(false);
+      await client.downloadTo(sink, path, start);
+      return;
+    }
+    const remotePath = await client.protectWhitespace(path);
+    await client.prepareTransfer(client.ftp);
+    // RANG must be the last command before RETR (§4.3), so after EPSV/PASV.
+    const res = await client.sendIgnoringError(`RANG ${start} ${endExclusive - 1}`);
+    const ranged = res.code === 350;
+    if (!ranged) this.rangWorks = false;
+    onMode(ranged);
+    const onError = (err: Error) => client.ftp.closeWithError(err);
+    sink.once("error", onError);
+    try {
+      await ftpDownload(sink, {
+        ftp: client.ftp,
+        tracker: new ProgressTracker(),
+        command: ranged ? `RETR ${remotePath}` : start > 0 ? `REST ${start}` : `RETR ${remotePath}`,
+        remotePath,
+        type: "download",
+      });
+    } finally {
+      sink.removeListener("error", onError);
+      sink.end();
     }
   }
 

@@ -24,7 +24,7 @@ export interface FileSinkOptions {
   readonly handle: FileHandle;
   /** File position of the first byte written. */
   readonly position: number;
-  /** Accept at most this many bytes, then emit "limit" and drop the rest. */
+  /** Accept at most this many bytes, then emit "limit"; more bytes are dropped and emit "overflow". */
   readonly limit?: number;
   /** Called after each write reached the file, with the byte count of that write. */
   readonly onWritten?: (bytes: number) => void;
@@ -50,6 +50,13 @@ export class FileSink extends Writable {
   }
 
   private async writeChunk(chunk: Buffer): Promise<void> {
+    const overflow = chunk.length > this.remaining;
+    await this.writeWithin(chunk);
+    // Only after the bytes that fit are written, so that listeners see the range complete.
+    if (overflow) this.emit("overflow");
+  }
+
+  private async writeWithin(chunk: Buffer): Promise<void> {
     if (this.remaining <= 0) return;
     const n = Math.min(chunk.length, this.remaining);
     if (this.opts.limiter) await this.opts.limiter.take(n);
