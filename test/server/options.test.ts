@@ -48,6 +48,34 @@ describe("timeouts and delays", () => {
     }
   });
 
+  it("keeps a session alive while its transfer moves data", async () => {
+    const s = await server({ idleTimeoutMs: 400 });
+    const c = await login(s);
+    const dc = await c.dataConnection("EPSV");
+    expect((await c.cmd("STOR trickle.bin")).code).toBe(150);
+    const sock = await dc.get();
+    for (let i = 0; i < 8; i++) {
+      sock.write("x".repeat(100));
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(c.pending).toBe("");
+    await writeAll(sock, "end");
+    expect((await c.read()).code).toBe(226);
+  });
+
+  it("closes a session whose transfer has stalled past the idle time", async () => {
+    const s = await server({ idleTimeoutMs: 400 });
+    const c = await login(s);
+    const dc = await c.dataConnection("EPSV");
+    expect((await c.cmd("STOR stalled.bin")).code).toBe(150);
+    const sock = await dc.get();
+    sock.write("only this");
+    const r = await c.read(5000);
+    expect(r.code).toBe(421);
+    await withTimeout(c.closed, 3000, "not closed after idle 421");
+    sock.destroy();
+  });
+
   it("answers a failed login with 530 only after the configured delay", async () => {
     const s = await server({ loginFailureDelayMs: 400 });
     const c = await RawFtp.connect(s.port);
