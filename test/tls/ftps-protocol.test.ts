@@ -163,6 +163,32 @@ describe("explicit FTPS (AUTH TLS)", () => {
     await c.close();
   });
 
+  it("answers ABOR while the data connection's TLS handshake is pending and while TLS data flows", async () => {
+    writeFileSync(path.join(s.homeOf("alice"), "big.bin"), Buffer.alloc(8 << 20, 1));
+    const c = await secureLogin(s.port);
+    await c.protect();
+    // Connected, but the client never starts TLS: the server waits in its handshake until ABOR.
+    const raw = await c.epsv();
+    expect((await c.cmd("RETR big.bin")).code).toBe(150);
+    c.send("ABOR");
+    expect((await c.read()).code).toBe(426);
+    expect((await c.read()).code).toBe(226);
+    await readAll(raw);
+    // TLS data flowing (the client reads nothing, so the server is blocked writing).
+    await c.waitSession();
+    const raw2 = await c.epsv();
+    expect((await c.cmd("RETR big.bin")).code).toBe(150);
+    const t = await secureClient(tls.connect({ socket: raw2, rejectUnauthorized: false, session: c.session }));
+    t.pause();
+    await new Promise((r) => setTimeout(r, 100));
+    c.send("ABOR");
+    expect((await c.read()).code).toBe(426);
+    expect((await c.read()).code).toBe(226);
+    t.destroy();
+    expect((await c.retrieve("RETR hello.txt")).final.code).toBe(226);
+    await c.close();
+  });
+
   it("sends data in clear under PROT C", async () => {
     const c = await secureLogin(s.port);
     expect((await c.cmd("PBSZ 0")).code).toBe(200);
