@@ -168,12 +168,13 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
       },
       async (failure) => {
         const code = toMyftpError(failure.error).code;
-        if (failure.stage === "connect" || code === "quota-exceeded" || finalizing) {
-          // Refused, never started, or could not be put in place: the file goes back to what it was.
+        const written = ((failure.error as { written?: number }).written ?? 0) as number;
+        if (failure.stage === "connect" || code === "quota-exceeded" || finalizing || (t.tempPath && written === 0)) {
+          // Refused, never started, could not be put in place, or an overwrite that received nothing: the file
+          // goes back to what it was.
           await refuse();
           return false;
         }
-        const written = ((failure.error as { written?: number }).written ?? 0) as number;
         await finalize(false, written);
         return false;
       },

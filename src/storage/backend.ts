@@ -49,8 +49,11 @@ export interface StorageBackend {
   /** Removes a file this backend created for an upload that was refused. */
   removeOpened(diskPath: string): Promise<void>;
   setMtime(vpath: string, mtimeMs: number): Promise<void>;
-  /** Total bytes of regular files below the home. */
-  usage(): Promise<number>;
+  /**
+   * Total bytes of regular files below the home. removeLeftovers deletes temporary upload files instead of counting
+   * them; only safe when no upload of this home is running.
+   */
+  usage(opts?: { removeLeftovers?: boolean }): Promise<number>;
   /** Bytes free on the file system that holds the home. */
   freeSpace(): Promise<number>;
   /** Absolute disk path of an existing file (for hashing). */

@@ -228,8 +228,8 @@ export class LocalStorage implements StorageBackend {
     await fsp.utimes(real, t, t);
   }
 
-  async usage(): Promise<number> {
-    return sumTree(this.root);
+  async usage(opts: { removeLeftovers?: boolean } = {}): Promise<number> {
+    return sumTree(this.root, opts.removeLeftovers === true);
   }
 
   async freeSpace(): Promise<number> {
@@ -242,8 +242,11 @@ export class LocalStorage implements StorageBackend {
   }
 }
 
-/** Bytes of regular files below a directory; links are not followed. */
-export async function sumTree(dir: string): Promise<number> {
+/**
+ * Bytes of regular files below a directory; links are not followed. With removeLeftovers, temporary upload files
+ * (left behind when the server died in the middle of an overwrite) are deleted instead of counted.
+ */
+export async function sumTree(dir: string, removeLeftovers = false): Promise<number> {
   let total = 0;
   const stack = [dir];
   while (stack.length > 0) {
@@ -264,6 +267,10 @@ export async function sumTree(dir: string): Promise<number> {
             return 0;
           }
           if (!e.isFile()) return 0;
+          if (removeLeftovers && e.name.startsWith(TEMP_PREFIX)) {
+            await fsp.unlink(full).catch(() => undefined);
+            return 0;
+          }
           return fsp.lstat(full).then(
             (s) => s.size,
             () => 0,

@@ -45,7 +45,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
   let ledger: QuotaLedger;
   try {
     storage = await LocalStorage.open(record.home);
-    ledger = await s.server.quota.acquire({ ...record, scan: () => storage.usage() });
+    ledger = await s.server.quota.acquire({ ...record, scan: () => storage.usage({ removeLeftovers: true }) });
   } catch (err) {
     s.log.error({ err, user: record.name }, "cannot open home directory");
     s.reply(421, "Cannot open your home directory; closing control connection");

@@ -1,0 +1,90 @@
+// Overwrites that end early: an overwrite that received nothing keeps the old file, and temporary upload files left
+// behind by a crash are removed (not counted) when the user's usage is recounted at the next login.
+
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { TEMP_PREFIX } from "../../src/storage/local.js";
+import { startServer, type RunningServer } from "../helpers/myftpd.js";
+import { bounded, diskBytes, RawClient, until } from "../helpers/raw-client.js";
+
+let servers: RunningServer[] = [];
+let clients: RawClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients) c.destroy();
+  clients = [];
+  for (const s of servers) await s.close();
+  servers = [];
+});
+
+async function start(): Promise<RunningServer> {
+  const s = await startServer([{ name: "alice", password: "pw", quota: 1 << 20 }]);
+  servers.push(s);
+  return s;
+}
+
+async function login(s: RunningServer): Promise<RawClient> {
+  const c = await RawClient.login(s.port, "alice", "pw");
+  clients.push(c);
+  return c;
+}
+
+describe("overwrites that end early", () => {
+  it("an overwrite aborted before any byte arrived leaves the old file as it was", async () => {
+    const s = await start();
+    const c = await login(s);
+    const old = randomBytes(50_000);
+    expect((await c.upload("STOR", "keep.bin", old)).code).toBe(226);
+
+    const d = await c.passive();
+    expect((await c.cmd("STOR keep.bin")).code).toBe(150);
+    c.send("ABOR");
+    expect((await c.read()).code).toBe(426);
+    expect((await c.read()).code).toBe(226);
+    d.destroy();
+
+    expect(readFileSync(path.join(s.homeOf("alice"), "keep.bin")).equals(old)).toBe(true);
+    const names = readdirSync(s.homeOf("alice"));
+    expect(names.filter((n) => n.startsWith(TEMP_PREFIX))).toEqual([]);
+    const q = await c.expect("SITE QUOTA", 200);
+    expect(q.text).toContain(`used ${old.length} of`);
+  });
+
+  it("an overwrite whose data connection closes empty (a zero-byte STOR) replaces the file with an empty one", async () => {
+    const s = await start();
+    const c = await login(s);
+    expect((await c.upload("STOR", "zero.bin", randomBytes(1000))).code).toBe(226);
+    expect((await c.upload("STOR", "zero.bin", Buffer.alloc(0))).code).toBe(226);
+    expect(readFileSync(path.join(s.homeOf("alice"), "zero.bin")).length).toBe(0);
+  });
+});
+
+describe("temporary upload files left by a crash", () => {
+  it("are removed when a dirty usage figure is recounted at login", async () => {
+    const s = await start();
+    const home = s.homeOf("alice");
+    writeFileSync(path.join(home, "real.bin"), randomBytes(3000));
+    const leftover = path.join(home, `${TEMP_PREFIX}abcdef012345`);
+    writeFileSync(leftover, randomBytes(7000));
+    // What a crash in the middle of an upload leaves in the store: a figure marked dirty.
+    await s.users.setUsage("alice", 1234, true);
+
+    const c = await login(s);
+    const q = await c.expect("SITE QUOTA", 200);
+    expect(q.text).toContain("used 3000 of");
+    expect(readdirSync(home).sort()).toEqual(["real.bin"]);
+    await until(
+      async () => {
+        await s.server.quota.flushAll();
+        const u = await s.users.get("alice");
+        return u!.usedBytes === 3000 && !u!.usageDirty;
+      },
+      5000,
+      "clean stored figure",
+    );
+    expect(diskBytes(home)).toBe(3000);
+    await bounded(c.quit(), 5000, "quit");
+  });
+});
