@@ -69,9 +69,10 @@ export async function readNetrc(env: NodeJS.ProcessEnv = process.env): Promise<N
 /** Read a line from the terminal without echoing it. */
 export async function promptHidden(question: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
   if (!input.isTTY) throw new ClientError("login", "no password given and no terminal to ask for one (use MYFTP_PASSWORD or ~/.netrc)");
-  output.write(question);
+  // Raw mode (no echo) before the question shows, so that nothing typed in answer is echoed.
   const wasRaw = input.isRaw;
   input.setRawMode(true);
+  output.write(question);
   input.resume();
   return await new Promise<string>((resolve, reject) => {
     let value = "";
