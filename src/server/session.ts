@@ -318,10 +318,9 @@ export class Session {
       this.idleTimer = null;
       const idle = Date.now() - this.lastActivity;
       const limit = this.server.options.idleTimeoutMs;
-      if (idle < limit) {
-        // Any activity keeps the session alive, a transfer's bytes included (they touch it); a transfer that
-        // moves nothing for the whole limit is as idle as a silent client.
-        this.armIdle(limit - idle);
+      if (this.transfer || idle < limit) {
+        // A transfer that moves data keeps the session alive; check again later.
+        this.armIdle(this.transfer ? limit : limit - idle);
         return;
       }
       this.log.info({ event: "idle-timeout" }, "idle timeout");
