@@ -2,8 +2,10 @@
 //   FEAT line   "HASH SHA-256*;SHA-1;MD5;CRC32"  (the starred one is selected)
 //   reply       "213 SHA-256 0-1233 <hex> path"
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { availableParallelism } from "node:os";
 import * as zlib from "node:zlib";
+import type { HashRequest, HashResult } from "../workers/hash-types.js";
+import { WorkerPool, workerScript } from "../workers/pool.js";
 
 export type HashAlgorithm = "SHA-256" | "SHA-512" | "SHA-1" | "MD5" | "CRC32";
 
@@ -109,18 +111,15 @@ export function crc32(data: Buffer, previous = 0): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
+let pool: WorkerPool<HashRequest, HashResult> | undefined;
+
 /**
- * Hash bytes [start, endExclusive) of a local file (the whole file by default). Streams the file, so the
- * event loop keeps running (progress output, other connections) while it hashes.
+ * Hash bytes [start, endExclusive) of a local file (the whole file by default). The file is streamed and hashed on
+ * a worker thread, so progress output and other connections carry on, and parallel transfers verify on all cores.
  */
 export async function hashLocalFile(path: string, algo: HashAlgorithm, start = 0, endExclusive?: number): Promise<string> {
-  const hasher = createHasher(algo);
-  if (endExclusive !== undefined && endExclusive <= start) return hasher.digestHex();
-  const stream = createReadStream(path, {
-    start,
-    end: endExclusive === undefined ? undefined : endExclusive - 1,
-    highWaterMark: 1 << 20,
-  });
-  for await (const chunk of stream) hasher.update(chunk as Buffer);
-  return hasher.digestHex();
+  if (endExclusive !== undefined && endExclusive <= start) return createHasher(algo).digestHex();
+  pool ??= new WorkerPool(workerScript("hash-worker"), Math.max(1, Math.min(4, availableParallelism())));
+  const r = await pool.run({ path, algorithm: algo, start, end: endExclusive === undefined ? null : endExclusive - 1 });
+  return r.digest;
 }
