@@ -272,8 +272,8 @@ export class FtpServer implements ServerContext {
       this.defender.success(ip);
       return record;
     }
+    // The defender logs the failure (address, user, score, delay) once.
     const delay = this.defender.failure(ip, name);
-    session.log.info({ event: "login-failed", user: name }, "login failed");
     await new Promise((r) => setTimeout(r, delay).unref());
     if (this.defender.bannedFor(ip) > 0 && !session.isClosed) {
       session.reply(421, "Too many failed logins; closing connection");
