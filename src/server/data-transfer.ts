@@ -1,6 +1,7 @@
 // The life of one transfer command: open the data connection, announce it with 150, secure it under PROT P, move
 // the bytes, and finish with exactly one final reply (226 on success, 425/426/451/452/552 on failure). ABOR,
-// QUIT and the session's end all stop it through its AbortController.
+// QUIT and the session's end all stop it through its AbortController, and so does a stall: a transfer that moves
+// no byte for the longer of the idle and data timeouts is aborted with 426 (the session itself goes on).
 
 import type { Duplex } from "node:stream";
 import { errorReply } from "../core/errors.js";
@@ -41,16 +42,20 @@ export async function runTransfer(
     startedAt: Date.now(),
     controller,
     abortedByClient: false,
+    stalled: false,
     done,
   };
   s.transfer = t;
+  let lastMove = Date.now();
   const progress: Progress = {
     signal: controller.signal,
     onBytes: (n) => {
       t.bytes += n;
+      lastMove = Date.now();
       s.touch();
     },
   };
+  let watchdog: NodeJS.Timeout | null = null;
   let result: TransferResult;
   let sock: Duplex | null = null;
   try {
@@ -64,6 +69,14 @@ export async function runTransfer(
     }
     sock = raw;
     s.reply(150, plan.opening);
+    const stallMs = Math.max(s.server.options.idleTimeoutMs, s.server.options.dataTimeoutMs);
+    lastMove = Date.now();
+    watchdog = setInterval(() => {
+      if (Date.now() - lastMove < stallMs) return;
+      t.stalled = true;
+      controller.abort();
+    }, Math.max(25, Math.min(1000, stallMs / 4)));
+    watchdog.unref();
     try {
       if (s.protectData) {
         if (!s.server.secureData) throw new DataConnectionError("TLS is not available");
@@ -77,11 +90,12 @@ export async function runTransfer(
     if (result.ok) {
       s.reply(226, `Transfer complete (${result.bytes} bytes)`);
     } else {
-      await finishFailure(s, plan, result, t.abortedByClient, onFailure);
+      await finishFailure(s, plan, result, t.abortedByClient, onFailure, t.stalled);
     }
     logTransfer(s, plan, t.startedAt, t.bytes, result);
     return result;
   } finally {
+    if (watchdog) clearInterval(watchdog);
     sock?.destroy();
     s.data.reset();
     if (s.transfer === t) s.transfer = null;
@@ -95,11 +109,14 @@ async function finishFailure(
   r: Extract<TransferResult, { ok: false }>,
   aborted: boolean,
   onFailure?: (r: Extract<TransferResult, { ok: false }>) => Promise<boolean> | boolean,
+  stalled = false,
 ): Promise<void> {
   if (onFailure && (await onFailure(r))) return;
   if (s.isClosed) return;
   const e = r.error;
-  if (aborted || e instanceof TransferAborted) {
+  if (stalled) {
+    s.reply(426, "Data connection stalled (no data moved); transfer aborted");
+  } else if (aborted || e instanceof TransferAborted) {
     s.reply(426, "Connection closed; transfer aborted");
   } else if (e instanceof DataConnectionError) {
     s.reply(425, e.message);

@@ -37,6 +37,8 @@ export interface RunningTransfer {
   controller: AbortController;
   /** Set by ABOR so the transfer's end is reported as aborted. */
   abortedByClient: boolean;
+  /** Set when no byte moved for too long and the transfer was cut. */
+  stalled: boolean;
   /** Settles once the transfer has sent its final reply. */
   done: Promise<void>;
 }

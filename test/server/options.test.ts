@@ -63,6 +63,38 @@ describe("timeouts and delays", () => {
     expect((await c.read()).code).toBe(226);
   });
 
+  it("aborts an upload that stalls past the idle and data timeouts with 426, keeps what arrived, and goes on", async () => {
+    const s = await server({ idleTimeoutMs: 300, dataTimeoutMs: 500 });
+    const c = await login(s);
+    expect((await c.cmd("TYPE I")).code).toBe(200);
+    const dc = await c.dataConnection("EPSV");
+    expect((await c.cmd("STOR stalled.bin")).code).toBe(150);
+    const sock = await dc.get();
+    sock.write("only this"); // and then nothing, without closing
+    const r = await c.read(5000);
+    expect(r.code).toBe(426);
+    expect(r.text).toMatch(/stalled/i);
+    // The session is still usable, and the partial file is there for a later resume.
+    expect((await c.cmd("SIZE stalled.bin")).lines[0]).toBe("213 9");
+    sock.destroy();
+  });
+
+  it("aborts a download whose client stops reading, with 426", async () => {
+    const s = await server({ idleTimeoutMs: 300, dataTimeoutMs: 500 });
+    writeFileSync(path.join(s.homeOf("alice"), "big.bin"), Buffer.alloc(64 << 20));
+    const c = await login(s);
+    expect((await c.cmd("TYPE I")).code).toBe(200);
+    const dc = await c.dataConnection("EPSV");
+    expect((await c.cmd("RETR big.bin")).code).toBe(150);
+    const sock = await dc.get();
+    sock.pause(); // never read: the socket buffers fill and nothing more moves
+    const r = await c.read(10_000);
+    expect(r.code).toBe(426);
+    expect(r.text).toMatch(/stalled/i);
+    expect((await c.cmd("NOOP")).code).toBe(200);
+    sock.destroy();
+  });
+
   it("answers a failed login with 530 only after the configured delay", async () => {
     const s = await server({ loginFailureDelayMs: 400 });
     const c = await RawFtp.connect(s.port);
