@@ -18,7 +18,7 @@ const ROOT = path.resolve(HERE, "..");
 const USAGE = `usage: npm run bench [-- options]   (or: node bench/run.mjs [options] after npm run build)
 
   --quick             smaller sizes and one repetition (under 2 minutes)
-  --reps N            repetitions of every scenario (default 3, S5 2; --quick 1)
+  --reps N            repetitions of every scenario (default 3; --quick 1)
   --only S1,S3        run only these scenarios
   --servers a,b       only these servers (myftpd, vsftpd, pyftpdlib, pure-ftpd)
   --profile           run myftpd under node --cpu-prof; profiles go to /tmp/myftp-bench-profiles
@@ -162,8 +162,8 @@ async function main() {
 
   const results = {}; // scenarioId -> serverName -> [values | {error}]
   // Bounded patience with a shared machine: total time spent waiting for quiet, and re-runs.
-  const quietBudget = { leftMs: opts.quick ? 15000 : 120000 };
-  const retryBudget = { left: opts.quick ? 4 : 8 };
+  const quietBudget = { leftMs: opts.quick ? 15000 : 90000 };
+  const retryBudget = { left: opts.quick ? 4 : 6 };
   try {
     if (servers.length === 0) throw new Error("no server could be started");
 
@@ -200,7 +200,12 @@ async function main() {
             try {
               if (sc.fresh || !isAlive(s)) {
                 await s.proc.stop();
-                await s.start();
+                ctx.inspect = Boolean(sc.inspect);
+                try {
+                  await s.start();
+                } finally {
+                  ctx.inspect = false;
+                }
               }
             } catch (e) {
               v = { error: `restart failed: ${String(e.message ?? e).split("\n")[0]}` };
@@ -226,6 +231,11 @@ async function main() {
             retryBudget.left--;
           }
           results[sc.id][s.name].push(v);
+          if (sc.inspect && s.proc.inspectUrl) {
+            // Back to a plain server for the scenarios after this one.
+            await s.proc.stop();
+            await s.start().catch((e) => log(`restart ${s.name}: ${e.message}`));
+          }
           const shown = v.error
             ? `ERROR ${v.error}`
             : sc.metrics.map((m) => `${v[m.key]?.toFixed(m.digits)} ${m.unit}`).join(", ");

@@ -85,6 +85,7 @@ class Proc {
 
   async start(cmd, args, { port = null, env, cwd, readyMs = 20000 } = {}) {
     this.port = null;
+    this.inspectUrl = null;
     const out = createWriteStream(this.log, { flags: "a" });
     out.write(`\n# ${new Date().toISOString()} ${cmd} ${args.join(" ")}\n`);
     // stdin is /dev/null: pure-ftpd takes a socket on fd 0 (Node's default pipe) for inetd mode.
@@ -98,8 +99,10 @@ class Proc {
     let lineBuf = "";
     const onData = (d) => {
       out.write(d);
-      if (this.port) return;
       lineBuf = (lineBuf + d).slice(-4096);
+      const insp = /Debugger listening on (ws:\/\/\S+)/.exec(lineBuf);
+      if (insp) this.inspectUrl = insp[1];
+      if (this.port) return;
       const m = /ftp:\/\/[^\s:/]+:(\d+)/.exec(lineBuf);
       if (m) announced(Number(m[1]));
     };
@@ -239,11 +242,22 @@ export class Myftpd {
       else if (!this.flagsMissing.includes(flag)) this.flagsMissing.push(flag);
     }
     const nodeArgs = [];
+    // S5 restarts myftpd with the inspector on a random loopback port, to collect garbage before it measures.
+    if (this.ctx.inspect) nodeArgs.push("--inspect=127.0.0.1:0");
     if (this.ctx.profileDir) {
       const label = this.ctx.profileLabel ?? "run";
       nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${this.ctx.profileDir}`, `--cpu-prof-name=myftpd-${label}-${Date.now()}.cpuprofile`);
     }
     await this.proc.start(process.execPath, [...nodeArgs, ...args], { cwd: ROOT });
+  }
+
+  /** Full garbage collection through the inspector; false when it could not be done. */
+  collectGarbage() {
+    const url = this.proc.inspectUrl;
+    if (!url) return false;
+    const flags = Number(process.versions.node.split(".")[0]) < 22 ? ["--experimental-websocket", "--no-warnings"] : [];
+    const r = spawnSync(process.execPath, [...flags, path.join(HERE, "node-gc.mjs"), url], { encoding: "utf8", timeout: 20000 });
+    return r.status === 0;
   }
 }
 
