@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { writeReports, formatTable } from "./lib/report.mjs";
 import { argon2Cost, yescryptCost } from "./lib/hashcost.mjs";
-import { machineBusySeconds } from "./lib/procfs.mjs";
+import { machineBusySeconds, removeStaleCgroups } from "./lib/procfs.mjs";
 import { CLIENT_PYTHON, SCENARIOS, clientCpuSeconds, plan as makePlan, releaseClientMeter } from "./lib/scenarios.mjs";
 import { SERVER_CLASSES } from "./lib/servers.mjs";
 import { buildTree, chooseWorkDir, chownTree, clearUploads, ensureUser, takeLock, warmMemory, GiB } from "./lib/setup.mjs";
@@ -93,6 +93,7 @@ async function main() {
   log(`myftp bench${opts.quick ? " (quick)" : ""}: ${scenarios.map((s) => s.id).join(" ")}`);
   const work = chooseWorkDir(p.bigSize);
   takeLock(work);
+  removeStaleCgroups();
   const logDir = path.join(work, "logs");
   mkdirSync(logDir, { recursive: true });
   const profileDir = opts.profile ? "/tmp/myftp-bench-profiles" : null;

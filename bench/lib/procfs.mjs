@@ -140,18 +140,55 @@ export class CpuMeter {
     return this.pid ? treeCpuSeconds(this.pid) : 0;
   }
 
-  /** Removes the cgroup once its processes are gone (a few retries while zombies are reaped). */
+  /** Pids still in the cgroup (empty without a cgroup). */
+  members() {
+    if (!this.dir) return [];
+    try {
+      return readFileSync(`${this.dir}/cgroup.procs`, "utf8").split("\n").filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Removes the cgroup once its processes are gone (retries for up to 5 s while exits are reaped). */
   release() {
     if (!this.dir) return;
     const dir = this.dir;
     this.dir = null;
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 250; i++) {
       try {
         rmdirSync(dir);
         return;
       } catch {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
       }
+    }
+  }
+}
+
+/** Removes empty cgroups left by earlier bench runs that died before cleaning up (only ours, by name). */
+export function removeStaleCgroups() {
+  if (!CGROUP) return;
+  let names = [];
+  try {
+    names = readdirSync(CGROUP.dir).filter((n) => /^myftp-bench-\d+-/.test(n));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const owner = Number(n.split("-")[2]);
+    let alive = false;
+    try {
+      process.kill(owner, 0);
+      alive = true;
+    } catch {
+      /* owner gone */
+    }
+    if (alive) continue;
+    try {
+      rmdirSync(`${CGROUP.dir}/${n}`); // fails (and is left alone) unless empty
+    } catch {
+      /* not empty */
     }
   }
 }

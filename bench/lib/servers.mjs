@@ -158,7 +158,8 @@ class Proc {
         await Promise.race([this.exited, sleepUnref(2000)]);
       }
     }
-    // Session processes of forking servers that outlived their listener.
+    // Session processes of forking servers that outlived their listener: give them a moment to exit.
+    for (let i = 0; i < 50 && this.cpu.members().length > 0; i++) await sleepUnref(20);
     for (const p of this.seen) {
       if (p === this.pid) continue;
       try {
