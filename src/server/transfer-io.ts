@@ -109,9 +109,10 @@ export async function sendFile(
   ascii: boolean,
   progress: Progress,
 ): Promise<number> {
+  // Buffers are made as the ring needs them, so a small file costs one buffer of its own size.
   const free: Buffer[] = [];
+  let made = 0;
   const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, size - start));
-  for (let i = 0; i < RING; i++) free.push(Buffer.allocUnsafe(chunkBytes));
   let waiter: (() => void) | null = null;
   let writeError: Error | null = null;
   const conv = ascii ? new ToNetworkAscii() : null;
@@ -119,6 +120,10 @@ export async function sendFile(
   let sent = 0;
   while (pos < size) {
     if (writeError) throw writeError;
+    if (free.length === 0 && made < RING) {
+      free.push(Buffer.allocUnsafe(chunkBytes));
+      made++;
+    }
     if (free.length === 0) {
       await abortable(
         progress.signal,
