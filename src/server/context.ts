@@ -35,6 +35,8 @@ export interface ServerContext {
   readonly tls: { context: SecureContext } | null;
   /** Checks a password; resolves the user on success. Applies the login defender's delays and bans. */
   authenticate(session: Session, name: string, password: string): Promise<UserRecord | null>;
+  /** Transfers running in the whole server (they share one event loop). */
+  transfersRunning: number;
   /** Number of logged-in sessions of a user. */
   sessionsOf(name: string): number;
   /** Registers a session as logged in as a user (the count drops when the session closes). */

@@ -7,7 +7,7 @@ import type { Duplex } from "node:stream";
 import { errorReply } from "../core/errors.js";
 import type { Session } from "./session.js";
 import { DataConnectionError } from "./data-channel.js";
-import { ConnectionBroken, TransferAborted, type Progress } from "./transfer-io.js";
+import { ConnectionBroken, stepFor, TransferAborted, type Progress } from "./transfer-io.js";
 
 export interface TransferPlan {
   verb: string;
@@ -54,7 +54,9 @@ export async function runTransfer(
       lastMove = Date.now();
       s.touch();
     },
+    stepBytes: () => stepFor(s.server.transfersRunning),
   };
+  s.server.transfersRunning++;
   let watchdog: NodeJS.Timeout | null = null;
   let result: TransferResult;
   let sock: Duplex | null = null;
@@ -98,6 +100,7 @@ export async function runTransfer(
     if (watchdog) clearInterval(watchdog);
     sock?.destroy();
     s.data.reset();
+    s.server.transfersRunning--;
     if (s.transfer === t) s.transfer = null;
     release();
   }

@@ -63,6 +63,7 @@ export class FtpServer implements ServerContext {
   readonly defender: LoginDefender;
   readonly admission: Admission;
   tls: { context: SecureContext } | null = null;
+  transfersRunning = 0;
   policy?: (session: Session, verb: string, spec: CommandSpec) => { code: number; text: string } | null;
   secureData?: (session: Session, sock: net.Socket) => Promise<Duplex>;
   upgradeControl?: (session: Session) => Promise<void>;

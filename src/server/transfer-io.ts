@@ -5,7 +5,7 @@
 // delivers while the previous write is in flight and write it with one writev, so large transfers make few
 // syscalls. Either side ends as soon as the abort signal fires.
 
-import type { FileHandle } from "node:fs/promises";
+import type { FileReader, FileWriter } from "../storage/backend.js";
 import type { Duplex } from "node:stream";
 import { FromNetworkAscii, ToNetworkAscii } from "../protocol/ascii.js";
 
@@ -32,6 +32,17 @@ export interface Progress {
   /** Called with the byte count of each piece moved (network side). */
   onBytes(n: number): void;
   signal: AbortSignal;
+  /**
+   * Bytes to move per step (at most CHUNK_BYTES). Each step is copied into the socket on the event loop, so when
+   * many transfers share the loop, smaller steps keep the control connections answering promptly.
+   */
+  stepBytes?: () => number;
+}
+
+/** The step for `running` transfers sharing one event loop: 4 MiB in all, between 128 KiB and CHUNK_BYTES each. */
+export function stepFor(running: number): number {
+  const share = Math.floor((4 << 20) / Math.max(1, running));
+  return Math.max(128 << 10, Math.min(CHUNK_BYTES, share - (share % (64 << 10))));
 }
 
 function abortable<T>(signal: AbortSignal, p: Promise<T>): Promise<T> {
@@ -102,7 +113,7 @@ export function finish(sock: Duplex): Promise<void> {
 
 /** Sends bytes [start, size) of a file. Returns the bytes sent on the wire. */
 export async function sendFile(
-  handle: FileHandle,
+  handle: FileReader,
   start: number,
   size: number,
   sock: Duplex,
@@ -134,7 +145,8 @@ export async function sendFile(
       continue;
     }
     const buf = free.pop()!;
-    const { bytesRead } = await abortable(progress.signal, handle.read(buf, 0, Math.min(buf.length, size - pos), pos));
+    const step = progress.stepBytes ? Math.min(buf.length, progress.stepBytes()) : buf.length;
+    const { bytesRead } = await abortable(progress.signal, handle.read(buf, 0, Math.min(step, size - pos), pos));
     if (bytesRead === 0) {
       free.push(buf);
       break; // the file shrank while we sent it
@@ -173,7 +185,7 @@ export async function sendText(pieces: Iterable<string>, sock: Duplex, progress:
 }
 
 export interface ReceiveTarget {
-  handle: FileHandle;
+  handle: FileWriter;
   /** File offset of the first byte. */
   position: number;
   /**

@@ -8,10 +8,9 @@
 //                        appended file truncated back) and every reserved byte released;
 //   abort, broken connection, disk full → what arrived is kept for a later resume, and the ledger matches it.
 
-import type { FileHandle } from "node:fs/promises";
 import { MyftpError, toMyftpError } from "../core/errors.js";
 import type { QuotaLedger } from "../core/quota.js";
-import type { StorageBackend } from "../storage/backend.js";
+import type { FileWriter, StorageBackend } from "../storage/backend.js";
 import { runTransfer } from "./data-transfer.js";
 import type { Session } from "./session.js";
 import { receiveFile } from "./transfer-io.js";
@@ -28,7 +27,7 @@ export interface UploadRequest {
 }
 
 interface Target {
-  handle: FileHandle;
+  handle: FileWriter;
   /** Bytes of the file before this upload (counted in the ledger already). */
   sizeBefore: number;
   existed: boolean;

@@ -1,20 +1,30 @@
 // The storage a session works on, addressed by normalised virtual paths ("/" is the user's home).
 // Implementations enforce the jail: nothing outside the home is ever read, listed, written, renamed or deleted.
 
-import type { FileHandle } from "node:fs/promises";
 import type { ListEntry } from "../protocol/listing.js";
 
 export interface StatResult extends ListEntry {}
 
+/** An open file's data side; reads and writes go at explicit positions. */
+export interface FileReader {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+export interface FileWriter {
+  writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
+  close(): Promise<void>;
+}
+
 export interface ReadOpen {
-  handle: FileHandle;
+  handle: FileReader;
   size: number;
   /** Absolute disk path (for hashing off the main thread). */
   diskPath: string;
 }
 
 export interface WriteOpen {
-  handle: FileHandle;
+  handle: FileWriter;
   /** Size of the file before this open (0 when it did not exist). */
   sizeBefore: number;
   existed: boolean;
@@ -25,7 +35,7 @@ export interface StorageBackend {
   /** The home's absolute disk path (after symlink resolution). */
   readonly root: string;
   stat(vpath: string): Promise<StatResult>;
-  /** Entries of a directory; "." and ".." are not included; entries leading outside the home are left out. */
+  /** Entries of a directory ("." and ".." not included; entries leading outside the home left out); ENOTDIR for a file. */
   list(vpath: string): Promise<StatResult[]>;
   mkdir(vpath: string): Promise<void>;
   rmdir(vpath: string): Promise<void>;

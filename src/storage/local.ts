@@ -4,14 +4,20 @@
 // resolved with realpath, and anything that resolves outside the home is refused. Operations on an entry itself
 // (delete, rename) resolve only its parent, so removing a link never touches what it points to. Files are opened
 // with O_NOFOLLOW so a link swapped in after the check is not followed either.
+//
+// What the kernel answers from its name and inode caches (realpath, stat, open, close, rename, mkdir) runs inline:
+// each such call takes microseconds, while a round trip through libuv's thread pool costs two context switches
+// and more. What may wait on the device (file data, directory scans, freeing blocks with unlink or truncate) goes
+// through the thread pool, so a slow disk never stalls the other sessions.
 
+import * as fs from "node:fs";
 import { constants, type Dirent } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { MyftpError } from "../core/errors.js";
 import type { EntryType } from "../protocol/listing.js";
-import type { ReadOpen, StatResult, StorageBackend, WriteOpen } from "./backend.js";
+import type { FileReader, FileWriter, ReadOpen, StatResult, StorageBackend, WriteOpen } from "./backend.js";
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 const STAT_BATCH = 64;
@@ -30,6 +36,68 @@ function entryType(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLi
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch (err) {
+    if (errno(err) === "ENOENT") return null;
+    throw err;
+  }
+}
+
+/**
+ * An open file descriptor. Reads and writes run on the thread pool; close waits until none is in flight, so the
+ * descriptor number is never reused under a pending operation.
+ */
+class OpenFile implements FileReader, FileWriter {
+  private pending = 0;
+  private idle: (() => void) | null = null;
+  private closed = false;
+
+  constructor(readonly fd: number) {}
+
+  private track<T>(run: (done: (err: Error | null, value?: T) => void) => void): Promise<T> {
+    if (this.closed) return Promise.reject(Object.assign(new Error("file is closed"), { code: "EBADF" }));
+    this.pending++;
+    return new Promise<T>((resolve, reject) => {
+      run((err, value) => {
+        if (--this.pending === 0) this.idle?.();
+        if (err) reject(err);
+        else resolve(value as T);
+      });
+    });
+  }
+
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    return this.track((done) => fs.read(this.fd, buffer, offset, length, position, (err, n) => done(err, { bytesRead: n })));
+  }
+
+  writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
+    return this.track((done) => fs.writev(this.fd, buffers, position, (err, n) => done(err, { bytesWritten: n })));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pending > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    fs.closeSync(this.fd);
+  }
+}
+
+/** Opens a file and checks it is a regular file; the descriptor is closed again when it is not. */
+function openRegular(p: string, flags: number, mode?: number): { file: OpenFile; st: fs.Stats } {
+  const fd = fs.openSync(p, flags, mode);
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
+    if (!st.isFile()) throw new MyftpError("denied", "Not a regular file");
+    return { file: new OpenFile(fd), st };
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
 }
 
 export class LocalStorage implements StorageBackend {
@@ -52,51 +120,46 @@ export class LocalStorage implements StorageBackend {
   }
 
   /** Disk path of an existing entry with every link resolved; refused if it leads outside. */
-  private async resolveExisting(vpath: string): Promise<string> {
-    const real = await fsp.realpath(this.lexical(vpath));
+  private resolveExisting(vpath: string): string {
+    const real = fs.realpathSync.native(this.lexical(vpath));
     if (!this.contains(real)) throw outside();
     return real;
   }
 
   /** Disk path of the entry itself: its parent resolved, its own name kept (it may be missing or a link). */
-  private async resolveEntry(vpath: string): Promise<string> {
+  private resolveEntry(vpath: string): string {
     if (vpath === "/") throw new MyftpError("denied", "Permission denied");
     const lex = this.lexical(vpath);
-    const parent = await fsp.realpath(path.dirname(lex));
+    const parent = fs.realpathSync.native(path.dirname(lex));
     if (!this.contains(parent)) throw outside();
     return path.join(parent, path.basename(lex));
   }
 
   /** Disk path to write a file at: an existing target is resolved; a missing one must not be a dangling link. */
-  private async resolveForWrite(vpath: string): Promise<string> {
+  private resolveForWrite(vpath: string): string {
     try {
-      return await this.resolveExisting(vpath);
+      return this.resolveExisting(vpath);
     } catch (err) {
       if (errno(err) !== "ENOENT") throw err;
     }
-    const entry = await this.resolveEntry(vpath);
-    const st = await fsp.lstat(entry).catch((e: unknown) => {
-      if (errno(e) === "ENOENT") return null;
-      throw e;
-    });
-    if (st) throw outside(); // a dangling link: writing through it would create its target wherever it points
+    const entry = this.resolveEntry(vpath);
+    // A dangling link: writing through it would create its target wherever it points.
+    if (lstatOrNull(entry)) throw outside();
     return entry;
   }
 
-  private toStat(name: string, st: import("node:fs").Stats): StatResult {
+  private toStat(name: string, st: fs.Stats): StatResult {
     return { name, type: entryType(st), size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 };
   }
 
   async stat(vpath: string): Promise<StatResult> {
-    const real = await this.resolveExisting(vpath);
-    const st = await fsp.stat(real);
+    const st = fs.statSync(this.resolveExisting(vpath));
     return this.toStat(path.basename(vpath) || "/", st);
   }
 
   async list(vpath: string): Promise<StatResult[]> {
-    const dir = await this.resolveExisting(vpath);
-    let dirents: Dirent[];
-    dirents = await fsp.readdir(dir, { withFileTypes: true });
+    const dir = this.resolveExisting(vpath);
+    const dirents = await fsp.readdir(dir, { withFileTypes: true });
     const out: StatResult[] = [];
     for (let i = 0; i < dirents.length; i += STAT_BATCH) {
       const batch = dirents.slice(i, i + STAT_BATCH);
@@ -124,87 +187,72 @@ export class LocalStorage implements StorageBackend {
   }
 
   async mkdir(vpath: string): Promise<void> {
-    await fsp.mkdir(await this.resolveEntry(vpath));
+    fs.mkdirSync(this.resolveEntry(vpath));
   }
 
   async rmdir(vpath: string): Promise<void> {
-    const entry = await this.resolveEntry(vpath);
-    const st = await fsp.lstat(entry);
-    if (!st.isDirectory()) throw new MyftpError("not-dir", "Not a directory");
-    await fsp.rmdir(entry);
+    const entry = this.resolveEntry(vpath);
+    if (!fs.lstatSync(entry).isDirectory()) throw new MyftpError("not-dir", "Not a directory");
+    fs.rmdirSync(entry);
   }
 
   async unlink(vpath: string): Promise<number> {
-    const entry = await this.resolveEntry(vpath);
-    const st = await fsp.lstat(entry);
+    const entry = this.resolveEntry(vpath);
+    const st = fs.lstatSync(entry);
     if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
-    await fsp.unlink(entry);
+    await fsp.unlink(entry); // may free many blocks: off the event loop
     return st.isFile() ? st.size : 0;
   }
 
   async rename(from: string, to: string): Promise<number> {
-    const src = await this.resolveEntry(from);
-    const dst = await this.resolveEntry(to);
-    const srcSt = await fsp.lstat(src);
+    const src = this.resolveEntry(from);
+    const dst = this.resolveEntry(to);
+    const srcSt = fs.lstatSync(src);
     if (srcSt.isDirectory() && (dst + path.sep).startsWith(src + path.sep))
       throw new MyftpError("denied", "Cannot move a directory into itself");
-    const dstSt = await fsp.lstat(dst).catch(() => null);
+    const dstSt = lstatOrNull(dst);
     if (dstSt?.isDirectory() && !srcSt.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
-    await fsp.rename(src, dst);
+    fs.renameSync(src, dst);
     return dstSt?.isFile() && dst !== src ? dstSt.size : 0;
   }
 
   async openRead(vpath: string): Promise<ReadOpen> {
-    const real = await this.resolveExisting(vpath);
-    // O_NONBLOCK: opening a FIFO found in a home would otherwise block a thread-pool thread until a writer comes;
-    // it changes nothing for regular files, and anything that is not one is refused below.
-    const handle = await fsp.open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    try {
-      const st = await handle.stat();
-      if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
-      if (!st.isFile()) throw new MyftpError("denied", "Not a regular file");
-      return { handle, size: st.size, diskPath: real };
-    } catch (err) {
-      await handle.close();
-      throw err;
-    }
+    const real = this.resolveExisting(vpath);
+    // O_NONBLOCK: opening a FIFO found in a home would otherwise block until a writer comes; it changes nothing
+    // for regular files, and anything that is not one is refused.
+    const { file, st } = openRegular(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    return { handle: file, size: st.size, diskPath: real };
   }
 
   async openWrite(vpath: string): Promise<WriteOpen> {
-    const target = await this.resolveForWrite(vpath);
-    let existed = true;
-    let handle: fsp.FileHandle;
+    const target = this.resolveForWrite(vpath);
     try {
-      handle = await fsp.open(target, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+      const { file, st } = openRegular(target, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+      return { handle: file, sizeBefore: st.size, existed: true, diskPath: target };
     } catch (err) {
       if (errno(err) === "ENXIO") throw new MyftpError("denied", "Not a regular file"); // a FIFO with no reader
       if (errno(err) !== "ENOENT") throw err;
-      existed = false;
-      handle = await fsp.open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
     }
-    try {
-      const st = await handle.stat();
-      if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
-      if (!st.isFile()) throw new MyftpError("denied", "Not a regular file");
-      return { handle, sizeBefore: existed ? st.size : 0, existed, diskPath: target };
-    } catch (err) {
-      await handle.close();
-      throw err;
-    }
+    const { file } = openRegular(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+    return { handle: file, sizeBefore: 0, existed: false, diskPath: target };
   }
 
   async openTemp(vpath: string): Promise<WriteOpen & { tempPath: string }> {
-    const target = await this.resolveForWrite(vpath);
-    const st = await fsp.stat(target).catch(() => null);
+    const target = this.resolveForWrite(vpath);
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(target);
+    } catch {
+      st = null;
+    }
     if (st?.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
     const tempPath = path.join(path.dirname(target), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
-    const handle = await fsp.open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, st ? st.mode & 0o777 : 0o644);
-    return { handle, tempPath, diskPath: tempPath, sizeBefore: st?.size ?? 0, existed: st !== null };
+    const { file } = openRegular(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, st ? st.mode & 0o777 : 0o644);
+    return { handle: file, tempPath, diskPath: tempPath, sizeBefore: st?.size ?? 0, existed: st !== null };
   }
 
   async commitTemp(tempPath: string, vpath: string): Promise<void> {
-    const target = await this.resolveForWrite(vpath);
-    await fsp.rename(tempPath, target);
+    fs.renameSync(tempPath, this.resolveForWrite(vpath));
   }
 
   async removeTemp(tempPath: string): Promise<void> {
@@ -223,9 +271,8 @@ export class LocalStorage implements StorageBackend {
   }
 
   async setMtime(vpath: string, mtimeMs: number): Promise<void> {
-    const real = await this.resolveExisting(vpath);
     const t = new Date(mtimeMs);
-    await fsp.utimes(real, t, t);
+    fs.utimesSync(this.resolveExisting(vpath), t, t);
   }
 
   async usage(opts: { removeLeftovers?: boolean } = {}): Promise<number> {

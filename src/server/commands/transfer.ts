@@ -98,9 +98,15 @@ function* batched(entries: ListEntry[], line: (e: ListEntry) => string): Generat
 
 /** Entries for a listing of `target`: a directory's entries, or the one file itself. */
 async function entriesOf(s: Session, target: string): Promise<{ entries: ListEntry[]; isDir: boolean }> {
-  const st = await s.storage.stat(target);
-  if (st.type !== "dir") return { entries: [{ ...st, name: virtualBase(target) }], isDir: false };
-  const entries = await s.storage.list(target);
+  // Listing first and stat only when it is not a directory: the common case costs one path resolution, not two.
+  let entries: ListEntry[];
+  try {
+    entries = await s.storage.list(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOTDIR") throw err;
+    const st = await s.storage.stat(target);
+    return { entries: [{ ...st, name: virtualBase(target) }], isDir: false };
+  }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { entries, isDir: true };
 }
