@@ -82,8 +82,17 @@ function waitDrain(sock: Duplex): Promise<void> {
   });
 }
 
-/** Ends the socket and resolves once everything written has been handed to the network. */
+/**
+ * Ends the socket and resolves once everything written has been handed to the network. On a plain TCP socket whose
+ * writes have all completed, the kernel holds every byte and delivers it, then the FIN, even if the socket is closed
+ * at once, so there is no need to wait a loop turn for the shutdown; TLS keeps buffers of its own below the stream,
+ * so there the end itself is awaited.
+ */
 export function finish(sock: Duplex): Promise<void> {
+  if (!(sock as { encrypted?: boolean }).encrypted && sock.writableLength === 0 && !sock.destroyed) {
+    sock.end();
+    return Promise.resolve();
+  }
   return new Promise((resolve, reject) => {
     if (sock.writableFinished) return resolve();
     const onFinish = () => {
@@ -111,6 +120,39 @@ export function finish(sock: Duplex): Promise<void> {
   });
 }
 
+/** Counts a socket's writes in flight; settled() resolves once every one has completed (or one failed). */
+class WriteTracker {
+  private inFlight = 0;
+  private waiter: (() => void) | null = null;
+  error: Error | null = null;
+
+  write(sock: Duplex, chunk: Buffer, onDone?: () => void): boolean {
+    this.inFlight++;
+    return sock.write(chunk, (err) => {
+      if (err) this.error ??= new ConnectionBroken(err);
+      this.inFlight--;
+      onDone?.();
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  /** Resolves at the next completion. */
+  next(): Promise<void> {
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  async settled(signal: AbortSignal): Promise<void> {
+    for (let i = 0; this.inFlight > 0 && !this.error && i < 1_000_000; i++) await abortable(signal, this.next());
+    if (this.error) throw this.error;
+  }
+}
+
 /** Sends bytes [start, size) of a file. Returns the bytes sent on the wire. */
 export async function sendFile(
   handle: FileReader,
@@ -124,24 +166,18 @@ export async function sendFile(
   const free: Buffer[] = [];
   let made = 0;
   const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, size - start));
-  let waiter: (() => void) | null = null;
-  let writeError: Error | null = null;
+  const writes = new WriteTracker();
   const conv = ascii ? new ToNetworkAscii() : null;
   let pos = start;
   let sent = 0;
   while (pos < size) {
-    if (writeError) throw writeError;
+    if (writes.error) throw writes.error;
     if (free.length === 0 && made < RING) {
       free.push(Buffer.allocUnsafe(chunkBytes));
       made++;
     }
     if (free.length === 0) {
-      await abortable(
-        progress.signal,
-        new Promise<void>((resolve) => {
-          waiter = resolve;
-        }),
-      );
+      await abortable(progress.signal, writes.next());
       continue;
     }
     const buf = free.pop()!;
@@ -156,30 +192,27 @@ export async function sendFile(
     sent += piece.length;
     // Backpressure is the ring itself: at most RING buffers are in the socket at once, and reading ahead into a
     // free one overlaps the disk read with the network write.
-    sock.write(piece, (err) => {
-      if (err) writeError = new ConnectionBroken(err);
-      free.push(buf);
-      const w = waiter;
-      waiter = null;
-      w?.();
-    });
+    writes.write(sock, piece, () => free.push(buf));
     progress.onBytes(piece.length);
   }
+  await writes.settled(progress.signal);
   await abortable(progress.signal, finish(sock));
-  if (writeError) throw writeError;
   return sent;
 }
 
 /** Sends text (a listing) in pieces with backpressure. */
 export async function sendText(pieces: Iterable<string>, sock: Duplex, progress: Progress): Promise<number> {
+  const writes = new WriteTracker();
   let sent = 0;
   for (const p of pieces) {
     if (progress.signal.aborted) throw new TransferAborted();
+    if (writes.error) throw writes.error;
     const b = Buffer.from(p, "utf8");
     sent += b.length;
     progress.onBytes(b.length);
-    if (!sock.write(b)) await abortable(progress.signal, waitDrain(sock));
+    if (!writes.write(sock, b)) await abortable(progress.signal, waitDrain(sock));
   }
+  await writes.settled(progress.signal);
   await abortable(progress.signal, finish(sock));
   return sent;
 }
