@@ -55,7 +55,6 @@ export class Session {
   // Login
   user: LoggedInUser | null = null;
   pendingUser: string | null = null;
-  loginFailures = 0;
   // Directory and transfer parameters
   cwd = "/";
   type: "A" | "I" = "A";
@@ -75,8 +74,8 @@ export class Session {
   transfer: RunningTransfer | null = null;
 
   private splitter = new LineSplitter();
-  private queue: Buffer[] = [];
-  private tooLongQueued: boolean[] = [];
+  /** Lines waiting their turn; null stands for a line that was too long. */
+  private queue: (Buffer | null)[] = [];
   private running = false;
   private pumping: Promise<void> = Promise.resolve();
   private closed = false;
@@ -135,7 +134,6 @@ export class Session {
   /** Drops lines received but not yet run, and any partial line (what came in clear before AUTH TLS took over). */
   discardInput(): void {
     this.queue.length = 0;
-    this.tooLongQueued.length = 0;
     this.splitter = new LineSplitter();
   }
 
@@ -171,11 +169,11 @@ export class Session {
     try {
       for (const line of this.splitter.push(chunk)) {
         if (!line.ok) {
-          this.enqueue(Buffer.alloc(0), true);
+          this.enqueue(null);
           continue;
         }
         if (this.transfer && this.trySpecial(line.line)) continue;
-        this.enqueue(line.line, false);
+        this.enqueue(line.line);
       }
       if (this.queue.length >= MAX_QUEUED_LINES && !this.socket.isPaused()) this.socket.pause();
     } catch (err) {
@@ -195,9 +193,8 @@ export class Session {
     return true;
   }
 
-  private enqueue(line: Buffer, tooLong: boolean): void {
+  private enqueue(line: Buffer | null): void {
     this.queue.push(line);
-    this.tooLongQueued.push(tooLong);
     if (!this.running) this.pumping = this.pump();
   }
 
@@ -211,10 +208,9 @@ export class Session {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const line = this.queue.shift()!;
-        const tooLong = this.tooLongQueued.shift()!;
         if (this.queue.length < MAX_QUEUED_LINES / 2 && this.socket.isPaused() && !this.closed) this.socket.resume();
         this.touch();
-        if (tooLong) {
+        if (line === null) {
           this.reply(500, "Command line too long");
           continue;
         }
@@ -342,7 +338,6 @@ export class Session {
     this.transfer?.controller.abort();
     this.data.close();
     this.queue.length = 0;
-    this.tooLongQueued.length = 0;
     const sock = this.socket;
     if (!sock.destroyed) {
       sock.end();

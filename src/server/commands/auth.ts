@@ -28,7 +28,6 @@ export async function pass(s: Session, arg: string): Promise<void> {
   const record = await s.server.authenticate(s, name, arg);
   if (s.isClosed) return;
   if (!record) {
-    s.loginFailures++;
     s.reply(530, "Login incorrect");
     return;
   }
