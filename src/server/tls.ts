@@ -4,8 +4,8 @@
 // Every TLS socket the server makes (control upgrades, implicit connections, data connections) is built from one
 // secure context and attached to one tls.Server that never listens: the server object only carries the session
 // cache events. A data connection can therefore resume the TLS session of its control connection, with a TLS 1.3
-// ticket (the context's ticket keys) or a TLS 1.2 session id (the cache below), as FileZilla- and vsftpd-style
-// clients expect.
+// ticket (the context's ticket keys) or a TLS 1.2 session id (the cache below), as clients that tie their data
+// connections to the control session expect.
 
 import * as net from "node:net";
 import * as tls from "node:tls";
