@@ -10,7 +10,7 @@ import { argon2Cost, yescryptCost } from "./lib/hashcost.mjs";
 import { machineBusySeconds, removeStaleCgroups } from "./lib/procfs.mjs";
 import { CLIENT_PYTHON, SCENARIOS, clientCpuSeconds, plan as makePlan, releaseClientMeter } from "./lib/scenarios.mjs";
 import { SERVER_CLASSES } from "./lib/servers.mjs";
-import { buildTree, chooseWorkDir, chownTree, clearUploads, ensureUser, takeLock, warmMemory, GiB } from "./lib/setup.mjs";
+import { buildTree, chooseWorkDir, chownTree, clearUploads, ensureUser, takeLock, warmMemory, GiB, HASH_FILE } from "./lib/setup.mjs";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const ROOT = path.resolve(HERE, "..");
@@ -91,7 +91,9 @@ async function main() {
   const log = (s) => process.stdout.write(`${s}\n`);
 
   log(`myftp bench${opts.quick ? " (quick)" : ""}: ${scenarios.map((s) => s.id).join(" ")}`);
-  const work = chooseWorkDir(p.bigSize);
+  // S7's 200 MiB file is made only when S7 runs.
+  const hashSize = scenarios.some((s) => s.id === "S7") ? p.hashSize : 0;
+  const work = chooseWorkDir(p.bigSize, hashSize);
   takeLock(work);
   removeStaleCgroups();
   const logDir = path.join(work, "logs");
@@ -100,9 +102,12 @@ async function main() {
   if (profileDir) mkdirSync(profileDir, { recursive: true });
 
   const notes = [];
-  const tree = buildTree(work, p);
+  const tree = buildTree(work, { ...p, hashSize });
   warmMemory(work, 2 * p.bigSize);
-  log(`files: ${tree} (big.bin ${p.bigSize / 2 ** 20} MiB, ${p.smallCount} x ${p.smallSize / 1024} KiB in small/)`);
+  log(
+    `files: ${tree} (big.bin ${p.bigSize / 2 ** 20} MiB, ${p.smallCount} x ${p.smallSize / 1024} KiB in small/` +
+      `${hashSize ? `, ${HASH_FILE} ${hashSize / 2 ** 20} MiB` : ""})`,
+  );
 
   const ctx = { work, tree, logDir, profileDir, profileLabel: "warmup", user: null, password: null, systemUser: false };
   const wanted = SERVER_CLASSES.map((C) => new C(ctx)).filter((s) => !opts.servers || opts.servers.includes(s.name));
@@ -189,9 +194,14 @@ async function main() {
         }
       }
       const reps = p.reps[sc.id];
+      // A scenario some servers cannot take part in (S7: HASH) runs against the others only.
+      const able = servers.filter((s) => !sc.only || sc.only.includes(s.name));
+      if (able.length < servers.length) {
+        log(`${sc.id}: ${servers.filter((s) => !able.includes(s)).map((s) => s.name).join(", ")} not run (${sc.na})`);
+      }
       for (let rep = 0; rep < reps; rep++) {
         // Interleaved, and the order rotates each repetition so no server always goes first.
-        const order = servers.map((_, i) => servers[(i + rep) % servers.length]);
+        const order = able.map((_, i) => able[(i + rep) % able.length]);
         for (const s of order) {
           let v;
           let wall = 0;
@@ -254,6 +264,10 @@ async function main() {
   for (const sc of scenarios) {
     medians[sc.id] = {};
     for (const s of servers) {
+      if (sc.only && !sc.only.includes(s.name)) {
+        medians[sc.id][s.name] = { na: sc.na };
+        continue;
+      }
       const runs = results[sc.id]?.[s.name] ?? [];
       const ok = runs.filter((r) => !r.error);
       medians[sc.id][s.name] = Object.fromEntries(sc.metrics.map((m) => [m.key, median(ok.map((r) => r[m.key]))]));
@@ -281,7 +295,7 @@ async function main() {
     servers: status,
     notes,
     hashCosts,
-    scenarios: scenarios.map((sc) => ({ id: sc.id, title: sc.title, metrics: sc.metrics })),
+    scenarios: scenarios.map((sc) => ({ id: sc.id, title: sc.title, metrics: sc.metrics, only: sc.only, na: sc.na })),
     medians,
     runs: results,
   };

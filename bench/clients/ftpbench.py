@@ -15,13 +15,16 @@ does not show in the process list.
   logins    S4: W workers log in and out until a deadline; logins/s and latency percentiles
   idle      S5: open N logged-in sessions, say READY, hold them until stdin has a line
   list      S6: LIST latency percentiles while L sessions upload and download
+  hashload  S7: LIST latency percentiles on the idle server, then while N sessions keep HASHing a big file
 """
 import argparse
 import ftplib
+import hashlib
 import json
 import math
 import multiprocessing as mp
 import os
+import re
 import socket
 import sys
 import threading
@@ -436,6 +439,168 @@ def cmd_list(a):
           "ok": not errors and len(lat) > 0})
 
 
+# ---------------------------------------------------------------- S7
+
+HASH_REPLY = re.compile(r"^213 (\S+) (\d+)-(\d+) ([0-9A-Fa-f]+) (.+)$")
+
+
+def _probe_lists(probe, a, seconds):
+    """LIST a.dir back to back on one session until the deadline; latencies (PASV + LIST + 226)."""
+    lat = []
+    errors = []
+    t_end = now() + seconds
+    for _ in range(1_000_000):
+        if now() >= t_end:
+            break
+        lines = []
+        t0 = now()
+        try:
+            probe.retrlines("LIST " + a.dir, lines.append)
+        except Exception as e:
+            errors.append("LIST: %r" % (e,))
+            break
+        lat.append(now() - t0)
+        if len(lines) < a.expect_entries:
+            errors.append("LIST returned %d lines" % len(lines))
+            break
+        time.sleep(a.gap)
+    return lat, errors
+
+
+def _hash_worker(a, idx, size, expected, started, go, stop, hard_end, q):
+    """One control connection: HASH the file, check the reply, again until told to stop."""
+    res = {"hashes": 0, "first_start": None, "first_end": None, "last_end": None, "secs": [], "error": None}
+    f = None
+    try:
+        f = ftplib.FTP(timeout=a.hash_timeout)
+        f.connect(a.host, a.port)
+        f.login(a.user, a.password)
+        f.voidcmd("TYPE I")
+        with started.get_lock():
+            started.value += 1
+        if not go.wait(timeout=a.baseline + 120):
+            raise RuntimeError("never told to start")
+        for i in range(100000):
+            if i > 0 and (stop.is_set() or now() >= hard_end.value):
+                break
+            t0 = now()
+            resp = f.sendcmd("HASH " + a.path)
+            t1 = now()
+            m = HASH_REPLY.match(resp)
+            if not m:
+                raise RuntimeError("unexpected HASH reply %r" % resp[:200])
+            alg, lo, hi, digest = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4).lower()
+            if alg != "SHA-256" or lo != 0 or hi != size - 1:
+                raise RuntimeError("HASH reply for the wrong thing: %r" % resp[:200])
+            if digest != expected:
+                raise RuntimeError("HASH digest %s differs from hashlib's %s" % (digest, expected))
+            if i == 0:
+                res["first_start"], res["first_end"] = t0, t1
+            res["last_end"] = t1
+            res["secs"].append(t1 - t0)
+            res["hashes"] += 1
+        f.quit()
+    except Exception as e:
+        res["error"] = "hash %d: %r" % (idx, e)
+        if f is not None:
+            try:
+                f.close()
+            except Exception:
+                pass
+    q.put(res)
+
+
+def cmd_hashload(a):
+    size = os.path.getsize(a.src)
+    h = hashlib.sha256()
+    with open(a.src, "rb") as fh:
+        for _ in range(size // (1 << 20) + 2):
+            b = fh.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+    expected = h.hexdigest()
+
+    probe = login(a)
+    feat = probe.sendcmd("FEAT")
+    if not re.search(r"^\s*HASH\b.*SHA-256", feat, re.M):
+        probe.quit()
+        emit({"ok": False, "errors": ["server has no HASH with SHA-256 in FEAT"]})
+        return
+    probe.voidcmd("TYPE A")
+
+    ctx = mp.get_context("fork")
+    started = ctx.Value("i", 0)
+    go = ctx.Event()
+    stop = ctx.Event()
+    hard_end = ctx.Value("d", now() + a.baseline + a.seconds + 300)
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_hash_worker, args=(a, i, size, expected, started, go, stop, hard_end, q))
+             for i in range(a.hashes)]
+    for p in procs:
+        p.start()
+    ramp_deadline = now() + 60
+    while started.value < a.hashes and now() < ramp_deadline:
+        time.sleep(0.02)
+    errors = []
+    if started.value < a.hashes:
+        errors.append("only %d of %d HASH sessions logged in" % (started.value, a.hashes))
+    time.sleep(a.ramp)
+
+    # Baseline: the same probe, the HASH sessions logged in and idle.
+    t_b = now()
+    idle_lat, e = _probe_lists(probe, a, a.baseline)
+    idle_secs = now() - t_b
+    errors += ["idle " + x for x in e]
+
+    # Load: every HASH session sends HASH, and again as soon as its reply comes, until the probe is done.
+    go.set()
+    t_go = now()
+    hard_end.value = t_go + a.seconds + 60
+    time.sleep(a.ramp)
+    t_start = now()
+    lat, e = _probe_lists(probe, a, a.seconds)
+    t_stop = now()
+    stop.set()
+    errors += e
+
+    results = []
+    for _ in procs:
+        try:
+            results.append(q.get(timeout=max(1.0, hard_end.value - now()) + a.hash_timeout))
+        except Exception:
+            break
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.terminate()
+            p.join(1)
+    try:
+        probe.quit()
+    except Exception:
+        pass
+    errors += [r["error"] for r in results if r["error"]]
+    if len(results) < a.hashes:
+        errors.append("%d HASH sessions did not report" % (a.hashes - len(results)))
+    firsts = [r for r in results if r["first_end"] is not None]
+    wall = (max(r["first_end"] for r in firsts) - t_go) if len(firsts) == a.hashes else None
+    hashes = sum(r["hashes"] for r in results)
+    secs = [x for r in results for x in r["secs"]]
+    last_ends = [r["last_end"] for r in results if r["last_end"] is not None]
+    # Every session re-sends HASH until it sees the stop, so each had one in flight through the whole
+    # probe window when its last reply came after the probe's end.
+    covered = len(last_ends) == a.hashes and min(last_ends) >= t_stop
+    emit({"lists": len(lat), "seconds": t_stop - t_start, "p50": percentile(lat, 50), "p99": percentile(lat, 99),
+          "max": max(lat) if lat else None,
+          "idle_lists": len(idle_lat), "idle_seconds": idle_secs, "idle_p50": percentile(idle_lat, 50),
+          "idle_p99": percentile(idle_lat, 99), "idle_max": max(idle_lat) if idle_lat else None,
+          "hash_wall": wall, "hashes": hashes, "hash_bytes": hashes * size,
+          "hash_p50": percentile(secs, 50), "hash_max": max(secs) if secs else None,
+          "load_seconds": (max(last_ends) - t_go) if last_ends else None, "load_covered_probe": covered,
+          "digest": expected, "errors": errors[:5],
+          "ok": not errors and len(lat) > 0 and len(idle_lat) > 0 and wall is not None and covered})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
@@ -474,11 +639,22 @@ def main():
     p.add_argument("--load-path", required=True, help="remote file the downloaders fetch")
     p.add_argument("--load-size", type=int, required=True)
     p.add_argument("--upload-dir", default="upload")
+    p = sub.add_parser("hashload")
+    p.add_argument("--hashes", type=int, default=20, help="concurrent HASH sessions")
+    p.add_argument("--seconds", type=float, default=10, help="probe window under HASH load")
+    p.add_argument("--baseline", type=float, default=5, help="probe window on the idle server, just before")
+    p.add_argument("--ramp", type=float, default=0.3)
+    p.add_argument("--gap", type=float, default=0.005)
+    p.add_argument("--dir", default="small")
+    p.add_argument("--expect-entries", type=int, default=50)
+    p.add_argument("--src", required=True, help="local copy of the file, for hashlib's digest")
+    p.add_argument("--path", required=True, help="remote path of the file to HASH")
+    p.add_argument("--hash-timeout", type=float, default=120, help="socket timeout of a HASH session")
 
     a = ap.parse_args()
     a.password = os.environ.get("MYFTP_BENCH_PASSWORD", "")
     {"download": cmd_download, "upload": cmd_upload, "files": cmd_files, "logins": cmd_logins,
-     "idle": cmd_idle, "list": cmd_list}[a.cmd](a)
+     "idle": cmd_idle, "list": cmd_list, "hashload": cmd_hashload}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,17 @@ const TARGETS = [
   },
   { id: "S5", key: "kibPerSession", text: "S5 at most 16 KiB per idle session", absolute: 16, cmp: "le" },
   { id: "S6", key: "p99ms", text: "S6 LIST p99 better (lower) than every peer", against: "peers", cmp: "lt" },
+  {
+    // The issue's "no noticeable stall" while 20 HASHes of a 200 MiB file run. Judged on the slowest LIST
+    // rather than on p99 vs 2x idle p99: on 2 cores the hash workers take the CPUs the idle probe had, so
+    // a few-ms LIST doubles without anyone noticing, while a hash on the event loop (~150 ms per 200 MiB
+    // here) would push LISTs past 100 ms. The ratio is shown in the detail, not judged.
+    id: "S7", key: "maxMs", worst: true, text: "S7 no noticeable stall: the slowest LIST under HASH load (all runs) within 100 ms", absolute: 100, cmp: "le",
+    extra: (m) =>
+      Number.isFinite(m.p99ms) && Number.isFinite(m.idleP99ms)
+        ? `; LIST p99 ${fmt(m.p99ms, 1)} ms under load is ${fmt(m.p99ms / m.idleP99ms, 2)}x the idle p99 ${fmt(m.idleP99ms, 1)} ms (not judged)`
+        : "",
+  },
 ];
 
 const CMP = { ge: (a, b) => a >= b, gt: (a, b) => a > b, le: (a, b) => a <= b, lt: (a, b) => a < b };
@@ -25,12 +36,18 @@ function fmt(v, digits) {
   return v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+function worstOf(runs, key) {
+  const xs = (runs ?? []).filter((r) => !r.error && Number.isFinite(r[key])).map((r) => r[key]);
+  return xs.length ? Math.max(...xs) : null;
+}
+
 export function judgeTargets(report) {
   const out = [];
   for (const t of TARGETS) {
     const med = report.medians[t.id];
     if (!med) continue; // scenario not run
-    const mine = med[SUBJECT]?.[t.key];
+    // `worst`: the worst value over all of myftpd's runs rather than their median.
+    const mine = t.worst ? worstOf(report.runs?.[t.id]?.[SUBJECT], t.key) : med[SUBJECT]?.[t.key];
     const row = { id: t.id, text: t.text, met: null, detail: "" };
     if (!Number.isFinite(mine)) {
       row.detail = report.servers[SUBJECT]?.available ? `myftpd has no figure (${med[SUBJECT]?.error ?? "failed"})` : "myftpd not available";
@@ -39,7 +56,7 @@ export function judgeTargets(report) {
     }
     if (t.absolute !== undefined) {
       row.met = CMP[t.cmp](mine, t.absolute);
-      row.detail = `myftpd ${fmt(mine, 1)} vs limit ${t.absolute}`;
+      row.detail = `myftpd ${fmt(mine, 1)} vs limit ${t.absolute}${t.extra ? t.extra(med[SUBJECT]) : ""}`;
       out.push(row);
       continue;
     }
@@ -70,6 +87,7 @@ function tableRows(report) {
     for (const m of sc.metrics) {
       const cell = (n) => {
         if (!report.servers[n]?.available) return "n/a";
+        if (sc.only && !sc.only.includes(n)) return `n/a: ${sc.na}`;
         const med = report.medians[sc.id]?.[n];
         return med && Number.isFinite(med[m.key]) ? fmt(med[m.key], m.digits) : "failed";
       };

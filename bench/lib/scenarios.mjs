@@ -1,10 +1,10 @@
-// The six scenarios of `npm run bench`. Each run drives one server with the stdlib Python clients in
+// The seven scenarios of `npm run bench`. Each run drives one server with the stdlib Python clients in
 // bench/clients/ftpbench.py and reads the server's cost from /proc.
 import { spawn } from "node:child_process";
 import { existsSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { CpuMeter, treePssKiB } from "./procfs.mjs";
-import { GiB, MiB } from "./setup.mjs";
+import { GiB, HASH_FILE, MiB } from "./setup.mjs";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const CLIENT = path.resolve(HERE, "..", "clients", "ftpbench.py");
@@ -39,22 +39,26 @@ export function plan(quick) {
         midSize: 32 * MiB,
         smallCount: 50,
         smallSize: 16 * 1024,
-        reps: { S1: 1, S2: 1, S3: 1, S4: 1, S5: 1, S6: 1 },
+        hashSize: 200 * MiB,
+        reps: { S1: 1, S2: 1, S3: 1, S4: 1, S5: 1, S6: 1, S7: 1 },
         S3: { clients: 32, files: 10 },
         S4: { workers: 16, seconds: 2 },
         S5: { sessions: 300, samples: 8 },
         S6: { load: 8, seconds: 2 },
+        S7: { hashes: 20, seconds: 6, baseline: 3 },
       }
     : {
         bigSize: 1 * GiB,
         midSize: 64 * MiB,
         smallCount: 50,
         smallSize: 16 * 1024,
-        reps: { S1: 3, S2: 3, S3: 3, S4: 3, S5: 3, S6: 3 },
+        hashSize: 200 * MiB,
+        reps: { S1: 3, S2: 3, S3: 3, S4: 3, S5: 3, S6: 3, S7: 3 },
         S3: { clients: 32, files: 50 },
         S4: { workers: 16, seconds: 10 },
         S5: { sessions: 500, samples: 15 },
         S6: { load: 8, seconds: 10 },
+        S7: { hashes: 20, seconds: 10, baseline: 5 },
       };
 }
 
@@ -135,6 +139,7 @@ function check(r, what) {
 
 // ------------------------------------------------------------------------------------------------
 // Each scenario: { id, title, metrics: [{ key, label, unit, better }], run(server, ctx, p) -> values }
+// A scenario with `only` runs against those servers alone; the others' cells say `n/a: ${na}`.
 
 export const SCENARIOS = [
   {
@@ -299,6 +304,49 @@ export const SCENARIOS = [
       } finally {
         for (let i = 0; i < p.S6.load; i++) rmSync(path.join(ctx.tree, "upload", `s6-${i}.bin`), { force: true });
       }
+    },
+  },
+  {
+    id: "S7",
+    title: "LIST latency under 20 concurrent HASH of a 200 MiB file",
+    only: ["myftpd"], // the peers have no HASH command
+    na: "no HASH",
+    metrics: [
+      { key: "p99ms", label: "S7 LIST p99 under HASH", unit: "ms", better: "lower", digits: 1 },
+      { key: "p50ms", label: "S7 LIST p50 under HASH", unit: "ms", better: "lower", digits: 1 },
+      { key: "maxMs", label: "S7 LIST max under HASH", unit: "ms", better: "lower", digits: 1 },
+      { key: "idleP99ms", label: "S7 LIST p99 idle", unit: "ms", better: "lower", digits: 1 },
+      { key: "idleP50ms", label: "S7 LIST p50 idle", unit: "ms", better: "lower", digits: 1 },
+      { key: "hashWallS", label: "S7 20 HASH wall", unit: "s", better: "lower", digits: 2 },
+      { key: "lists", label: "S7 LISTs under HASH", unit: "LISTs", better: "higher", digits: 0 },
+    ],
+    async run(server, ctx, p) {
+      const r = await runClient(
+        ctx, server.proc.port, "hashload",
+        [
+          "--hashes", p.S7.hashes, "--seconds", p.S7.seconds, "--baseline", p.S7.baseline, "--dir", "small",
+          "--expect-entries", p.smallCount, "--src", path.join(ctx.tree, HASH_FILE), "--path", HASH_FILE,
+        ],
+        { timeoutMs: (p.S7.baseline + p.S7.seconds + 240) * 1000 },
+      );
+      check(r, "hashload");
+      return {
+        p99ms: r.p99 * 1000,
+        p50ms: r.p50 * 1000,
+        maxMs: r.max * 1000,
+        idleP99ms: r.idle_p99 * 1000,
+        idleP50ms: r.idle_p50 * 1000,
+        idleMaxMs: r.idle_max * 1000,
+        hashWallS: r.hash_wall,
+        lists: r.lists,
+        idleLists: r.idle_lists,
+        probeSeconds: r.seconds,
+        hashes: r.hashes,
+        hashMBps: r.hash_bytes / r.load_seconds / 1e6,
+        hashP50S: r.hash_p50,
+        hashMaxS: r.hash_max,
+        digest: r.digest,
+      };
     },
   },
 ];

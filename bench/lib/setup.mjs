@@ -23,6 +23,8 @@ const USER_COMMENT = "myftp bench user";
 export const CACHE = process.env.MYFTP_BENCH_CACHE ?? path.join(homedir(), ".cache", "myftp-bench");
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
+/** S7's file: HASHed by 20 sessions at once. */
+export const HASH_FILE = "big200.bin";
 
 function freeBytes(dir) {
   try {
@@ -37,8 +39,8 @@ function freeBytes(dir) {
  * Where the tree lives: tmpfs when it has room (so S2 measures the servers, not disk writeback),
  * else /tmp. Fixed paths, because the system user's home must point at the tree.
  */
-export function chooseWorkDir(bigSize) {
-  const need = 3 * bigSize + 512 * MiB;
+export function chooseWorkDir(bigSize, extra = 0) {
+  const need = 3 * bigSize + extra + 512 * MiB;
   if (existsSync("/dev/shm") && freeBytes("/dev/shm") > need) return "/dev/shm/myftp-bench";
   return "/tmp/myftp-bench";
 }
@@ -75,11 +77,22 @@ function writePatternFile(file, size) {
   }
 }
 
+/** Random bytes throughout (for S7: what a hash reads should not repeat). */
+function writeRandomFile(file, size) {
+  const fd = openSync(file, "w");
+  try {
+    for (let off = 0; off < size; off += MiB) writeSync(fd, randomBytes(Math.min(MiB, size - off)));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * The tree every server serves as the user's home:
- *   big.bin (S1, and the S2 source), mid.bin (S6 downloads), small/f000.. (S3, S6 LIST), upload/.
+ *   big.bin (S1, and the S2 source), mid.bin (S6 downloads), small/f000.. (S3, S6 and S7 LIST), upload/,
+ *   and big200.bin (S7 HASH; only when `hashSize` is set: when S7 runs).
  */
-export function buildTree(work, { bigSize, midSize, smallCount, smallSize }) {
+export function buildTree(work, { bigSize, midSize, smallCount, smallSize, hashSize }) {
   const tree = path.join(work, "tree");
   mkdirSync(path.join(tree, "small"), { recursive: true });
   mkdirSync(path.join(tree, "upload"), { recursive: true });
@@ -87,6 +100,8 @@ export function buildTree(work, { bigSize, midSize, smallCount, smallSize }) {
   if (!existsSync(big) || statSync(big).size !== bigSize) writePatternFile(big, bigSize);
   const mid = path.join(tree, "mid.bin");
   if (!existsSync(mid) || statSync(mid).size !== midSize) writePatternFile(mid, midSize);
+  const hashed = path.join(tree, HASH_FILE);
+  if (hashSize && (!existsSync(hashed) || statSync(hashed).size !== hashSize)) writeRandomFile(hashed, hashSize);
   for (let i = 0; i < smallCount; i++) {
     const f = path.join(tree, "small", `f${String(i).padStart(3, "0")}`);
     if (!existsSync(f) || statSync(f).size !== smallSize) writeFileSync(f, randomBytes(smallSize));
