@@ -82,6 +82,7 @@ export class Session {
   private idleTimer: NodeJS.Timeout | null = null;
   private lastActivity = Date.now();
   private readonly closeListeners: (() => void)[] = [];
+  private readonly ended = new AbortController();
 
   constructor(
     readonly server: ServerContext,
@@ -143,6 +144,11 @@ export class Session {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Aborts when the session ends: work done for it alone (a queued hash) is withdrawn. */
+  get lifetime(): AbortSignal {
+    return this.ended.signal;
   }
 
   // ---- replies ----
@@ -334,6 +340,7 @@ export class Session {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.ended.abort();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.transfer?.controller.abort();
     this.data.close();

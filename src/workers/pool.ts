@@ -1,5 +1,6 @@
 // A fixed-size pool of worker threads fed by a FIFO task queue. Workers start on first use; a worker that dies
-// fails only its own task and is replaced.
+// fails only its own task and is replaced. A task whose signal aborts while it still waits leaves the queue, so
+// work for a client that has gone never takes a worker.
 
 import { Worker } from "node:worker_threads";
 
@@ -7,11 +8,18 @@ interface Task<I, O> {
   input: I;
   resolve: (out: O) => void;
   reject: (err: Error) => void;
+  /** Set when the task was withdrawn before a worker took it. */
+  cancelled: boolean;
 }
 
 interface Slot<I, O> {
   worker: Worker;
   task: Task<I, O> | null;
+}
+
+/** The error of a task withdrawn before it ran (an errno-style code, so callers treat it as an I/O outcome). */
+function withdrawn(): Error {
+  return Object.assign(new Error("task withdrawn"), { code: "ECANCELED" });
 }
 
 type Reply<O> = { ok: true; value: O } | { ok: false; error: string; code?: string };
@@ -20,6 +28,7 @@ export class WorkerPool<I, O> {
   private readonly slots: Slot<I, O>[] = [];
   private readonly queue: Task<I, O>[] = [];
   private qhead = 0;
+  private waiting = 0;
   private closed = false;
 
   constructor(
@@ -31,7 +40,7 @@ export class WorkerPool<I, O> {
 
   /** Tasks waiting for a worker. */
   get queued(): number {
-    return this.queue.length - this.qhead;
+    return this.waiting;
   }
 
   /** Tasks running now. */
@@ -39,10 +48,28 @@ export class WorkerPool<I, O> {
     return this.slots.filter((s) => s.task !== null).length;
   }
 
-  run(input: I): Promise<O> {
+  run(input: I, signal?: AbortSignal): Promise<O> {
     if (this.closed) return Promise.reject(new Error("worker pool is closed"));
+    if (signal?.aborted) return Promise.reject(withdrawn());
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ input, resolve, reject });
+      const task: Task<I, O> = { input, resolve, reject, cancelled: false };
+      const onAbort = () => {
+        if (!this.queue.includes(task, this.qhead)) return; // a worker has it already: let it finish
+        task.cancelled = true;
+        this.waiting--;
+        reject(withdrawn());
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      task.resolve = (out) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(out);
+      };
+      task.reject = (err) => {
+        signal?.removeEventListener("abort", onAbort);
+        reject(err);
+      };
+      this.queue.push(task);
+      this.waiting++;
       this.dispatch();
     });
   }
@@ -54,7 +81,9 @@ export class WorkerPool<I, O> {
         if (this.slots.length >= this.size) return;
         slot = this.spawn();
       }
-      const task = this.queue[this.qhead++]!;
+      let task = this.queue[this.qhead++]!;
+      while (task.cancelled) task = this.queue[this.qhead++]!;
+      this.waiting--;
       if (this.qhead > 256 && this.qhead * 2 > this.queue.length) {
         this.queue.splice(0, this.qhead);
         this.qhead = 0;
@@ -93,9 +122,10 @@ export class WorkerPool<I, O> {
 
   async close(): Promise<void> {
     this.closed = true;
-    const pending = this.queue.splice(this.qhead);
+    const pending = this.queue.splice(this.qhead).filter((t) => !t.cancelled);
     this.qhead = 0;
     this.queue.length = 0;
+    this.waiting = 0;
     for (const t of pending) t.reject(new Error("worker pool is closed"));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     this.slots.length = 0;

@@ -123,6 +123,10 @@ describe("HASH, OPTS HASH, RANG", () => {
     const tail = parseHash((await c.expect("HASH data.bin", 213)).text);
     expect(tail).toMatchObject({ start: 1000, end: data.length - 1 });
     expect(tail.digest).toBe(await expected("SHA-256", file, [1000, data.length - 1]));
+    // A range that starts at or past the end selects nothing: refused, and the range is used up.
+    await c.expect(`RANG ${data.length} ${data.length + 10}`, 350);
+    expect((await c.cmd("HASH data.bin")).code).toBe(554);
+    expect(parseHash((await c.expect("HASH data.bin", 213)).text).digest).toBe(whole);
     // Malformed ranges are refused.
     expect((await c.cmd("RANG 10 5")).code).toBe(501);
     expect((await c.cmd("RANG x y")).code).toBe(501);
@@ -230,4 +234,36 @@ describe("HASH of a 200 MiB file under load", () => {
       lister.destroy();
     }
   }, 180_000);
+});
+
+describe("HASH for a client that has gone", () => {
+  it("is withdrawn from the queue when its session ends, so it never takes a worker", async () => {
+    const s = await startServer([{ name: "alice", password: "pw" }], { hashWorkers: 1, maxSessionsPerUser: 20 });
+    try {
+      const big = path.join(s.homeOf("alice"), "big.bin");
+      const fd = openSync(big, "w");
+      ftruncateSync(fd, 128 * 1024 * 1024); // sparse: cheap to make, still 128 MiB to hash
+      closeSync(fd);
+      const pool = s.server.hashPool;
+      const gone: RawClient[] = [];
+      for (let i = 0; i < 8; i++) {
+        const c = await RawClient.login(s.port, "alice", "pw");
+        c.send("HASH big.bin");
+        gone.push(c);
+      }
+      for (let i = 0; i < 200 && pool.queued < 7; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(pool.queued).toBe(7); // one runs on the only worker, seven wait
+      for (const c of gone) c.destroy();
+      for (let i = 0; i < 200 && s.server.sessionCount > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(s.server.sessionCount).toBe(0);
+      expect(pool.queued).toBe(0);
+      // The pool still serves the next client.
+      const c = await RawClient.login(s.port, "alice", "pw");
+      writeFileSync(path.join(s.homeOf("alice"), "small.txt"), "abc");
+      expect(parseHash((await c.expect("HASH small.txt", 213, 30_000)).text).end).toBe(2);
+      c.destroy();
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
 });

@@ -58,10 +58,15 @@ export async function hash(s: Session, arg: string): Promise<void> {
     return;
   }
   const start = range ? range.start : 0;
+  if (range && start >= st.size) {
+    s.reply(554, `RANG start ${start} is past the end of the file (${st.size} bytes)`);
+    return;
+  }
   const last = range ? Math.min(range.end, st.size - 1) : st.size - 1;
   const diskPath = await s.storage.diskPathOf(target);
   const algorithm = s.hashAlgorithm;
-  const result = await s.server.hashPool.run({ path: diskPath, algorithm, start, end: last });
+  const result = await s.server.hashPool.run({ path: diskPath, algorithm, start, end: last }, s.lifetime);
+  if (s.isClosed) return;
   const shownEnd = result.bytes > 0 ? start + result.bytes - 1 : start;
   s.reply(213, `${algorithm} ${start}-${shownEnd} ${result.digest} ${arg}`);
 }
