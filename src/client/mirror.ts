@@ -127,15 +127,16 @@ function summaryLine(verb: string, s: MirrorSummary): string {
   return `${verb}: ${s.transferred} transferred (${formatBytes(s.bytes)}), ${s.unchanged} unchanged${del}${fail}`;
 }
 
-/** Remote tree → local directory. */
-export async function mirrorDown(session: FtpSession, remoteDir: string, localDir: string, opts: MirrorOptions): Promise<MirrorSummary> {
-  const remote = await walkRemote(session, remoteDir).catch((err) => {
-    throw toClientError(err, { action: `mirror ${remoteDir || "."}` });
-  });
-  await mkdir(localDir, { recursive: true });
-  for (const d of remote.dirs) await mkdir(joinLocal(localDir, d), { recursive: true });
-  const local = await walkLocal(localDir);
-  const jobs = [...remote.files.values()].filter((f) => needsTransfer(f, local.files.get(f.rel)));
+/**
+ * Moves every job over up to `opts.parallel` sessions. A failed file is reported and counted, and the others go on;
+ * the first failure is returned for the summary.
+ */
+async function transferAll<F>(
+  session: FtpSession,
+  jobs: F[],
+  opts: MirrorOptions,
+  move: (s: FtpSession, job: F, resume: boolean) => Promise<{ transferred: number }>,
+): Promise<{ transferred: number; bytes: number; failed: number; firstError: ClientError | undefined }> {
   let transferred = 0;
   let bytes = 0;
   let failed = 0;
@@ -144,9 +145,9 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
   const resume = opts.resume && session.hasRangedHash;
   const sessions = await openExtra(session, opts.parallel, jobs.length, opts);
   try {
-    await runParallel(sessions, jobs, async (s, f) => {
+    await runParallel(sessions, jobs, async (s, job) => {
       try {
-        const r = await getFile(s, posix.join(remoteDir, f.rel), joinLocal(localDir, f.rel), { ...opts, resume });
+        const r = await move(s, job, resume);
         transferred++;
         bytes += r.transferred;
       } catch (err) {
@@ -159,6 +160,21 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
   } finally {
     for (const s of sessions.slice(1)) s.close();
   }
+  return { transferred, bytes, failed, firstError };
+}
+
+/** Remote tree → local directory. */
+export async function mirrorDown(session: FtpSession, remoteDir: string, localDir: string, opts: MirrorOptions): Promise<MirrorSummary> {
+  const remote = await walkRemote(session, remoteDir).catch((err) => {
+    throw toClientError(err, { action: `mirror ${remoteDir || "."}` });
+  });
+  await mkdir(localDir, { recursive: true });
+  for (const d of remote.dirs) await mkdir(joinLocal(localDir, d), { recursive: true });
+  const local = await walkLocal(localDir);
+  const jobs = [...remote.files.values()].filter((f) => needsTransfer(f, local.files.get(f.rel)));
+  const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, resume) =>
+    getFile(s, posix.join(remoteDir, f.rel), joinLocal(localDir, f.rel), { ...opts, resume }),
+  );
   let deleted = 0;
   if (opts.delete) {
     for (const f of local.files.values()) {
@@ -189,28 +205,9 @@ export async function mirrorUp(session: FtpSession, localDir: string, remoteDir:
     if (!remote.dirs.includes(d)) await ensureRemoteDir(session, posix.join(remoteDir, d));
   }
   const jobs = [...local.files.values()].filter((f) => needsTransfer(f, remote.files.get(f.rel)));
-  let transferred = 0;
-  let bytes = 0;
-  let failed = 0;
-  let firstError: ClientError | undefined;
-  const resume = opts.resume && session.hasRangedHash;
-  const sessions = await openExtra(session, opts.parallel, jobs.length, opts);
-  try {
-    await runParallel(sessions, jobs, async (s, f) => {
-      try {
-        const r = await putFile(s, joinLocal(localDir, f.rel), posix.join(remoteDir, f.rel), { ...opts, resume });
-        transferred++;
-        bytes += r.transferred;
-      } catch (err) {
-        failed++;
-        const e = toClientError(err);
-        firstError ??= e;
-        opts.note(`mirror: ${e.message}`);
-      }
-    });
-  } finally {
-    for (const s of sessions.slice(1)) s.close();
-  }
+  const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, resume) =>
+    putFile(s, joinLocal(localDir, f.rel), posix.join(remoteDir, f.rel), { ...opts, resume }),
+  );
   let deleted = 0;
   if (opts.delete) {
     for (const f of remote.files.values()) {
