@@ -1,4 +1,5 @@
-// Test helpers: a real myftpd on 127.0.0.1 port 0 with its own temp data dir and SQLite store.
+// Test helpers: a real myftpd on 127.0.0.1 port 0 with its own temp data dir and SQLite store, the built myftpd
+// command line, and a certificate for FTPS tests.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -6,9 +7,11 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import pino from "pino";
+import { makeCertificate } from "../../src/cli/cert.js";
 import { FtpServer, type ServerOptions } from "../../src/server/server.js";
 import { hashPassword } from "../../src/users/password.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
+import { runProcess, type RunResult } from "./util.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const MYFTPD_BIN = path.join(ROOT, "dist/cli/myftpd.js");
@@ -36,6 +39,18 @@ export interface RunningServer {
 
 export function tempDir(prefix = "myftp-test-"): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/** A certificate for localhost/127.0.0.1 made by `myftpd cert`'s code, in a fresh temp dir. */
+export async function testCertificate(): Promise<{ dir: string; cert: string; key: string }> {
+  const dir = tempDir("myftp-tls-");
+  await makeCertificate(dir, { host: "localhost", days: 2 });
+  return { dir, cert: path.join(dir, "tls", "cert.pem"), key: path.join(dir, "tls", "key.pem") };
+}
+
+/** Runs the built `myftpd` with arguments (and stdin) to its end, within 30 s. */
+export function runMyftpd(args: string[], input?: string): Promise<RunResult> {
+  return runProcess(process.execPath, [MYFTPD_BIN, ...args], { input });
 }
 
 /** Starts an in-process server. Options override the test defaults (passive ports from the system, quiet logs). */

@@ -1,7 +1,11 @@
-// A raw control connection for protocol tests: send exact bytes, read exactly one complete reply (multi-line
-// replies included, RFC 959 §4.2), and open data connections by hand. Every wait has a timeout.
+// A raw FTP control connection for protocol tests: send exact bytes, read exactly one complete reply (multi-line
+// replies included, RFC 959 §4.2), and open data connections by hand (PASV, EPSV, PORT, EPRT). FTPS (RFC 4217) too:
+// AUTH TLS upgrades the control socket, implicit TLS speaks it from the first byte, and PROT P data connections are
+// secured by hand, offering the control connection's TLS session or not. Every wait has a timeout.
 
 import * as net from "node:net";
+import * as tls from "node:tls";
+import { withTimeout } from "./util.js";
 
 export interface Reply {
   code: number;
@@ -13,64 +17,139 @@ export interface Reply {
   all: string;
 }
 
-const DEFAULT_TIMEOUT_MS = 5000;
-
 export type DataHow = "PASV" | "EPSV" | "PORT" | "EPRT";
+
+export interface ConnectOptions {
+  /** The server's address; default 127.0.0.1. */
+  host?: string;
+  /** The source address of the control connection and of its passive data connections (e.g. 127.0.0.2). */
+  localAddress?: string;
+  /** Speak TLS from the first byte (implicit FTPS). */
+  implicit?: boolean;
+  /** TLS options for implicit TLS (the certificate is not checked unless these say so). */
+  tls?: tls.ConnectionOptions;
+}
+
+export interface LoginOptions {
+  /** Sends TYPE with this type after the login (and expects 200). */
+  type?: "A" | "I";
+}
+
+export interface DataOptions {
+  /** How the data connection is set up; default EPSV. */
+  how?: DataHow;
+  /** Speak TLS on the data connection (for PROT P); default false. */
+  secure?: boolean;
+  /** With `secure`: offer the control connection's TLS session for resumption; default true. */
+  resume?: boolean;
+  /** With `secure`: more TLS options for the data connection. */
+  tls?: tls.ConnectionOptions;
+  /** How long to wait for the final reply; default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface Retrieved {
+  /** The reply to the command (150 or 125 when the transfer ran). */
+  prelim: Reply;
+  /** The reply that ends the transfer (the same as `prelim` when the transfer did not start). */
+  final: Reply;
+  data: Buffer;
+  /** With `secure`: whether the data connection resumed a TLS session; else null. */
+  reused: boolean | null;
+  /** Why the data connection failed (a TLS handshake, a reset), or null. */
+  dataError: string | null;
+}
+
+export interface Stored {
+  prelim: Reply;
+  final: Reply;
+  dataError: string | null;
+}
+
+const WAIT_MS = 5000;
+const TRANSFER_MS = 30_000;
+/** The tests' certificates are self-signed: a client checks them only where a test says so. */
+const CLIENT_TLS: tls.ConnectionOptions = { rejectUnauthorized: false };
 
 export class RawFtp {
   private buf = Buffer.alloc(0);
   private waiter: (() => void) | null = null;
   private ended = false;
+  private markClosed!: () => void;
+  /** Resolves once the control connection has closed, whichever side closed it. */
   readonly closed: Promise<void>;
+  /** When (Date.now()) the first byte arrived, for ordering checks between connections. */
+  firstByteAt: number | null = null;
+  /** The latest TLS session the server gave this control connection (TLS 1.3 tickets arrive after the handshake). */
+  session: Buffer | undefined;
 
-  private constructor(readonly sock: net.Socket) {
-    sock.on("data", (c: Buffer) => {
-      this.buf = Buffer.concat([this.buf, c]);
-      this.wake();
-    });
+  private constructor(
+    /** The control socket: a TLS socket after AUTH TLS or with implicit TLS. */
+    public sock: net.Socket,
+    private readonly host: string,
+    private readonly localAddress: string | undefined,
+  ) {
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
+    this.attach(sock);
+  }
+
+  private readonly onData = (c: Buffer): void => {
+    this.firstByteAt ??= Date.now();
+    this.buf = Buffer.concat([this.buf, c]);
+    this.wake();
+  };
+
+  private readonly onClose = (): void => {
+    this.ended = true;
+    this.wake();
+    this.markClosed();
+  };
+
+  private attach(sock: net.Socket): void {
+    sock.on("data", this.onData);
     sock.on("error", () => undefined);
-    this.closed = new Promise((resolve) =>
-      sock.once("close", () => {
-        this.ended = true;
-        this.wake();
-        resolve();
-      }),
-    );
+    sock.once("close", this.onClose);
+    if (sock instanceof tls.TLSSocket) sock.on("session", (s: Buffer) => (this.session = s));
   }
 
   /** Connects; does not read the greeting (call read()). */
-  static async open(port: number, host = "127.0.0.1"): Promise<RawFtp> {
-    const sock = net.connect({ host, port });
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error("connect timed out")), DEFAULT_TIMEOUT_MS);
-      sock.once("connect", () => {
-        clearTimeout(t);
-        resolve();
-      });
-      sock.once("error", (e) => {
-        clearTimeout(t);
-        reject(e);
-      });
-    });
-    return new RawFtp(sock);
+  static async open(port: number, opts: ConnectOptions = {}): Promise<RawFtp> {
+    const host = opts.host ?? "127.0.0.1";
+    const implicit: tls.ConnectionOptions & { localAddress?: string } = { host, port, localAddress: opts.localAddress, ...CLIENT_TLS, ...opts.tls };
+    const sock = opts.implicit ? await secureClient(tls.connect(implicit)) : await connectData(host, port, opts.localAddress);
+    return new RawFtp(sock, host, opts.localAddress);
   }
 
   /** Connects and reads the greeting, which must be 220. */
-  static async connect(port: number, host = "127.0.0.1"): Promise<RawFtp> {
-    const c = await RawFtp.open(port, host);
-    const g = await c.read();
-    if (g.code !== 220) throw new Error(`expected 220 greeting, got ${g.all}`);
-    return c;
+  static async connect(port: number, opts: ConnectOptions = {}): Promise<RawFtp> {
+    const c = await RawFtp.open(port, opts);
+    try {
+      const g = await c.read();
+      if (g.code !== 220) throw new Error(`expected a 220 greeting, got ${g.all}`);
+      return c;
+    } catch (err) {
+      c.sock.destroy();
+      throw err;
+    }
   }
 
-  /** Connects, reads the greeting and logs in (expects 331 then 230). */
-  static async login(port: number, user: string, password: string): Promise<RawFtp> {
-    const c = await RawFtp.connect(port);
-    const u = await c.cmd(`USER ${user}`);
-    if (u.code !== 331) throw new Error(`USER: ${u.all}`);
-    const p = await c.cmd(`PASS ${password}`);
-    if (p.code !== 230) throw new Error(`PASS: ${p.all}`);
-    return c;
+  /** Connects, reads the greeting and logs in (see login()). */
+  static async login(port: number, user: string, password: string, opts: ConnectOptions & LoginOptions = {}): Promise<RawFtp> {
+    const c = await RawFtp.connect(port, opts);
+    try {
+      await c.login(user, password, opts);
+      return c;
+    } catch (err) {
+      c.sock.destroy();
+      throw err;
+    }
+  }
+
+  /** USER then PASS, expecting 331 then 230; then TYPE when asked for. */
+  async login(user: string, password: string, opts: LoginOptions = {}): Promise<void> {
+    await this.expect(`USER ${user}`, 331);
+    await this.expect(`PASS ${password}`, 230);
+    if (opts.type) await this.expect(`TYPE ${opts.type}`, 200);
   }
 
   private wake(): void {
@@ -90,9 +169,16 @@ export class RawFtp {
   }
 
   /** Sends a line and reads its reply. */
-  async cmd(line: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Reply> {
+  async cmd(line: string, timeoutMs = WAIT_MS): Promise<Reply> {
     this.send(line);
     return this.read(timeoutMs);
+  }
+
+  /** Sends a line and fails unless its reply has the given code. */
+  async expect(line: string, code: number, timeoutMs = WAIT_MS): Promise<Reply> {
+    const r = await this.cmd(line, timeoutMs);
+    if (r.code !== code) throw new Error(`${line}: expected ${code}, got ${r.all}`);
+    return r;
   }
 
   /** Takes one line (without CRLF) from the buffer, or null when none is complete. */
@@ -108,9 +194,9 @@ export class RawFtp {
     for (;;) {
       const l = this.takeLine();
       if (l !== null) return l;
-      if (this.ended) throw new Error(`connection closed while waiting for a reply (pending: ${JSON.stringify(this.buf.toString())})`);
+      if (this.ended) throw new Error(`connection closed while waiting for a reply (pending: ${JSON.stringify(this.pending)})`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for a reply (pending: ${JSON.stringify(this.buf.toString())})`);
+      if (left <= 0) throw new Error(`timed out waiting for a reply (pending: ${JSON.stringify(this.pending)})`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           this.waiter = null;
@@ -125,12 +211,11 @@ export class RawFtp {
   }
 
   /** Reads exactly one complete reply. */
-  async read(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Reply> {
+  async read(timeoutMs = WAIT_MS): Promise<Reply> {
     const deadline = Date.now() + timeoutMs;
     const first = await this.nextLine(deadline);
     const m = /^(\d{3})([ -])(.*)$/.exec(first);
     if (!m) throw new Error(`malformed reply line: ${JSON.stringify(first)}`);
-    const code = Number(m[1]);
     const lines = [first];
     if (m[2] === "-") {
       // RFC 959 §4.2: the reply ends with a line that starts with the same code followed by a space.
@@ -140,10 +225,10 @@ export class RawFtp {
         if (l.startsWith(`${m[1]} `)) break;
       }
     }
-    return { code, lines, text: m[3]!, all: lines.join("\n") };
+    return { code: Number(m[1]), lines, text: m[3]!, all: lines.join("\n") };
   }
 
-  /** Resolves true if no byte arrives within ms (nothing unexpected was sent). */
+  /** Resolves true if no byte is waiting to be read after ms (nothing unexpected was sent). */
   async silentFor(ms: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, ms));
     return this.buf.length === 0;
@@ -154,31 +239,71 @@ export class RawFtp {
     return this.buf.toString("utf8");
   }
 
-  /** Sends PASV and connects to the announced port. */
+  /** True once the control connection has closed. */
+  get isClosed(): boolean {
+    return this.ended;
+  }
+
+  /** AUTH TLS (or `verb`); on 234, the TLS handshake over the same socket. Returns the AUTH reply. */
+  async authTls(opts: tls.ConnectionOptions = {}, verb = "AUTH TLS"): Promise<Reply> {
+    const r = await this.cmd(verb);
+    if (r.code !== 234) return r;
+    const raw = this.sock;
+    raw.off("data", this.onData);
+    raw.off("close", this.onClose);
+    let secure: tls.TLSSocket;
+    try {
+      secure = await secureClient(tls.connect({ socket: raw, ...CLIENT_TLS, ...opts }));
+    } catch (err) {
+      if (raw.closed) this.onClose();
+      else raw.once("close", this.onClose);
+      throw err;
+    }
+    this.sock = secure;
+    this.attach(secure);
+    return r;
+  }
+
+  /** PBSZ 0 and PROT P (both must be answered 200). */
+  async protect(): Promise<void> {
+    const a = await this.cmd("PBSZ 0");
+    const b = await this.cmd("PROT P");
+    if (a.code !== 200 || b.code !== 200) throw new Error(`PBSZ/PROT: ${a.all} / ${b.all}`);
+  }
+
+  /** Waits until the server has sent a TLS session (ticket) for this control connection. */
+  async waitSession(): Promise<Buffer> {
+    // NOOP makes the client read, which is when a TLS 1.3 ticket sent after the handshake is taken in.
+    // Under TLS 1.2 the session came with the handshake, possibly before our listener was attached.
+    if (!this.session && (this.sock as tls.TLSSocket).getProtocol?.() === "TLSv1.2") {
+      this.session = (this.sock as tls.TLSSocket).getSession();
+    }
+    for (let i = 0; i < 50 && !this.session; i++) await this.cmd("NOOP");
+    if (!this.session) throw new Error("server sent no TLS session");
+    return this.session;
+  }
+
+  /** Sends PASV and connects to the announced address and port. */
   async pasv(): Promise<net.Socket> {
-    const r = await this.cmd("PASV");
-    if (r.code !== 227) throw new Error(`PASV: ${r.all}`);
+    const r = await this.expect("PASV", 227);
     const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(r.text);
     if (!m) throw new Error(`bad 227: ${r.text}`);
     const host = m.slice(1, 5).join(".");
     const port = Number(m[5]) * 256 + Number(m[6]);
-    return connectData(host, port);
+    return connectData(host, port, this.localAddress);
   }
 
   /** Sends EPSV and connects to the announced port. */
   async epsv(): Promise<net.Socket> {
-    const r = await this.cmd("EPSV");
-    if (r.code !== 229) throw new Error(`EPSV: ${r.all}`);
-    const m = /\(\|\|\|(\d+)\|\)/.exec(r.text);
-    if (!m) throw new Error(`bad 229: ${r.text}`);
-    return connectData(this.sock.remoteAddress ?? "127.0.0.1", Number(m[1]));
+    return connectData(this.host, await this.epsvPort(), this.localAddress);
   }
 
-  /** EPSV, but only returns the port (for tests that connect late or never). */
+  /** EPSV, but only returns the port (for tests that connect late, from elsewhere, or never). */
   async epsvPort(): Promise<number> {
-    const r = await this.cmd("EPSV");
-    if (r.code !== 229) throw new Error(`EPSV: ${r.all}`);
-    return Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    const r = await this.expect("EPSV", 229);
+    const m = /\(\|\|\|(\d+)\|\)/.exec(r.text);
+    if (!m) throw new Error(`bad 229: ${r.text}`);
+    return Number(m[1]);
   }
 
   /** Listens on 127.0.0.1, announces it with PORT or EPRT; the returned promise gives the accepted socket. */
@@ -187,7 +312,7 @@ export class RawFtp {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as net.AddressInfo).port;
     const socket = new Promise<net.Socket>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error("no active data connection")), DEFAULT_TIMEOUT_MS);
+      const t = setTimeout(() => reject(new Error("no active data connection")), WAIT_MS);
       server.once("connection", (s) => {
         clearTimeout(t);
         s.on("error", () => undefined);
@@ -221,69 +346,84 @@ export class RawFtp {
     };
   }
 
-  /** Runs a download command (RETR, LIST, NLST, MLSD) and collects the data and both replies. */
-  async retrieve(command: string, how: DataHow = "EPSV"): Promise<{ prelim: Reply; final: Reply; data: Buffer }> {
-    const dc = await this.dataConnection(how);
-    const prelim = await this.cmd(command);
-    if (prelim.code !== 150 && prelim.code !== 125) {
-      dc.cancel();
-      return { prelim, final: prelim, data: Buffer.alloc(0) };
-    }
-    const data = await readAll(await dc.get());
-    const final = await this.read(30_000);
-    return { prelim, final, data };
+  /** Starts TLS as the client on a data connection, offering the control session unless `resume` is false. */
+  private secureData(raw: net.Socket, opts: DataOptions): Promise<tls.TLSSocket> {
+    const session = opts.resume === false ? undefined : this.session;
+    return secureClient(tls.connect({ socket: raw, ...CLIENT_TLS, ...opts.tls, session }));
   }
 
-  /** Runs an upload command (STOR, APPE) sending data, and collects both replies. */
-  async store(command: string, data: Buffer | string, how: DataHow = "EPSV"): Promise<{ prelim: Reply; final: Reply }> {
-    const dc = await this.dataConnection(how);
+  /** Runs a download command (RETR, LIST, NLST, MLSD) and collects the data and both replies. */
+  async retrieve(command: string, opts: DataOptions = {}): Promise<Retrieved> {
+    const dc = await this.dataConnection(opts.how);
     const prelim = await this.cmd(command);
     if (prelim.code !== 150 && prelim.code !== 125) {
       dc.cancel();
-      return { prelim, final: prelim };
+      return { prelim, final: prelim, data: Buffer.alloc(0), reused: null, dataError: null };
     }
-    await writeAll(await dc.get(), data);
-    const final = await this.read(30_000);
-    return { prelim, final };
+    const raw = await dc.get();
+    let data: Buffer = Buffer.alloc(0);
+    let reused: boolean | null = null;
+    let dataError: string | null = null;
+    try {
+      let sock = raw;
+      if (opts.secure) {
+        const t = await this.secureData(raw, opts);
+        reused = t.isSessionReused();
+        sock = t;
+      }
+      data = await readAll(sock);
+    } catch (err) {
+      dataError = (err as Error).message;
+      raw.destroy();
+    }
+    const final = await this.read(opts.timeoutMs ?? TRANSFER_MS);
+    return { prelim, final, data, reused, dataError };
+  }
+
+  /**
+   * Runs an upload command (STOR, APPE) sending `data`, and collects both replies. The final reply is read while the
+   * data goes out, so a transfer the server ends early (552 over quota, 426) is seen as the server answers it.
+   */
+  async store(command: string, data: Buffer | string, opts: DataOptions = {}): Promise<Stored> {
+    const dc = await this.dataConnection(opts.how);
+    const prelim = await this.cmd(command);
+    if (prelim.code !== 150 && prelim.code !== 125) {
+      dc.cancel();
+      return { prelim, final: prelim, dataError: null };
+    }
+    const raw = await dc.get();
+    const writing = (async () => writeAll(opts.secure ? await this.secureData(raw, opts) : raw, data))().then(
+      () => null,
+      (err: Error) => err.message,
+    );
+    const final = await this.read(opts.timeoutMs ?? TRANSFER_MS);
+    const dataError = await withTimeout(writing, WAIT_MS, "data write did not end after the final reply").catch((err: Error) => err.message);
+    if (dataError !== null) raw.destroy();
+    return { prelim, final, dataError };
   }
 
   /** Ends the connection (without QUIT) and waits for the close. */
   async close(): Promise<void> {
     this.sock.destroy();
-    await this.closed;
+    await withTimeout(this.closed, WAIT_MS, "control connection did not close");
   }
 
   /** QUIT, then wait for the server to close. */
   async quit(): Promise<Reply> {
     const r = await this.cmd("QUIT");
-    await withTimeout(this.closed, DEFAULT_TIMEOUT_MS, "server did not close after QUIT");
+    await withTimeout(this.closed, WAIT_MS, "server did not close after QUIT");
     return r;
   }
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(what)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
-}
-
-export function connectData(host: string, port: number): Promise<net.Socket> {
+/** A TCP connection to host:port, optionally from a given local address. */
+export function connectData(host: string, port: number, localAddress?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
+    const s = net.connect({ host, port, localAddress });
     const t = setTimeout(() => {
       s.destroy();
-      reject(new Error("data connect timed out"));
-    }, DEFAULT_TIMEOUT_MS);
+      reject(new Error("connect timed out"));
+    }, WAIT_MS);
     s.once("connect", () => {
       clearTimeout(t);
       s.on("error", () => undefined);
@@ -296,8 +436,25 @@ export function connectData(host: string, port: number): Promise<net.Socket> {
   });
 }
 
+/** Resolves once a client TLS socket finished its handshake. */
+export function secureClient(sock: tls.TLSSocket, timeoutMs = WAIT_MS): Promise<tls.TLSSocket> {
+  return withTimeout(
+    new Promise<tls.TLSSocket>((resolve, reject) => {
+      sock.once("secureConnect", () => {
+        sock.off("error", reject);
+        sock.on("error", () => undefined);
+        resolve(sock);
+      });
+      sock.once("error", reject);
+      sock.once("close", () => reject(new Error("closed during the TLS handshake")));
+    }),
+    timeoutMs,
+    "TLS handshake",
+  );
+}
+
 /** Reads a data socket to its end. */
-export function readAll(sock: net.Socket, timeoutMs = 30_000): Promise<Buffer> {
+export function readAll(sock: net.Socket, timeoutMs = TRANSFER_MS): Promise<Buffer> {
   return withTimeout(
     new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
@@ -312,7 +469,7 @@ export function readAll(sock: net.Socket, timeoutMs = 30_000): Promise<Buffer> {
 }
 
 /** Writes everything and ends the socket; resolves once the peer has it all. */
-export function writeAll(sock: net.Socket, data: Buffer | string, timeoutMs = 30_000): Promise<void> {
+export function writeAll(sock: net.Socket, data: Buffer | string, timeoutMs = TRANSFER_MS): Promise<void> {
   return withTimeout(
     new Promise<void>((resolve, reject) => {
       sock.once("error", reject);

@@ -6,7 +6,8 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { readAll, withTimeout } from "../helpers/raw-ftp.js";
+import { readAll } from "../helpers/raw-ftp.js";
+import { withTimeout } from "../helpers/util.js";
 import { connectFrom, FtpsControl } from "../tls/ftps-client.js";
 import { captureLog, type CapturedLog } from "./log-capture.js";
 

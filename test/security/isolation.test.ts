@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMANDS } from "../../src/server/commands/table.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { withTimeout } from "../helpers/raw-ftp.js";
+import { withTimeout } from "../helpers/util.js";
 import { FtpsControl } from "../tls/ftps-client.js";
 import { captureLog, type CapturedLog } from "./log-capture.js";
 

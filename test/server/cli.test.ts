@@ -1,13 +1,13 @@
 // The myftpd command line as a separate process (the built bin): first start on an empty data dir, SIGTERM, and
 // `myftpd user add/list/del/passwd/set` exit codes and messages.
-import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { verifyPassword } from "../../src/users/password.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
-import { MYFTPD_BIN, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
-import { RawFtp, withTimeout } from "../helpers/raw-ftp.js";
+import { runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+import { withTimeout } from "../helpers/util.js";
 
 const dirs: string[] = [];
 const procs: RunningProcess[] = [];
@@ -26,33 +26,6 @@ afterEach(async () => {
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function myftpd(args: string[], input?: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MYFTPD_BIN, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`myftpd ${args.join(" ")} did not finish:\n${stdout}\n${stderr}`));
-    }, 30_000);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on("error", () => undefined);
-    if (input !== undefined) child.stdin.end(input);
-    else child.stdin.end();
-  });
-}
 
 async function serve(dataDir: string, args: string[] = []): Promise<RunningProcess> {
   const p = await startServerProcess(["--log-level", "silent", ...args], dataDir);

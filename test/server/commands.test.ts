@@ -466,7 +466,7 @@ describe("listings", () => {
   it("NLST sends bare names", async () => {
     const { c, dir } = await inDir();
     await fill(dir);
-    const r = await c.retrieve("NLST", "PASV");
+    const r = await c.retrieve("NLST", { how: "PASV" });
     expect(r.final.code).toBe(226);
     expect(r.data.toString("utf8").split("\r\n").filter(Boolean).sort()).toEqual(
       ["-dash", "adir", "b.txt", "with space.txt", "测试文件.txt"].sort(),

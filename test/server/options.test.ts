@@ -5,7 +5,8 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { connectData, RawFtp, readAll, withTimeout, writeAll } from "../helpers/raw-ftp.js";
+import { connectData, RawFtp, readAll, writeAll } from "../helpers/raw-ftp.js";
+import { withTimeout } from "../helpers/util.js";
 
 const servers: RunningServer[] = [];
 const conns: RawFtp[] = [];
@@ -22,7 +23,7 @@ async function server(options: Parameters<typeof startServer>[1] = {}): Promise<
 }
 
 async function login(s: RunningServer, host = "127.0.0.1"): Promise<RawFtp> {
-  const c = await RawFtp.open(s.port, host);
+  const c = await RawFtp.open(s.port, { host });
   conns.push(c);
   expect((await c.read()).code).toBe(220);
   expect((await c.cmd("USER alice")).code).toBe(331);
@@ -156,7 +157,7 @@ describe("IPv6 control connections", () => {
     expect((await c.cmd("PASV")).code).toBeGreaterThanOrEqual(500);
     expect((await c.cmd("EPSV 1")).code).toBe(522);
     expect((await c.cmd("EPSV 2")).code).toBe(229);
-    const r = await c.retrieve("RETR six.txt", "EPSV");
+    const r = await c.retrieve("RETR six.txt", { how: "EPSV" });
     expect(r.final.code).toBe(226);
     expect(r.data.toString()).toBe("over IPv6");
     // Active mode to our own ::1 listener.
@@ -180,7 +181,7 @@ describe("a dual-stack listener (host ::)", () => {
     writeFileSync(path.join(s.homeOf("alice"), "f.txt"), "dual");
     const c = await login(s, "127.0.0.1");
     for (const how of ["PASV", "EPSV", "PORT", "EPRT"] as const) {
-      const r = await c.retrieve("RETR f.txt", how);
+      const r = await c.retrieve("RETR f.txt", { how });
       expect(r.prelim.code, `${how}: ${r.prelim.all}`).toBe(150);
       expect(r.final.code, how).toBe(226);
       expect(r.data.toString(), how).toBe("dual");

@@ -7,7 +7,8 @@ import type { Socket } from "node:net";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { connectData, RawFtp, readAll, withTimeout, type DataHow } from "../helpers/raw-ftp.js";
+import { connectData, RawFtp, readAll, type DataHow } from "../helpers/raw-ftp.js";
+import { until, withTimeout } from "../helpers/util.js";
 
 let srv: RunningServer;
 let home: string;
@@ -45,26 +46,17 @@ async function inDir(type: "A" | "I" = "I"): Promise<{ c: RawFtp; dir: string }>
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-/** Polls until cond() holds (bounded). */
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe("data connections", () => {
   const hows: DataHow[] = ["PASV", "EPSV", "PORT", "EPRT"];
   for (const how of hows) {
     it(`STOR then RETR through ${how}, byte for byte`, async () => {
       const { c, dir } = await inDir();
       const data = randomBytes(300_000);
-      const up = await c.store("STOR blob.bin", data, how);
+      const up = await c.store("STOR blob.bin", data, { how });
       expect(up.prelim.code).toBe(150);
       expect(up.final.code).toBe(226);
       expect(sha(readFileSync(path.join(dir, "blob.bin")))).toBe(sha(data));
-      const down = await c.retrieve("RETR blob.bin", how);
+      const down = await c.retrieve("RETR blob.bin", { how });
       expect(down.prelim.code).toBe(150);
       expect(down.final.code).toBe(226);
       expect(sha(down.data)).toBe(sha(data));
@@ -203,7 +195,7 @@ describe("REST and APPE", () => {
     expect((await c.cmd("NOOP")).code).toBe(200);
     expect((await c.cmd("TYPE I")).code).toBe(200);
     expect((await c.cmd("SIZE f")).code).toBe(213);
-    const r = await c.retrieve("RETR f", "PASV");
+    const r = await c.retrieve("RETR f", { how: "PASV" });
     expect(r.final.code).toBe(226);
     expect(r.data.toString()).toBe("456789");
     // Used once: the next RETR starts at 0.
@@ -287,7 +279,7 @@ describe("ABOR and broken connections", () => {
     const sock = await dc.get();
     sockets.push(sock);
     sock.write(Buffer.alloc(10_000, 1));
-    await until(() => existsSync(path.join(dir, "aborted.bin")) && statSync(path.join(dir, "aborted.bin")).size === 10_000, "upload to land");
+    await until(() => existsSync(path.join(dir, "aborted.bin")) && statSync(path.join(dir, "aborted.bin")).size === 10_000, 5000, "upload to land");
     c.sendRaw(Buffer.concat([Buffer.from([0xff, 0xf4, 0xff, 0xf2]), Buffer.from("ABOR\r\n")]));
     const first = await c.read();
     const second = await c.read();
@@ -347,7 +339,7 @@ describe("ABOR and broken connections", () => {
     const part = randomBytes(50_000);
     sock.write(part);
     const file = path.join(dir, "partial.bin");
-    await until(() => existsSync(file) && statSync(file).size === part.length, "upload to land");
+    await until(() => existsSync(file) && statSync(file).size === part.length, 5000, "upload to land");
     sock.resetAndDestroy();
     expect((await c.read(10_000)).code).toBe(426);
     expect(sha(readFileSync(file))).toBe(sha(part));
@@ -366,7 +358,7 @@ describe("ABOR and broken connections", () => {
     const part = randomBytes(70_000);
     sock.write(part);
     const file = path.join(dir, "gone.bin");
-    await until(() => existsSync(file) && statSync(file).size === part.length, "upload to land");
+    await until(() => existsSync(file) && statSync(file).size === part.length, 5000, "upload to land");
     c.sock.destroy();
     sock.destroy();
     await c.closed;
@@ -391,12 +383,13 @@ describe("ABOR and broken connections", () => {
     // The new bytes go to a temporary file beside the target until the upload ends.
     await until(
       () => readdirSync(dir).some((n) => n !== "over.bin" && statSync(path.join(dir, n)).size === part.length),
+      5000,
       "upload to land",
     );
     c.sock.destroy();
     sock.destroy();
     await c.closed;
-    await until(() => statSync(file).size === part.length, "partial upload to replace the file");
+    await until(() => statSync(file).size === part.length, 5000, "partial upload to replace the file");
     expect(sha(readFileSync(file))).toBe(sha(part));
   });
 });

@@ -7,7 +7,8 @@ import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { makeCertificate } from "../../src/cli/cert.js";
-import { connectData, readAll, withTimeout, writeAll } from "../helpers/raw-ftp.js";
+import { connectData, readAll, writeAll } from "../helpers/raw-ftp.js";
+import { withTimeout } from "../helpers/util.js";
 import { tempDir } from "../helpers/myftpd.js";
 
 export interface Reply {

@@ -6,7 +6,8 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { connectData, readAll, withTimeout } from "../helpers/raw-ftp.js";
+import { connectData, readAll } from "../helpers/raw-ftp.js";
+import { withTimeout } from "../helpers/util.js";
 import { clientDir, FtpsControl, runTool, secureClient, testCertificate } from "./ftps-client.js";
 
 const PYTHON = "/usr/bin/python3";
