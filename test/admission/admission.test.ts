@@ -7,14 +7,15 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ServerOptions } from "../../src/server/server.js";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
-import { bounded, python, RawClient, runProcess, sleep, until } from "../helpers/raw-client.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+import { runProcess, sleep, until, withTimeout } from "../helpers/util.js";
 
 let servers: RunningServer[] = [];
-let clients: RawClient[] = [];
+let clients: RawFtp[] = [];
 let dirs: string[] = [];
 
 afterEach(async () => {
-  for (const c of clients) c.destroy();
+  for (const c of clients) await c.close();
   clients = [];
   for (const s of servers) await s.close();
   servers = [];
@@ -33,26 +34,26 @@ async function start(opts: Partial<ServerOptions>): Promise<RunningServer> {
   return s;
 }
 
-async function open(s: RunningServer): Promise<RawClient> {
-  const c = await RawClient.open(s.port);
+async function open(s: RunningServer): Promise<RawFtp> {
+  const c = await RawFtp.open(s.port);
   clients.push(c);
   return c;
 }
 
-async function greeted(s: RunningServer): Promise<RawClient> {
+async function greeted(s: RunningServer): Promise<RawFtp> {
   const c = await open(s);
   expect((await c.read()).code).toBe(220);
   return c;
 }
 
-async function login(s: RunningServer, name = "alice"): Promise<RawClient> {
-  const c = await RawClient.login(s.port, name, "pw");
+async function login(s: RunningServer, name = "alice"): Promise<RawFtp> {
+  const c = await RawFtp.login(s.port, name, "pw", { type: "I" });
   clients.push(c);
   return c;
 }
 
 /** Opens a connection and waits until the server has put it in the queue. */
-async function queued(s: RunningServer): Promise<RawClient> {
+async function queued(s: RunningServer): Promise<RawFtp> {
   const before = s.server.admission.waiting;
   const c = await open(s);
   await until(() => s.server.admission.waiting === before + 1, 3000, "connection queued");
@@ -68,7 +69,7 @@ describe("admission queue", () => {
     const c6 = await open(s);
     const refused = await c6.read();
     expect(refused.code).toBe(421);
-    await bounded(c6.closed, 3000, "6th closed");
+    await withTimeout(c6.closed, 3000, "6th closed");
     expect(await c4.silentFor(400)).toBe(true);
     expect(await c5.silentFor(0)).toBe(true);
     expect(s.server.sessionCount).toBe(3);
@@ -96,7 +97,7 @@ describe("admission queue", () => {
     const holder = await login(s);
     const leaver = await queued(s);
     const next = await queued(s);
-    leaver.destroy();
+    await leaver.close();
     await until(() => s.server.admission.waiting === 1, 3000, "leaver removed from the queue");
     await holder.quit();
     expect((await next.read(1000)).code).toBe(220);
@@ -126,7 +127,7 @@ describe("admission queue", () => {
     const c = await queued(s);
     const r = await c.read(3000);
     expect(r.code).toBe(421);
-    await bounded(c.closed, 3000, "closed after queue timeout");
+    await withTimeout(c.closed, 3000, "closed after queue timeout");
     expect(s.server.admission.waiting).toBe(0);
     expect(s.server.sessionCount).toBe(1);
   });
@@ -139,7 +140,7 @@ describe("admission queue", () => {
     const dir = tempDir();
     dirs.push(dir);
     const curlOut = path.join(dir, "curl.bin");
-    const curl = runProcess("curl", ["-sS", "--max-time", "20", "-o", curlOut, s.url("alice", "pw", "/q.bin")], 25_000);
+    const curl = runProcess("curl", ["-sS", "--max-time", "20", "-o", curlOut, s.url("alice", "pw", "/q.bin")], { timeoutMs: 25_000 });
     await until(() => s.server.admission.waiting === 1, 5000, "curl queued");
     const script = `
 import ftplib, sys, io
@@ -152,26 +153,26 @@ ftp.retrbinary("RETR up.txt", buf.write)
 print(buf.getvalue().decode())
 ftp.quit()
 `;
-    const py = python(script, [String(s.port)], 25_000);
+    const py = runProcess("python3", ["-c", script, String(s.port)], { timeoutMs: 25_000 });
     await until(() => s.server.admission.waiting === 2, 5000, "ftplib queued");
     await sleep(300);
     await holder.quit();
     const [c, p] = await Promise.all([curl, py]);
-    expect(c.code, c.err).toBe(0);
+    expect(c.code, c.stderr).toBe(0);
     expect(readFileSync(curlOut).equals(content)).toBe(true);
-    expect(p.code, p.err).toBe(0);
-    expect(p.out.trim()).toBe("queued upload");
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout.trim()).toBe("queued upload");
   });
 });
 
 describe("a slot frees whichever way a session ends", () => {
-  async function slotPassesOn(s: RunningServer, end: (holder: RawClient) => Promise<void>, loggedIn = true) {
+  async function slotPassesOn(s: RunningServer, end: (holder: RawFtp) => Promise<void>, loggedIn = true) {
     const holder = loggedIn ? await login(s) : await greeted(s);
     const waiter = await queued(s);
     expect(await waiter.silentFor(100)).toBe(true);
     await end(holder);
     expect((await waiter.read(3000)).code).toBe(220);
-    await bounded(holder.closed, 3000, "holder closed");
+    await withTimeout(holder.closed, 3000, "holder closed");
     return waiter;
   }
 
@@ -201,11 +202,11 @@ describe("a slot frees whichever way a session ends", () => {
   it("a connection destroyed in the middle of a transfer", async () => {
     const s = await start({ maxSessions: 1, maxQueue: 1 });
     await slotPassesOn(s, async (h) => {
-      const d = await h.passive();
+      const d = await h.epsv();
       expect((await h.cmd("STOR x.bin")).code).toBe(150);
       d.write(randomBytes(10_000));
       await sleep(50);
-      h.destroy();
+      h.sock.destroy();
       d.destroy();
     });
   });
@@ -243,7 +244,7 @@ describe("per-user and per-IP limits", () => {
     expect(r.code).toBe(421);
     expect(r.text).toMatch(/too many sessions for user alice/i);
     expect(r.text).toMatch(/limit 2/);
-    await bounded(c.closed, 3000, "closed after per-user refusal");
+    await withTimeout(c.closed, 3000, "closed after per-user refusal");
     await login(s, "bob");
     await a1.quit();
     await until(() => s.server.sessionsOf("alice") === 1, 3000, "alice count drops");
@@ -268,12 +269,12 @@ describe("per-user and per-IP limits", () => {
     const r = await c.read();
     expect(r.code).toBe(421);
     expect(r.text).toMatch(/too many connections from your address/i);
-    await bounded(c.closed, 3000, "closed after per-IP refusal");
-    a.destroy();
+    await withTimeout(c.closed, 3000, "closed after per-IP refusal");
+    await a.close();
     expect((await q.read(3000)).code).toBe(220);
     // One connection is left from this address, so one more is accepted (and waits for the only slot).
     const again = await queued(s);
-    q.destroy();
+    await q.close();
     expect((await again.read(3000)).code).toBe(220);
   });
 });
@@ -290,7 +291,7 @@ describe("idle timeout", () => {
     const r = await idle.read(1000);
     expect(r.code).toBe(421);
     expect(r.text).toMatch(/idle/i);
-    await bounded(idle.closed, 3000, "idle session closed");
+    await withTimeout(idle.closed, 3000, "idle session closed");
     expect(busy.isClosed).toBe(false);
     expect(s.server.sessionCount).toBe(1);
   });
@@ -305,9 +306,9 @@ describe("idle timeout", () => {
     const u = await runProcess(
       "curl",
       ["-sS", "--max-time", "30", "--limit-rate", "100K", "-T", path.join(dir, "up.bin"), s.url("alice", "pw", "/up.bin")],
-      35_000,
+      { timeoutMs: 35_000 },
     );
-    expect(u.code, u.err).toBe(0);
+    expect(u.code, u.stderr).toBe(0);
     expect(readFileSync(path.join(s.homeOf("alice"), "up.bin")).equals(up)).toBe(true);
     // Download ~2.5 s: the file is larger than what the socket buffers can hold, so the server is still sending.
     const down = randomBytes(20 * 1024 * 1024);
@@ -316,9 +317,9 @@ describe("idle timeout", () => {
     const d = await runProcess(
       "curl",
       ["-sS", "--max-time", "30", "--limit-rate", "8M", "-o", out, s.url("alice", "pw", "/down.bin")],
-      35_000,
+      { timeoutMs: 35_000 },
     );
-    expect(d.code, d.err).toBe(0);
+    expect(d.code, d.stderr).toBe(0);
     expect(readFileSync(out).equals(down)).toBe(true);
   });
 });

@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { crc32 } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { RawClient, runProcess } from "../helpers/raw-client.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+import { runProcess } from "../helpers/util.js";
 
 const TOOLS = { "SHA-256": "sha256sum", "SHA-1": "sha1sum", MD5: "md5sum" } as const;
 
@@ -17,9 +18,9 @@ const TOOLS = { "SHA-256": "sha256sum", "SHA-1": "sha1sum", MD5: "md5sum" } as c
 async function toolDigest(tool: string, file: string, range?: [number, number]): Promise<string> {
   const q = `'${file.replace(/'/g, "'\\''")}'`;
   const cmd = range ? `tail -c +${range[0] + 1} ${q} | head -c ${range[1] - range[0] + 1} | ${tool}` : `${tool} < ${q}`;
-  const r = await runProcess("sh", ["-c", cmd], 60_000);
-  if (r.code !== 0) throw new Error(`${cmd}: ${r.err}`);
-  return r.out.split(/\s+/)[0]!;
+  const r = await runProcess("sh", ["-c", cmd], { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+  return r.stdout.split(/\s+/)[0]!;
 }
 
 async function crcOf(file: string, range?: [number, number]): Promise<string> {
@@ -41,7 +42,7 @@ function parseHash(text: string): { alg: string; start: number; end: number; dig
 
 describe("HASH, OPTS HASH, RANG", () => {
   let s: RunningServer;
-  let c: RawClient;
+  let c: RawFtp;
   let home: string;
   const data = randomBytes(1024 * 1024 + 123);
 
@@ -54,11 +55,11 @@ describe("HASH, OPTS HASH, RANG", () => {
     writeFileSync(path.join(home, "with space.txt"), "spaces are fine\n");
     mkdirSync(path.join(home, "dir"));
     symlinkSync("/etc/hostname", path.join(home, "escape"));
-    c = await RawClient.login(s.port, "alice", "pw");
+    c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
   });
 
   afterAll(async () => {
-    c?.destroy();
+    await c?.close();
     await s?.close();
   });
 
@@ -76,9 +77,9 @@ describe("HASH, OPTS HASH, RANG", () => {
     await c.expect("OPTS HASH SHA-256", 200);
     expect((await c.expect("FEAT", 211)).lines).toContain(" HASH SHA-256*;SHA-1;MD5;CRC32");
     // A fresh session starts at SHA-256 again.
-    const other = await RawClient.login(s.port, "alice", "pw");
+    const other = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
     expect((await other.expect("OPTS HASH", 200)).text).toBe("SHA-256");
-    other.destroy();
+    await other.close();
   });
 
   it.each(["SHA-256", "SHA-1", "MD5", "CRC32"])("%s of whole files matches the reference tools", async (alg) => {
@@ -141,20 +142,20 @@ describe("HASH, OPTS HASH, RANG", () => {
     expect((await c.cmd("HASH escape")).code).toBe(550);
     expect((await c.cmd("HASH ../../../../etc/hostname")).code).toBe(550);
     expect((await c.cmd("HASH")).code).toBe(501);
-    const anon = await RawClient.greeted(s.port);
+    const anon = await RawFtp.connect(s.port);
     expect((await anon.cmd("HASH hello.txt")).code).toBe(530);
-    anon.destroy();
+    await anon.close();
     const ok = parseHash((await c.expect("HASH hello.txt", 213)).text);
     expect(ok.digest).toBe(await expected("SHA-256", path.join(home, "hello.txt")));
     // Errors in a burst, interleaved with good requests from other sessions, leave the pool working.
-    const others = await Promise.all([0, 1, 2].map(() => RawClient.login(s.port, "alice", "pw")));
+    const others = await Promise.all([0, 1, 2].map(() => RawFtp.login(s.port, "alice", "pw", { type: "I" })));
     const replies = await Promise.all(
       others.map(async (o, i) => [await o.cmd(i % 2 ? "HASH nope" : "HASH data.bin", 30_000), await o.cmd("HASH hello.txt")]),
     );
     for (const [i, [first, second]] of replies.entries()) {
       expect(first!.code).toBe(i % 2 ? 550 : 213);
       expect(parseHash(second!.text).digest).toBe(ok.digest);
-      others[i]!.destroy();
+      await others[i]!.close();
     }
   });
 });
@@ -194,8 +195,8 @@ describe("HASH of a 200 MiB file under load", () => {
       const key = `${p.alg} ${p.range ?? ""}`;
       if (!wanted.has(key)) wanted.set(key, await expected(p.alg, big, p.range));
     }
-    const sessions = await Promise.all(plan.map(() => RawClient.login(s.port, "alice", "pw")));
-    const lister = await RawClient.login(s.port, "alice", "pw");
+    const sessions = await Promise.all(plan.map(() => RawFtp.login(s.port, "alice", "pw", { type: "I" })));
+    const lister = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
     try {
       for (const [i, p] of plan.entries()) {
         await sessions[i]!.expect(`OPTS HASH ${p.alg}`, 200);
@@ -209,7 +210,7 @@ describe("HASH of a 200 MiB file under load", () => {
       let listingsWhileHashing = 0;
       for (let i = 0; i < 500 && (hashing || listings < 3); i++) {
         maxBusy = Math.max(maxBusy, pool.busy);
-        const { data, reply } = await lister.download(i % 2 ? "NLST many" : "LIST /many");
+        const { data, final: reply } = await lister.retrieve(i % 2 ? "NLST many" : "LIST /many");
         expect(reply.code).toBe(226);
         expect(data.toString().split("\r\n").filter(Boolean)).toHaveLength(300);
         listings++;
@@ -230,8 +231,7 @@ describe("HASH of a 200 MiB file under load", () => {
       }
       expect(listings).toBeGreaterThanOrEqual(3);
     } finally {
-      for (const c of sessions) c.destroy();
-      lister.destroy();
+      await Promise.all([...sessions, lister].map((c) => c.close()));
     }
   }, 180_000);
 });
@@ -245,23 +245,23 @@ describe("HASH for a client that has gone", () => {
       ftruncateSync(fd, 128 * 1024 * 1024); // sparse: cheap to make, still 128 MiB to hash
       closeSync(fd);
       const pool = s.server.hashPool;
-      const gone: RawClient[] = [];
+      const gone: RawFtp[] = [];
       for (let i = 0; i < 8; i++) {
-        const c = await RawClient.login(s.port, "alice", "pw");
+        const c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
         c.send("HASH big.bin");
         gone.push(c);
       }
       for (let i = 0; i < 200 && pool.queued < 7; i++) await new Promise((r) => setTimeout(r, 10));
       expect(pool.queued).toBe(7); // one runs on the only worker, seven wait
-      for (const c of gone) c.destroy();
+      await Promise.all(gone.map((c) => c.close()));
       for (let i = 0; i < 200 && s.server.sessionCount > 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(s.server.sessionCount).toBe(0);
       expect(pool.queued).toBe(0);
       // The pool still serves the next client.
-      const c = await RawClient.login(s.port, "alice", "pw");
+      const c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
       writeFileSync(path.join(s.homeOf("alice"), "small.txt"), "abc");
       expect(parseHash((await c.expect("HASH small.txt", 213, 30_000)).text).end).toBe(2);
-      c.destroy();
+      await c.close();
     } finally {
       await s.close();
     }

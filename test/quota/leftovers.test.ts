@@ -7,13 +7,14 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { TEMP_PREFIX } from "../../src/storage/local.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { bounded, diskBytes, RawClient, until } from "../helpers/raw-client.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+import { diskBytes, until, withTimeout } from "../helpers/util.js";
 
 let servers: RunningServer[] = [];
-let clients: RawClient[] = [];
+let clients: RawFtp[] = [];
 
 afterEach(async () => {
-  for (const c of clients) c.destroy();
+  for (const c of clients) await c.close();
   clients = [];
   for (const s of servers) await s.close();
   servers = [];
@@ -25,8 +26,8 @@ async function start(): Promise<RunningServer> {
   return s;
 }
 
-async function login(s: RunningServer): Promise<RawClient> {
-  const c = await RawClient.login(s.port, "alice", "pw");
+async function login(s: RunningServer): Promise<RawFtp> {
+  const c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
   clients.push(c);
   return c;
 }
@@ -36,9 +37,9 @@ describe("overwrites that end early", () => {
     const s = await start();
     const c = await login(s);
     const old = randomBytes(50_000);
-    expect((await c.upload("STOR", "keep.bin", old)).code).toBe(226);
+    expect((await c.store("STOR keep.bin", old)).final.code).toBe(226);
 
-    const d = await c.passive();
+    const d = await c.epsv();
     expect((await c.cmd("STOR keep.bin")).code).toBe(150);
     c.send("ABOR");
     expect((await c.read()).code).toBe(426);
@@ -55,8 +56,8 @@ describe("overwrites that end early", () => {
   it("an overwrite whose data connection closes empty (a zero-byte STOR) replaces the file with an empty one", async () => {
     const s = await start();
     const c = await login(s);
-    expect((await c.upload("STOR", "zero.bin", randomBytes(1000))).code).toBe(226);
-    expect((await c.upload("STOR", "zero.bin", Buffer.alloc(0))).code).toBe(226);
+    expect((await c.store("STOR zero.bin", randomBytes(1000))).final.code).toBe(226);
+    expect((await c.store("STOR zero.bin", Buffer.alloc(0))).final.code).toBe(226);
     expect(readFileSync(path.join(s.homeOf("alice"), "zero.bin")).length).toBe(0);
   });
 });
@@ -85,6 +86,6 @@ describe("temporary upload files left by a crash", () => {
       "clean stored figure",
     );
     expect(diskBytes(home)).toBe(3000);
-    await bounded(c.quit(), 5000, "quit");
+    await withTimeout(c.quit(), 5000, "quit");
   });
 });

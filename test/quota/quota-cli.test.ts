@@ -7,18 +7,19 @@ import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
-import { MYFTPD_BIN, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
-import { diskBytes, RawClient, runProcess, until } from "../helpers/raw-client.js";
+import { runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+import { diskBytes, until } from "../helpers/util.js";
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
 
 let procs: RunningProcess[] = [];
-let clients: RawClient[] = [];
+let clients: RawFtp[] = [];
 let dirs: string[] = [];
 
 afterEach(async () => {
-  for (const c of clients) c.destroy();
+  for (const c of clients) await c.close();
   clients = [];
   for (const p of procs) await p.stop("SIGKILL");
   procs = [];
@@ -26,13 +27,9 @@ afterEach(async () => {
   dirs = [];
 });
 
-function myftpd(args: string[], input?: string) {
-  return runProcess(process.execPath, [MYFTPD_BIN, ...args], 30_000, input);
-}
-
 async function addUser(data: string, name: string, quota: string): Promise<string> {
   const r = await myftpd(["user", "add", name, "--quota", quota, "--password-stdin", "--data", data], "pw\n");
-  expect(r.code, r.err).toBe(0);
+  expect(r.code, r.stderr).toBe(0);
   return path.join(data, "home", name);
 }
 
@@ -42,13 +39,13 @@ async function serve(data: string): Promise<RunningProcess> {
   return p;
 }
 
-async function login(port: number, name = "alice"): Promise<RawClient> {
-  const c = await RawClient.login(port, name, "pw");
+async function login(port: number, name = "alice"): Promise<RawFtp> {
+  const c = await RawFtp.login(port, name, "pw", { type: "I" });
   clients.push(c);
   return c;
 }
 
-async function usedOf(c: RawClient): Promise<number> {
+async function usedOf(c: RawFtp): Promise<number> {
   const r = await c.expect("SITE QUOTA", 200);
   return Number(/used (\d+)/.exec(r.text)![1]);
 }
@@ -70,8 +67,8 @@ interface ListedUser {
 
 async function listJson(data: string): Promise<ListedUser[]> {
   const r = await myftpd(["user", "list", "--json", "--data", data]);
-  expect(r.code, r.err).toBe(0);
-  return JSON.parse(r.out) as ListedUser[];
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as ListedUser[];
 }
 
 describe("quota across a crash", () => {
@@ -81,9 +78,9 @@ describe("quota across a crash", () => {
     const home = await addUser(data, "alice", "1MiB");
     const p1 = await serve(data);
     const c = await login(p1.port);
-    expect((await c.upload("STOR", "done.bin", randomBytes(200 * KiB))).code).toBe(226);
+    expect((await c.store("STOR done.bin", randomBytes(200 * KiB))).final.code).toBe(226);
 
-    const d = await c.passive();
+    const d = await c.epsv();
     expect((await c.cmd("STOR cut.bin")).code).toBe(150);
     d.write(randomBytes(300 * KiB));
     const cut = path.join(home, "cut.bin");
@@ -93,7 +90,7 @@ describe("quota across a crash", () => {
 
     expect(await p1.stop("SIGKILL")).toBe(null);
     d.destroy();
-    c.destroy();
+    await c.close();
     const afterCrash = (await readRecord(data, "alice"))!;
     expect(afterCrash.usageDirty).toBe(true);
     const disk = diskBytes(home);
@@ -111,7 +108,7 @@ describe("quota across a crash", () => {
     // The partial file can be resumed and the counter follows it.
     const have = statSync(cut).size;
     await c2.expect(`REST ${have}`, 350);
-    expect((await c2.upload("STOR", "cut.bin", randomBytes(10 * KiB))).code).toBe(226);
+    expect((await c2.store("STOR cut.bin", randomBytes(10 * KiB))).final.code).toBe(226);
     expect(await usedOf(c2)).toBe(disk + 10 * KiB);
     expect(diskBytes(home)).toBe(disk + 10 * KiB);
   });
@@ -122,7 +119,7 @@ describe("quota across a crash", () => {
     const home = await addUser(data, "alice", "1MiB");
     const p1 = await serve(data);
     const c = await login(p1.port);
-    const d = await c.passive();
+    const d = await c.epsv();
     expect((await c.cmd("STOR part.bin")).code).toBe(150);
     d.write(randomBytes(100 * KiB));
     const part = path.join(home, "part.bin");
@@ -143,17 +140,17 @@ describe("myftpd user list and rescan", () => {
     const homeB = await addUser(data, "bob", "unlimited");
     const p = await serve(data);
     const a = await login(p.port, "alice");
-    expect((await a.upload("STOR", "a.bin", randomBytes(100_000))).code).toBe(226);
+    expect((await a.store("STOR a.bin", randomBytes(100_000))).final.code).toBe(226);
     const b = await login(p.port, "bob");
-    expect((await b.upload("STOR", "b.bin", randomBytes(2000))).code).toBe(226);
+    expect((await b.store("STOR b.bin", randomBytes(2000))).final.code).toBe(226);
     await a.quit();
     await b.quit();
     await until(async () => (await readRecord(data, "alice"))!.usedBytes === 100_000, 5000, "alice persisted");
     await until(async () => (await readRecord(data, "bob"))!.usedBytes === 2000, 5000, "bob persisted");
 
     const text = await myftpd(["user", "list", "--data", data]);
-    expect(text.code, text.err).toBe(0);
-    const lines = text.out.trim().split("\n");
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.trim().split("\n");
     expect(lines[0]).toMatch(/NAME\s+HOME\s+USED\s+QUOTA/);
     expect(lines.find((l) => l.startsWith("alice"))).toMatch(/97\.7 KiB\s+1\.00 MiB$/);
     expect(lines.find((l) => l.startsWith("bob"))).toMatch(/1\.95 KiB\s+unlimited$/);
@@ -165,8 +162,8 @@ describe("myftpd user list and rescan", () => {
     expect((await listJson(data)).find((u) => u.name === "alice")!.usedBytes).toBe(100_000);
 
     const one = await myftpd(["user", "rescan", "alice", "--data", data]);
-    expect(one.code, one.err).toBe(0);
-    expect(one.out).toMatch(/alice: 150000 bytes .*was 100000 bytes/);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toMatch(/alice: 150000 bytes .*was 100000 bytes/);
     let listed = await listJson(data);
     expect(listed.find((u) => u.name === "alice")!.usedBytes).toBe(150_000);
     expect(listed.find((u) => u.name === "bob")!.usedBytes).toBe(2000);
@@ -177,8 +174,8 @@ describe("myftpd user list and rescan", () => {
     await a2.quit();
 
     const all = await myftpd(["user", "rescan", "--all", "--data", data]);
-    expect(all.code, all.err).toBe(0);
-    expect(all.out).toMatch(/bob: 9000 bytes/);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout).toMatch(/bob: 9000 bytes/);
     listed = await listJson(data);
     expect(listed.find((u) => u.name === "bob")!.usedBytes).toBe(9000);
     expect(listed.find((u) => u.name === "alice")!.usedBytes).toBe(diskBytes(homeA));
@@ -198,17 +195,17 @@ describe("myftpd user list and rescan", () => {
     const p = await serve(data);
     const a = await login(p.port);
     const b = await login(p.port);
-    expect((await a.upload("STOR", "a.bin", randomBytes(100 * KiB))).code).toBe(226);
+    expect((await a.store("STOR a.bin", randomBytes(100 * KiB))).final.code).toBe(226);
     writeFileSync(path.join(home, "drift.bin"), Buffer.alloc(600 * KiB));
     expect(await usedOf(a)).toBe(100 * KiB);
 
     const r = await myftpd(["user", "rescan", "alice", "--data", data]);
-    expect(r.code, r.err).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     // Both live sessions see the recount, and the quota is enforced with it.
     expect(await usedOf(a)).toBe(700 * KiB);
     expect((await b.expect("AVBL", 213)).text).toBe(String(MiB - 700 * KiB));
-    expect((await b.upload("STOR", "big.bin", randomBytes(400 * KiB))).code).toBe(552);
-    expect((await a.upload("STOR", "small.bin", randomBytes(200 * KiB))).code).toBe(226);
+    expect((await b.store("STOR big.bin", randomBytes(400 * KiB))).final.code).toBe(552);
+    expect((await a.store("STOR small.bin", randomBytes(200 * KiB))).final.code).toBe(226);
     await a.quit();
     await b.quit();
     await until(async () => (await listJson(data))[0]!.usedBytes === 900 * KiB, 5000, "stored figure includes the recount");

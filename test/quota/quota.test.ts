@@ -10,16 +10,17 @@ import { afterEach, describe, expect, it } from "vitest";
 import { FtpServer } from "../../src/server/server.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { bounded, diskBytes, RawClient, sleep, until } from "../helpers/raw-client.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+import { diskBytes, sleep, until, withTimeout } from "../helpers/util.js";
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
 
 let servers: RunningServer[] = [];
-let clients: RawClient[] = [];
+let clients: RawFtp[] = [];
 
 afterEach(async () => {
-  for (const c of clients) c.destroy();
+  for (const c of clients) await c.close();
   clients = [];
   for (const s of servers) await s.close();
   servers = [];
@@ -31,8 +32,8 @@ async function start(quota: number | null = MiB, opts = {}): Promise<RunningServ
   return s;
 }
 
-async function login(s: RunningServer | number): Promise<RawClient> {
-  const c = await RawClient.login(typeof s === "number" ? s : s.port, "alice", "pw");
+async function login(s: RunningServer | number): Promise<RawFtp> {
+  const c = await RawFtp.login(typeof s === "number" ? s : s.port, "alice", "pw", { type: "I" });
   clients.push(c);
   return c;
 }
@@ -44,7 +45,7 @@ async function stored(s: RunningServer, name = "alice"): Promise<{ used: number 
   return { used: u!.usedBytes, dirty: u!.usageDirty };
 }
 
-async function siteQuota(c: RawClient): Promise<{ used: number; limit: number | null }> {
+async function siteQuota(c: RawFtp): Promise<{ used: number; limit: number | null }> {
   const r = await c.expect("SITE QUOTA", 200);
   const m = /used (\d+) of (\d+) bytes/.exec(r.text) ?? /used (\d+) bytes, no limit/.exec(r.text);
   if (!m) throw new Error(`unexpected SITE QUOTA reply: ${r.text}`);
@@ -78,8 +79,8 @@ describe("quota: refusals", () => {
     const s = await start(MiB);
     const c = await login(s);
     const first = randomBytes(600 * KiB);
-    expect((await c.upload("STOR", "one.bin", first)).code).toBe(226);
-    const refused = await c.upload("STOR", "two.bin", randomBytes(600 * KiB));
+    expect((await c.store("STOR one.bin", first)).final.code).toBe(226);
+    const refused = (await c.store("STOR two.bin", randomBytes(600 * KiB))).final;
     expect(refused.code).toBe(552);
     expect(existsSync(file(s, "two.bin"))).toBe(false);
     expect(readFileSync(file(s, "one.bin")).equals(first)).toBe(true);
@@ -88,7 +89,7 @@ describe("quota: refusals", () => {
     expect(used).toBeLessThanOrEqual(MiB);
     expect(await siteQuota(c)).toEqual({ used: 600 * KiB, limit: MiB });
     // The session is still usable after the refusal.
-    expect((await c.upload("STOR", "small.bin", randomBytes(100 * KiB))).code).toBe(226);
+    expect((await c.store("STOR small.bin", randomBytes(100 * KiB))).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(700 * KiB);
   });
 
@@ -107,7 +108,7 @@ describe("quota: refusals", () => {
         await sleep(2);
       }
     })();
-    const replies = await Promise.all(sessions.map((c, i) => c.upload("STOR", `f${i}.bin`, payloads[i]!)));
+    const replies = await Promise.all(sessions.map(async (c, i) => (await c.store(`STOR f${i}.bin`, payloads[i]!)).final));
     sampling = false;
     await sampler;
     const codes = replies.map((r) => r.code);
@@ -133,9 +134,9 @@ describe("quota: refusals", () => {
   it("ALLO announcing more than is left is refused with 552 before any data flows", async () => {
     const s = await start(MiB);
     const c = await login(s);
-    expect((await c.upload("STOR", "base.bin", randomBytes(600 * KiB))).code).toBe(226);
+    expect((await c.store("STOR base.bin", randomBytes(600 * KiB))).final.code).toBe(226);
     await c.expect("ALLO 500000", 200);
-    const d = await c.passive();
+    const d = await c.epsv();
     const r = await c.cmd("STOR big.bin");
     expect(r.code).toBe(552);
     d.destroy();
@@ -143,7 +144,7 @@ describe("quota: refusals", () => {
     expect(await settledUsage(s)).toBe(600 * KiB);
     // An ALLO that fits lets the upload through; ALLO applies to the next upload only.
     await c.expect("ALLO 300000", 200);
-    expect((await c.upload("STOR", "fits.bin", randomBytes(300_000))).code).toBe(226);
+    expect((await c.store("STOR fits.bin", randomBytes(300_000))).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(600 * KiB + 300_000);
   });
 });
@@ -154,14 +155,14 @@ describe("quota: APPE, REST+STOR and overwrites", () => {
     const c = await login(s);
     const a = randomBytes(100 * KiB);
     const b = randomBytes(200 * KiB);
-    expect((await c.upload("STOR", "log.bin", a)).code).toBe(226);
-    expect((await c.upload("APPE", "log.bin", b)).code).toBe(226);
+    expect((await c.store("STOR log.bin", a)).final.code).toBe(226);
+    expect((await c.store("APPE log.bin", b)).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(300 * KiB);
     expect(readFileSync(file(s, "log.bin")).equals(Buffer.concat([a, b]))).toBe(true);
     // APPE to a new file creates it.
-    expect((await c.upload("APPE", "new.bin", a)).code).toBe(226);
+    expect((await c.store("APPE new.bin", a)).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(400 * KiB);
-    const r = await c.upload("APPE", "log.bin", randomBytes(700 * KiB));
+    const r = (await c.store("APPE log.bin", randomBytes(700 * KiB))).final;
     expect(r.code).toBe(552);
     expect(readFileSync(file(s, "log.bin")).equals(Buffer.concat([a, b]))).toBe(true);
     expect(await settledUsage(s)).toBe(400 * KiB);
@@ -171,15 +172,15 @@ describe("quota: APPE, REST+STOR and overwrites", () => {
     const s = await start(MiB);
     const c = await login(s);
     const whole = randomBytes(500 * KiB);
-    expect((await c.upload("STOR", "r.bin", whole.subarray(0, 200 * KiB))).code).toBe(226);
+    expect((await c.store("STOR r.bin", whole.subarray(0, 200 * KiB))).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(200 * KiB);
     await c.expect(`REST ${150 * KiB}`, 350);
-    expect((await c.upload("STOR", "r.bin", whole.subarray(150 * KiB))).code).toBe(226);
+    expect((await c.store("STOR r.bin", whole.subarray(150 * KiB))).final.code).toBe(226);
     expect(readFileSync(file(s, "r.bin")).equals(whole)).toBe(true);
     expect(await settledUsage(s)).toBe(500 * KiB);
     // A resume that would pass the quota is refused and the file keeps its length and content.
     await c.expect(`REST ${500 * KiB}`, 350);
-    expect((await c.upload("STOR", "r.bin", randomBytes(600 * KiB))).code).toBe(552);
+    expect((await c.store("STOR r.bin", randomBytes(600 * KiB))).final.code).toBe(552);
     expect(readFileSync(file(s, "r.bin")).equals(whole)).toBe(true);
     expect(await settledUsage(s)).toBe(500 * KiB);
   });
@@ -188,22 +189,22 @@ describe("quota: APPE, REST+STOR and overwrites", () => {
     const s = await start(MiB);
     const c = await login(s);
     const v1 = randomBytes(700 * KiB);
-    expect((await c.upload("STOR", "doc.bin", v1)).code).toBe(226);
+    expect((await c.store("STOR doc.bin", v1)).final.code).toBe(226);
     // 900 KiB over 700 KiB needs only 200 KiB more: it fits even though 700 + 900 would not.
     const v2 = randomBytes(900 * KiB);
-    expect((await c.upload("STOR", "doc.bin", v2)).code).toBe(226);
+    expect((await c.store("STOR doc.bin", v2)).final.code).toBe(226);
     expect(readFileSync(file(s, "doc.bin")).equals(v2)).toBe(true);
     expect(await settledUsage(s)).toBe(900 * KiB);
     // Too big: refused, and the old content is untouched.
-    expect((await c.upload("STOR", "doc.bin", randomBytes(1100 * KiB))).code).toBe(552);
+    expect((await c.store("STOR doc.bin", randomBytes(1100 * KiB))).final.code).toBe(552);
     expect(readFileSync(file(s, "doc.bin")).equals(v2)).toBe(true);
     expect(await settledUsage(s)).toBe(900 * KiB);
     // A smaller version gives the difference back.
     const v3 = randomBytes(100 * KiB);
-    expect((await c.upload("STOR", "doc.bin", v3)).code).toBe(226);
+    expect((await c.store("STOR doc.bin", v3)).final.code).toBe(226);
     expect(readFileSync(file(s, "doc.bin")).equals(v3)).toBe(true);
     expect(await settledUsage(s)).toBe(100 * KiB);
-    const names = (await c.download("NLST")).data.toString().split("\r\n").filter(Boolean);
+    const names = (await c.retrieve("NLST")).data.toString().split("\r\n").filter(Boolean);
     expect(names).toEqual(["doc.bin"]);
   });
 });
@@ -213,11 +214,11 @@ describe("quota: giving space back", () => {
     const s = await start(MiB);
     const c = await login(s);
     await c.expect("MKD sub", 257);
-    expect((await c.upload("STOR", "sub/a.bin", randomBytes(300 * KiB))).code).toBe(226);
-    expect((await c.upload("STOR", "b.bin", randomBytes(200 * KiB))).code).toBe(226);
-    expect((await c.upload("STOR", "c.bin", randomBytes(400 * KiB))).code).toBe(226);
+    expect((await c.store("STOR sub/a.bin", randomBytes(300 * KiB))).final.code).toBe(226);
+    expect((await c.store("STOR b.bin", randomBytes(200 * KiB))).final.code).toBe(226);
+    expect((await c.store("STOR c.bin", randomBytes(400 * KiB))).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(900 * KiB);
-    expect((await c.upload("STOR", "d.bin", randomBytes(200 * KiB))).code).toBe(552);
+    expect((await c.store("STOR d.bin", randomBytes(200 * KiB))).final.code).toBe(552);
 
     // RNTO over b.bin: the replaced 200 KiB are freed, the moved 400 KiB still count.
     await c.expect("RNFR c.bin", 350);
@@ -239,15 +240,15 @@ describe("quota: giving space back", () => {
     expect(await settledUsage(s)).toBe(0);
     expect(await siteQuota(c)).toEqual({ used: 0, limit: MiB });
     // The space is really usable again.
-    expect((await c.upload("STOR", "e.bin", randomBytes(1000 * KiB))).code).toBe(226);
+    expect((await c.store("STOR e.bin", randomBytes(1000 * KiB))).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(1000 * KiB);
   });
 });
 
 describe("quota: interrupted uploads", () => {
   /** Starts a STOR and pushes `bytes` through without ending the data connection. */
-  async function partialUpload(c: RawClient, s: RunningServer, name: string, bytes: number) {
-    const d = await c.passive();
+  async function partialUpload(c: RawFtp, s: RunningServer, name: string, bytes: number) {
+    const d = await c.epsv();
     const r = await c.cmd(`STOR ${name}`);
     expect(r.code).toBe(150);
     d.write(randomBytes(bytes));
@@ -274,7 +275,7 @@ describe("quota: interrupted uploads", () => {
     const s = await start(MiB);
     const c = await login(s);
     const d = await partialUpload(c, s, "cut.bin", 300 * KiB);
-    c.destroy();
+    c.sock.destroy();
     d.destroy();
     await until(() => s.server.sessionCount === 0, 5000, "session closed");
     const used = await settledUsage(s);
@@ -284,7 +285,7 @@ describe("quota: interrupted uploads", () => {
     const c2 = await login(s);
     expect(await siteQuota(c2)).toEqual({ used, limit: MiB });
     await c2.expect(`REST ${used}`, 350);
-    expect((await c2.upload("STOR", "cut.bin", randomBytes(100 * KiB))).code).toBe(226);
+    expect((await c2.store("STOR cut.bin", randomBytes(100 * KiB))).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(used + 100 * KiB);
   });
 
@@ -307,19 +308,19 @@ describe("quota: one file, two sessions", () => {
     const a = await login(s);
     const b = await login(s);
     const old = randomBytes(300 * KiB);
-    expect((await a.upload("STOR", "f.bin", old)).code).toBe(226);
+    expect((await a.store("STOR f.bin", old)).final.code).toBe(226);
     await a.expect("MKD d", 257);
     for (const target of ["f.bin", "d/new.bin"]) {
-      const d = await a.passive();
+      const d = await a.epsv();
       expect((await a.cmd(`STOR ${target}`)).code).toBe(150);
       const head = randomBytes(200 * KiB);
       d.write(head);
       // The old 300 KiB plus the first 200 KiB of this upload (a temporary file when it overwrites) are on disk.
       await until(() => diskBytes(s.homeOf("alice")) >= 500 * KiB, 5000, "first bytes written");
-      expect((await b.upload("STOR", target, randomBytes(1000))).code).toBe(450);
-      expect((await b.upload("APPE", target, randomBytes(1000))).code).toBe(450);
+      expect((await b.store(`STOR ${target}`, randomBytes(1000))).final.code).toBe(450);
+      expect((await b.store(`APPE ${target}`, randomBytes(1000))).final.code).toBe(450);
       await b.expect(`REST 10`, 350);
-      expect((await b.upload("STOR", target, randomBytes(1000))).code).toBe(450);
+      expect((await b.store(`STOR ${target}`, randomBytes(1000))).final.code).toBe(450);
       expect((await b.cmd(`DELE ${target}`)).code).toBe(450);
       expect((await b.cmd(`RNFR ${target}`)).code).toBe(450);
       expect((await b.cmd(`RNFR f.bin`)).code).toBe(target === "f.bin" ? 450 : 350);
@@ -336,7 +337,7 @@ describe("quota: one file, two sessions", () => {
     }
     expect(await settledUsage(s)).toBe(600 * KiB);
     // Once the upload is over, the others go through and the figure stays exact.
-    expect((await b.upload("APPE", "f.bin", randomBytes(50 * KiB))).code).toBe(226);
+    expect((await b.store("APPE f.bin", randomBytes(50 * KiB))).final.code).toBe(226);
     await b.expect("RNFR d/new.bin", 350);
     await b.expect("RNTO f.bin", 250);
     expect(await settledUsage(s)).toBe(300 * KiB);
@@ -345,10 +346,10 @@ describe("quota: one file, two sessions", () => {
   it("two sessions overwriting and appending one file at once keep the usage equal to the disk", async () => {
     const s = await start(4 * MiB);
     const sessions = await Promise.all([0, 1, 2, 3].map(() => login(s)));
-    expect((await sessions[0]!.upload("STOR", "same.bin", randomBytes(1000 * KiB))).code).toBe(226);
+    expect((await sessions[0]!.store("STOR same.bin", randomBytes(1000 * KiB))).final.code).toBe(226);
     for (const verb of ["STOR", "APPE", "STOR"]) {
       const sizes = [700 * KiB, 10 * KiB, 300 * KiB, 0];
-      const replies = await Promise.all(sessions.map((c, i) => c.upload(verb, "same.bin", randomBytes(sizes[i]!))));
+      const replies = await Promise.all(sessions.map(async (c, i) => (await c.store(`${verb} same.bin`, randomBytes(sizes[i]!))).final));
       for (const r of replies) expect([226, 450]).toContain(r.code);
       expect(replies.some((r) => r.code === 226)).toBe(true);
       expect(await settledUsage(s)).toBe(statSync(file(s, "same.bin")).size);
@@ -361,7 +362,7 @@ describe("quota: AVBL and SITE QUOTA", () => {
     const s = await start(MiB);
     const c = await login(s);
     expect((await c.cmd("AVBL")).text).toBe(String(MiB));
-    expect((await c.upload("STOR", "x.bin", randomBytes(123_456))).code).toBe(226);
+    expect((await c.store("STOR x.bin", randomBytes(123_456))).final.code).toBe(226);
     await c.expect("MKD d", 257);
     const st = await stored(s);
     expect(st.used).toBe(123_456);
@@ -380,7 +381,7 @@ describe("quota: AVBL and SITE QUOTA", () => {
   it("an unlimited user gets AVBL from the free disk space and SITE QUOTA says no limit", async () => {
     const s = await start(null);
     const c = await login(s);
-    expect((await c.upload("STOR", "x.bin", randomBytes(1000))).code).toBe(226);
+    expect((await c.store("STOR x.bin", randomBytes(1000))).final.code).toBe(226);
     const avbl = Number((await c.expect("AVBL", 213)).text);
     expect(avbl).toBeGreaterThan(0);
     expect(Number.isSafeInteger(avbl)).toBe(true);
@@ -400,8 +401,8 @@ describe("quota: first use", () => {
     const c = await login(s);
     expect(await siteQuota(c)).toEqual({ used: 75_000, limit: MiB });
     expect(await stored(s)).toEqual({ used: 75_000, dirty: false });
-    expect((await c.upload("STOR", "c.bin", randomBytes(1_000_000))).code).toBe(552);
-    expect((await c.upload("STOR", "c.bin", randomBytes(MiB - 75_000))).code).toBe(226);
+    expect((await c.store("STOR c.bin", randomBytes(1_000_000))).final.code).toBe(552);
+    expect((await c.store("STOR c.bin", randomBytes(MiB - 75_000))).final.code).toBe(226);
     expect(await stored(s)).toEqual({ used: MiB, dirty: false });
   });
 });
@@ -413,15 +414,15 @@ describe("quota: restart", () => {
     let store2: SqliteUserStore | null = null;
     let server2: FtpServer | null = null;
     try {
-      const c = await RawClient.login(s.port, "alice", "pw");
+      const c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
       clients.push(c);
-      expect((await c.upload("STOR", "a.bin", randomBytes(333_333))).code).toBe(226);
+      expect((await c.store("STOR a.bin", randomBytes(333_333))).final.code).toBe(226);
       // Leave a partial upload running when the server shuts down.
-      const d = await c.passive();
+      const d = await c.epsv();
       expect((await c.cmd("STOR b.bin")).code).toBe(150);
       d.write(randomBytes(100_000));
       await until(() => existsSync(file(s, "b.bin")) && statSync(file(s, "b.bin")).size >= 100_000, 5000, "partial");
-      await bounded(s.server.close(), 10_000, "server close");
+      await withTimeout(s.server.close(), 10_000, "server close");
       s.users.close();
       d.destroy();
       const disk = diskBytes(s.homeOf("alice"));
