@@ -6,9 +6,8 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { readAll } from "../helpers/raw-ftp.js";
+import { connectData, RawFtp, readAll } from "../helpers/raw-ftp.js";
 import { withTimeout } from "../helpers/util.js";
-import { connectFrom, FtpsControl } from "../tls/ftps-client.js";
 import { captureLog, type CapturedLog } from "./log-capture.js";
 
 let s: RunningServer;
@@ -35,10 +34,8 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function login(): Promise<FtpsControl> {
-  const c = await FtpsControl.connect(s.port);
-  await c.login("alice", "secret");
-  return c;
+async function login(): Promise<RawFtp> {
+  return RawFtp.login(s.port, "alice", "secret", { type: "I" });
 }
 
 describe("active mode bounce", () => {
@@ -73,7 +70,7 @@ describe("passive connection theft", () => {
     const c = await login();
     const r = await c.cmd("EPSV");
     const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
-    const thief = await connectFrom(port, "127.0.0.2");
+    const thief = await connectData("127.0.0.1", port, "127.0.0.2");
     // The server hangs up on the thief without sending it anything.
     expect((await readAll(thief, 5000)).length).toBe(0);
     const retr = await c.cmd("RETR secret.txt");
@@ -81,7 +78,7 @@ describe("passive connection theft", () => {
     expect(retr.text).toMatch(/foreign address/);
     expect(log.events("data-foreign-peer").some((e) => String(e.from).endsWith("127.0.0.2"))).toBe(true);
     // The legitimate client cannot slip in after it either: the port is closed.
-    await expect(connectFrom(port)).rejects.toThrow();
+    await expect(connectData("127.0.0.1", port)).rejects.toThrow();
     await c.close();
   });
 
@@ -91,7 +88,7 @@ describe("passive connection theft", () => {
     const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
     c.send("RETR secret.txt");
     await new Promise((res) => setTimeout(res, 100));
-    const thief = await connectFrom(port, "127.0.0.2");
+    const thief = await connectData("127.0.0.1", port, "127.0.0.2");
     const stolen = await readAll(thief, 5000);
     expect(stolen.toString()).not.toContain("alice");
     const reply = await c.read();
@@ -104,11 +101,11 @@ describe("passive connection theft", () => {
   });
 
   it("serves a client that is itself on 127.0.0.2 over passive connections from 127.0.0.2", async () => {
-    const c = await FtpsControl.connect(s.port, { localAddress: "127.0.0.2" });
-    await c.login("alice", "secret");
+    const c = await RawFtp.connect(s.port, { localAddress: "127.0.0.2" });
+    await c.login("alice", "secret", { type: "I" });
     const r = await c.cmd("EPSV");
     const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
-    const data = await connectFrom(port, "127.0.0.2");
+    const data = await connectData("127.0.0.1", port, "127.0.0.2");
     const prelim = await c.cmd("RETR secret.txt");
     expect(prelim.code).toBe(150);
     expect((await withTimeout(readAll(data), 5000, "no data")).toString()).toBe("for alice only\n");

@@ -7,8 +7,7 @@ import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { readAll } from "../helpers/raw-ftp.js";
-import { connectFrom, FtpsControl } from "../tls/ftps-client.js";
+import { connectData, RawFtp, readAll } from "../helpers/raw-ftp.js";
 import { freeRange } from "./ports.js";
 
 let s: RunningServer;
@@ -26,10 +25,8 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function login(): Promise<FtpsControl> {
-  const c = await FtpsControl.connect(s.port);
-  await c.login("alice", "secret");
-  return c;
+async function login(): Promise<RawFtp> {
+  return RawFtp.login(s.port, "alice", "secret", { type: "I" });
 }
 
 function portOf(text: string): number {
@@ -81,8 +78,8 @@ describe("passive port range of 3", () => {
     const c = await login();
     const r = await c.cmd("EPSV");
     const port = portOf(r.text);
-    const first = await connectFrom(port);
-    const second = await connectFrom(port).catch(() => null);
+    const first = await connectData("127.0.0.1", port);
+    const second = await connectData("127.0.0.1", port).catch(() => null);
     const prelim = await c.cmd("RETR small.txt");
     expect(prelim.code).toBe(150);
     const [a, b] = await Promise.all([readAll(first), second ? readAll(second) : Promise.resolve(Buffer.alloc(0))]);
@@ -120,7 +117,7 @@ describe("passive port range of 3", () => {
     expect(inUse()).toBe(0);
     // ABOR in the middle of a large download
     const r = await c.cmd("EPSV");
-    const data = await connectFrom(portOf(r.text));
+    const data = await connectData("127.0.0.1", portOf(r.text));
     data.pause();
     expect((await c.cmd("RETR big.bin")).code).toBe(150);
     c.send("ABOR");
@@ -140,7 +137,7 @@ describe("passive port range of 3", () => {
     // disconnect in the middle of a transfer
     const d = await login();
     const r2 = await d.cmd("EPSV");
-    const data2 = await connectFrom(portOf(r2.text));
+    const data2 = await connectData("127.0.0.1", portOf(r2.text));
     data2.pause();
     expect((await d.cmd("RETR big.bin")).code).toBe(150);
     await d.close();

@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { FtpsControl } from "../tls/ftps-client.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
 import { captureLog } from "./log-capture.js";
 
 const USERS = [
@@ -26,7 +26,7 @@ async function server(opts: Parameters<typeof startServer>[1]) {
 }
 
 /** USER then PASS; returns the PASS reply and how long it took. */
-async function attempt(c: FtpsControl, user: string, password: string) {
+async function attempt(c: RawFtp, user: string, password: string) {
   const u = await c.cmd(`USER ${user}`);
   if (u.code !== 331) return { code: u.code, ms: 0, text: u.text };
   const t0 = performance.now();
@@ -38,7 +38,7 @@ describe("login defender", () => {
   it("answers each failure later than the one before, and a success at once", async () => {
     const base = 200;
     const { s, log } = await server({ loginFailureDelayMs: base, maxLoginFailures: 10, banMs: 60_000 });
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     const delays: number[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await attempt(c, "alice", `wrong-${i}`);
@@ -61,11 +61,11 @@ describe("login defender", () => {
   it("scores the user name across addresses: a fresh address guessing a hammered name is slowed too", async () => {
     const base = 100;
     const { s } = await server({ loginFailureDelayMs: base, maxLoginFailures: 10, banMs: 60_000 });
-    const a = await FtpsControl.connect(s.port);
+    const a = await RawFtp.connect(s.port);
     for (let i = 0; i < 3; i++) expect((await attempt(a, "bob", `x${i}`)).code).toBe(530);
     await a.close();
     // 127.0.0.2 has no failures of its own, but "bob" has three: this failure counts as his fourth.
-    const b = await FtpsControl.connect(s.port, { localAddress: "127.0.0.2" });
+    const b = await RawFtp.connect(s.port, { localAddress: "127.0.0.2" });
     const r = await attempt(b, "bob", "nope");
     expect(r.code).toBe(530);
     expect(r.ms).toBeGreaterThanOrEqual(base * 8 - 5);
@@ -78,7 +78,7 @@ describe("login defender", () => {
   it("bans the address past the threshold: 421 at connect, other addresses unaffected, and the ban expires", async () => {
     const banMs = 2500;
     const { s, log } = await server({ loginFailureDelayMs: 20, maxLoginFailures: 3, banMs });
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     expect((await attempt(c, "alice", "a")).code).toBe(530);
     expect((await attempt(c, "alice", "b")).code).toBe(530);
     const third = await attempt(c, "nobody", "c");
@@ -87,14 +87,14 @@ describe("login defender", () => {
     await c.closed;
     const bannedAt = Date.now();
 
-    const refused = await FtpsControl.open(s.port);
+    const refused = await RawFtp.open(s.port);
     const greeting = await refused.read();
     expect(greeting.code).toBe(421);
     expect(greeting.text).toMatch(/try again in \d+ seconds/);
     await refused.closed;
 
     // Another address is served normally, with the right password.
-    const other = await FtpsControl.connect(s.port, { localAddress: "127.0.0.2" });
+    const other = await RawFtp.connect(s.port, { localAddress: "127.0.0.2" });
     expect((await attempt(other, "alice", "secret")).code).toBe(230);
     await other.close();
 
@@ -103,15 +103,15 @@ describe("login defender", () => {
     expect(log.events("refused-banned").length).toBeGreaterThanOrEqual(1);
 
     await new Promise((r) => setTimeout(r, Math.max(0, bannedAt + banMs + 200 - Date.now())));
-    const back = await FtpsControl.connect(s.port);
+    const back = await RawFtp.connect(s.port);
     expect((await attempt(back, "alice", "secret")).code).toBe(230);
     await back.close();
   });
 
   it("gives connections already open from a banned address no further guesses, right or wrong", async () => {
     const { s } = await server({ loginFailureDelayMs: 20, maxLoginFailures: 2, banMs: 60_000 });
-    const spare = await FtpsControl.connect(s.port);
-    const c = await FtpsControl.connect(s.port);
+    const spare = await RawFtp.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     expect((await attempt(c, "alice", "a")).code).toBe(530);
     expect((await attempt(c, "alice", "b")).code).toBe(421);
     // The spare connection was open before the ban; even the right password is refused now.
@@ -123,11 +123,11 @@ describe("login defender", () => {
   it("never slows a successful login, even from an address with failures", async () => {
     const base = 400;
     const { s } = await server({ loginFailureDelayMs: base, maxLoginFailures: 10, banMs: 60_000 });
-    const bad = await FtpsControl.connect(s.port);
+    const bad = await RawFtp.connect(s.port);
     expect((await attempt(bad, "bob", "x")).code).toBe(530);
     expect((await attempt(bad, "bob", "y")).code).toBe(530);
     await bad.close();
-    const good = await FtpsControl.connect(s.port);
+    const good = await RawFtp.connect(s.port);
     const r = await attempt(good, "bob", "hunter2");
     expect(r.code).toBe(230);
     // The next failure would be held back 4*base; a success has no such delay at all.

@@ -9,7 +9,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { FtpsControl } from "../tls/ftps-client.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
 import { captureLog, type CapturedLog } from "./log-capture.js";
 import { freeRange } from "./ports.js";
 
@@ -149,8 +149,8 @@ describe("live server under fuzz", () => {
   });
 
   it("still serves a normal session afterwards, with every slot and port freed and no internal error", async () => {
-    const c = await FtpsControl.connect(s.port);
-    await c.login("alice", "secret");
+    const c = await RawFtp.connect(s.port);
+    await c.login("alice", "secret", { type: "I" });
     const list = await c.retrieve("LIST", { secure: false });
     expect(list.final.code).toBe(226);
     expect(list.data.toString()).toContain("known.txt");

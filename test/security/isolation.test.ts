@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMANDS } from "../../src/server/commands/table.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
 import { withTimeout } from "../helpers/util.js";
-import { FtpsControl } from "../tls/ftps-client.js";
 import { captureLog, type CapturedLog } from "./log-capture.js";
 
 let s: RunningServer;
@@ -40,16 +40,16 @@ describe("an exception in one session", () => {
   for (const verb of ["XBUG", "XBUGA"]) {
     it(`${verb}: closes that session with 421, logs it, and hands its slot to the next client`, async () => {
       const before = log.events("internal-error").length;
-      const a = await FtpsControl.connect(s.port);
-      await a.login("alice", "secret");
+      const a = await RawFtp.connect(s.port);
+      await a.login("alice", "secret", { type: "I" });
       // The only slot is taken: this one waits in the queue, silently.
-      const queued = await FtpsControl.open(s.port);
+      const queued = await RawFtp.open(s.port);
       const greeting = queued.read(10_000);
       const r = await a.cmd(verb);
       expect(r.code).toBe(421);
       await withTimeout(a.closed, 5000, "the failing session stayed open");
       expect((await greeting).code).toBe(220);
-      await queued.login("alice", "secret");
+      await queued.login("alice", "secret", { type: "I" });
       expect((await queued.cmd("PWD")).code).toBe(257);
       const errors = log.events("internal-error");
       expect(errors.length).toBe(before + 1);

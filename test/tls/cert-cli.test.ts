@@ -1,22 +1,16 @@
 // `myftpd cert` and the TLS flags of `myftpd serve`, through the built CLI.
 
-import { spawnSync } from "node:child_process";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { MYFTPD_BIN, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
-import { runTool } from "./ftps-client.js";
+import { runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { runProcess } from "../helpers/util.js";
 
 const cleanup: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
-
-function myftpd(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MYFTPD_BIN, ...args], { encoding: "utf8", timeout: 30_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function dataDir(): string {
   const d = tempDir("myftp-cert-");
@@ -40,9 +34,9 @@ async function outputLine(p: RunningProcess, re: RegExp): Promise<RegExpExecArra
 }
 
 describe("myftpd cert", () => {
-  it("writes a self-signed certificate for the host and a 0600 key that matches it", () => {
+  it("writes a self-signed certificate for the host and a 0600 key that matches it", async () => {
     const d = dataDir();
-    const r = myftpd(["cert", "--data", d, "--host", "ftp.example.test"]);
+    const r = await myftpd(["cert", "--data", d, "--host", "ftp.example.test"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const certFile = path.join(d, "tls", "cert.pem");
@@ -58,20 +52,20 @@ describe("myftpd cert", () => {
     expect(new Date(x.validTo).getTime()).toBeGreaterThan(Date.now() + 365 * 86_400_000);
   });
 
-  it("refuses to replace an existing certificate unless --force is given", () => {
+  it("refuses to replace an existing certificate unless --force is given", async () => {
     const d = dataDir();
-    expect(myftpd(["cert", "--data", d, "--host", "a.test"]).code).toBe(0);
+    expect((await myftpd(["cert", "--data", d, "--host", "a.test"])).code).toBe(0);
     const first = readFileSync(path.join(d, "tls", "cert.pem"), "utf8");
-    const again = myftpd(["cert", "--data", d, "--host", "b.test"]);
+    const again = await myftpd(["cert", "--data", d, "--host", "b.test"]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/--force/);
     expect(readFileSync(path.join(d, "tls", "cert.pem"), "utf8")).toBe(first);
-    expect(myftpd(["cert", "--data", d, "--host", "b.test", "--force"]).code).toBe(0);
+    expect((await myftpd(["cert", "--data", d, "--host", "b.test", "--force"])).code).toBe(0);
     expect(new X509Certificate(readFileSync(path.join(d, "tls", "cert.pem"))).subjectAltName).toContain("DNS:b.test");
   });
 
-  it("refuses a host that is neither a name nor an address", () => {
-    const r = myftpd(["cert", "--data", dataDir(), "--host", "bad host/name"]);
+  it("refuses a host that is neither a name nor an address", async () => {
+    const r = await myftpd(["cert", "--data", dataDir(), "--host", "bad host/name"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/host/);
   });
@@ -80,7 +74,7 @@ describe("myftpd cert", () => {
 describe("myftpd serve with TLS", () => {
   it("uses DATA/tls by default; curl verifies it with --cacert over explicit and implicit FTPS", async () => {
     const d = dataDir();
-    expect(myftpd(["cert", "--data", d, "--host", "localhost"]).code).toBe(0);
+    expect((await myftpd(["cert", "--data", d, "--host", "localhost"])).code).toBe(0);
     const p = await serve(["--implicit-tls-port", "0", "--require-tls", "--pasv-range", "0-0"], d);
     const login = await outputLine(p, /ftp:\/\/demo:([^@\s]+)@/);
     const password = login[1]!;
@@ -88,40 +82,40 @@ describe("myftpd serve with TLS", () => {
     expect(p.output()).toContain(`FTPS: AUTH TLS with ${path.join(d, "tls", "cert.pem")}`);
     writeFileSync(path.join(d, "home", "demo", "f.txt"), "secret file\n");
     const ca = path.join(d, "tls", "cert.pem");
-    const plain = await runTool("curl", ["-sS", `ftp://demo:${password}@127.0.0.1:${p.port}/f.txt`]);
+    const plain = await runProcess("curl", ["-sS", `ftp://demo:${password}@127.0.0.1:${p.port}/f.txt`]);
     expect(plain.code).not.toBe(0);
-    const explicit = await runTool("curl", ["-sS", "--ssl-reqd", "--cacert", ca, `ftp://demo:${password}@localhost:${p.port}/f.txt`]);
+    const explicit = await runProcess("curl", ["-sS", "--ssl-reqd", "--cacert", ca, `ftp://demo:${password}@localhost:${p.port}/f.txt`]);
     expect(explicit.stderr).toBe("");
     expect(explicit.stdout).toBe("secret file\n");
-    const viaImplicit = await runTool("curl", ["-sS", "--cacert", ca, `ftps://demo:${password}@127.0.0.1:${implicit}/f.txt`]);
+    const viaImplicit = await runProcess("curl", ["-sS", "--cacert", ca, `ftps://demo:${password}@127.0.0.1:${implicit}/f.txt`]);
     expect(viaImplicit.stdout).toBe("secret file\n");
   });
 
   it("takes --tls-cert and --tls-key from elsewhere", async () => {
     const certDir = dataDir();
-    expect(myftpd(["cert", "--data", certDir, "--host", "localhost"]).code).toBe(0);
+    expect((await myftpd(["cert", "--data", certDir, "--host", "localhost"])).code).toBe(0);
     const d = dataDir();
     const p = await serve(
       ["--tls-cert", path.join(certDir, "tls", "cert.pem"), "--tls-key", path.join(certDir, "tls", "key.pem")],
       d,
     );
     const password = (await outputLine(p, /ftp:\/\/demo:([^@\s]+)@/))[1]!;
-    const r = await runTool("curl", ["-sS", "--ssl-reqd", "--cacert", path.join(certDir, "tls", "cert.pem"), "-l", `ftp://demo:${password}@localhost:${p.port}/`]);
+    const r = await runProcess("curl", ["-sS", "--ssl-reqd", "--cacert", path.join(certDir, "tls", "cert.pem"), "-l", `ftp://demo:${password}@localhost:${p.port}/`]);
     expect(r.code).toBe(0);
   });
 
-  it("refuses to start TLS-only modes without a certificate, half a pair, or a bad file", () => {
+  it("refuses to start TLS-only modes without a certificate, half a pair, or a bad file", async () => {
     const d = dataDir();
-    const noCert = myftpd(["serve", "--data", d, "--port", "0", "--require-tls"]);
+    const noCert = await myftpd(["serve", "--data", d, "--port", "0", "--require-tls"]);
     expect(noCert.code).toBe(2);
     expect(noCert.stderr).toMatch(/myftpd cert/);
-    const noCertImplicit = myftpd(["serve", "--data", d, "--port", "0", "--implicit-tls-port", "0"]);
+    const noCertImplicit = await myftpd(["serve", "--data", d, "--port", "0", "--implicit-tls-port", "0"]);
     expect(noCertImplicit.code).toBe(2);
-    const half = myftpd(["serve", "--data", d, "--port", "0", "--tls-cert", path.join(d, "x.pem")]);
+    const half = await myftpd(["serve", "--data", d, "--port", "0", "--tls-cert", path.join(d, "x.pem")]);
     expect(half.code).toBe(2);
     expect(half.stderr).toMatch(/--tls-cert and --tls-key/);
     writeFileSync(path.join(d, "junk.pem"), "not a certificate\n");
-    const bad = myftpd(["serve", "--data", d, "--port", "0", "--tls-cert", path.join(d, "junk.pem"), "--tls-key", path.join(d, "junk.pem")]);
+    const bad = await myftpd(["serve", "--data", d, "--port", "0", "--tls-cert", path.join(d, "junk.pem"), "--tls-key", path.join(d, "junk.pem")]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/cannot use TLS certificate/);
   });

@@ -8,8 +8,8 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { Client } from "basic-ftp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { clientDir, runTool, testCertificate } from "./ftps-client.js";
+import { startServer, tempDir, testCertificate, type RunningServer } from "../helpers/myftpd.js";
+import { runProcess } from "../helpers/util.js";
 
 const PYTHON = "/usr/bin/python3";
 
@@ -25,7 +25,7 @@ beforeAll(async () => {
     requireTls: true,
     requireTlsSessionReuse: true,
   });
-  local = clientDir();
+  local = tempDir("myftp-client-");
 });
 
 afterAll(async () => {
@@ -49,12 +49,12 @@ describe("curl", () => {
   it("uploads and downloads with --ssl-reqd, verifying the certificate with --cacert", async () => {
     const { file, data } = payload("curl-up.bin", 300_000);
     const base = `ftp://alice:secret@127.0.0.1:${srv.port}`;
-    const up = await runTool("curl", ["-sS", "--ssl-reqd", "--cacert", cert.cert, "-T", file, `${base}/curl.bin`]);
+    const up = await runProcess("curl", ["-sS", "--ssl-reqd", "--cacert", cert.cert, "-T", file, `${base}/curl.bin`]);
     expect(up.stderr).toBe("");
     expect(up.code).toBe(0);
     expect(onServer("curl.bin").equals(data)).toBe(true);
     const out = path.join(local, "curl-down.bin");
-    const down = await runTool("curl", ["-sS", "--ssl-reqd", "--cacert", cert.cert, "-o", out, `${base}/curl.bin`]);
+    const down = await runProcess("curl", ["-sS", "--ssl-reqd", "--cacert", cert.cert, "-o", out, `${base}/curl.bin`]);
     expect(down.code).toBe(0);
     expect(readFileSync(out).equals(data)).toBe(true);
   });
@@ -64,14 +64,14 @@ describe("curl", () => {
     expect(port).toBeGreaterThan(0);
     const { file, data } = payload("curl-implicit.bin", 200_000);
     const base = `ftps://alice:secret@127.0.0.1:${port}`;
-    const up = await runTool("curl", ["-sS", "--cacert", cert.cert, "-T", file, `${base}/implicit.bin`]);
+    const up = await runProcess("curl", ["-sS", "--cacert", cert.cert, "-T", file, `${base}/implicit.bin`]);
     expect(up.code).toBe(0);
     expect(onServer("implicit.bin").equals(data)).toBe(true);
-    const list = await runTool("curl", ["-sS", "--cacert", cert.cert, "-l", `${base}/`]);
+    const list = await runProcess("curl", ["-sS", "--cacert", cert.cert, "-l", `${base}/`]);
     expect(list.code).toBe(0);
     expect(list.stdout.split(/\r?\n/)).toContain("implicit.bin");
     const out = path.join(local, "curl-implicit-down.bin");
-    const down = await runTool("curl", ["-sS", "--cacert", cert.cert, "-o", out, `${base}/implicit.bin`]);
+    const down = await runProcess("curl", ["-sS", "--cacert", cert.cert, "-o", out, `${base}/implicit.bin`]);
     expect(down.code).toBe(0);
     expect(readFileSync(out).equals(data)).toBe(true);
   });
@@ -92,7 +92,7 @@ describe("lftp", () => {
       "cls -1",
       `get lftp.bin -o ${out}`,
     ].join("; ");
-    const r = await runTool("lftp", ["-c", script], { timeoutMs: 45_000 });
+    const r = await runProcess("lftp", ["-c", script], { timeoutMs: 45_000 });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("lftp.bin");
@@ -136,7 +136,7 @@ f.quit()
     it(`stores, retrieves and lists with prot_p (${how}, certificate verified against the CA file)`, async () => {
       const file = path.join(local, "ftps_session_test.py");
       writeFileSync(file, script);
-      const r = await runTool(PYTHON, [file, String(srv.port), cert.cert, tls12 ? "1" : "0", active ? "1" : "0"]);
+      const r = await runProcess(PYTHON, [file, String(srv.port), cert.cert, tls12 ? "1" : "0", active ? "1" : "0"]);
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       expect(r.stdout.trim()).toBe(tls12 ? "TLSv1.2" : "TLSv1.3");

@@ -5,10 +5,9 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { connectData, readAll } from "../helpers/raw-ftp.js";
-import { withTimeout } from "../helpers/util.js";
-import { clientDir, FtpsControl, runTool, secureClient, testCertificate } from "./ftps-client.js";
+import { startServer, tempDir, testCertificate, type RunningServer } from "../helpers/myftpd.js";
+import { connectData, RawFtp, readAll, secureClient } from "../helpers/raw-ftp.js";
+import { runProcess, withTimeout } from "../helpers/util.js";
 
 const PYTHON = "/usr/bin/python3";
 const USERS = [{ name: "alice", password: "secret" }];
@@ -35,18 +34,18 @@ afterAll(async () => {
 });
 
 /** Connects, secures the control connection and logs in. */
-async function secureLogin(port: number, opts: tls.ConnectionOptions = {}): Promise<FtpsControl> {
-  const c = await FtpsControl.connect(port);
+async function secureLogin(port: number, opts: tls.ConnectionOptions = {}): Promise<RawFtp> {
+  const c = await RawFtp.connect(port);
   const r = await c.authTls(opts);
   expect(r.code).toBe(234);
-  await c.login("alice", "secret");
+  await c.login("alice", "secret", { type: "I" });
   return c;
 }
 
 describe("without a certificate", () => {
   it("answers AUTH TLS with 502 and lists no TLS features", async () => {
     const s = await server();
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     const feat = await c.cmd("FEAT");
     expect(feat.code).toBe(211);
     expect(feat.lines.map((l) => l.trim())).not.toContain("AUTH TLS");
@@ -64,14 +63,14 @@ describe("explicit FTPS (AUTH TLS)", () => {
   });
 
   it("lists AUTH TLS, PBSZ and PROT in FEAT", async () => {
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     const lines = (await c.cmd("FEAT")).lines.map((l) => l.trim());
     expect(lines).toEqual(expect.arrayContaining(["AUTH TLS", "PBSZ", "PROT"]));
     await c.close();
   });
 
   it("enforces the RFC 4217 order: AUTH, then PBSZ, then PROT", async () => {
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     expect((await c.cmd("PBSZ 0")).code).toBe(503);
     expect((await c.cmd("PROT P")).code).toBe(503);
     expect((await c.cmd("CCC")).code).toBe(503);
@@ -96,21 +95,21 @@ describe("explicit FTPS (AUTH TLS)", () => {
   });
 
   it("accepts AUTH SSL as an alias", async () => {
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     expect((await c.authTls({}, "AUTH SSL")).code).toBe(234);
-    await c.login("alice", "secret");
+    await c.login("alice", "secret", { type: "I" });
     await c.close();
   });
 
   it("refuses AUTH after login", async () => {
-    const c = await FtpsControl.connect(s.port);
-    await c.login("alice", "secret");
+    const c = await RawFtp.connect(s.port);
+    await c.login("alice", "secret", { type: "I" });
     expect((await c.cmd("AUTH TLS")).code).toBe(503);
     await c.close();
   });
 
   it("drops commands sent in clear behind AUTH TLS and forgets a USER given before it", async () => {
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     expect((await c.cmd("USER alice")).code).toBe(331);
     // A man in the middle could append commands after AUTH TLS; they must not run once TLS is up.
     c.send("AUTH TLS\r\nUSER mallory");
@@ -141,7 +140,7 @@ describe("explicit FTPS (AUTH TLS)", () => {
     expect(r.data.toString()).toBe("hello over TLS\n");
     expect(r.reused).toBe(true);
     const up = Buffer.alloc(200_000, 7);
-    const st = await c.store("STOR up.bin", up);
+    const st = await c.store("STOR up.bin", up, { secure: true });
     expect(st.final.code).toBe(226);
     expect(readFileSync(path.join(s.homeOf("alice"), "up.bin")).equals(up)).toBe(true);
     await c.close();
@@ -186,7 +185,7 @@ describe("explicit FTPS (AUTH TLS)", () => {
     expect((await c.read()).code).toBe(426);
     expect((await c.read()).code).toBe(226);
     t.destroy();
-    expect((await c.retrieve("RETR hello.txt")).final.code).toBe(226);
+    expect((await c.retrieve("RETR hello.txt", { secure: true })).final.code).toBe(226);
     await c.close();
   });
 
@@ -215,7 +214,7 @@ describe("explicit FTPS (AUTH TLS)", () => {
   });
 
   it("refuses TLS 1.1 with a protocol_version alert and closes that session only", async () => {
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     expect((await c.cmd("AUTH TLS")).code).toBe(234);
     const old = tls.connect({
       socket: c.sock,
@@ -235,7 +234,7 @@ describe("explicit FTPS (AUTH TLS)", () => {
   });
 
   it("closes a session whose TLS handshake is garbage, and keeps serving others", async () => {
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     expect((await c.cmd("AUTH TLS")).code).toBe(234);
     c.sock.write(Buffer.from("\x16\x03\x01\x00\x05hello garbage that is not TLS\r\n", "latin1"));
     await withTimeout(c.closed, 5000, "server kept a broken TLS session open");
@@ -245,9 +244,9 @@ describe("explicit FTPS (AUTH TLS)", () => {
   });
 
   it("speaks TLS from the first byte on the implicit port, with data private by default", async () => {
-    const c = await FtpsControl.connect(s.server.implicitTlsPort!, { implicit: true });
+    const c = await RawFtp.connect(s.server.implicitTlsPort!, { implicit: true });
     expect((c.sock as tls.TLSSocket).encrypted).toBe(true);
-    await c.login("alice", "secret");
+    await c.login("alice", "secret", { type: "I" });
     expect((await c.cmd("STAT")).lines.join("\n")).toContain("data: private");
     await c.waitSession();
     const r = await c.retrieve("RETR hello.txt", { secure: true, resume: true });
@@ -272,17 +271,17 @@ describe("implicit FTPS and admission", () => {
   it("puts implicit connections through the per-address limit and the admission queue", async () => {
     const s = await server({ tls: material, implicitTlsPort: 0, maxConnectionsPerIp: 2, maxSessions: 1, maxQueue: 1 });
     const port = s.server.implicitTlsPort!;
-    const first = await FtpsControl.connect(port, { implicit: true });
+    const first = await RawFtp.connect(port, { implicit: true });
     // The only session slot is taken: the next one waits, silently, in the queue.
-    const queued = await FtpsControl.open(port, { implicit: true });
+    const queued = await RawFtp.open(port, { implicit: true });
     expect(await withTimeout(queued.read(400), 1000, "x").then(() => "greeted", () => "silent")).toBe("silent");
     // Past the per-address limit: 421 over TLS.
-    const third = await FtpsControl.open(port, { implicit: true });
+    const third = await RawFtp.open(port, { implicit: true });
     const refused = await third.read();
     expect(refused.code).toBe(421);
     await first.cmd("QUIT");
     expect((await queued.read()).code).toBe(220);
-    await queued.login("alice", "secret");
+    await queued.login("alice", "secret", { type: "I" });
     await queued.close();
   });
 });
@@ -294,7 +293,7 @@ describe("--require-tls", () => {
   });
 
   it("refuses USER and PASS before AUTH TLS with 530, but answers FEAT and SYST", async () => {
-    const c = await FtpsControl.connect(s.port);
+    const c = await RawFtp.connect(s.port);
     expect((await c.cmd("FEAT")).code).toBe(211);
     expect((await c.cmd("SYST")).code).toBe(215);
     const u = await c.cmd("USER alice");
@@ -302,7 +301,7 @@ describe("--require-tls", () => {
     expect(u.text).toMatch(/AUTH TLS/);
     expect((await c.cmd("PASS secret")).code).toBe(530);
     expect((await c.authTls()).code).toBe(234);
-    await c.login("alice", "secret");
+    await c.login("alice", "secret", { type: "I" });
     await c.close();
   });
 
@@ -317,23 +316,23 @@ describe("--require-tls", () => {
     expect((await c.retrieve("LIST", { secure: false })).prelim.code).toBe(521);
     expect((await c.cmd("PROT P")).code).toBe(200);
     await c.waitSession();
-    const ok = await c.retrieve("RETR hello.txt");
+    const ok = await c.retrieve("RETR hello.txt", { secure: true });
     expect(ok.final.code).toBe(226);
     expect(ok.data.toString()).toBe("hello over TLS\n");
     await c.close();
   });
 
   it("lets implicit-TLS clients log in directly", async () => {
-    const c = await FtpsControl.connect(s.server.implicitTlsPort!, { implicit: true });
-    await c.login("alice", "secret");
+    const c = await RawFtp.connect(s.server.implicitTlsPort!, { implicit: true });
+    await c.login("alice", "secret", { type: "I" });
     await c.close();
   });
 
   it("is refused by curl without TLS and accepted with --ssl-reqd", async () => {
-    const plain = await runTool("curl", ["-sS", `ftp://alice:secret@127.0.0.1:${s.port}/hello.txt`]);
+    const plain = await runProcess("curl", ["-sS", `ftp://alice:secret@127.0.0.1:${s.port}/hello.txt`]);
     expect(plain.code).not.toBe(0);
     expect(plain.stderr).toMatch(/530/);
-    const secure = await runTool("curl", ["-sS", "--ssl-reqd", "-k", `ftp://alice:secret@127.0.0.1:${s.port}/hello.txt`]);
+    const secure = await runProcess("curl", ["-sS", "--ssl-reqd", "-k", `ftp://alice:secret@127.0.0.1:${s.port}/hello.txt`]);
     expect(secure.code).toBe(0);
     expect(secure.stdout).toBe("hello over TLS\n");
   });
@@ -374,7 +373,7 @@ describe("--require-tls-session-reuse", () => {
   });
 
   it("refuses stock Python FTP_TLS (which does not resume) but serves it when reuse is not required", async () => {
-    const dir = clientDir();
+    const dir = tempDir("myftp-client-");
     const file = path.join(dir, "stock_ftps.py");
     writeFileSync(
       file,
@@ -393,10 +392,10 @@ except Exception as e:
     print("REFUSED", type(e).__name__, e)
 `,
     );
-    const refused = await runTool(PYTHON, [file, String(strict.port), cert.cert]);
+    const refused = await runProcess(PYTHON, [file, String(strict.port), cert.cert]);
     expect(refused.stdout).toMatch(/^REFUSED /);
     expect(refused.stdout).not.toContain("hello over TLS");
-    const served = await runTool(PYTHON, [file, String(lenient.port), cert.cert]);
+    const served = await runProcess(PYTHON, [file, String(lenient.port), cert.cert]);
     expect(served.stdout.trim()).toBe("OK hello over TLS");
     rmSync(dir, { recursive: true, force: true });
   });
