@@ -1,12 +1,12 @@
 // Helpers for driving the built `myftp` binary in tests: run it with a script on stdin, run it until
-// a condition holds and then kill it, make random files and hash them.
+// a condition holds and then kill it, make random files.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { existsSync, createReadStream } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { until } from "../helpers/util.js";
 
 export const BIN = resolve(import.meta.dirname, "../../dist/cli/myftp.js");
 
@@ -121,34 +121,17 @@ export async function makeFile(path: string, size: number): Promise<void> {
   }
 }
 
-export async function sha256(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest("hex");
-}
-
 export async function tempDir(prefix = "myftp-client-"): Promise<{ path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
 
-/** A TCP port on 127.0.0.1 that nothing listens on (bound, then released). */
-export async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-/** Wait until `cond()` holds, polling every 20 ms for at most `ms`. */
+/** Wait until `cond()` holds, polling every 20 ms for at most `ms`; false if it never did. */
 export async function waitFor(cond: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
+  return until(cond, ms, "waitFor").then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Lines of output that are not notes about missing server features. */

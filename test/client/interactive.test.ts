@@ -7,7 +7,8 @@ import { startPyftpd, type PeerServer } from "../helpers/peers.js";
 import { FtpSession } from "../../src/client/session.js";
 import { createCompleter, localLister, remoteLister } from "../../src/client/shell.js";
 import { parseFtpUrl } from "../../src/client/url.js";
-import { assertBuilt, killAll, makeFile, sha256, sizeOf, spawnPty, tempDir, waitFor } from "./cli-helpers.js";
+import { sha256File } from "../helpers/util.js";
+import { assertBuilt, killAll, makeFile, sizeOf, spawnPty, tempDir, waitFor } from "./cli-helpers.js";
 
 const MiB = 1024 * 1024;
 
@@ -105,7 +106,7 @@ describe("the interactive shell", () => {
     pty.send("get slow.bin\r");
     await pty.expect(/the connection was closed; reconnecting/, { from: mark });
     await pty.expect(/get slow\.bin: 8\.00 MiB in .*resumed at .*size verified/, { from: mark, timeoutMs: 20_000 });
-    expect(await sha256(dst)).toBe(await sha256(join(srv.home, "slow.bin")));
+    expect(await sha256File(dst)).toBe(await sha256File(join(srv.home, "slow.bin")));
     pty.send("bye\r");
     expect(await pty.exit()).toBe(1);
   });

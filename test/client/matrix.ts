@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import { appendFile, mkdir, open, readFile, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { assertBuilt, closedPort, killAll, makeFile, runAndKill, runMyftp, sha256, sizeOf, tempDir, waitFor } from "./cli-helpers.js";
+import { freePort, sha256File } from "../helpers/util.js";
+import { assertBuilt, killAll, makeFile, runAndKill, runMyftp, sizeOf, tempDir, waitFor } from "./cli-helpers.js";
 
 export interface ServerUnderTest {
   /** ftp:// URL for the test user, with password, for a path relative to the user's home. */
@@ -57,14 +58,14 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
         expect(put.code).toBe(0);
         expect(put.stdout).toContain(`put ${src}:`);
         expect(put.stdout).toContain(verifiedWord);
-        expect(await sha256(remoteDisk(`${label}.bin`))).toBe(await sha256(src));
+        expect(await sha256File(remoteDisk(`${label}.bin`))).toBe(await sha256File(src));
         const dst = local(`${label}-dst.bin`);
         const get = await runMyftp(["get", srv.url(`${label}.bin`), dst]);
         expect(get.stderr).toBe("");
         expect(get.code).toBe(0);
         expect(get.stdout).toContain(verifiedWord);
         expect(await sizeOf(dst)).toBe(size);
-        expect(await sha256(dst)).toBe(await sha256(src));
+        expect(await sha256File(dst)).toBe(await sha256File(src));
       }
       if (!caps.hash) {
         const r = await runMyftp(["get", srv.url("one.bin"), local("one-again.bin")]);
@@ -132,7 +133,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(remoteNames).toEqual(["keep.dat", "new1", "renamed.txt", "up.bin", "x1.log", "x2.log"]);
       expect(await readdir(remoteDisk("sh", "new1"))).toEqual(["a.txt"]);
       expect(out).toMatch(/^- +6 .* a\.txt$/m);
-      expect(await sha256(join(dir, "down.bin"))).toBe(await sha256(join(dir, "up.bin")));
+      expect(await sha256File(join(dir, "down.bin"))).toBe(await sha256File(join(dir, "up.bin")));
       expect(await readFile(join(dir, "x1.log"), "utf8")).toBe("x1\n");
       expect(await readFile(join(dir, "x2.log"), "utf8")).toBe("x2\n");
       expect(await readFile(remoteDisk("sh", "renamed.txt"), "utf8")).toBe("bravo\n");
@@ -199,7 +200,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(Number(m![1])).toBe(partial);
       expect(m![2]).toContain(caps.hash ? "checked by HASH" : "sizes only");
       expect(r.stdout).toMatch(/resumed at \d/);
-      expect(await sha256(dst)).toBe(await sha256(remoteDisk("resume-get.bin")));
+      expect(await sha256File(dst)).toBe(await sha256File(remoteDisk("resume-get.bin")));
     });
 
     it("resumes an upload after the client was killed mid-way", async () => {
@@ -226,7 +227,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(m).not.toBeNull();
       expect(Number(m![1])).toBe(partial);
       expect(m![3]).toContain(caps.hash ? "checked by HASH" : "sizes only");
-      expect(await sha256(target)).toBe(await sha256(src));
+      expect(await sha256File(target)).toBe(await sha256File(src));
     });
 
     it("does not trust a local partial file whose bytes differ from the remote file", async () => {
@@ -240,7 +241,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       if (caps.hash) {
         expect(r.code).toBe(0);
         expect(r.stdout).toContain(`the local file's first ${MiB} bytes differ from the remote file; starting over`);
-        expect(await sha256(dst)).toBe(await sha256(remoteDisk("prefix.bin")));
+        expect(await sha256File(dst)).toBe(await sha256File(remoteDisk("prefix.bin")));
       } else {
         // Without HASH only sizes can be compared, and the output says so.
         expect(r.stdout).toContain("sizes only");
@@ -264,7 +265,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
           ? "the local file's first 200000 bytes differ from the remote file; starting over"
           : "the remote file changed after the local copy was written; starting over",
       );
-      expect(await sha256(dst)).toBe(await sha256(remoteFile));
+      expect(await sha256File(dst)).toBe(await sha256File(remoteFile));
 
       const src = local("same-size-up.bin");
       await makeFile(src, 150_000);
@@ -279,7 +280,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
           ? "the remote file's first 150000 bytes differ from the local file; starting over"
           : "the local file changed after the remote copy was written; starting over",
       );
-      expect(await sha256(remoteDisk("same-size-up.bin"))).toBe(await sha256(src));
+      expect(await sha256File(remoteDisk("same-size-up.bin"))).toBe(await sha256File(src));
       // Unchanged on both sides: nothing moves.
       const same = await runMyftp(["put", src, srv.url("same-size-up.bin")]);
       expect(same.stdout).toContain(`put ${src}: already complete`);
@@ -292,7 +293,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       const r = await runMyftp(["get", "--no-resume", srv.url("noresume.bin"), dst]);
       expect(r.code).toBe(0);
       expect(r.stdout).not.toContain("resuming");
-      expect(await sha256(dst)).toBe(await sha256(remoteDisk("noresume.bin")));
+      expect(await sha256File(dst)).toBe(await sha256File(remoteDisk("noresume.bin")));
     });
 
     it("downloads in segments over several connections, equal to the original", async () => {
@@ -303,7 +304,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(verifiedWord);
-      expect(await sha256(dst)).toBe(await sha256(remoteDisk("seg.bin")));
+      expect(await sha256File(dst)).toBe(await sha256File(remoteDisk("seg.bin")));
       expect((await readdir(work.path)).filter((n) => n.startsWith("seg.bin."))).toEqual([]);
     });
 
@@ -328,7 +329,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(r.stdout).toMatch(/continuing a segmented download, (\d+) of \d+ bytes left/);
       const said = Number(/continuing a segmented download, (\d+) of/.exec(r.stdout)![1]);
       expect(said).toBeLessThanOrEqual(left);
-      expect(await sha256(dst)).toBe(await sha256(remoteDisk("segkill.bin")));
+      expect(await sha256File(dst)).toBe(await sha256File(remoteDisk("segkill.bin")));
       expect(await sizeOf(state)).toBe(-1);
     });
 
@@ -344,7 +345,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(r1.stderr).toBe("");
       expect(r1.code).toBe(0);
       expect(r1.stdout).toMatch(/^mirror: 3 transferred .*, 0 unchanged$/m);
-      for (const f of ["top.bin", "a/one.txt", "a/b/deep.bin"]) expect(await sha256(join(down, f))).toBe(await sha256(join(tree, f)));
+      for (const f of ["top.bin", "a/one.txt", "a/b/deep.bin"]) expect(await sha256File(join(down, f))).toBe(await sha256File(join(tree, f)));
       expect((await stat(join(down, "empty"))).isDirectory()).toBe(true);
       // Nothing changed: nothing moves.
       const r2 = await runMyftp(["mirror", srv.url("tree"), down]);
@@ -367,7 +368,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(r4.stderr).toBe("");
       expect(r4.code).toBe(0);
       expect(r4.stdout).toMatch(/^mirror --reverse: 2 transferred .*, 0 unchanged$/m);
-      expect(await sha256(remoteDisk("up-tree", "u1.bin"))).toBe(await sha256(join(upSrc, "u1.bin")));
+      expect(await sha256File(remoteDisk("up-tree", "u1.bin"))).toBe(await sha256File(join(upSrc, "u1.bin")));
       expect(await readFile(remoteDisk("up-tree", "x", "y", "u2.txt"), "utf8")).toBe("u2\n");
       const r5 = await runMyftp(["mirror", "-R", upSrc, srv.url("up-tree/")]);
       expect(r5.stdout).toMatch(/^mirror --reverse: 0 transferred .*, 2 unchanged$/m);
@@ -414,7 +415,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(missingLocal.code).toBe(8);
       expect(missingLocal.stderr).toBe(`myftp: put ${local("nothing-here.bin")}: no such local file: ${local("nothing-here.bin")}\n`);
 
-      const port = await closedPort();
+      const port = await freePort();
       const down = await runMyftp(["ls", `ftp://u:p@127.0.0.1:${port}/`]);
       expect(down.code).toBe(3);
       expect(down.stderr).toBe(`myftp: cannot connect to 127.0.0.1:${port}: connection refused\n`);
@@ -449,7 +450,7 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       expect(r.code).toBe(0);
       if (caps.hash) {
         expect(r.stdout).toContain(`the remote file's first ${MiB} bytes differ from the local file; starting over`);
-        expect(await sha256(remoteDisk("wrongremote.bin"))).toBe(await sha256(src));
+        expect(await sha256File(remoteDisk("wrongremote.bin"))).toBe(await sha256File(src));
       } else {
         expect(r.stdout).toContain("sizes only");
       }

@@ -1,12 +1,11 @@
 // myftp against myftpd: the full matrix with HASH and RANG, so resume checks the existing part by hash
 // and every transfer is verified by SHA-256; plus quota (AVBL, SITE QUOTA, 552) and per-user limits (421).
-import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { assertBuilt, killAll, makeFile, runMyftp, sha256, sizeOf, tempDir } from "./cli-helpers.js";
+import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
+import { sha256File } from "../helpers/util.js";
+import { assertBuilt, killAll, makeFile, runMyftp, sizeOf, tempDir } from "./cli-helpers.js";
 import { defineClientMatrix, type ServerUnderTest } from "./matrix.js";
 
 const MiB = 1024 * 1024;
@@ -74,7 +73,7 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/refused connection \d \(421\); backing off/);
     expect(r.stdout).toContain("SHA-256 verified");
-    expect(await sha256(dst)).toBe(await sha256(join(srv.home, "limited.bin")));
+    expect(await sha256File(dst)).toBe(await sha256File(join(srv.home, "limited.bin")));
   });
 
   it("talks to a server on the IPv6 loopback", async () => {
@@ -87,7 +86,7 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("SHA-256 verified");
-    expect(await sha256(dst)).toBe(await sha256(join(s6.homeOf(USER.name), "six.bin")));
+    expect(await sha256File(dst)).toBe(await sha256File(join(s6.homeOf(USER.name), "six.bin")));
   });
 
   it("prints the server's SHA-256 of files with the hash command", async () => {
@@ -97,8 +96,8 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
     await makeFile(join(srv.home, "h1.bin"), 777_777);
     await makeFile(join(srv.home, "h 2.bin"), 0);
     const r = await runMyftp([srv.url()], { stdin: 'hash h1.bin "h 2.bin"\nhash nope.bin\n' });
-    expect(r.stdout).toContain(`SHA-256 ${await sha256(join(srv.home, "h1.bin"))} h1.bin\n`);
-    expect(r.stdout).toContain(`SHA-256 ${await sha256(join(srv.home, "h 2.bin"))} h 2.bin\n`);
+    expect(r.stdout).toContain(`SHA-256 ${await sha256File(join(srv.home, "h1.bin"))} h1.bin\n`);
+    expect(r.stdout).toContain(`SHA-256 ${await sha256File(join(srv.home, "h 2.bin"))} h 2.bin\n`);
     expect(r.stderr).toMatch(/^myftp: hash nope\.bin: the server refused: .*\(550\)\n$/);
     expect(r.code).toBe(5);
   });
@@ -107,20 +106,17 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
 describe("myftp against myftpd over FTPS", () => {
   let work: { path: string; remove(): Promise<void> };
   let s: RunningServer;
+  let certDir: Awaited<ReturnType<typeof testCertificate>>;
   let cert: string;
   let implicitPort: number;
 
   beforeAll(async () => {
     assertBuilt();
     work = await tempDir();
-    cert = join(work.path, "cert.pem");
-    const key = join(work.path, "key.pem");
-    await promisify(execFile)("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-    ]);
+    certDir = await testCertificate();
+    cert = certDir.cert;
     s = await startServer([{ ...USER, quota: null }], {
-      tls: { cert: await readFile(cert), key: await readFile(key) },
+      tls: { cert: await readFile(cert), key: await readFile(certDir.key) },
       implicitTlsPort: 0,
       requireTls: true,
       requireTlsSessionReuse: true,
@@ -133,6 +129,7 @@ describe("myftp against myftpd over FTPS", () => {
     killAll();
     await s?.close();
     await work?.remove();
+    if (certDir) await rm(certDir.dir, { recursive: true, force: true });
   });
 
   const explicitUrl = (p = "") => adapt(s).url(p);
@@ -145,15 +142,15 @@ describe("myftp against myftpd over FTPS", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("SHA-256 verified");
-    expect(await sha256(a)).toBe(await sha256(join(home, "tls.bin")));
+    expect(await sha256File(a)).toBe(await sha256File(join(home, "tls.bin")));
     const up = await runMyftp(["put", "--tls", "--ca", cert, a, explicitUrl("explicit-up.bin")]);
     expect(up.code).toBe(0);
-    expect(await sha256(join(home, "explicit-up.bin"))).toBe(await sha256(a));
+    expect(await sha256File(join(home, "explicit-up.bin"))).toBe(await sha256File(a));
     const seg = join(work.path, "explicit-seg.bin");
     const rs = await runMyftp(["get", "-n", "3", "--tls", "--insecure", explicitUrl("tls.bin"), seg]);
     expect(rs.stderr).toBe("");
     expect(rs.code).toBe(0);
-    expect(await sha256(seg)).toBe(await sha256(join(home, "tls.bin")));
+    expect(await sha256File(seg)).toBe(await sha256File(join(home, "tls.bin")));
   });
 
   it("gets, puts and lists with implicit TLS (ftps://)", async () => {
@@ -162,16 +159,16 @@ describe("myftp against myftpd over FTPS", () => {
     const r = await runMyftp(["get", "--ca", cert, implicitUrl("tls.bin"), b]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(await sha256(b)).toBe(await sha256(join(home, "tls.bin")));
+    expect(await sha256File(b)).toBe(await sha256File(join(home, "tls.bin")));
     const up = await runMyftp(["put", "--ca", cert, b, implicitUrl("implicit-up.bin")]);
     expect(up.code).toBe(0);
-    expect(await sha256(join(home, "implicit-up.bin"))).toBe(await sha256(b));
+    expect(await sha256File(join(home, "implicit-up.bin"))).toBe(await sha256File(b));
     const sh = await runMyftp(["--ca", cert, implicitUrl()], { stdin: "ls\nhash tls.bin\n" });
     expect(sh.stderr).toBe("");
     expect(sh.code).toBe(0);
     expect(sh.stdout).toContain("(TLS implicit)");
     expect(sh.stdout).toMatch(/^- +5242880 .* tls\.bin$/m);
-    expect(sh.stdout).toContain(`SHA-256 ${await sha256(join(home, "tls.bin"))} tls.bin`);
+    expect(sh.stdout).toContain(`SHA-256 ${await sha256File(join(home, "tls.bin"))} tls.bin`);
   });
 
   it("explains a refused plain login and an untrusted certificate in one line", async () => {

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { defaultPeerUser, startPyftpd, type PeerServer } from "../helpers/peers.js";
-import { killAll, makeFile, runMyftp, sha256, sizeOf, spawnMyftp, collect, tempDir, waitFor, assertBuilt } from "./cli-helpers.js";
+import { sha256File } from "../helpers/util.js";
+import { killAll, makeFile, runMyftp, sizeOf, spawnMyftp, collect, tempDir, waitFor, assertBuilt } from "./cli-helpers.js";
 import { defineClientMatrix, type ServerUnderTest } from "./matrix.js";
 
 const MiB = 1024 * 1024;
@@ -53,7 +54,7 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/refused connection \d \(421\); backing off/);
-    expect(await sha256(dst)).toBe(await sha256(join(srv.home, "limited.bin")));
+    expect(await sha256File(dst)).toBe(await sha256File(join(srv.home, "limited.bin")));
   });
 
   it("reconnects and resumes when the server goes away mid-transfer", async () => {
@@ -72,7 +73,7 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/connection lost during get crash\.bin .*; retry 1\/5/);
     expect(r.stdout).toMatch(/resumed at|size verified/);
-    expect(await sha256(dst)).toBe(await sha256(join(first.home, "crash.bin")));
+    expect(await sha256File(dst)).toBe(await sha256File(join(first.home, "crash.bin")));
   });
 
   it("reconnects every range of a segmented download when the server goes away mid-transfer", async () => {
@@ -91,7 +92,7 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/connection \d lost at byte \d+ .*; retry 1\/5/);
-    expect(await sha256(dst)).toBe(await sha256(join(first.home, "crash-seg.bin")));
+    expect(await sha256File(dst)).toBe(await sha256File(join(first.home, "crash-seg.bin")));
     expect(await sizeOf(state)).toBe(-1);
   });
 
@@ -110,7 +111,7 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/connection lost during put .*crash-up\.bin .*; retry 1\/5/);
-    expect(await sha256(target)).toBe(await sha256(src));
+    expect(await sha256File(target)).toBe(await sha256File(src));
   });
 
   it("gives up after --retries attempts when the server stays away", async () => {
@@ -144,7 +145,7 @@ describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
     expect(frames.some((f) => /\[#+\] +100% +3\.00 MiB\/3\.00 MiB/.test(f))).toBe(true);
     expect(text).toMatch(/ETA \d+s/);
     expect(text).toContain("get bar.bin: 3.00 MiB in");
-    expect(await sha256(dst)).toBe(await sha256(join(srv.home, "bar.bin")));
+    expect(await sha256File(dst)).toBe(await sha256File(join(srv.home, "bar.bin")));
     // Not a terminal: no bar, no carriage returns, one line for the file.
     const plain = await runMyftp(["get", "--no-resume", srv.url(undefined, "bar.bin"), dst]);
     expect(plain.stdout).not.toContain("\r");

@@ -1,12 +1,12 @@
 // myftp against vsftpd: explicit TLS with a self-signed certificate (required for login and data),
 // anonymous login, and a server that lists with LIST only (no MLSD, no MFMT, no HASH).
-import { execFile } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { testCertificate } from "../helpers/myftpd.js";
 import { startVsftpd, type VsftpdServer } from "../helpers/peers.js";
-import { assertBuilt, killAll, makeFile, runMyftp, sha256, tempDir } from "./cli-helpers.js";
+import { sha256File } from "../helpers/util.js";
+import { assertBuilt, killAll, makeFile, runMyftp, tempDir } from "./cli-helpers.js";
 
 const MiB = 1024 * 1024;
 
@@ -14,18 +14,15 @@ describe("myftp against vsftpd", () => {
   let work: { path: string; remove(): Promise<void> };
   let tls: VsftpdServer;
   let plain: VsftpdServer;
+  let certDir: Awaited<ReturnType<typeof testCertificate>>;
   let cert: string;
 
   beforeAll(async () => {
     assertBuilt();
     work = await tempDir();
-    cert = join(work.path, "cert.pem");
-    const key = join(work.path, "key.pem");
-    await promisify(execFile)("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-    ]);
-    tls = await startVsftpd({ tls: { certFile: cert, keyFile: key } });
+    certDir = await testCertificate();
+    cert = certDir.cert;
+    tls = await startVsftpd({ tls: { certFile: cert, keyFile: certDir.key } });
     plain = await startVsftpd();
   });
   afterEach(() => killAll());
@@ -34,6 +31,7 @@ describe("myftp against vsftpd", () => {
     await tls?.stop();
     await plain?.stop();
     await work?.remove();
+    if (certDir) await rm(certDir.dir, { recursive: true, force: true });
   });
 
   it("gets, puts and lists over explicit TLS, trusting the certificate with --ca or --insecure", async () => {
@@ -42,21 +40,21 @@ describe("myftp against vsftpd", () => {
     const r1 = await runMyftp(["get", "--tls", "--ca", cert, tls.url("secret.bin"), a]);
     expect(r1.stderr).toBe("");
     expect(r1.code).toBe(0);
-    expect(await sha256(a)).toBe(await sha256(join(tls.home, "secret.bin")));
+    expect(await sha256File(a)).toBe(await sha256File(join(tls.home, "secret.bin")));
     const b = join(work.path, "tls-b.bin");
     const r2 = await runMyftp(["get", "--tls", "--insecure", tls.url("secret.bin"), b]);
     expect(r2.code).toBe(0);
-    expect(await sha256(b)).toBe(await sha256(join(tls.home, "secret.bin")));
+    expect(await sha256File(b)).toBe(await sha256File(join(tls.home, "secret.bin")));
     const up = await runMyftp(["put", "--tls", "--ca", cert, b, tls.url("back.bin")]);
     expect(up.stderr).toBe("");
     expect(up.code).toBe(0);
-    expect(await sha256(join(tls.home, "back.bin"))).toBe(await sha256(b));
+    expect(await sha256File(join(tls.home, "back.bin"))).toBe(await sha256File(b));
     const shell = await runMyftp(["--tls", "--ca", cert, tls.url()], { stdin: "ls\nget secret.bin shell.bin\n", cwd: work.path });
     expect(shell.stderr).toBe("");
     expect(shell.code).toBe(0);
     expect(shell.stdout).toContain("(TLS explicit)");
     expect(shell.stdout).toMatch(/^- +2097152 .* secret\.bin$/m);
-    expect(await sha256(join(work.path, "shell.bin"))).toBe(await sha256(join(tls.home, "secret.bin")));
+    expect(await sha256File(join(work.path, "shell.bin"))).toBe(await sha256File(join(tls.home, "secret.bin")));
   });
 
   it("refuses a certificate it cannot check, and says a server wants TLS, in one line each", async () => {
@@ -81,14 +79,14 @@ describe("myftp against vsftpd", () => {
     expect(r1.code).toBe(0);
     expect(r1.stdout).toMatch(/^mirror: 2 transferred .*, 0 unchanged$/m);
     expect(await readFile(join(dst, "a.txt"), "utf8")).toBe("a\n");
-    expect(await sha256(join(dst, "sub", "b.bin"))).toBe(await sha256(join(plain.home, "t", "sub", "b.bin")));
+    expect(await sha256File(join(dst, "sub", "b.bin"))).toBe(await sha256File(join(plain.home, "t", "sub", "b.bin")));
     const r2 = await runMyftp(["mirror", plain.url("t"), dst]);
     expect(r2.stdout).toMatch(/^mirror: 0 transferred .*, 2 unchanged$/m);
     const r3 = await runMyftp(["mirror", "-R", dst, plain.url("t2/")]);
     expect(r3.stderr).toBe("");
     expect(r3.code).toBe(0);
     expect(await readFile(join(plain.home, "t2", "a.txt"), "utf8")).toBe("a\n");
-    expect(await sha256(join(plain.home, "t2", "sub", "b.bin"))).toBe(await sha256(join(dst, "sub", "b.bin")));
+    expect(await sha256File(join(plain.home, "t2", "sub", "b.bin"))).toBe(await sha256File(join(dst, "sub", "b.bin")));
     const r4 = await runMyftp(["mirror", "-R", dst, plain.url("t2/")]);
     expect(r4.stdout).toMatch(/^mirror --reverse: 0 transferred .*, 2 unchanged$/m);
   });

@@ -2,10 +2,11 @@
 // Each server listens on 127.0.0.1 port 0 with its own temporary home directory.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { freePort } from "./util.js";
 
 export interface PeerUser {
   readonly name: string;
@@ -128,14 +129,6 @@ export interface VsftpdServer {
   readonly home: string;
   url(path?: string): string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 async function accepts(port: number): Promise<boolean> {

@@ -5,7 +5,8 @@ import * as path from "node:path";
 import { Client, enterPassiveModeIPv4, enterPassiveModeIPv6, FTPError } from "basic-ftp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
-import { makeFixtures, ODD_NAMES, sha256File, SIZES } from "./fixtures.js";
+import { sha256File } from "../helpers/util.js";
+import { makeFixtures, ODD_NAMES, SIZES } from "./fixtures.js";
 
 let srv: RunningServer;
 let home: string;

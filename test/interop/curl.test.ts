@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, wri
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
-import { killRunning, makeFixtures, ODD_NAMES, run, sha256File, SIZES } from "./fixtures.js";
+import { killRunning, sha256File } from "../helpers/util.js";
+import { makeFixtures, ODD_NAMES, run, SIZES } from "./fixtures.js";
 
 let srv: RunningServer;
 let home: string;

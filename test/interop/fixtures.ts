@@ -1,9 +1,9 @@
 // Shared pieces of the interop tests: test files of the sizes issue 2 names, SHA-256, and running a client
 // program with a time limit (killed by its PID when it overruns).
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { runProcess, type RunOptions, type RunResult } from "../helpers/util.js";
 
 export const SIZES: Record<string, number> = {
   "zero.bin": 0,
@@ -37,54 +37,12 @@ export function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-export function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash("sha256");
-    createReadStream(file)
-      .on("data", (c) => h.update(c))
-      .on("end", () => resolve(h.digest("hex")))
-      .on("error", reject);
-  });
-}
-
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const running = new Set<ChildProcess>();
-
-/** Runs a program to its end (killed after timeoutMs); never rejects for a non-zero exit. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; cwd?: string; input?: string } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C.UTF-8" } });
-    running.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
-    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) child.kill("SIGKILL");
-      reject(new Error(`${cmd} ${args.join(" ")} did not finish in time\n${stdout}\n${stderr}`));
-    }, opts.timeoutMs ?? 60_000);
-    child.once("error", (e) => {
-      clearTimeout(timer);
-      running.delete(child);
-      reject(e);
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      running.delete(child);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin!.on("error", () => undefined);
-    child.stdin!.end(opts.input ?? "");
-  });
-}
-
-/** Kills every client still running (for afterEach/afterAll). */
-export function killRunning(): void {
-  for (const c of running) if (c.exitCode === null && c.pid !== undefined) c.kill("SIGKILL");
-  running.clear();
+/**
+ * Runs a client program to its end with a UTF-8 locale (the odd names are UTF-8), killed after 60 s unless told
+ * otherwise; a client that has to be killed fails the call. Never rejects for a non-zero exit.
+ */
+export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const r = await runProcess(cmd, args, { timeoutMs: 60_000, ...opts, env: { ...process.env, LC_ALL: "C.UTF-8", ...opts.env } });
+  if (r.timedOut) throw new Error(`${cmd} ${args.join(" ")} did not finish in time\n${r.stdout}\n${r.stderr}`);
+  return r;
 }

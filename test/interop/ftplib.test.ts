@@ -5,7 +5,8 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
-import { killRunning, makeFixtures, run, sha256File } from "./fixtures.js";
+import { killRunning, sha256File } from "../helpers/util.js";
+import { makeFixtures, run } from "./fixtures.js";
 
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "py", "ftplib_session.py");
 

@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } fro
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
-import { killRunning, makeFixtures, run, sha256File } from "./fixtures.js";
+import { killRunning, sha256File } from "../helpers/util.js";
+import { makeFixtures, run } from "./fixtures.js";
 
 let srv: RunningServer;
 let home: string;
