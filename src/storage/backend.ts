@@ -60,8 +60,8 @@ export interface StorageBackend {
   removeOpened(diskPath: string): Promise<void>;
   setMtime(vpath: string, mtimeMs: number): Promise<void>;
   /**
-   * Total bytes of regular files below the home. removeLeftovers deletes temporary upload files instead of counting
-   * them; only safe when no upload of this home is running.
+   * Total bytes of regular files below the home, temporary upload files left out. removeLeftovers also deletes those;
+   * only safe when no upload of this home is running.
    */
   usage(opts?: { removeLeftovers?: boolean }): Promise<number>;
   /** Bytes free on the file system that holds the home. */

@@ -114,7 +114,13 @@ export class LocalStorage implements StorageBackend {
   }
 
   private lexical(vpath: string): string {
-    if (!vpath.startsWith("/") || /[\r\n\0]/.test(vpath) || vpath.split("/").some((s) => s === ".." || s === "."))
+    // Names with the temporary-upload prefix belong to the server: a client that could list, delete or rename one
+    // would break the overwrite it holds, and one it made itself would be swept away as a leftover after a crash.
+    if (
+      !vpath.startsWith("/") ||
+      /[\r\n\0]/.test(vpath) ||
+      vpath.split("/").some((s) => s === ".." || s === "." || s.startsWith(TEMP_PREFIX))
+    )
       throw new MyftpError("bad-path", "Invalid path");
     return vpath === "/" ? this.root : path.join(this.root, vpath);
   }
@@ -176,7 +182,7 @@ export class LocalStorage implements StorageBackend {
   private statDirent(dir: string, d: Dirent): StatResult | null {
     // A name with CR or LF (made on the disk, never through FTP) could not be addressed by any client, and written
     // into a listing or a STAT reply it would forge lines.
-    if (/[\r\n]/.test(d.name)) return null;
+    if (/[\r\n]/.test(d.name) || d.name.startsWith(TEMP_PREFIX)) return null;
     const full = path.join(dir, d.name);
     try {
       if (d.isSymbolicLink()) {
@@ -294,8 +300,8 @@ export class LocalStorage implements StorageBackend {
 }
 
 /**
- * Bytes of regular files below a directory; links are not followed. With removeLeftovers, temporary upload files
- * (left behind when the server died in the middle of an overwrite) are deleted instead of counted.
+ * Bytes of regular files below a directory; links are not followed. Temporary upload files are never counted; with
+ * removeLeftovers they (left behind when the server died in the middle of an overwrite) are deleted.
  */
 export async function sumTree(dir: string, removeLeftovers = false): Promise<number> {
   let total = 0;
@@ -318,8 +324,9 @@ export async function sumTree(dir: string, removeLeftovers = false): Promise<num
             return 0;
           }
           if (!e.isFile()) return 0;
-          if (removeLeftovers && e.name.startsWith(TEMP_PREFIX)) {
-            await fsp.unlink(full).catch(() => undefined);
+          if (e.name.startsWith(TEMP_PREFIX)) {
+            // A running overwrite's growth is counted on its target; a leftover is not the user's.
+            if (removeLeftovers) await fsp.unlink(full).catch(() => undefined);
             return 0;
           }
           return fsp.lstat(full).then(
