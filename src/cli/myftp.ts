@@ -21,6 +21,8 @@ interface CommonOptions {
   debug?: boolean;
 }
 
+type MirrorOptions = CommonOptions & { reverse?: boolean; parallel: string; delete?: boolean };
+
 function withCommonOptions(cmd: Command): Command {
   return cmd
     .option("--tls", "use explicit TLS (AUTH TLS) on ftp:// URLs")
@@ -66,8 +68,20 @@ async function finish(code: ExitCodeValue): Promise<never> {
   process.exit(code);
 }
 
-async function oneShot(o: CommonOptions, fn: (rt: Runtime) => Promise<void>): Promise<void> {
-  runtime = makeRuntime(o);
+/**
+ * A command's options with those given before the command name (`myftp --ca FILE get …`) filled in: the usage line
+ * puts [options] first, and commander keeps those on the program. The same option after the command wins.
+ */
+function withProgramOptions<T extends CommonOptions>(o: T, cmd: Command): T {
+  const merged: Record<string, unknown> = { ...(o as object) };
+  for (const [key, value] of Object.entries(program.opts())) {
+    if (program.getOptionValueSource(key) === "cli" && cmd.getOptionValueSource(key) !== "cli") merged[key] = value;
+  }
+  return merged as T;
+}
+
+async function oneShot(o: CommonOptions, cmd: Command, fn: (rt: Runtime) => Promise<void>): Promise<void> {
+  runtime = makeRuntime(withProgramOptions(o, cmd));
   await fn(runtime);
   await finish(ExitCode.ok);
 }
@@ -132,23 +146,23 @@ withCommonOptions(program.command("get"))
   .argument("<url>", "ftp://user@host[:port]/path/to/file")
   .argument("[local]", "local file or directory (default: the remote name, here)")
   .option("-n, --connections <n>", "fetch N ranges over N connections at once", "1")
-  .action(async (url: string, local: string | undefined, o: CommonOptions & { connections: string }) => {
-    await oneShot(o, (rt) => rt.getUrl(url, local, parseCount(o.connections, "-n", 1)));
+  .action(async (url: string, local: string | undefined, o: CommonOptions & { connections: string }, cmd: Command) => {
+    await oneShot(o, cmd, (rt) => rt.getUrl(url, local, parseCount(o.connections, "-n", 1)));
   });
 
 withCommonOptions(program.command("put"))
   .description("upload a file (resumes a partial remote copy, verifies the result)")
   .argument("<local>", "local file")
   .argument("<url>", "ftp://user@host[:port]/path (ending in / for a directory)")
-  .action(async (local: string, url: string, o: CommonOptions) => {
-    await oneShot(o, (rt) => rt.putUrl(local, url));
+  .action(async (local: string, url: string, o: CommonOptions, cmd: Command) => {
+    await oneShot(o, cmd, (rt) => rt.putUrl(local, url));
   });
 
 withCommonOptions(program.command("ls"))
   .description("list a remote directory")
   .argument("<url>", "ftp://user@host[:port]/dir")
-  .action(async (url: string, o: CommonOptions) => {
-    await oneShot(o, (rt) => rt.lsUrl(url));
+  .action(async (url: string, o: CommonOptions, cmd: Command) => {
+    await oneShot(o, cmd, (rt) => rt.lsUrl(url));
   });
 
 withCommonOptions(program.command("mirror"))
@@ -158,8 +172,8 @@ withCommonOptions(program.command("mirror"))
   .option("-R, --reverse", "upload the local directory to the remote one")
   .option("-P, --parallel <n>", "transfer this many files at once", "1")
   .option("--delete", "remove target files the source does not have")
-  .action(async (source: string, target: string, o: CommonOptions & { reverse?: boolean; parallel: string; delete?: boolean }) => {
-    await oneShot(o, (rt) => rt.mirrorUrl(source, target, o.reverse === true, parseCount(o.parallel, "--parallel", 1), o.delete === true));
+  .action(async (source: string, target: string, o: MirrorOptions, cmd: Command) => {
+    await oneShot(o, cmd, (rt) => rt.mirrorUrl(source, target, o.reverse === true, parseCount(o.parallel, "--parallel", 1), o.delete === true));
   });
 
 try {
