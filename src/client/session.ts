@@ -1,6 +1,7 @@
 // One logged-in control connection with what the server said it can do (RFC 2389 FEAT), and the
 // commands the protocol library has no method for: HASH, RANG, AVBL, SITE QUOTA.
 import { readFile } from "node:fs/promises";
+import { sep } from "node:path";
 import type { Writable } from "node:stream";
 import { downloadTo as ftpDownload } from "basic-ftp/dist/transfer.js";
 import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
@@ -66,6 +67,13 @@ export interface RemoteEntry {
   readonly size: number;
   readonly mtime: Date | undefined;
   readonly rawDate: string;
+}
+
+/** A name that, joined onto a local directory, names an entry directly inside it. */
+export function isPlainName(name: string): boolean {
+  if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) return false;
+  // Windows also splits at "\\", reads ":" as a drive and drops trailing dots and spaces ("..  " is "..").
+  return sep !== "\\" || (!/[\\:]/.test(name) && !/^[. ]+$/.test(name));
 }
 
 export function toRemoteEntry(f: FileInfo): RemoteEntry {
@@ -223,9 +231,13 @@ export class FtpSession {
     this.cwd = await this.client.pwd();
   }
 
+  /**
+   * Entries of a remote directory. Only plain names are kept: a listed "../x" or "a/b" (a hostile or broken server;
+   * basic-ftp drops them from MLSD but not from LIST) would make mirror and mget write outside their target.
+   */
   async list(path = ""): Promise<RemoteEntry[]> {
     const entries = await this.client.list(path);
-    return entries.filter((e) => e.name !== "." && e.name !== "..").map(toRemoteEntry);
+    return entries.filter((e) => isPlainName(e.name)).map(toRemoteEntry);
   }
 
   /**
