@@ -18,6 +18,8 @@ export interface LedgerSource {
   usageDirty: boolean;
   /** Counts the bytes in the home (used when no trustworthy figure is stored). */
   scan: () => Promise<number>;
+  /** Counts the bytes in the home while sessions may be working in it (see adoptOutsideChange). */
+  recount?: () => Promise<number>;
 }
 
 export class QuotaLedger {
@@ -29,6 +31,8 @@ export class QuotaLedger {
 
   /** What this ledger last wrote to (or read from) the store. */
   private lastStored: { used: number; dirty: boolean } | null = null;
+  /** An outside figure arrived (see adoptOutsideChange): count the home once no upload is writing. */
+  private recountPending = false;
 
   constructor(
     readonly name: string,
@@ -36,6 +40,7 @@ export class QuotaLedger {
     public limit: number | null,
     private readonly store: UsageStore,
     stored?: { used: number; dirty: boolean },
+    private readonly recount?: () => Promise<number>,
   ) {
     this.lastStored = stored ?? null;
   }
@@ -110,7 +115,9 @@ export class QuotaLedger {
   /**
    * An admin rescan (`myftpd user rescan`, another process) stores a fresh figure while this ledger is live. The
    * difference between that figure and the one this ledger last wrote is the drift it found: apply it, instead of
-   * overwriting the fix with the stale count at the next write.
+   * overwriting the fix with the stale count at the next write. If an upload wrote meanwhile, that figure may hold some
+   * of its bytes, which this ledger counts already; so where it can, the ledger counts the home itself instead, once
+   * no upload is writing.
    */
   private async adoptOutsideChange(): Promise<void> {
     const last = this.lastStored;
@@ -118,13 +125,37 @@ export class QuotaLedger {
     const row = await this.store.get(this.name);
     if (!row || row.usedBytes === null) return;
     if (row.usedBytes === last.used && row.usageDirty === last.dirty) return;
-    this.usedBytes = Math.max(0, this.usedBytes + row.usedBytes - last.used);
+    if (this.recount) this.recountPending = true;
+    else this.usedBytes = Math.max(0, this.usedBytes + row.usedBytes - last.used);
     this.lastStored = { used: row.usedBytes, dirty: row.usageDirty };
+  }
+
+  /** Counts the home when an outside figure asked for it and no upload is writing; true when it did. */
+  private async recountIfPending(): Promise<boolean> {
+    if (!this.recountPending || this.writers > 0 || !this.recount) return false;
+    const counted = await this.recount();
+    // An upload that began meanwhile may have been counted in part: try again when it ends.
+    if (this.writers > 0) return false;
+    this.usedBytes = counted;
+    this.recountPending = false;
+    return true;
+  }
+
+  private async writeStore(): Promise<void> {
+    const used = this.usedBytes;
+    const dirty = this.writers > 0;
+    await this.store.setUsage(this.name, used, dirty);
+    this.lastStored = { used, dirty };
   }
 
   /** Picks up a figure stored by someone else since this ledger last wrote (see adoptOutsideChange). */
   refresh(): Promise<void> {
-    this.persisting = this.persisting.then(() => this.adoptOutsideChange()).catch(() => undefined);
+    this.persisting = this.persisting
+      .then(async () => {
+        await this.adoptOutsideChange();
+        if (await this.recountIfPending()) await this.writeStore();
+      })
+      .catch(() => undefined);
     return this.persisting;
   }
 
@@ -133,10 +164,8 @@ export class QuotaLedger {
     this.persisting = this.persisting
       .then(async () => {
         await this.adoptOutsideChange();
-        const used = this.usedBytes;
-        const dirty = this.writers > 0;
-        await this.store.setUsage(this.name, used, dirty);
-        this.lastStored = { used, dirty };
+        await this.recountIfPending();
+        await this.writeStore();
       })
       .catch(() => undefined);
     return this.persisting;
@@ -172,7 +201,8 @@ export class QuotaManager {
     let used = src.usedBytes;
     const trusted = used !== null && !src.usageDirty;
     if (!trusted) used = await src.scan();
-    const ledger = new QuotaLedger(src.name, used!, src.quotaBytes, this.store, trusted ? { used: used!, dirty: false } : undefined);
+    const stored = trusted ? { used: used!, dirty: false } : undefined;
+    const ledger = new QuotaLedger(src.name, used!, src.quotaBytes, this.store, stored, src.recount);
     if (!trusted) await ledger.persist();
     return ledger;
   }

@@ -44,7 +44,11 @@ export async function pass(s: Session, arg: string): Promise<void> {
   let ledger: QuotaLedger;
   try {
     storage = await LocalStorage.open(record.home);
-    ledger = await s.server.quota.acquire({ ...record, scan: () => storage.usage({ removeLeftovers: true }) });
+    ledger = await s.server.quota.acquire({
+      ...record,
+      scan: () => storage.usage({ removeLeftovers: true }),
+      recount: () => storage.usage(),
+    });
   } catch (err) {
     s.log.error({ err, user: record.name }, "cannot open home directory");
     s.reply(421, "Cannot open your home directory; closing control connection");
