@@ -130,7 +130,7 @@ export class FtpServer implements ServerContext {
     await this.bind(server, this.opts.host, this.opts.port);
     this.listeners.push(server);
     if (this.tlsSupport && this.opts.implicitTlsPort != null) {
-      const implicit = this.tlsSupport.implicitListener((sock) => this.accept(sock));
+      const implicit = this.tlsSupport.implicitListener((raw, secure) => this.accept(raw, secure));
       await this.bind(implicit, this.opts.host, this.opts.implicitTlsPort);
       this.implicitTlsPort = (implicit.address() as net.AddressInfo).port;
     }
@@ -158,24 +158,38 @@ export class FtpServer implements ServerContext {
     return this.sessions.size;
   }
 
-  /** Entry for every new control connection (plain or implicit TLS). */
-  accept(sock: net.Socket): void {
+  /**
+   * Entry for every new control connection. On the implicit FTPS port `secure` does the TLS handshake: the
+   * connection counts against its address from the moment it is accepted, so connections that never finish a
+   * handshake cannot get round the limit, and a refusal is sent once TLS is up.
+   */
+  accept(sock: net.Socket, secure?: (raw: net.Socket) => Promise<net.Socket>): void {
     if (this.closing) {
       sock.destroy();
       return;
     }
     sock.on("error", () => undefined);
+    const refuse = (text: string) => {
+      if (!secure) return this.refuse(sock, text);
+      secure(sock).then(
+        (tls) => {
+          tls.on("error", () => undefined);
+          this.refuse(tls, text);
+        },
+        () => sock.destroy(),
+      );
+    };
     const ip = canonicalAddress(sock.remoteAddress ?? "");
     const banned = this.defender.bannedFor(ip);
     if (banned > 0) {
       this.log.info({ event: "refused-banned", peer: ip }, "connection from banned address refused");
-      this.refuse(sock, `Too many failed logins from your address; try again in ${Math.ceil(banned / 1000)} seconds`);
+      refuse(`Too many failed logins from your address; try again in ${Math.ceil(banned / 1000)} seconds`);
       return;
     }
     const count = this.perIp.get(ip) ?? 0;
     if (count >= this.maxConnectionsPerIp) {
       this.log.info({ event: "refused-per-ip", peer: ip }, "too many connections from address");
-      this.refuse(sock, `Too many connections from your address (limit ${this.maxConnectionsPerIp})`);
+      refuse(`Too many connections from your address (limit ${this.maxConnectionsPerIp})`);
       return;
     }
     this.perIp.set(ip, count + 1);
@@ -184,7 +198,18 @@ export class FtpServer implements ServerContext {
       if (n <= 0) this.perIp.delete(ip);
       else this.perIp.set(ip, n);
     });
-    this.admit(sock);
+    if (!secure) {
+      this.admit(sock);
+      return;
+    }
+    secure(sock).then(
+      (tls) => {
+        tls.on("error", () => undefined);
+        if (this.closing) tls.destroy();
+        else this.admit(tls);
+      },
+      (err: Error) => this.log.debug({ event: "tls-failed", peer: ip, err: err.message }, "implicit TLS handshake failed"),
+    );
   }
 
   private refuse(sock: net.Socket, text: string): void {

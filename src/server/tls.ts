@@ -156,15 +156,13 @@ export class TlsSupport {
   }
 
   /**
-   * Implicit FTPS: a listener whose connections speak TLS from the first byte. Each one is handed to `accept`
-   * (bans, per-address limits, the admission queue) once its handshake is done.
+   * Implicit FTPS: a listener whose connections speak TLS from the first byte. Each one is handed to `accept` (bans,
+   * per-address limits, the admission queue) as it arrives, with the handshake to run on it.
    */
-  implicitListener(accept: (sock: tls.TLSSocket) => void): net.Server {
+  implicitListener(accept: (raw: net.Socket, secure: (raw: net.Socket) => Promise<tls.TLSSocket>) => void): net.Server {
     return net.createServer({ noDelay: true }, (raw) => {
       raw.on("error", () => undefined);
-      this.handshake(raw, CONTROL_HANDSHAKE_MS).then(accept, (err: Error) =>
-        this.log.debug({ event: "tls-failed", peer: raw.remoteAddress, err: err.message }, "implicit TLS handshake failed"),
-      );
+      accept(raw, (r) => this.handshake(r, CONTROL_HANDSHAKE_MS));
     });
   }
 
