@@ -44,12 +44,16 @@ export class LineSplitter {
         if (b === IAC) {
           this.telnet = Telnet.None;
           this.append(IAC);
-        } else if (b >= 251 && b <= 254) {
-          this.telnet = Telnet.Option;
-        } else {
-          this.telnet = Telnet.None;
+          continue;
         }
-        continue;
+        if (b >= 251 && b <= 254) {
+          this.telnet = Telnet.Option;
+          continue;
+        }
+        this.telnet = Telnet.None;
+        // Telnet commands are 240-254. A lower byte is text: the command byte went missing, as the Synch's DM does
+        // when it is sent as TCP urgent data (lftp: IAC IP, IAC DM urgent, "ABOR"), and the kernel keeps it apart.
+        if (b >= 240) continue;
       }
       if (this.telnet === Telnet.Option) {
         this.telnet = Telnet.None;
