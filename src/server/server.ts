@@ -76,6 +76,8 @@ export class FtpServer implements ServerContext {
   private readonly maxConnectionsPerIp: number;
   private readonly shutdownGraceMs: number;
   private closing: Promise<void> | null = null;
+  /** Set the moment close() is called, before any session is told: nothing new starts after it. */
+  private stopping = false;
   private readonly tlsSupport: TlsSupport | null = null;
   /** Port of the implicit FTPS listener, once listening. */
   implicitTlsPort: number | null = null;
@@ -164,7 +166,7 @@ export class FtpServer implements ServerContext {
    * handshake cannot get round the limit, and a refusal is sent once TLS is up.
    */
   accept(sock: net.Socket, secure?: (raw: net.Socket) => Promise<net.Socket>): void {
-    if (this.closing) {
+    if (this.stopping) {
       sock.destroy();
       return;
     }
@@ -205,7 +207,7 @@ export class FtpServer implements ServerContext {
     secure(sock).then(
       (tls) => {
         tls.on("error", () => undefined);
-        if (this.closing) tls.destroy();
+        if (this.stopping) tls.destroy();
         else this.admit(tls);
       },
       (err: Error) => this.log.debug({ event: "tls-failed", peer: ip, err: err.message }, "implicit TLS handshake failed"),
@@ -261,7 +263,7 @@ export class FtpServer implements ServerContext {
   }
 
   private startSession(sock: net.Socket, early: Buffer[]): void {
-    if (sock.destroyed || this.closing) {
+    if (sock.destroyed || this.stopping) {
       this.admission.release();
       sock.destroy();
       return;
@@ -328,6 +330,7 @@ export class FtpServer implements ServerContext {
    * all are closed and usage is persisted.
    */
   close(): Promise<void> {
+    this.stopping = true;
     this.closing ??= this.shutdown();
     return this.closing;
   }

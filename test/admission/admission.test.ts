@@ -9,6 +9,7 @@ import type { ServerOptions } from "../../src/server/server.js";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { runProcess, sleep, until, withTimeout } from "../helpers/util.js";
+import { captureLog } from "../security/log-capture.js";
 
 let servers: RunningServer[] = [];
 let clients: RawFtp[] = [];
@@ -119,6 +120,19 @@ describe("admission queue", () => {
     const pwd = await c.read();
     expect(pwd.code).toBe(257);
     expect(pwd.text).toMatch(/^"\/"/);
+  });
+
+  it("a server that shuts down tells waiters 421 and starts none of them", async () => {
+    const log = captureLog("info");
+    const s = await start({ maxSessions: 1, maxQueue: 2, logger: log.logger });
+    const holder = await login(s);
+    const waiter = await queued(s);
+    waiter.send("USER alice");
+    const closing = s.server.close();
+    expect((await waiter.read(3000)).code).toBe(421);
+    expect((await holder.read(3000)).code).toBe(421);
+    await closing;
+    expect(log.events("session-open")).toHaveLength(1);
   });
 
   it("a wait past the queue timeout gets 421 and the connection closes", async () => {
