@@ -35,15 +35,28 @@ interface Target {
   start: number;
   diskPath: string;
   tempPath: string | null;
+  /** The temporary file started as a copy of the old one (a REST inside it). */
+  copied?: boolean;
 }
 
 async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<Target> {
-  if (req.mode === "stor" && req.offset === 0 && !req.range) {
+  if (req.mode === "stor" && !req.range) {
     const existing = await storage.stat(req.vpath).catch(() => null);
     if (existing?.type === "dir") throw new MyftpError("is-dir", "Is a directory");
-    if (existing && existing.size > 0) {
-      const t = await storage.openTemp(req.vpath);
-      return { handle: t.handle, sizeBefore: t.sizeBefore, existed: true, start: 0, diskPath: t.diskPath, tempPath: t.tempPath };
+    // Replacing bytes the file already has (a fresh STOR over it, or a REST inside it) goes through a temporary
+    // file, so a refused upload can leave the old content as it was.
+    const copy = req.offset > 0;
+    if (existing && existing.size > req.offset) {
+      const t = await storage.openTemp(req.vpath, copy);
+      return {
+        handle: t.handle,
+        sizeBefore: t.sizeBefore,
+        existed: true,
+        start: req.offset,
+        diskPath: t.diskPath,
+        tempPath: t.tempPath,
+        copied: copy,
+      };
     }
   }
   const w = await storage.openWrite(req.vpath);
@@ -123,10 +136,13 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
       const end = t.start + written;
       await closeHandle();
       if (t.tempPath) {
-        // Success, or a partial upload kept for resume: either way the new bytes replace the old file.
+        // Success, or a partial upload kept for resume: either way the temporary file replaces the old one. A copy
+        // keeps the old bytes past what was written, unless the upload completed (REST+STOR ends the file there).
+        const finalSize = ok || !t.copied ? end : Math.max(t.sizeBefore, end);
+        if (ok && t.copied && end < t.sizeBefore) await storage.truncateOpened(t.tempPath, end);
         await storage.commitTemp(t.tempPath, req.vpath);
-        ledger.release(accounted - end);
-        accounted = end;
+        ledger.release(accounted - finalSize);
+        accounted = finalSize;
       } else {
         const finalSize = ok && !req.range ? end : Math.max(t.sizeBefore, end);
         if (finalSize < accounted || (ok && finalSize < t.sizeBefore)) {

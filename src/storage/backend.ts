@@ -44,13 +44,14 @@ export interface StorageBackend {
   /** Renames; returns the size of a file that the rename replaced (0 if none). */
   rename(from: string, to: string): Promise<number>;
   openRead(vpath: string): Promise<ReadOpen>;
-  /**
-   * Opens a file for writing without truncating it; creates it when missing. When temp is true the data goes to a
-   * fresh temporary file beside it, to be committed with commitTemp (used for overwrites so a refused upload can
-   * leave the old file untouched).
-   */
+  /** Opens a file for writing without truncating it; creates it when missing. */
   openWrite(vpath: string): Promise<WriteOpen>;
-  openTemp(vpath: string): Promise<WriteOpen & { tempPath: string }>;
+  /**
+   * Opens a temporary file beside `vpath` for an upload that replaces its content, to be committed with commitTemp,
+   * so a refused upload leaves the old file untouched. With copy, the temporary file starts as a copy of the old one
+   * (an upload that rewrites bytes inside it); otherwise it starts empty.
+   */
+  openTemp(vpath: string, copy?: boolean): Promise<WriteOpen & { tempPath: string }>;
   /** Moves a temporary file over its target. */
   commitTemp(tempPath: string, vpath: string): Promise<void>;
   removeTemp(tempPath: string): Promise<void>;

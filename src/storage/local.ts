@@ -247,7 +247,7 @@ export class LocalStorage implements StorageBackend {
     return { handle: file, sizeBefore: 0, existed: false, diskPath: target };
   }
 
-  async openTemp(vpath: string): Promise<WriteOpen & { tempPath: string }> {
+  async openTemp(vpath: string, copy = false): Promise<WriteOpen & { tempPath: string }> {
     const target = this.resolveForWrite(vpath);
     let st: fs.Stats | null = null;
     try {
@@ -256,9 +256,20 @@ export class LocalStorage implements StorageBackend {
       st = null;
     }
     if (st?.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
+    if (copy && !st?.isFile()) throw new MyftpError("not-found", "No such file or directory");
     const tempPath = path.join(path.dirname(target), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
-    const { file } = openRegular(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, st ? st.mode & 0o777 : 0o644);
-    return { handle: file, tempPath, diskPath: tempPath, sizeBefore: st?.size ?? 0, existed: st !== null };
+    const mode = st ? st.mode & 0o777 : 0o644;
+    if (copy) {
+      // A clone where the file system can share blocks, a plain copy elsewhere; either way on the thread pool.
+      await fsp.copyFile(target, tempPath, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    }
+    try {
+      const { file } = openRegular(tempPath, O_WRONLY | O_NOFOLLOW | (copy ? 0 : O_CREAT | O_EXCL), mode);
+      return { handle: file, tempPath, diskPath: tempPath, sizeBefore: st?.size ?? 0, existed: st !== null };
+    } catch (err) {
+      if (copy) await fsp.unlink(tempPath).catch(() => undefined);
+      throw err;
+    }
   }
 
   async commitTemp(tempPath: string, vpath: string): Promise<void> {

@@ -62,6 +62,35 @@ describe("overwrites that end early", () => {
   });
 });
 
+describe("REST+STOR inside an existing file", () => {
+  const a = Buffer.alloc(100_000, "a");
+
+  it("refused for quota, it leaves the old bytes as they were", async () => {
+    const s = await start(); // 1 MiB
+    const c = await login(s);
+    expect((await c.store("STOR mid.bin", a)).final.code).toBe(226);
+    expect((await c.store("STOR filler.bin", Buffer.alloc(900_000, "f"))).final.code).toBe(226);
+    expect((await c.cmd("REST 50000")).code).toBe(350);
+    const r = await c.store("STOR mid.bin", Buffer.alloc(400_000, "b"));
+    expect(r.final.code).toBe(552);
+    expect(readFileSync(path.join(s.homeOf("alice"), "mid.bin")).equals(a)).toBe(true);
+    expect(readdirSync(s.homeOf("alice")).filter((n) => n.startsWith(TEMP_PREFIX))).toEqual([]);
+    expect((await c.expect("SITE QUOTA", 200)).text).toContain("used 1000000 of");
+    expect(diskBytes(s.homeOf("alice"))).toBe(1_000_000);
+  });
+
+  it("completed, it keeps the prefix, writes from the offset and ends the file there", async () => {
+    const s = await start();
+    const c = await login(s);
+    expect((await c.store("STOR mid.bin", a)).final.code).toBe(226);
+    expect((await c.cmd("REST 50000")).code).toBe(350);
+    expect((await c.store("STOR mid.bin", Buffer.alloc(10_000, "b"))).final.code).toBe(226);
+    const got = readFileSync(path.join(s.homeOf("alice"), "mid.bin"));
+    expect(got.equals(Buffer.concat([a.subarray(0, 50_000), Buffer.alloc(10_000, "b")]))).toBe(true);
+    expect((await c.expect("SITE QUOTA", 200)).text).toContain("used 60000 of");
+  });
+});
+
 describe("temporary upload files left by a crash", () => {
   it("are removed when a dirty usage figure is recounted at login", async () => {
     const s = await start();
