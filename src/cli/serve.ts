@@ -89,6 +89,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
   }
   if (server.implicitTlsPort !== null) process.stdout.write(`implicit FTPS on ftps://${host}:${server.implicitTlsPort}/\n`);
   if (demoPassword) {
-    process.stdout.write(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/\n`);
+    const how = settings.requireTls ? " (TLS required: use explicit FTPS, e.g. curl --ssl-reqd)" : "";
+    process.stdout.write(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/${how}\n`);
   }
 }
