@@ -1,17 +1,11 @@
 // Progress output. The formatting is pure (tested to the character); the reporter decides where it goes:
 // a redrawn bar on a terminal, one line per finished file otherwise, nothing with --quiet.
 
+import { formatSize } from "../core/units.js";
+
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n) || n < 0) return "?";
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${units[i]}`;
+  return formatSize(n);
 }
 
 export function formatRate(bytesPerSecond: number): string {

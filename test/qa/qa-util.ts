@@ -7,19 +7,8 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { MYFTPD_BIN, MYFTP_BIN } from "../helpers/myftpd.js";
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `check` every 20 ms until it returns true, failing after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(20);
-  }
-  throw new Error(`condition not met within ${ms} ms: ${what}`);
-}
+export { sleep, until } from "../helpers/util.js";
+import { sleep } from "../helpers/util.js";
 
 export interface Reply {
   code: number;
