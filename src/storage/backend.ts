@@ -19,6 +19,8 @@ export interface FileWriter {
 export interface ReadOpen {
   handle: FileReader;
   size: number;
+  /** The open descriptor, for a worker thread of this process to read (absent where the backend has none). */
+  fd?: number;
   /** Absolute disk path (for hashing off the main thread). */
   diskPath: string;
 }

@@ -231,7 +231,7 @@ export class LocalStorage implements StorageBackend {
     // O_NONBLOCK: opening a FIFO found in a home would otherwise block until a writer comes; it changes nothing
     // for regular files, and anything that is not one is refused.
     const { file, st } = openRegular(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    return { handle: file, size: st.size, diskPath: real };
+    return { handle: file, size: st.size, diskPath: real, fd: file.fd };
   }
 
   async openWrite(vpath: string): Promise<WriteOpen> {

@@ -15,6 +15,11 @@ export const NODE_HASH_NAMES: Record<Exclude<WorkerHashAlgorithm, "CRC32">, stri
 
 export interface HashRequest {
   path: string;
+  /**
+   * A descriptor of this process to read instead of opening `path`: the server opens the file where it checks the
+   * path against the jail, because by the time a worker gets to a queued task the path may lead somewhere else.
+   */
+  fd?: number;
   algorithm: WorkerHashAlgorithm;
   start: number;
   /** Last byte included; null for the end of the file. */

@@ -9,7 +9,10 @@ import { NODE_HASH_NAMES } from "./hash-types.js";
 
 async function* chunks(req: HashRequest): AsyncGenerator<Buffer> {
   if (req.end !== null && req.end < req.start) return; // an empty range
+  // A descriptor given by the server stays its own to close.
   const stream = createReadStream(req.path, {
+    fd: req.fd,
+    autoClose: req.fd === undefined,
     start: req.start,
     end: req.end === null ? undefined : req.end,
     highWaterMark: 1 << 20,

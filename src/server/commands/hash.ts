@@ -63,9 +63,16 @@ export async function hash(s: Session, arg: string): Promise<void> {
     return;
   }
   const last = range ? Math.min(range.end, st.size - 1) : st.size - 1;
-  const diskPath = await s.storage.diskPathOf(target);
+  // The worker reads the file opened here, where the path was checked: a task may wait in the pool's queue, and by
+  // then the path may lead elsewhere (a directory renamed away and one holding a link to the outside put in its place).
+  const opened = await s.storage.openRead(target);
   const algorithm = s.hashAlgorithm;
-  const result = await s.server.hashPool.run({ path: diskPath, algorithm, start, end: last }, s.lifetime);
+  let result;
+  try {
+    result = await s.server.hashPool.run({ path: opened.diskPath, fd: opened.fd, algorithm, start, end: last }, s.lifetime);
+  } finally {
+    await opened.handle.close().catch(() => undefined);
+  }
   if (s.isClosed) return;
   const shownEnd = result.bytes > 0 ? start + result.bytes - 1 : start;
   s.reply(213, `${algorithm} ${start}-${shownEnd} ${result.digest} ${arg}`);

@@ -1,0 +1,89 @@
+// The jail holds for work that waits its turn. A path is checked (realpath, inside the home) on the event loop, but
+// the call that uses it may run later: a HASH waits for a free worker, which opens the file itself. If the client
+// renames a directory away and moves a link to an outside directory into its place meanwhile, a call that opens the
+// checked path by name again follows the link out of the home.
+//
+// The link to the outside is one an administrator planted in the home (the case the jail tests plant: a link to a
+// directory outside). Clients cannot make links, nor rename one that leads outside, but they may rename the directory
+// that holds it: with p/x a link to the outside and q/x a real directory, renaming q away and p to q makes /q/x lead
+// outside.
+
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { startServer, type RunningServer } from "../helpers/myftpd.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+import { until } from "../helpers/util.js";
+import { holdThreadPool, type HeldPool } from "./review-util.js";
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+describe("jail: a checked path is not looked up again later", () => {
+  let srv: RunningServer | null = null;
+  let scratch: string | null = null;
+  let held: HeldPool | null = null;
+  const clients: RawFtp[] = [];
+
+  afterEach(async () => {
+    await held?.release();
+    held = null;
+    for (const c of clients.splice(0)) c.sock.destroy();
+    await srv?.close();
+    srv = null;
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+    scratch = null;
+  });
+
+  /** A home with q/x/secret, and p/x: a planted link to a directory outside that has a secret of its own. */
+  async function setup(): Promise<{ home: string; outside: string }> {
+    scratch = mkdtempSync(path.join(tmpdir(), "myftp-review-"));
+    const outside = path.join(scratch, "outside");
+    mkdirSync(outside);
+    writeFileSync(path.join(outside, "secret"), "OUTSIDE THE HOME");
+    writeFileSync(path.join(outside, "victim"), "an outside file");
+    writeFileSync(path.join(outside, "outside-only"), "");
+    srv = await startServer([{ name: "alice", password: "secret" }], { hashWorkers: 1 });
+    const home = srv.homeOf("alice");
+    mkdirSync(path.join(home, "q", "x"), { recursive: true });
+    writeFileSync(path.join(home, "q", "x", "secret"), "inside");
+    writeFileSync(path.join(home, "q", "x", "victim"), "inside victim");
+    mkdirSync(path.join(home, "p"));
+    symlinkSync(outside, path.join(home, "p", "x"));
+    return { home, outside };
+  }
+
+  async function login(): Promise<RawFtp> {
+    const c = await RawFtp.login(srv!.port, "alice", "secret");
+    clients.push(c);
+    return c;
+  }
+
+  /** RNFR/RNTO q → q2 and p → q: the path /q/x now leads outside. */
+  async function swap(c: RawFtp): Promise<void> {
+    await c.expect("RNFR /q", 350);
+    await c.expect("RNTO /q2", 250);
+    await c.expect("RNFR /p", 350);
+    await c.expect("RNTO /q", 250);
+  }
+
+  it("HASH hashes the file it checked, not what the path leads to when a worker gets to it", async () => {
+    await setup();
+    const a = await login();
+    const b = await login();
+    // The one worker is started and loaded before the pool is held.
+    expect((await a.cmd("HASH /q/x/secret")).text).toContain(sha256("inside"));
+
+    held = holdThreadPool(scratch!);
+    a.send("HASH /q/x/secret");
+    await until(() => srv!.server.hashPool.busy === 1, 5000, "HASH handed to the worker");
+    await swap(b);
+    await held.release();
+
+    // Opening the path again in the worker answered the hash of the outside file's first six bytes ("OUTSID"); with
+    // RANG one byte at a time that reads any outside file the server can read.
+    const r = await a.read();
+    expect(r.all).toBe(`213 SHA-256 0-5 ${sha256("inside")} /q/x/secret`);
+  });
+});
