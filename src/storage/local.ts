@@ -9,6 +9,10 @@
 // each such call takes microseconds, while a round trip through libuv's thread pool costs two context switches
 // and more. What may wait on the device (file data, directory scans, freeing blocks with unlink or truncate) goes
 // through the thread pool, so a slow disk never stalls the other sessions.
+//
+// A path checked on the loop must not be looked up again on the pool: the call may wait there while the client renames
+// a directory away and puts one holding a link to the outside in its place. So what is read or removed on the pool is
+// reached through something opened or renamed inline: a descriptor, a directory handle, a temporary name.
 
 import * as fs from "node:fs";
 import { constants, type Dirent } from "node:fs";
@@ -210,7 +214,11 @@ export class LocalStorage implements StorageBackend {
     const entry = this.resolveEntry(vpath);
     const st = fs.lstatSync(entry);
     if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
-    await fsp.unlink(entry); // may free many blocks: off the event loop
+    // The name goes at once; the blocks are freed off the event loop under a temporary name, which a lookup that runs
+    // after its directory was swapped for a link to the outside cannot find there.
+    const doomed = path.join(path.dirname(entry), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+    fs.renameSync(entry, doomed);
+    await fsp.unlink(doomed).catch(() => undefined);
     return st.isFile() ? st.size : 0;
   }
 

@@ -9,14 +9,14 @@
 // outside.
 
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { RawFtp } from "../helpers/raw-ftp.js";
+import { RawFtp, type Reply } from "../helpers/raw-ftp.js";
 import { until } from "../helpers/util.js";
-import { holdThreadPool, type HeldPool } from "./review-util.js";
+import { holdThreadPool, pendingFsRequests, type HeldPool } from "./review-util.js";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -68,6 +68,20 @@ describe("jail: a checked path is not looked up again later", () => {
     await c.expect("RNTO /q", 250);
   }
 
+  /** Tries the swap; returns the replies (a server may refuse it while the path is in use). */
+  async function trySwap(c: RawFtp): Promise<Reply[]> {
+    const out: Reply[] = [];
+    for (const [from, to] of [
+      ["/q", "/q2"],
+      ["/p", "/q"],
+    ]) {
+      const r = await c.cmd(`RNFR ${from}`);
+      out.push(r);
+      if (r.code === 350) out.push(await c.cmd(`RNTO ${to}`));
+    }
+    return out;
+  }
+
   it("HASH hashes the file it checked, not what the path leads to when a worker gets to it", async () => {
     await setup();
     const a = await login();
@@ -85,5 +99,25 @@ describe("jail: a checked path is not looked up again later", () => {
     // RANG one byte at a time that reads any outside file the server can read.
     const r = await a.read();
     expect(r.all).toBe(`213 SHA-256 0-5 ${sha256("inside")} /q/x/secret`);
+  });
+
+  it("DELE removes the file it checked, never one outside the home", async () => {
+    const { home, outside } = await setup();
+    const a = await login();
+    const b = await login();
+
+    held = holdThreadPool(scratch!);
+    const before = pendingFsRequests();
+    a.send("DELE /q/x/victim");
+    await until(() => pendingFsRequests() > before, 5000, "DELE's unlink queued");
+    await trySwap(b);
+    await held.release();
+
+    const r = await a.read();
+    expect(existsSync(path.join(outside, "victim"))).toBe(true);
+    expect(readFileSync(path.join(outside, "victim"), "utf8")).toBe("an outside file");
+    // The file the client named is gone from its directory, which is q2/x now.
+    expect(r.code).toBe(250);
+    expect(existsSync(path.join(home, "q2", "x", "victim"))).toBe(false);
   });
 });
