@@ -169,12 +169,18 @@ export class LocalStorage implements StorageBackend {
 
   async list(vpath: string): Promise<StatResult[]> {
     const dir = this.resolveExisting(vpath);
-    const dirents = await fsp.readdir(dir, { withFileTypes: true });
+    // Read through a handle opened here: the names are this directory's, wherever its path leads when the pool reads.
+    const handle = fs.opendirSync(dir, { bufferSize: 1024 });
+    const read = fs.statSync(dir);
+    const dirents: Dirent[] = [];
+    for await (const d of handle) dirents.push(d);
     // The entries' stats are metadata calls: made inline, a batch per loop turn so a huge directory never holds the
-    // loop for long.
+    // loop for long. They go by path, so only while the path still leads to the directory that was read.
     const out: StatResult[] = [];
     for (let i = 0; i < dirents.length; i += STAT_BATCH) {
       if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      const now = fs.statSync(dir);
+      if (now.dev !== read.dev || now.ino !== read.ino) throw new MyftpError("not-found", "Directory moved while it was listed");
       for (const d of dirents.slice(i, i + STAT_BATCH)) {
         const st = this.statDirent(dir, d);
         if (st) out.push(st);

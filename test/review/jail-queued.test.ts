@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { RawFtp, type Reply } from "../helpers/raw-ftp.js";
+import { RawFtp, readAll, type Reply } from "../helpers/raw-ftp.js";
 import { until } from "../helpers/util.js";
 import { holdThreadPool, pendingFsRequests, type HeldPool } from "./review-util.js";
 
@@ -119,5 +119,26 @@ describe("jail: a checked path is not looked up again later", () => {
     // The file the client named is gone from its directory, which is q2/x now.
     expect(r.code).toBe(250);
     expect(existsSync(path.join(home, "q2", "x", "victim"))).toBe(false);
+  });
+
+  it("LIST lists the directory it checked, never one outside the home", async () => {
+    await setup();
+    const a = await login();
+    const b = await login();
+
+    const data = await a.epsv();
+    held = holdThreadPool(scratch!);
+    const before = pendingFsRequests();
+    a.send("LIST /q/x");
+    await until(() => pendingFsRequests() > before, 5000, "LIST's directory read queued");
+    await trySwap(b);
+    await held.release();
+
+    const prelim = await a.read();
+    const listing = prelim.code === 150 ? (await readAll(data)).toString("utf8") : "";
+    if (prelim.code === 150) await a.read();
+    data.destroy();
+    expect(listing).not.toContain("outside-only");
+    if (prelim.code === 150) expect(listing).toContain("victim");
   });
 });
