@@ -4,13 +4,14 @@
 // held. A fresh STOR over an existing file writes to a temporary file beside it, so a refused upload leaves the old
 // file untouched. When the upload ends:
 //   success            → the file is final (temp moved over, REST+STOR cut at its last byte); surplus released;
-//   quota / ALLO / no data connection → the file goes back to what it was (new file removed, temp dropped,
-//                        appended file truncated back) and every reserved byte released;
+//   quota / ALLO / no data connection (none, or one refused once open) → the file goes back to what it was (new file
+//                        removed, temp dropped, appended file truncated back) and every reserved byte released;
 //   abort, broken connection, disk full → what arrived is kept for a later resume, and the ledger matches it.
 
 import { MyftpError, toMyftpError } from "../core/errors.js";
 import type { QuotaLedger } from "../core/quota.js";
 import type { FileWriter, StorageBackend } from "../storage/backend.js";
+import { DataConnectionError } from "./data-channel.js";
 import { runTransfer } from "./data-transfer.js";
 import type { Session } from "./session.js";
 import { receiveFile } from "./transfer-io.js";
@@ -184,7 +185,10 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
       async (failure) => {
         const code = toMyftpError(failure.error).code;
         const written = ((failure.error as { written?: number }).written ?? 0) as number;
-        if (failure.stage === "connect" || code === "quota-exceeded" || finalizing || (t.tempPath && written === 0)) {
+        // A data connection refused once open (its TLS handshake failed, or did not resume the control session) is
+        // one the upload never had.
+        const noData = failure.stage === "connect" || failure.error instanceof DataConnectionError;
+        if (noData || code === "quota-exceeded" || finalizing || (t.tempPath && written === 0)) {
           // Refused, never started, could not be put in place, or an overwrite that received nothing: the file
           // goes back to what it was.
           await refuse();
