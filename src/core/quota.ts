@@ -26,8 +26,6 @@ export class QuotaLedger {
   private writers = 0;
   private readonly writing = new Set<string>();
   private persisting: Promise<void> = Promise.resolve();
-  /** Sessions holding this ledger. */
-  refs = 0;
 
   /** What this ledger last wrote to (or read from) the store. */
   private lastStored: { used: number; dirty: boolean } | null = null;
@@ -177,24 +175,40 @@ export class QuotaLedger {
 }
 
 /** Hands out one ledger per user name and drops it when no session holds it. */
+interface Entry {
+  ledger: Promise<QuotaLedger>;
+  /** Sessions and uploads holding the ledger, counted from the moment they ask for it. */
+  holders: number;
+}
+
+/** Hands out one ledger per user name and drops it when nothing holds it. */
 export class QuotaManager {
-  private readonly ledgers = new Map<string, Promise<QuotaLedger>>();
+  private readonly ledgers = new Map<string, Entry>();
 
   constructor(private readonly store: UsageStore) {}
 
   /** The user's ledger, loaded (and counted if needed) on first use. Call release() when the session ends. */
   async acquire(src: LedgerSource): Promise<QuotaLedger> {
-    let p = this.ledgers.get(src.name);
-    if (!p) {
-      p = this.load(src);
-      this.ledgers.set(src.name, p);
-      p.catch(() => this.ledgers.delete(src.name));
+    let entry = this.ledgers.get(src.name);
+    if (!entry) {
+      const e: Entry = { ledger: this.load(src), holders: 0 };
+      e.ledger.catch(() => {
+        if (this.ledgers.get(src.name) === e) this.ledgers.delete(src.name);
+      });
+      this.ledgers.set(src.name, e);
+      entry = e;
     }
-    const ledger = await p;
-    ledger.limit = src.quotaBytes;
-    ledger.refs++;
-    await ledger.refresh();
-    return ledger;
+    // Counted before the first await, so a release meanwhile cannot drop the entry under this caller.
+    entry.holders++;
+    try {
+      const ledger = await entry.ledger;
+      ledger.limit = src.quotaBytes;
+      await ledger.refresh();
+      return ledger;
+    } catch (err) {
+      entry.holders--;
+      throw err;
+    }
   }
 
   private async load(src: LedgerSource): Promise<QuotaLedger> {
@@ -209,25 +223,27 @@ export class QuotaManager {
 
   /** One more holder of a ledger already acquired (an upload that may outlive its session). */
   retain(ledger: QuotaLedger): void {
-    ledger.refs++;
+    const entry = this.ledgers.get(ledger.name);
+    if (entry) entry.holders++;
   }
 
   release(ledger: QuotaLedger): void {
-    ledger.refs--;
-    if (ledger.refs <= 0) {
-      void ledger.flush().then(() => {
-        // Only forget it if no session picked it up again meanwhile.
-        if (ledger.refs <= 0) this.ledgers.delete(ledger.name);
-      });
-    }
+    const entry = this.ledgers.get(ledger.name);
+    if (!entry) return;
+    entry.holders--;
+    if (entry.holders > 0) return;
+    void ledger.flush().then(() => {
+      // Only forget it if nobody asked for it again meanwhile.
+      if (entry.holders <= 0 && this.ledgers.get(ledger.name) === entry) this.ledgers.delete(ledger.name);
+    });
   }
 
   /** The live ledger of a user when one is loaded. */
   async peek(name: string): Promise<QuotaLedger | undefined> {
-    return this.ledgers.get(name);
+    return this.ledgers.get(name)?.ledger;
   }
 
   async flushAll(): Promise<void> {
-    await Promise.all([...this.ledgers.values()].map(async (p) => (await p.catch(() => null))?.flush()));
+    await Promise.all([...this.ledgers.values()].map(async (e) => (await e.ledger.catch(() => null))?.flush()));
   }
 }
