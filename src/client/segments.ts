@@ -8,9 +8,19 @@ import { ClientError, toClientError } from "./errors.js";
 import type { ProgressHandle } from "./progress.js";
 import { shouldRetry, sleep, type FtpSession } from "./session.js";
 import { FileSink, RateLimiter } from "./streams.js";
-import { checkPrefix, getFile, remoteIsNewer, verifyWhole, MISMATCH_SUFFIX, type TransferOptions, type TransferResult } from "./transfer.js";
+import {
+  checkPrefix,
+  checkRange,
+  getFile,
+  remoteIsNewer,
+  verifyWhole,
+  MISMATCH_SUFFIX,
+  SEGMENT_STATE_SUFFIX,
+  type TransferOptions,
+  type TransferResult,
+} from "./transfer.js";
 
-export const SEGMENT_STATE_SUFFIX = ".myftp-segments";
+export { SEGMENT_STATE_SUFFIX };
 /** Ranges smaller than this are not worth a connection of their own. */
 export const MIN_SEGMENT = 256 * 1024;
 const MAX_CONNECTIONS = 16;
@@ -27,6 +37,8 @@ export interface SegmentState {
   readonly version: 1;
   readonly remote: string;
   readonly size: number;
+  /** The remote file's modification time (MDTM, ms since the epoch) when the download began, where known. */
+  readonly mtime?: number;
   readonly segments: Segment[];
 }
 
@@ -51,6 +63,7 @@ export function parseSegmentState(text: string): SegmentState | undefined {
   try {
     const v = JSON.parse(text) as SegmentState;
     if (v.version !== 1 || typeof v.remote !== "string" || !Number.isSafeInteger(v.size) || !Array.isArray(v.segments)) return undefined;
+    if (v.mtime !== undefined && !Number.isSafeInteger(v.mtime)) return undefined;
     for (const s of v.segments) {
       if (!Number.isSafeInteger(s.start) || !Number.isSafeInteger(s.end) || !Number.isSafeInteger(s.pos)) return undefined;
       if (!(s.start <= s.pos && s.pos <= s.end && s.end <= v.size)) return undefined;
@@ -85,6 +98,26 @@ function is421(err: unknown): boolean {
   return (err as { code?: unknown })?.code === 421;
 }
 
+/**
+ * Is the remote file still the one the saved state was taken from? The ranges already fetched are checked by HASH
+ * where the server can hash a range; otherwise its modification time must be the one saved (or, for a state saved
+ * without one, not later than the local file's).
+ */
+async function stateStillFits(session: FtpSession, remote: string, local: string, state: SegmentState, remoteMtime: Date | undefined): Promise<boolean> {
+  if (session.hasRangedHash) {
+    let checked = true;
+    for (const s of state.segments) {
+      if (s.pos === s.start) continue;
+      const check = await checkRange(session, remote, local, s.start, s.pos);
+      if (check === "mismatch") return false;
+      if (check !== "hash") checked = false;
+    }
+    if (checked) return true;
+  }
+  if (state.mtime !== undefined && remoteMtime !== undefined) return state.mtime === remoteMtime.getTime();
+  return !(await remoteIsNewer(session, remote, local));
+}
+
 export async function getSegmented(
   session: FtpSession,
   remote: string,
@@ -105,10 +138,16 @@ export async function getSegmented(
   }
   const n = Math.max(1, Math.min(requested, MAX_CONNECTIONS));
 
-  let state = opts.resume ? await loadState(stateFile) : undefined;
+  const remoteMtime = await session.mtime(remote).catch(() => undefined);
+  const saved = opts.resume ? await loadState(stateFile) : undefined;
+  let state = saved;
   const localSt = await stat(local).catch(() => undefined);
   if (state && (state.remote !== remote || state.size !== size || localSt?.size !== size)) {
     opts.note(`get ${remote}: the saved segment state does not match the remote file any more; starting over`);
+    state = undefined;
+  }
+  if (state && !(await stateStillFits(session, remote, local, state, remoteMtime))) {
+    opts.note(`get ${remote}: the remote file changed after the segmented download began; starting over`);
     state = undefined;
   }
   let prefix = 0;
@@ -117,7 +156,8 @@ export async function getSegmented(
     const left = state.segments.reduce((a, s) => a + (s.end - s.pos), 0);
     opts.note(`get ${remote}: continuing a segmented download, ${left} of ${size} bytes left`);
   } else {
-    if (opts.resume && localSt && localSt.size > 0 && localSt.size <= size) {
+    // A local file with a saved state is preallocated, its ranges partly filled: never a prefix to keep.
+    if (opts.resume && !saved && localSt && localSt.size > 0 && localSt.size <= size) {
       const check = await checkPrefix(session, remote, local, localSt.size);
       if (check === "mismatch") opts.note(`get ${remote}: the local file's first ${localSt.size} bytes differ from the remote file; starting over`);
       else if (check === "size" && (await remoteIsNewer(session, remote, local)))
@@ -128,7 +168,7 @@ export async function getSegmented(
           opts.note(`get ${remote}: resuming at byte ${prefix} (${check === "hash" ? "existing part checked by HASH" : "sizes only: the server cannot hash a range to check the existing part"})`);
       }
     }
-    state = { version: 1, remote, size, segments: splitRanges(prefix, size, n) };
+    state = { version: 1, remote, size, mtime: remoteMtime?.getTime(), segments: splitRanges(prefix, size, n) };
   }
   const segments = state.segments;
   const doneBytes = () => size - segments.reduce((a, s) => a + (s.end - s.pos), 0);

@@ -51,16 +51,24 @@ async function localSize(path: string): Promise<number | undefined> {
 
 export type PrefixCheck = "hash" | "size" | "mismatch" | "unavailable";
 
+/** Where a segmented download keeps its progress: next to the local file, with this suffix. */
+export const SEGMENT_STATE_SUFFIX = ".myftp-segments";
+
 /**
  * Does the remote file start with the same `length` bytes as the local one? Uses HASH over the range
  * where the server offers it ("hash"), else only sizes can be compared ("size").
  */
 export async function checkPrefix(session: FtpSession, remote: string, local: string, length: number): Promise<PrefixCheck> {
-  if (length === 0) return "hash";
+  return await checkRange(session, remote, local, 0, length);
+}
+
+/** Are bytes [start, endExclusive) the same in the remote and the local file? As checkPrefix, for any range. */
+export async function checkRange(session: FtpSession, remote: string, local: string, start: number, endExclusive: number): Promise<PrefixCheck> {
+  if (endExclusive <= start) return "hash";
   if (!session.hasRangedHash) return "size";
   let reply;
   try {
-    reply = await session.remoteHash(remote, { start: 0, endExclusive: length });
+    reply = await session.remoteHash(remote, { start, endExclusive });
   } catch (err) {
     if (isHashRefusal(err)) return "size";
     throw err;
@@ -68,7 +76,7 @@ export async function checkPrefix(session: FtpSession, remote: string, local: st
   if (!reply) return "size";
   const algo = algorithmOf(reply.algorithm);
   if (!algo) return "size";
-  const mine = await hashLocalFile(local, algo, 0, length);
+  const mine = await hashLocalFile(local, algo, start, endExclusive);
   return mine === reply.hex ? "hash" : "mismatch";
 }
 
@@ -171,6 +179,8 @@ export async function getFile(session: FtpSession, remote: string, local: string
       (err, n) => opts.note(`connection lost during get ${remote} (${toClientError(err).message}); retry ${n}/${opts.retries}`),
     );
     const verified = await verifyOrSetAside(session, remote, local, opts, "get");
+    // The file is whole now: progress saved by an earlier segmented run of it means nothing any more.
+    await unlink(local + SEGMENT_STATE_SUFFIX).catch(() => undefined);
     const size = (await localSize(local)) ?? 0;
     const when = await session.mtime(remote).catch(() => undefined);
     if (when) await utimes(local, new Date(), when).catch(() => undefined);
