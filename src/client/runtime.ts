@@ -11,7 +11,7 @@ import { getSegmented, hasSegmentState } from "./segments.js";
 import { FtpSession, type ConnectOptions } from "./session.js";
 import { formatEntry, transferOptions, type ShellContext, type ShellSettings } from "./commands.js";
 import { getFile, putFile, type TransferOptions } from "./transfer.js";
-import { displayUrl, parseFtpUrl, type FtpTarget } from "./url.js";
+import { displayUrl, parseFtpUrl, redactUrl, type FtpTarget } from "./url.js";
 
 export interface RuntimeOptions {
   readonly connect: ConnectOptions;
@@ -119,7 +119,7 @@ export class Runtime implements ShellContext {
 
   async getUrl(url: string, local: string | undefined, segments: number): Promise<void> {
     const target = parseFtpUrl(url);
-    if (target.isDir) throw new ClientError("usage", `get: the URL names a directory, not a file: ${url}`);
+    if (target.isDir) throw new ClientError("usage", `get: the URL names a directory, not a file: ${redactUrl(url)}`);
     const dest = local ?? basename(target.path);
     this.session = await this.connect(target);
     const st = await stat(dest).catch(() => undefined);

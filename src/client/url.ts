@@ -19,8 +19,37 @@ export interface FtpTarget {
 
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//;
 
+/**
+ * The URL as typed, with the password (if any) replaced by "***": for messages, which must not repeat a secret.
+ * The password is found as parseFtpUrl finds it: between the first ":" and the last "@" before the first "/".
+ */
+export function redactUrl(input: string): string {
+  const m = SCHEME.exec(input.trimStart());
+  if (!m) return input;
+  const lead = input.length - input.trimStart().length;
+  const start = lead + m[0].length;
+  const rest = input.slice(start);
+  const slash = rest.indexOf("/");
+  const authority = slash === -1 ? rest : rest.slice(0, slash);
+  const at = authority.lastIndexOf("@");
+  if (at === -1) return input;
+  const colon = authority.slice(0, at).indexOf(":");
+  if (colon === -1) return input;
+  return `${input.slice(0, start + colon + 1)}***${input.slice(start + at)}`;
+}
+
 /** Parse an ftp:// or ftps:// URL; throws a usage ClientError with one clear sentence otherwise. */
 export function parseFtpUrl(input: string): FtpTarget {
+  try {
+    return parseUrl(input);
+  } catch (err) {
+    // Every message quotes the URL: never with its password.
+    if (err instanceof ClientError) throw new ClientError(err.kind, err.message.split(input).join(redactUrl(input)));
+    throw err;
+  }
+}
+
+function parseUrl(input: string): FtpTarget {
   const text = input.trim();
   const m = SCHEME.exec(text);
   if (!m) throw new ClientError("usage", `bad URL "${input}": expected ftp://[user[:password]@]host[:port][/path]`);
