@@ -82,6 +82,32 @@ export interface ErrorContext {
   readonly action?: string;
   /** host:port, for connection failures. */
   readonly endpoint?: string;
+  /** How TLS was being used when the failure happened. */
+  readonly tls?: "implicit" | "explicit" | "none";
+  /** The CA file the user asked to trust, if any. */
+  readonly caFile?: string;
+}
+
+/** OpenSSL's words for "what came back was not TLS at all" (a plain FTP greeting, say). */
+const NOT_TLS = /wrong version number|packet length too long|unknown protocol|http request/i;
+/** Node's codes for a certificate chain that does not lead to a trusted authority. */
+const UNTRUSTED_CERT = /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?)$/;
+
+function tlsError(err: Error, code: string, prefix: string, ctx: ErrorContext): ClientError {
+  const where = ctx.endpoint ? ` at ${ctx.endpoint}` : "";
+  if (NOT_TLS.test(err.message)) {
+    const hint =
+      ctx.tls === "implicit"
+        ? "ftps:// is implicit TLS; for AUTH TLS on an FTP port use ftp:// with --tls"
+        : "the server spoke something else on its data or control connection";
+    return new ClientError("connect", `${prefix}TLS failed: the server${where} did not answer in TLS (${hint})`, { cause: err });
+  }
+  if (UNTRUSTED_CERT.test(code)) {
+    if (ctx.caFile)
+      return new ClientError("connect", `${prefix}TLS failed: the server's certificate is not signed by the CA in ${ctx.caFile} (${err.message})`, { cause: err });
+    return new ClientError("connect", `${prefix}TLS failed: ${err.message} (use --insecure or --ca FILE for a self-signed certificate)`, { cause: err });
+  }
+  return new ClientError("connect", `${prefix}TLS failed: ${err.message}`, { cause: err });
 }
 
 /** Turn any thrown value into a ClientError with one clear sentence. */
@@ -112,8 +138,7 @@ export function toClientError(err: unknown, ctx: ErrorContext = {}): ClientError
         return new ClientError("connect", `${prefix}cannot connect to${where}: ${NODE_CONNECT_CODES[code]}`, { cause: err });
       return new ClientError("connect", `${prefix}${NODE_CONNECT_CODES[code]}`, { cause: err });
     }
-    if (code !== undefined && /^(ERR_TLS|ERR_SSL|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO|CERT_)/.test(code))
-      return new ClientError("connect", `${prefix}TLS failed: ${err.message} (use --insecure or --ca FILE for a self-signed certificate)`, { cause: err });
+    if (code !== undefined && /^(ERR_TLS|ERR_SSL|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO|CERT_)/.test(code)) return tlsError(err, code, prefix, ctx);
     if (code === "ENOENT") return new ClientError("local", `${prefix}no such local file or directory: ${errno.path ?? err.message}`, { cause: err });
     if (code === "EACCES" || code === "EPERM") return new ClientError("local", `${prefix}permission denied: ${errno.path ?? err.message}`, { cause: err });
     if (code === "EISDIR") return new ClientError("local", `${prefix}is a directory: ${errno.path ?? err.message}`, { cause: err });

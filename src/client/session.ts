@@ -177,7 +177,7 @@ export class FtpSession {
       await client.useDefaultSettings();
     } catch (err) {
       client.close();
-      throw toClientError(err, { endpoint });
+      throw toClientError(err, { endpoint, tls: mode, caFile: this.options.caFile });
     }
     this.features = parseFeatures(await this.client.features());
     this.selectedHash = undefined;
