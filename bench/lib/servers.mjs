@@ -242,6 +242,8 @@ export class Myftpd {
       if (this.help.includes(flag)) args.push(flag, value);
       else if (!this.flagsMissing.includes(flag)) this.flagsMissing.push(flag);
     }
+    // Extra serve flags for experiments, e.g. MYFTP_BENCH_ARGS="--transfer-processes 0".
+    args.push(...(process.env.MYFTP_BENCH_ARGS ?? "").split(/\s+/).filter(Boolean));
     const nodeArgs = [];
     // S5 restarts myftpd with the inspector on a random loopback port, to collect garbage before it measures.
     if (this.ctx.inspect) nodeArgs.push("--inspect=127.0.0.1:0");

@@ -54,6 +54,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
     maxSessionsPerUser: settings.maxSessionsPerUser,
     maxConnectionsPerIp: settings.maxConnectionsPerIp,
     hashWorkers: settings.hashWorkers,
+    transferProcesses: settings.transferProcesses,
     maxLoginFailures: settings.maxLoginFailures,
     banMs: settings.banSeconds * 1000,
     tls: tls?.material ?? null,

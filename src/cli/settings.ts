@@ -3,6 +3,7 @@
 // with a message naming the key.
 
 import { readFileSync } from "node:fs";
+import { defaultTransferProcesses } from "../server/transfer-processes.js";
 import { availableParallelism } from "node:os";
 import * as path from "node:path";
 import { isIP } from "node:net";
@@ -41,6 +42,14 @@ export const SERVE_SETTINGS: readonly SettingDef[] = [
   { key: "max-sessions-per-user", kind: "int", min: 1, max: 100000, arg: "n", description: "sessions per user (default 10)" },
   { key: "max-connections-per-ip", kind: "int", min: 1, max: 100000, arg: "n", description: "connections per client address (default 20)" },
   { key: "hash-workers", kind: "int", min: 1, max: 256, arg: "n", description: "worker threads for HASH (default: number of cores)" },
+  {
+    key: "transfer-processes",
+    kind: "int",
+    min: 0,
+    max: 64,
+    arg: "n",
+    description: "processes that copy binary file data, off the control thread (default: cores - 1, at least 1; 0 = none)",
+  },
   { key: "tls-cert", kind: "path", arg: "file", description: "TLS certificate (PEM); default DATA/tls/cert.pem if present" },
   { key: "tls-key", kind: "path", arg: "file", description: "TLS private key (PEM); default DATA/tls/key.pem if present" },
   { key: "implicit-tls-port", kind: "int", min: 0, max: 65535, arg: "n", description: "also listen for implicit FTPS on this port" },
@@ -67,6 +76,7 @@ export interface ServeSettings {
   maxSessionsPerUser: number;
   maxConnectionsPerIp: number;
   hashWorkers: number;
+  transferProcesses: number;
   tlsCert: string | null;
   tlsKey: string | null;
   implicitTlsPort: number | null;
@@ -96,6 +106,7 @@ function defaults(): ServeSettings {
     maxSessionsPerUser: 10,
     maxConnectionsPerIp: 20,
     hashWorkers: availableParallelism(),
+    transferProcesses: defaultTransferProcesses(),
     tlsCert: null,
     tlsKey: null,
     implicitTlsPort: null,

@@ -9,6 +9,7 @@ import type { HashRequest, HashResult } from "../workers/hash-types.js";
 import type { CommandSpec } from "./commands/table.js";
 import type { PassivePorts } from "./passive-ports.js";
 import type { Session } from "./session.js";
+import type { TransferProcesses } from "./transfer-processes.js";
 
 export interface SessionOptions {
   greeting: string;
@@ -31,6 +32,8 @@ export interface ServerContext {
   readonly users: UserStore;
   readonly quota: QuotaManager;
   readonly hashPool: WorkerPool<HashRequest, HashResult>;
+  /** Processes that copy binary file data off the control thread. */
+  readonly transfers: TransferProcesses;
   /** TLS material for AUTH TLS and PROT P; null when the server has no certificate. */
   readonly tls: { context: SecureContext } | null;
   /** Checks a password; resolves the user on success. Applies the login defender's delays and bans. */

@@ -1,6 +1,7 @@
 // The FTP server: listeners, per-address limits, the admission queue, and the sessions it runs.
 
 import * as net from "node:net";
+import { defaultTransferProcesses, TransferProcesses } from "./transfer-processes.js";
 import type { SecureContext } from "node:tls";
 import type { Duplex } from "node:stream";
 import pino, { type Logger } from "pino";
@@ -33,6 +34,8 @@ export interface ServerOptions {
   maxSessionsPerUser?: number;
   maxConnectionsPerIp?: number;
   hashWorkers?: number;
+  /** Processes that copy binary file data (0 = copy in this process); default defaultTransferProcesses(). */
+  transferProcesses?: number;
   maxLoginFailures?: number;
   banMs?: number;
   loginFailureDelayMs?: number;
@@ -60,6 +63,7 @@ export class FtpServer implements ServerContext {
   readonly users: UserStore;
   readonly quota: QuotaManager;
   readonly hashPool: WorkerPool<HashRequest, HashResult>;
+  readonly transfers: TransferProcesses;
   readonly defender: LoginDefender;
   readonly admission: Admission;
   tls: { context: SecureContext } | null = null;
@@ -108,6 +112,7 @@ export class FtpServer implements ServerContext {
     this.passivePorts = new PassivePorts(opts.pasvRange[0], opts.pasvRange[1]);
     this.quota = new QuotaManager(this.users);
     this.hashPool = new WorkerPool(workerScript("hash-worker"), opts.hashWorkers ?? 2);
+    this.transfers = new TransferProcesses(opts.transferProcesses ?? defaultTransferProcesses(), this.log);
     this.admission = new Admission({
       maxActive: opts.maxSessions ?? 100,
       maxQueue: opts.maxQueue ?? 100,
@@ -360,5 +365,6 @@ export class FtpServer implements ServerContext {
     ]);
     await this.quota.flushAll();
     await this.hashPool.close();
+    this.transfers.close();
   }
 }

@@ -222,10 +222,10 @@ export interface ReceiveTarget {
   /** File offset of the first byte. */
   position: number;
   /**
-   * Called before bytes reaching up to file offset `end` are written; throws (e.g. quota) to refuse them, in which
-   * case nothing of that batch is written.
+   * Called before bytes reaching up to file offset `end` are written; throws or rejects (e.g. quota) to refuse
+   * them, in which case nothing of that batch is written. A promise is awaited (reading goes on meanwhile).
    */
-  beforeWrite(end: number): void;
+  beforeWrite(end: number): void | Promise<void>;
 }
 
 /**
@@ -306,7 +306,8 @@ export async function receiveFile(
           paused = false;
           sock.resume();
         }
-        target.beforeWrite(pos + bytes);
+        const allowed = target.beforeWrite(pos + bytes);
+        if (allowed) await allowed;
         let off = 0;
         while (off < bytes) {
           const { bytesWritten } = await target.handle.writev(off === 0 ? batch : sliceFrom(batch, off), pos);

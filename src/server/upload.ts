@@ -15,6 +15,7 @@ import { DataConnectionError } from "./data-channel.js";
 import { runTransfer } from "./data-transfer.js";
 import type { Session } from "./session.js";
 import { receiveFile } from "./transfer-io.js";
+import type { Socket } from "node:net";
 
 export interface UploadRequest {
   vpath: string;
@@ -38,7 +39,14 @@ interface Target {
   tempPath: string | null;
   /** The temporary file started as a copy of the old one (a REST inside it). */
   copied?: boolean;
+  /** The open descriptor, for a transfer process. */
+  fd?: number;
 }
+
+/** A transfer process asks for room this far ahead of what it is about to write, when there is plenty of room. */
+const GRANT_AHEAD = 8 << 20;
+/** ...and the user has at least this much left beyond it; near the quota every batch is reserved exactly. */
+const GRANT_MARGIN = 64 << 20;
 
 async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<Target> {
   if (req.mode === "stor" && !req.range) {
@@ -57,6 +65,7 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
         diskPath: t.diskPath,
         tempPath: t.tempPath,
         copied: copy,
+        fd: t.fd,
       };
     }
   }
@@ -67,7 +76,7 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
     if (!w.existed) await storage.removeOpened(w.diskPath);
     throw new MyftpError("bad-offset", `REST offset ${start} is past the end of the file (${w.sizeBefore} bytes)`);
   }
-  return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start, diskPath: w.diskPath, tempPath: null };
+  return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start, diskPath: w.diskPath, tempPath: null, fd: w.fd };
 }
 
 /** Puts the file back as it was before the upload. */
@@ -160,24 +169,24 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         path: req.vpath,
         opening: `Opening ${s.type === "A" ? "ASCII" : "BINARY"} mode data connection for ${req.vpath}`,
         run: async (sock, progress) => {
-          const written = await receiveFile(
-            sock,
-            {
-              handle: t.handle,
-              position: t.start,
-              beforeWrite: (end) => {
-                if (req.range && end > req.range.end + 1) {
-                  throw new MyftpError("bad-argument", "More data than the RANG range holds");
-                }
-                if (end > accounted) {
-                  ledger.reserve(end - accounted);
-                  accounted = end;
-                }
-              },
-            },
-            s.type === "A",
-            progress,
-          );
+          const beforeWrite = (end: number) => {
+            if (req.range && end > req.range.end + 1) {
+              throw new MyftpError("bad-argument", "More data than the RANG range holds");
+            }
+            if (end > accounted) {
+              ledger.reserve(end - accounted);
+              accounted = end;
+            }
+          };
+          // Binary uploads go to a transfer process, which asks before it writes past what was reserved.
+          const child = t.fd !== undefined && s.type === "I" ? await s.server.transfers.acquire(sock) : null;
+          const written = child
+            ? await s.server.transfers.receive(child, sock as Socket, t.fd!, t.start, accounted, (end: number) => {
+                const ahead = req.range ? Math.min(end + GRANT_AHEAD, req.range.end + 1) : end + GRANT_AHEAD;
+                beforeWrite(ahead > end && ledger.available - (ahead - accounted) >= GRANT_MARGIN ? ahead : end);
+                return accounted;
+              }, progress)
+            : await receiveFile(sock, { handle: t.handle, position: t.start, beforeWrite }, s.type === "A", progress);
           await finalize(true, written);
           return written;
         },

@@ -31,6 +31,8 @@ export interface WriteOpen {
   sizeBefore: number;
   existed: boolean;
   diskPath: string;
+  /** The open descriptor, for a transfer process to reopen (absent where the backend has none). */
+  fd?: number;
 }
 
 export interface StorageBackend {

@@ -55,7 +55,7 @@ function lstatOrNull(p: string): fs.Stats | null {
  * An open file descriptor. Reads and writes run on the thread pool; close waits until none is in flight, so the
  * descriptor number is never reused under a pending operation.
  */
-class OpenFile implements FileReader, FileWriter {
+export class OpenFile implements FileReader, FileWriter {
   private pending = 0;
   private idle: (() => void) | null = null;
   private closed = false;
@@ -173,7 +173,17 @@ export class LocalStorage implements StorageBackend {
     const handle = fs.opendirSync(dir, { bufferSize: 1024 });
     const read = fs.statSync(dir);
     const dirents: Dirent[] = [];
-    for await (const d of handle) dirents.push(d);
+    // Read inline, a bounded batch per loop turn: a listing then never queues behind bulk file I/O on the pool.
+    try {
+      for (let turn = 0; ; turn++) {
+        if (turn > 0) await new Promise((resolve) => setImmediate(resolve));
+        let d: Dirent | null = null;
+        for (let n = 0; n < STAT_BATCH && (d = handle.readSync()) !== null; n++) dirents.push(d);
+        if (d === null) break;
+      }
+    } finally {
+      handle.closeSync();
+    }
     // The entries' stats are metadata calls: made inline, a batch per loop turn so a huge directory never holds the
     // loop for long. They go by path, so only while the path still leads to the directory that was read.
     const out: StatResult[] = [];
@@ -252,13 +262,13 @@ export class LocalStorage implements StorageBackend {
     const target = this.resolveForWrite(vpath);
     try {
       const { file, st } = openRegular(target, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
-      return { handle: file, sizeBefore: st.size, existed: true, diskPath: target };
+      return { handle: file, sizeBefore: st.size, existed: true, diskPath: target, fd: file.fd };
     } catch (err) {
       if (errno(err) === "ENXIO") throw new MyftpError("denied", "Not a regular file"); // a FIFO with no reader
       if (errno(err) !== "ENOENT") throw err;
     }
     const { file } = openRegular(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
-    return { handle: file, sizeBefore: 0, existed: false, diskPath: target };
+    return { handle: file, sizeBefore: 0, existed: false, diskPath: target, fd: file.fd };
   }
 
   async openTemp(vpath: string, copy = false): Promise<WriteOpen & { tempPath: string }> {
@@ -279,7 +289,7 @@ export class LocalStorage implements StorageBackend {
     }
     try {
       const { file } = openRegular(tempPath, O_WRONLY | O_NOFOLLOW | (copy ? 0 : O_CREAT | O_EXCL), mode);
-      return { handle: file, tempPath, diskPath: tempPath, sizeBefore: st?.size ?? 0, existed: st !== null };
+      return { handle: file, tempPath, diskPath: tempPath, sizeBefore: st?.size ?? 0, existed: st !== null, fd: file.fd };
     } catch (err) {
       if (copy) await fsp.unlink(tempPath).catch(() => undefined);
       throw err;

@@ -5,7 +5,9 @@ import { formatLsLine, formatMlsxLine, type ListEntry } from "../../protocol/lis
 import { virtualBase } from "../../protocol/vpath.js";
 import { runTransfer } from "../data-transfer.js";
 import type { Session } from "../session.js";
+import type { Socket } from "node:net";
 import { sendFile, sendText } from "../transfer-io.js";
+import { OFFLOAD_MIN_BYTES } from "../transfer-processes.js";
 import { upload } from "../upload.js";
 import { requireUser } from "./auth.js";
 import { takeRange } from "./hash.js";
@@ -45,7 +47,13 @@ export async function retr(s: Session, arg: string): Promise<void> {
       verb: "RETR",
       path: target,
       opening: `Opening ${modeName(s)} mode data connection for ${target} (${size - start} bytes)`,
-      run: (sock, progress) => sendFile(handle, start, size, sock, s.type === "A", progress),
+      run: async (sock, progress) => {
+        // Binary downloads worth it go to a transfer process, so the copy does not hold up the control connections.
+        const child =
+          opened.fd !== undefined && s.type === "I" && size - start >= OFFLOAD_MIN_BYTES ? await s.server.transfers.acquire(sock) : null;
+        if (child) return s.server.transfers.send(child, sock as Socket, opened.fd!, start, size, progress);
+        return sendFile(handle, start, size, sock, s.type === "A", progress);
+      },
     });
   } finally {
     await handle.close().catch(() => undefined);

@@ -1,0 +1,183 @@
+// A transfer process: moves file data between a data connection and a file for the server, so that bulk copies
+// run on another CPU than the one answering control connections. It holds no session state and makes no
+// decisions: the server resolves paths, opens files, accounts quota and replies; this process reopens the file the
+// server names (through /proc, checked by device and inode), moves the bytes and reports how many.
+
+import * as fs from "node:fs";
+import type { Socket } from "node:net";
+import { OpenFile } from "../storage/local.js";
+import { ConnectionBroken, receiveFile, sendFile, TransferAborted, type Progress } from "./transfer-io.js";
+import type { FailureKind, FromChild, SharedFile, ToChild } from "./transfer-protocol.js";
+
+/** How often moved bytes are reported (the server's idle and stall timers only need to see movement). */
+const REPORT_MS = 100;
+
+interface Running {
+  controller: AbortController;
+  pending: number;
+  timer: NodeJS.Timeout;
+  /** Waits for the server's answer to a "need". */
+  grant: ((ok: boolean, granted: number) => void) | null;
+}
+
+const running = new Map<number, Running>();
+
+function post(m: FromChild): void {
+  if (process.connected) process.send!(m);
+}
+
+class Denied extends Error {
+  constructor() {
+    super("the server refused more data");
+    this.name = "Denied";
+  }
+}
+
+/** Opens the server's descriptor anew and checks it is the same file. */
+function reopen(file: SharedFile, write: boolean): OpenFile {
+  const fd = fs.openSync(`/proc/${process.ppid}/fd/${file.fd}`, write ? fs.constants.O_WRONLY : fs.constants.O_RDONLY);
+  try {
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (!st.isFile() || String(st.dev) !== file.dev || String(st.ino) !== file.ino) {
+      throw Object.assign(new Error("not the file the server opened"), { code: "ESTALE" });
+    }
+    return new OpenFile(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
+function start(id: number): { r: Running; progress: Progress } {
+  const controller = new AbortController();
+  const r: Running = {
+    controller,
+    pending: 0,
+    grant: null,
+    timer: setInterval(() => flush(id, r), REPORT_MS),
+  };
+  running.set(id, r);
+  return { r, progress: { signal: controller.signal, onBytes: (n) => (r.pending += n) } };
+}
+
+function flush(id: number, r: Running): void {
+  if (r.pending === 0) return;
+  post({ type: "bytes", id, n: r.pending });
+  r.pending = 0;
+}
+
+function finish(id: number, r: Running, sock: Socket, result: { ok: true; bytes: number } | { ok: false; error: unknown; bytes: number }): void {
+  clearInterval(r.timer);
+  flush(id, r);
+  running.delete(id);
+  sock.destroy();
+  if (result.ok) {
+    post({ type: "done", id, ok: true, bytes: result.bytes });
+    return;
+  }
+  const e = result.error;
+  let kind: FailureKind = "io";
+  if (e instanceof TransferAborted) kind = "aborted";
+  else if (e instanceof ConnectionBroken) kind = "broken";
+  else if (e instanceof Denied) kind = "denied";
+  post({
+    type: "done",
+    id,
+    ok: false,
+    bytes: result.bytes,
+    kind,
+    code: (e as NodeJS.ErrnoException)?.code,
+    message: (e as Error)?.message ?? String(e),
+  });
+}
+
+async function runSend(m: Extract<ToChild, { op: "send" }>, sock: Socket): Promise<void> {
+  const { r, progress } = start(m.id);
+  let file: OpenFile | null = null;
+  let sent = 0;
+  progress.onBytes = (n) => {
+    r.pending += n;
+    sent += n;
+  };
+  try {
+    file = reopen(m.file, false);
+    const bytes = await sendFile(file, m.start, m.end, sock, false, progress);
+    finish(m.id, r, sock, { ok: true, bytes });
+  } catch (error) {
+    finish(m.id, r, sock, { ok: false, error, bytes: sent });
+  } finally {
+    await file?.close().catch(() => undefined);
+  }
+}
+
+async function runRecv(m: Extract<ToChild, { op: "recv" }>, sock: Socket): Promise<void> {
+  const { r, progress } = start(m.id);
+  let file: OpenFile | null = null;
+  let granted = m.granted;
+  try {
+    file = reopen(m.file, true);
+    const written = await receiveFile(
+      sock,
+      {
+        handle: file,
+        position: m.position,
+        beforeWrite: (end) => {
+          if (end <= granted) return;
+          return new Promise<void>((resolve, reject) => {
+            r.grant = (ok, upTo) => {
+              r.grant = null;
+              if (!ok) return reject(r.controller.signal.aborted ? new TransferAborted() : new Denied());
+              granted = upTo;
+              resolve();
+            };
+            post({ type: "need", id: m.id, end });
+          });
+        },
+      },
+      false,
+      progress,
+    );
+    finish(m.id, r, sock, { ok: true, bytes: written });
+  } catch (error) {
+    finish(m.id, r, sock, { ok: false, error, bytes: (error as { written?: number }).written ?? 0 });
+  } finally {
+    await file?.close().catch(() => undefined);
+  }
+}
+
+process.on("message", (m: ToChild, handle?: Socket) => {
+  switch (m.op) {
+    case "probe": {
+      try {
+        fs.closeSync(reopen(m.file, false).fd);
+        post({ type: "probe", ok: true });
+      } catch (err) {
+        post({ type: "probe", ok: false, reason: (err as Error).message });
+      }
+      return;
+    }
+    case "send":
+    case "recv": {
+      if (!handle) {
+        post({ type: "done", id: m.id, ok: false, bytes: 0, kind: "broken", message: "no data connection came with the request" });
+        return;
+      }
+      handle.on("error", () => undefined);
+      void (m.op === "send" ? runSend(m, handle) : runRecv(m, handle));
+      return;
+    }
+    case "grant":
+      running.get(m.id)?.grant?.(m.ok, m.granted);
+      return;
+    case "abort": {
+      const r = running.get(m.id);
+      r?.controller.abort();
+      // A transfer waiting for more quota is refused, so it ends at once.
+      r?.grant?.(false, 0);
+      return;
+    }
+  }
+});
+
+// The server is gone: nothing here is worth finishing.
+process.on("disconnect", () => process.exit(0));

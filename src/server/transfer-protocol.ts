@@ -1,0 +1,40 @@
+// Messages between the server and its transfer processes (see transfer-processes.ts). The data socket travels
+// with "send" and "recv" as the message's handle; files are named by the server's own descriptor, which the
+// transfer process reopens through /proc and checks by device and inode.
+
+/** Identifies the file the server opened: its descriptor number and what it is. */
+export interface SharedFile {
+  fd: number;
+  /** st_dev and st_ino as decimal strings (inodes may pass 2^53). */
+  dev: string;
+  ino: string;
+}
+
+export type ToChild =
+  | { op: "probe"; file: SharedFile }
+  /** Send bytes [start, end) of the file on the socket, then end it. */
+  | { op: "send"; id: number; file: SharedFile; start: number; end: number }
+  /** Write what arrives on the socket from file offset `position`; bytes up to `granted` may be written. */
+  | { op: "recv"; id: number; file: SharedFile; position: number; granted: number }
+  /** The answer to a "need": more may be written (up to `granted`), or nothing more. */
+  | { op: "grant"; id: number; ok: boolean; granted: number }
+  | { op: "abort"; id: number };
+
+export type FailureKind = "aborted" | "broken" | "denied" | "io";
+
+export type FromChild =
+  | { type: "probe"; ok: boolean; reason?: string }
+  /** Bytes moved since the last report. */
+  | { type: "bytes"; id: number; n: number }
+  /** Asks to write up to file offset `end`. */
+  | { type: "need"; id: number; end: number }
+  | {
+      type: "done";
+      id: number;
+      ok: boolean;
+      /** Bytes sent (send) or written to the file (recv). */
+      bytes: number;
+      kind?: FailureKind;
+      code?: string;
+      message?: string;
+    };
