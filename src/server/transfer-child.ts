@@ -181,3 +181,7 @@ process.on("message", (m: ToChild, handle?: Socket) => {
 
 // The server is gone: nothing here is worth finishing.
 process.on("disconnect", () => process.exit(0));
+// Ctrl-C in a terminal signals the whole process group: the server decides when transfers end (it gives running
+// ones a grace period on SIGINT and SIGTERM), and ends this process itself, or by going away.
+process.on("SIGINT", () => undefined);
+process.on("SIGTERM", () => undefined);

@@ -199,7 +199,14 @@ export class TransferProcesses {
       return null;
     }
     try {
-      const proc = fork(script, [], { execArgv: [], stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "json" });
+      let proc: ChildProcess;
+      try {
+        proc = fork(script, [], { execArgv: [], stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "json" });
+      } catch (err) {
+        // Out of processes, say: this transfer runs here, and a later one tries again.
+        this.log.warn({ event: "transfer-process-start-failed", err: (err as Error).message }, "could not start a transfer process");
+        return null;
+      }
       const child = new TransferChild(proc, share(probeFd), (c, why) => {
         const i = this.children.indexOf(c);
         if (i >= 0) this.children.splice(i, 1);
@@ -208,7 +215,7 @@ export class TransferProcesses {
       const ok = await child.ready;
       if (!ok) {
         child.kill();
-        this.disable("a transfer process could not reopen this process's files");
+        this.disable("a transfer process did not start, or could not reopen this process's files");
         return null;
       }
       proc.unref();

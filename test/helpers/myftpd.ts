@@ -106,13 +106,19 @@ export interface RunningProcess {
   port: number;
   dataDir: string;
   output: () => string;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Signals the server (with group, its whole process group, as Ctrl-C in a terminal does) and waits for its exit. */
+  stop(signal?: NodeJS.Signals, group?: boolean): Promise<number | null>;
 }
 
 /** Runs `myftpd` as a separate process (the built bin) and waits for its listening line. */
-export async function startServerProcess(args: string[], dataDir = tempDir()): Promise<RunningProcess> {
+export async function startServerProcess(
+  args: string[],
+  dataDir = tempDir(),
+  opts: { ownGroup?: boolean } = {},
+): Promise<RunningProcess> {
   const child = spawn(process.execPath, [MYFTPD_BIN, "serve", "--data", dataDir, "--host", "127.0.0.1", "--port", "0", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.ownGroup ?? false,
   });
   let out = "";
   child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
@@ -137,11 +143,12 @@ export async function startServerProcess(args: string[], dataDir = tempDir()): P
     port,
     dataDir,
     output: () => out,
-    stop: (signal = "SIGTERM") =>
+    stop: (signal = "SIGTERM", group = false) =>
       new Promise((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
         child.once("exit", (code) => resolve(code));
-        child.kill(signal);
+        if (group && opts.ownGroup) process.kill(-child.pid!, signal);
+        else child.kill(signal);
       }),
   };
 }

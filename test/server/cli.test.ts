@@ -7,7 +7,7 @@ import { verifyPassword } from "../../src/users/password.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
-import { withTimeout } from "../helpers/util.js";
+import { until, withTimeout } from "../helpers/util.js";
 
 const dirs: string[] = [];
 const procs: RunningProcess[] = [];
@@ -165,6 +165,28 @@ describe("myftpd serve", () => {
     const t = find("transfer").find((x) => x.verb === "STOR");
     expect(t).toMatchObject({ user: "bob", path: "/logged.bin", bytes: 1234, result: "ok" });
     expect(typeof t!.ms).toBe("number");
+  });
+
+  it("Ctrl-C (SIGINT to the process group): a binary upload in a transfer process still gets its grace", async () => {
+    const data = newDataDir();
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "pw\n")).code).toBe(0);
+    const p = await startServerProcess(["--log-level", "silent"], data, { ownGroup: true });
+    procs.push(p);
+    const busy = await loginTo(p.port, "bob", "pw");
+    await busy.cmd("TYPE I");
+    const dc = await busy.dataConnection("EPSV");
+    expect((await busy.cmd("STOR group.bin")).code).toBe(150);
+    const sock = await dc.get();
+    sock.write(Buffer.alloc(300_000, 1));
+    const file = path.join(data, "home", "bob", "group.bin");
+    await until(() => existsSync(file) && statSync(file).size > 0, 5000, "upload under way");
+    const exited = p.stop("SIGINT", true);
+    await new Promise((r) => setTimeout(r, 200));
+    sock.end(Buffer.alloc(300_000, 2));
+    expect((await busy.read()).code).toBe(226);
+    expect((await busy.read()).code).toBe(421);
+    expect(await withTimeout(exited, 5000, "myftpd did not exit within 5 s")).toBe(0);
+    expect(statSync(path.join(data, "home", "bob", "group.bin")).size).toBe(600_000);
   });
 
   it("SIGINT also stops it with exit 0", async () => {
