@@ -21,6 +21,13 @@ interface Running {
 }
 
 const running = new Map<number, Running>();
+/**
+ * Data connections of failed transfers, kept open until the server has sent its final reply: closing one with data
+ * unread resets it, and a client that sees the reset before the reply (552, say) reports the wrong failure.
+ */
+const lingering = new Map<number, Socket>();
+/** A failed transfer's connection is closed after this even if the server never says so. */
+const LINGER_MS = 10_000;
 
 function post(m: FromChild): void {
   if (process.connected) process.send!(m);
@@ -70,11 +77,14 @@ function finish(id: number, r: Running, sock: Socket, result: { ok: true; bytes:
   clearInterval(r.timer);
   flush(id, r);
   running.delete(id);
-  sock.destroy();
   if (result.ok) {
+    sock.destroy();
     post({ type: "done", id, ok: true, bytes: result.bytes });
     return;
   }
+  sock.pause();
+  lingering.set(id, sock);
+  setTimeout(() => release(id), LINGER_MS).unref();
   const e = result.error;
   let kind: FailureKind = "io";
   if (e instanceof TransferAborted) kind = "aborted";
@@ -145,6 +155,11 @@ async function runRecv(m: Extract<ToChild, { op: "recv" }>, sock: Socket): Promi
   }
 }
 
+function release(id: number): void {
+  lingering.get(id)?.destroy();
+  lingering.delete(id);
+}
+
 process.on("message", (m: ToChild, handle?: Socket) => {
   switch (m.op) {
     case "probe": {
@@ -166,6 +181,9 @@ process.on("message", (m: ToChild, handle?: Socket) => {
       void (m.op === "send" ? runSend(m, handle) : runRecv(m, handle));
       return;
     }
+    case "release":
+      release(m.id);
+      return;
     case "grant":
       running.get(m.id)?.grant?.(m.ok, m.granted);
       return;

@@ -122,8 +122,12 @@ class TransferChild {
         onNeed: hooks.onNeed,
         onDone: (m) => {
           progress.signal.removeEventListener("abort", onAbort);
-          if (m.ok) resolve(m.bytes);
-          else reject(failure(m, pending.denial));
+          if (m.ok) return resolve(m.bytes);
+          // The child keeps a failed transfer's connection open until the final reply is out: the session destroys
+          // its (handed-over) socket object right after that reply, which is the signal to let it go.
+          if (sock.destroyed) this.post({ op: "release", id });
+          else sock.once("close", () => this.post({ op: "release", id }));
+          reject(failure(m, pending.denial));
         },
         onLost: () => {
           progress.signal.removeEventListener("abort", onAbort);

@@ -18,7 +18,9 @@ export type ToChild =
   | { op: "recv"; id: number; file: SharedFile; position: number; granted: number }
   /** The answer to a "need": more may be written (up to `granted`), or nothing more. */
   | { op: "grant"; id: number; ok: boolean; granted: number }
-  | { op: "abort"; id: number };
+  | { op: "abort"; id: number }
+  /** The server has given its final reply for a failed transfer: its data connection may close now. */
+  | { op: "release"; id: number };
 
 export type FailureKind = "aborted" | "broken" | "denied" | "io";
 

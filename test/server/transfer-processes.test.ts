@@ -103,6 +103,32 @@ describe("transfer processes", () => {
     expect(s.server.transfers.handedOver).toBe(before + 2);
   });
 
+  it("a refused upload's data connection is closed only after the 552, so the client sees the reason first", async () => {
+    const s = await start([{ name: "alice", password: "secret", quota: MiB }]);
+    const c = await login(s);
+    for (let round = 0; round < 5; round++) {
+      const data = await c.epsv();
+      expect((await c.cmd(`STOR over${round}.bin`)).code).toBe(150);
+      let replied = false;
+      let resetBeforeReply = false;
+      data.on("error", () => (resetBeforeReply ||= !replied));
+      data.on("close", () => (resetBeforeReply ||= !replied));
+      const chunk = Buffer.alloc(256 * 1024, 7);
+      const pump = async () => {
+        for (let i = 0; i < 64 && !data.destroyed; i++) {
+          if (!data.write(chunk)) await new Promise((r) => data.once("drain", r).once("close", r));
+        }
+      };
+      void pump();
+      const r = await c.read();
+      replied = true;
+      expect(r.code).toBe(552);
+      expect(resetBeforeReply).toBe(false);
+      data.destroy();
+    }
+    expect(await avbl(c)).toBe(MiB);
+  });
+
   it("grants room ahead when there is plenty, and counts exactly what was written in the end", async () => {
     const s = await start();
     const c = await login(s);
