@@ -1,7 +1,8 @@
 // A transfer process: moves file data between a data connection and a file for the server, so that bulk copies
 // run on another CPU than the one answering control connections. It holds no session state and makes no
 // decisions: the server resolves paths, opens files, accounts quota and replies; this process reopens the file the
-// server names (through /proc, checked by device and inode), moves the bytes and reports how many.
+// server names (through /proc, checked by device and inode) before the server hands it the data connection, moves
+// the bytes and reports how many.
 
 import * as fs from "node:fs";
 import type { Socket } from "node:net";
@@ -21,6 +22,8 @@ interface Running {
 }
 
 const running = new Map<number, Running>();
+/** Files reopened for transfers whose data connection has not come yet. */
+const opened = new Map<number, OpenFile>();
 /**
  * Data connections of failed transfers, kept open until the server has sent its final reply: closing one with data
  * unread resets it, and a client that sees the reset before the reply (552, say) reports the wrong failure.
@@ -101,31 +104,27 @@ function finish(id: number, r: Running, sock: Socket, result: { ok: true; bytes:
   });
 }
 
-async function runSend(m: Extract<ToChild, { op: "send" }>, sock: Socket): Promise<void> {
+async function runSend(m: Extract<ToChild, { op: "send" }>, file: OpenFile, sock: Socket): Promise<void> {
   const { r, progress } = start(m.id);
-  let file: OpenFile | null = null;
   let sent = 0;
   progress.onBytes = (n) => {
     r.pending += n;
     sent += n;
   };
   try {
-    file = reopen(m.file, false);
     const bytes = await sendFile(file, m.start, m.end, sock, false, progress);
     finish(m.id, r, sock, { ok: true, bytes });
   } catch (error) {
     finish(m.id, r, sock, { ok: false, error, bytes: sent });
   } finally {
-    await file?.close().catch(() => undefined);
+    await file.close().catch(() => undefined);
   }
 }
 
-async function runRecv(m: Extract<ToChild, { op: "recv" }>, sock: Socket): Promise<void> {
+async function runRecv(m: Extract<ToChild, { op: "recv" }>, file: OpenFile, sock: Socket): Promise<void> {
   const { r, progress } = start(m.id);
-  let file: OpenFile | null = null;
   let granted = m.granted;
   try {
-    file = reopen(m.file, true);
     const written = await receiveFile(
       sock,
       {
@@ -151,13 +150,16 @@ async function runRecv(m: Extract<ToChild, { op: "recv" }>, sock: Socket): Promi
   } catch (error) {
     finish(m.id, r, sock, { ok: false, error, bytes: (error as { written?: number }).written ?? 0 });
   } finally {
-    await file?.close().catch(() => undefined);
+    await file.close().catch(() => undefined);
   }
 }
 
 function release(id: number): void {
   lingering.get(id)?.destroy();
   lingering.delete(id);
+  const file = opened.get(id);
+  opened.delete(id);
+  void file?.close().catch(() => undefined);
 }
 
 process.on("message", (m: ToChild, handle?: Socket) => {
@@ -171,14 +173,27 @@ process.on("message", (m: ToChild, handle?: Socket) => {
       }
       return;
     }
+    case "open": {
+      try {
+        opened.set(m.id, reopen(m.file, m.write));
+        post({ type: "opened", id: m.id, ok: true });
+      } catch (err) {
+        post({ type: "opened", id: m.id, ok: false, reason: (err as Error).message });
+      }
+      return;
+    }
     case "send":
     case "recv": {
-      if (!handle) {
-        post({ type: "done", id: m.id, ok: false, bytes: 0, kind: "broken", message: "no data connection came with the request" });
+      const file = opened.get(m.id);
+      opened.delete(m.id);
+      if (!handle || !file) {
+        handle?.destroy();
+        void file?.close().catch(() => undefined);
+        post({ type: "done", id: m.id, ok: false, bytes: 0, kind: "broken", message: "the transfer came without its file or connection" });
         return;
       }
       handle.on("error", () => undefined);
-      void (m.op === "send" ? runSend(m, handle) : runRecv(m, handle));
+      void (m.op === "send" ? runSend(m, file, handle) : runRecv(m, file, handle));
       return;
     }
     case "release":

@@ -1,10 +1,12 @@
 // Bulk transfers in separate processes. A Node process answers every control connection on one thread; when that
 // thread also copies gigabytes between files and sockets, each command waits behind the copies (and behind every
 // other process the kernel schedules meanwhile). So plain-TCP binary transfers of any size worth it go to a few
-// transfer processes: the data socket is handed over (SCM_RIGHTS), the file is reopened there from this process's
-// descriptor (/proc/PID/fd, checked by device and inode), and this process keeps every decision: paths, quota
-// (the transfer process asks before writing past what was granted), replies, logs. TLS data connections, ASCII
-// mode and small files stay here. The processes start on first use, so an idle server has none.
+// transfer processes, and this process keeps every decision: paths, quota (the transfer process asks before writing
+// past what was granted), replies, logs. A transfer goes over in two steps: the transfer process first reopens the
+// file from this process's descriptor (/proc/PID/fd, checked by device and inode) and says so; only then is the data
+// socket handed over (SCM_RIGHTS). Whatever fails before the hand-over (no process could start, the file cannot be
+// reopened there) leaves the transfer to run here. TLS data connections, ASCII mode and small files stay here. The
+// processes start on first use, so an idle server has none.
 
 import { fork, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -20,6 +22,12 @@ import type { FromChild, SharedFile, ToChild } from "./transfer-protocol.js";
 
 /** Downloads shorter than this run here: handing them over costs more than it saves. */
 export const OFFLOAD_MIN_BYTES = 256 << 10;
+/** Longest wait for a starting transfer process to answer its probe, or for any process to answer "open". */
+const ANSWER_MS = 10_000;
+/** After a transfer process failed to start, transfers run here for this long before another start is tried. */
+const RETRY_START_MS = 10_000;
+/** An aborted transfer whose process does not confirm the end within this is given up (its process may be stuck). */
+const ABORT_CONFIRM_MS = 5_000;
 
 type Done = Extract<FromChild, { type: "done" }>;
 
@@ -30,11 +38,15 @@ interface Pending {
   onDone(m: Done): void;
   /** The child died under the transfer. */
   onLost(): void;
+  /** Why the server refused more data, when it did. */
+  denial?: unknown;
 }
 
-function share(fd: number): SharedFile {
-  const st = fs.fstatSync(fd, { bigint: true });
-  return { fd, dev: String(st.dev), ino: String(st.ino) };
+/** One transfer's file, reopened in a transfer process and waiting for its data connection. */
+export interface Lease {
+  readonly child: TransferChild;
+  readonly id: number;
+  readonly fd: number;
 }
 
 /** A transfer's failure as the session's transfer code knows it, with the bytes that made it. */
@@ -47,39 +59,72 @@ function failure(m: Done, denial: unknown): Error {
   return Object.assign(e, { written: m.bytes });
 }
 
+function share(fd: number): SharedFile {
+  const st = fs.fstatSync(fd, { bigint: true });
+  return { fd, dev: String(st.dev), ino: String(st.ino) };
+}
+
+function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return new Promise<T>((resolve) => {
+    const timer = setTimeout(() => resolve(fallback), ms);
+    p.then((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+}
+
 class TransferChild {
   readonly running = new Map<number, Pending>();
-  readonly ready: Promise<boolean>;
-  private exited = false;
+  /** Resolves with the probe's answer: true (ready), false (cannot reopen files here), null (never started). */
+  readonly ready: Promise<boolean | null>;
+  private readonly opening = new Map<number, (ok: boolean) => void>();
+  private settleReady!: (ok: boolean | null) => void;
+  private gone = false;
 
   constructor(
     private readonly proc: ChildProcess,
     probe: SharedFile,
-    private readonly onExit: (child: TransferChild, why: string) => void,
+    private readonly onGone: (child: TransferChild, why: string) => void,
   ) {
-    let settle!: (ok: boolean) => void;
-    this.ready = new Promise((r) => (settle = r));
-    proc.on("message", (m: FromChild) => {
-      if (m.type === "probe") return settle(m.ok);
-      const p = this.running.get(m.id);
-      if (!p) return;
-      if (m.type === "bytes") p.onBytes(m.n);
-      else if (m.type === "need") this.answerNeed(m.id, p, m.end);
-      else if (m.type === "done") {
-        this.running.delete(m.id);
-        p.onDone(m);
-      }
-    });
-    proc.on("error", () => undefined);
-    proc.on("exit", (code, signal) => {
-      this.exited = true;
-      settle(false);
-      const lost = [...this.running.values()];
-      this.running.clear();
-      for (const p of lost) p.onLost();
-      this.onExit(this, signal ?? `exit code ${code}`);
-    });
+    this.ready = new Promise((r) => (this.settleReady = r));
+    proc.on("message", (m: FromChild) => this.onMessage(m));
+    // A process that could not be started reports 'error' and never 'exit'; one whose channel broke reports
+    // 'disconnect'. Each of them ends this child for good.
+    proc.on("error", (err) => this.end(`error: ${err.message}`));
+    proc.on("disconnect", () => this.end("disconnected"));
+    proc.on("exit", (code, signal) => this.end(signal ?? `exit code ${code}`));
     this.post({ op: "probe", file: probe });
+  }
+
+  private onMessage(m: FromChild): void {
+    if (m.type === "probe") return this.settleReady(m.ok);
+    if (m.type === "opened") {
+      const wake = this.opening.get(m.id);
+      this.opening.delete(m.id);
+      return wake?.(m.ok);
+    }
+    const p = this.running.get(m.id);
+    if (!p) return;
+    if (m.type === "bytes") p.onBytes(m.n);
+    else if (m.type === "need") this.answerNeed(m.id, p, m.end);
+    else if (m.type === "done") {
+      this.running.delete(m.id);
+      p.onDone(m);
+    }
+  }
+
+  private end(why: string): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.settleReady(null);
+    for (const wake of this.opening.values()) wake(false);
+    this.opening.clear();
+    const lost = [...this.running.values()];
+    this.running.clear();
+    for (const p of lost) p.onLost();
+    this.proc.kill("SIGKILL");
+    this.onGone(this, why);
   }
 
   get pid(): number {
@@ -87,7 +132,12 @@ class TransferChild {
   }
 
   get alive(): boolean {
-    return !this.exited && this.proc.connected;
+    return !this.gone && this.proc.connected;
+  }
+
+  /** Outstanding work: transfers running and files being opened. */
+  get load(): number {
+    return this.running.size + this.opening.size;
   }
 
   post(m: ToChild, handle?: Socket): void {
@@ -95,33 +145,65 @@ class TransferChild {
     this.proc.send(m, handle, { keepOpen: false }, () => undefined);
   }
 
+  /** Asks the child to reopen the file for transfer `id`; resolves true once it has. */
+  open(id: number, file: SharedFile, write: boolean): Promise<boolean> {
+    if (!this.alive) return Promise.resolve(false);
+    const answered = new Promise<boolean>((resolve) => this.opening.set(id, resolve));
+    this.post({ op: "open", id, file, write });
+    return within(answered, ANSWER_MS, false).then((ok) => {
+      this.opening.delete(id);
+      return ok;
+    });
+  }
+
   private answerNeed(id: number, p: Pending, end: number): void {
     try {
       const granted = p.onNeed ? p.onNeed(end) : 0;
       this.post({ op: "grant", id, ok: granted >= end, granted });
     } catch (err) {
-      (p as { denial?: unknown }).denial = err;
+      p.denial = err;
       this.post({ op: "grant", id, ok: false, granted: 0 });
     }
   }
 
-  /** Runs one transfer here; `extra` completes the request. Resolves with the bytes moved. */
+  /** Hands the data socket over and runs the transfer the lease was opened for. Resolves with the bytes moved. */
   run(
+    lease: Lease,
     sock: Socket,
-    request: { op: "send"; file: SharedFile; start: number; end: number } | { op: "recv"; file: SharedFile; position: number; granted: number },
-    id: number,
+    request: { op: "send"; start: number; end: number } | { op: "recv"; position: number; granted: number },
     progress: Progress,
     hooks: { onNeed?(end: number): number; writtenIfLost(): number },
   ): Promise<number> {
-    if (progress.signal.aborted) return Promise.reject(Object.assign(new TransferAborted(), { written: 0 }));
+    const id = lease.id;
+    if (progress.signal.aborted || !this.alive) {
+      this.post({ op: "release", id });
+      return Promise.reject(Object.assign(progress.signal.aborted ? new TransferAborted() : new ConnectionBroken(), { written: 0 }));
+    }
     return new Promise<number>((resolve, reject) => {
-      const onAbort = () => this.post({ op: "abort", id });
+      let confirm: NodeJS.Timeout | null = null;
+      const settle = () => {
+        progress.signal.removeEventListener("abort", onAbort);
+        if (confirm) clearTimeout(confirm);
+      };
+      const onAbort = () => {
+        this.post({ op: "abort", id });
+        // A process that never got the transfer (its hand-over was dropped) or is stuck cannot confirm the end:
+        // give the transfer up here rather than hold the session forever.
+        confirm = setTimeout(() => {
+          if (this.running.get(id) !== pending) return;
+          this.running.delete(id);
+          this.post({ op: "release", id });
+          settle();
+          reject(Object.assign(new TransferAborted(), { written: hooks.writtenIfLost() }));
+        }, ABORT_CONFIRM_MS);
+        confirm.unref();
+      };
       progress.signal.addEventListener("abort", onAbort, { once: true });
-      const pending: Pending & { denial?: unknown } = {
+      const pending: Pending = {
         onBytes: (n) => progress.onBytes(n),
         onNeed: hooks.onNeed,
         onDone: (m) => {
-          progress.signal.removeEventListener("abort", onAbort);
+          settle();
           if (m.ok) return resolve(m.bytes);
           // The child keeps a failed transfer's connection open until the final reply is out: the session destroys
           // its (handed-over) socket object right after that reply, which is the signal to let it go.
@@ -130,7 +212,7 @@ class TransferChild {
           reject(failure(m, pending.denial));
         },
         onLost: () => {
-          progress.signal.removeEventListener("abort", onAbort);
+          settle();
           reject(Object.assign(new ConnectionBroken(new Error("transfer process ended")), { written: hooks.writtenIfLost() }));
         },
       };
@@ -143,7 +225,7 @@ class TransferChild {
   }
 
   kill(): void {
-    if (!this.exited) this.proc.kill("SIGKILL");
+    this.end("closed");
   }
 }
 
@@ -156,6 +238,8 @@ export class TransferProcesses {
   private readonly children: TransferChild[] = [];
   private starting: Promise<TransferChild | null> | null = null;
   private disabled: string | null = null;
+  /** No new start before this (a start failed). */
+  private retryAt = 0;
   private nextId = 1;
   private closed = false;
   /** Transfers handed to a transfer process so far. */
@@ -169,22 +253,44 @@ export class TransferProcesses {
     else if (process.platform !== "linux") this.disabled = "needs Linux (/proc)";
   }
 
+  /** Process ids of the running transfer processes. */
+  get processIds(): number[] {
+    return this.children.filter((c) => c.alive).map((c) => c.pid);
+  }
+
   /**
-   * A transfer process for a transfer on `sock`, or null when it must run here (TLS, turned off, unavailable).
-   * Starts one when every running process is busy and fewer than the maximum exist.
+   * Prepares a transfer on `sock` of the file open here as `fd` in a transfer process: the file is reopened there
+   * before anything is handed over. Null when the transfer must run here (TLS, turned off, no process could start,
+   * the file cannot be reopened there); the socket is then untouched.
    */
-  async acquire(sock: Duplex): Promise<TransferChild | null> {
+  async acquire(sock: Duplex, fd: number, write: boolean): Promise<Lease | null> {
     if (this.disabled || this.closed || !(sock instanceof Socket) || sock instanceof TLSSocket) return null;
+    const child = await this.pick();
+    if (!child) return null;
+    const id = this.nextId++;
+    let file: SharedFile;
+    try {
+      file = share(fd);
+    } catch {
+      return null;
+    }
+    if (await child.open(id, file, write)) return { child, id, fd };
+    child.post({ op: "release", id });
+    return null;
+  }
+
+  /** An idle transfer process; else a new one while fewer than the maximum run; else the least busy. */
+  private async pick(): Promise<TransferChild | null> {
     const live = this.children.filter((c) => c.alive);
-    const idle = live.find((c) => c.running.size === 0);
+    const idle = live.find((c) => c.load === 0);
     if (idle) return idle;
-    if (live.length < this.max) {
+    if (live.length < this.max && Date.now() >= this.retryAt) {
       const started = await this.spawn();
       if (started) return started;
     }
     const ready = this.children.filter((c) => c.alive);
     if (ready.length === 0) return null;
-    return ready.reduce((a, b) => (b.running.size < a.running.size ? b : a));
+    return ready.reduce((a, b) => (b.load < a.load ? b : a));
   }
 
   private spawn(): Promise<TransferChild | null> {
@@ -194,6 +300,11 @@ export class TransferProcesses {
 
   private async start(): Promise<TransferChild | null> {
     const script = fileURLToPath(workerScript("../server/transfer-child"));
+    const failed = (why: string): null => {
+      this.retryAt = Date.now() + RETRY_START_MS;
+      this.log.warn({ event: "transfer-process-start-failed", why }, "could not start a transfer process");
+      return null;
+    };
     // The probe: a file this process holds open, which the child must be able to reopen and recognise.
     let probeFd: number;
     try {
@@ -207,19 +318,20 @@ export class TransferProcesses {
       try {
         proc = fork(script, [], { execArgv: [], stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "json" });
       } catch (err) {
-        // Out of processes, say: this transfer runs here, and a later one tries again.
-        this.log.warn({ event: "transfer-process-start-failed", err: (err as Error).message }, "could not start a transfer process");
-        return null;
+        return failed((err as Error).message);
       }
       const child = new TransferChild(proc, share(probeFd), (c, why) => {
         const i = this.children.indexOf(c);
         if (i >= 0) this.children.splice(i, 1);
         if (!this.closed) this.log.warn({ event: "transfer-process-exit", why }, "transfer process ended");
       });
-      const ok = await child.ready;
-      if (!ok) {
+      const ok = await within(child.ready, ANSWER_MS, null);
+      if (ok !== true) {
         child.kill();
-        this.disable("a transfer process did not start, or could not reopen this process's files");
+        // A process that runs but cannot reopen this process's files never will: stop trying. Anything else (it did
+        // not start, or did not answer) may pass.
+        if (ok === false) this.disable("a transfer process cannot reopen this process's files (/proc)");
+        else return failed("no answer from the new process");
         return null;
       }
       proc.unref();
@@ -240,37 +352,24 @@ export class TransferProcesses {
     this.log.warn({ event: "transfer-processes-off", why }, "transfers run in the server process");
   }
 
-  /** Process ids of the running transfer processes. */
-  get processIds(): number[] {
-    return this.children.filter((c) => c.alive).map((c) => c.pid);
-  }
-
-  /** Sends bytes [start, end) of the file open as `fd` on the socket, in `child`. */
-  send(child: TransferChild, sock: Socket, fd: number, start: number, end: number, progress: Progress): Promise<number> {
+  /** Sends bytes [start, end) of the leased file on the socket. */
+  send(lease: Lease, sock: Socket, start: number, end: number, progress: Progress): Promise<number> {
     this.handedOver++;
-    return child.run(sock, { op: "send", file: share(fd), start, end }, this.nextId++, progress, { writtenIfLost: () => 0 });
+    return lease.child.run(lease, sock, { op: "send", start, end }, progress, { writtenIfLost: () => 0 });
   }
 
   /**
-   * Receives into the file open as `fd` from `position` on, in `child`. `grant(end)` is asked before anything past
-   * `granted` is written; it returns the offset now allowed or throws to refuse (the transfer then fails with that
-   * error). Failures carry `written`, the bytes that reached the file.
+   * Receives into the leased file from `position` on. `grant(end)` is asked before anything past `granted` is
+   * written; it returns the offset now allowed or throws to refuse (the transfer then fails with that error).
+   * Failures carry `written`, the bytes that reached the file.
    */
-  receive(
-    child: TransferChild,
-    sock: Socket,
-    fd: number,
-    position: number,
-    granted: number,
-    grant: (end: number) => number,
-    progress: Progress,
-  ): Promise<number> {
+  receive(lease: Lease, sock: Socket, position: number, granted: number, grant: (end: number) => number, progress: Progress): Promise<number> {
     this.handedOver++;
-    return child.run(sock, { op: "recv", file: share(fd), position, granted }, this.nextId++, progress, {
+    return lease.child.run(lease, sock, { op: "recv", position, granted }, progress, {
       onNeed: grant,
       writtenIfLost: () => {
         try {
-          return Math.max(0, fs.fstatSync(fd).size - position);
+          return Math.max(0, fs.fstatSync(lease.fd).size - position);
         } catch {
           return 0;
         }
@@ -280,7 +379,7 @@ export class TransferProcesses {
 
   close(): void {
     this.closed = true;
-    for (const c of this.children) c.kill();
+    for (const c of [...this.children]) c.kill();
     this.children.length = 0;
   }
 }

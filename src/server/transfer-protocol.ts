@@ -12,20 +12,27 @@ export interface SharedFile {
 
 export type ToChild =
   | { op: "probe"; file: SharedFile }
-  /** Send bytes [start, end) of the file on the socket, then end it. */
-  | { op: "send"; id: number; file: SharedFile; start: number; end: number }
+  /** Reopen the server's file for this transfer; answered with "opened". Nothing else happens until "send"/"recv". */
+  | { op: "open"; id: number; file: SharedFile; write: boolean }
+  /** Send bytes [start, end) of the opened file on the socket, then end it. */
+  | { op: "send"; id: number; start: number; end: number }
   /** Write what arrives on the socket from file offset `position`; bytes up to `granted` may be written. */
-  | { op: "recv"; id: number; file: SharedFile; position: number; granted: number }
+  | { op: "recv"; id: number; position: number; granted: number }
   /** The answer to a "need": more may be written (up to `granted`), or nothing more. */
   | { op: "grant"; id: number; ok: boolean; granted: number }
   | { op: "abort"; id: number }
-  /** The server has given its final reply for a failed transfer: its data connection may close now. */
+  /**
+   * The server is done with this transfer: a file opened for it and never used is closed, and a failed transfer's
+   * data connection (kept open until the server's final reply is out) may close now.
+   */
   | { op: "release"; id: number };
 
 export type FailureKind = "aborted" | "broken" | "denied" | "io";
 
 export type FromChild =
   | { type: "probe"; ok: boolean; reason?: string }
+  /** The answer to "open": the server hands the data connection over only after ok. */
+  | { type: "opened"; id: number; ok: boolean; reason?: string }
   /** Bytes moved since the last report. */
   | { type: "bytes"; id: number; n: number }
   /** Asks to write up to file offset `end`. */

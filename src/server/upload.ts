@@ -179,12 +179,14 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
             }
           };
           // Binary uploads go to a transfer process, which asks before it writes past what was reserved.
-          const child = t.fd !== undefined && s.type === "I" ? await s.server.transfers.acquire(sock) : null;
-          const written = child
-            ? await s.server.transfers.receive(child, sock as Socket, t.fd!, t.start, accounted, (end: number) => {
+          const lease = t.fd !== undefined && s.type === "I" ? await s.server.transfers.acquire(sock, t.fd, true) : null;
+          // With RANG nothing past the range is granted, even below the old size (where no quota is needed).
+          const granted = () => (req.range ? Math.min(accounted, req.range.end + 1) : accounted);
+          const written = lease
+            ? await s.server.transfers.receive(lease, sock as Socket, t.start, granted(), (end: number) => {
                 const ahead = req.range ? Math.min(end + GRANT_AHEAD, req.range.end + 1) : end + GRANT_AHEAD;
                 beforeWrite(ahead > end && ledger.available - (ahead - accounted) >= GRANT_MARGIN ? ahead : end);
-                return accounted;
+                return granted();
               }, progress)
             : await receiveFile(sock, { handle: t.handle, position: t.start, beforeWrite }, s.type === "A", progress);
           await finalize(true, written);

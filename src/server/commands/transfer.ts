@@ -49,9 +49,11 @@ export async function retr(s: Session, arg: string): Promise<void> {
       opening: `Opening ${modeName(s)} mode data connection for ${target} (${size - start} bytes)`,
       run: async (sock, progress) => {
         // Binary downloads worth it go to a transfer process, so the copy does not hold up the control connections.
-        const child =
-          opened.fd !== undefined && s.type === "I" && size - start >= OFFLOAD_MIN_BYTES ? await s.server.transfers.acquire(sock) : null;
-        if (child) return s.server.transfers.send(child, sock as Socket, opened.fd!, start, size, progress);
+        const lease =
+          opened.fd !== undefined && s.type === "I" && size - start >= OFFLOAD_MIN_BYTES
+            ? await s.server.transfers.acquire(sock, opened.fd, false)
+            : null;
+        if (lease) return s.server.transfers.send(lease, sock as Socket, start, size, progress);
         return sendFile(handle, start, size, sock, s.type === "A", progress);
       },
     });
