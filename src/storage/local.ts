@@ -246,7 +246,7 @@ export class LocalStorage implements StorageBackend {
       throw new MyftpError("denied", "Cannot move a directory into itself");
     const dstSt = lstatOrNull(dst);
     if (dstSt?.isDirectory() && !srcSt.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
-    fs.renameSync(src, dst);
+    await renameOver(src, dst, dstSt?.isFile() === true);
     return dstSt?.isFile() && dst !== src ? dstSt.size : 0;
   }
 
@@ -297,7 +297,8 @@ export class LocalStorage implements StorageBackend {
   }
 
   async commitTemp(tempPath: string, vpath: string): Promise<void> {
-    fs.renameSync(tempPath, this.resolveForWrite(vpath));
+    const target = this.resolveForWrite(vpath);
+    await renameOver(tempPath, target, lstatOrNull(target)?.isFile() === true);
   }
 
   async removeTemp(tempPath: string): Promise<void> {
@@ -332,6 +333,32 @@ export class LocalStorage implements StorageBackend {
   async diskPathOf(vpath: string): Promise<string> {
     return this.resolveExisting(vpath);
   }
+}
+
+/**
+ * rename(src, dst), with the file it replaces (if any) freed on the thread pool: the old content first gets a second,
+ * temporary name, so the rename drops only a name, and freeing the blocks (milliseconds for a large file, which would
+ * stall every session) happens off the event loop, as for DELE. Where the file system has no hard links, a plain
+ * rename.
+ */
+async function renameOver(src: string, dst: string, replacesFile: boolean): Promise<void> {
+  let alias: string | null = null;
+  if (replacesFile) {
+    alias = path.join(path.dirname(dst), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+    try {
+      fs.linkSync(dst, alias);
+    } catch {
+      alias = null;
+    }
+  }
+  try {
+    fs.renameSync(src, dst);
+  } catch (err) {
+    // dst still names the old content: dropping the extra name frees nothing.
+    if (alias) fs.unlinkSync(alias);
+    throw err;
+  }
+  if (alias) await fsp.unlink(alias).catch(() => undefined);
 }
 
 /**
