@@ -81,6 +81,9 @@ class TransferChild {
   private readonly opening = new Map<number, (ok: boolean) => void>();
   private settleReady!: (ok: boolean | null) => void;
   private gone = false;
+  /** The process has exited (or never started): it can no longer touch any file. */
+  private exited = false;
+  private readonly afterExit: (() => void)[] = [];
 
   constructor(
     private readonly proc: ChildProcess,
@@ -91,9 +94,16 @@ class TransferChild {
     proc.on("message", (m: FromChild) => this.onMessage(m));
     // A process that could not be started reports 'error' and never 'exit'; one whose channel broke reports
     // 'disconnect'. Each of them ends this child for good.
-    proc.on("error", (err) => this.end(`error: ${err.message}`));
+    proc.on("error", (err) => {
+      // Also what a failed spawn reports: then there is no process that could exit.
+      if (proc.pid === undefined) this.markExited();
+      this.end(`error: ${err.message}`);
+    });
     proc.on("disconnect", () => this.end("disconnected"));
-    proc.on("exit", (code, signal) => this.end(signal ?? `exit code ${code}`));
+    proc.on("exit", (code, signal) => {
+      this.markExited();
+      this.end(signal ?? `exit code ${code}`);
+    });
     this.post({ op: "probe", file: probe });
   }
 
@@ -114,16 +124,37 @@ class TransferChild {
     }
   }
 
+  private markExited(): void {
+    if (this.exited) return;
+    this.exited = true;
+    for (const f of this.afterExit.splice(0)) f();
+  }
+
+  /**
+   * Ends this child for good (it exited, broke its channel, stopped answering, or the server closes): it is killed,
+   * and its transfers fail once it has exited, so the bytes they count from their files are final.
+   */
   private end(why: string): void {
     if (this.gone) return;
     this.gone = true;
     this.settleReady(null);
     for (const wake of this.opening.values()) wake(false);
     this.opening.clear();
+    this.proc.kill("SIGKILL");
     const lost = [...this.running.values()];
     this.running.clear();
-    for (const p of lost) p.onLost();
-    this.proc.kill("SIGKILL");
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      for (const p of lost) p.onLost();
+    };
+    if (this.exited) settle();
+    else {
+      this.afterExit.push(settle);
+      // SIGKILL cannot be refused; this only guards against never hearing of the exit.
+      setTimeout(settle, 2000).unref();
+    }
     this.onGone(this, why);
   }
 
@@ -145,14 +176,27 @@ class TransferChild {
     this.proc.send(m, handle, { keepOpen: false }, () => undefined);
   }
 
-  /** Asks the child to reopen the file for transfer `id`; resolves true once it has. */
-  open(id: number, file: SharedFile, write: boolean): Promise<boolean> {
-    if (!this.alive) return Promise.resolve(false);
-    const answered = new Promise<boolean>((resolve) => this.opening.set(id, resolve));
-    this.post({ op: "open", id, file, write });
-    return within(answered, ANSWER_MS, false).then((ok) => {
-      this.opening.delete(id);
-      return ok;
+  /**
+   * Asks the child to reopen the file for transfer `id`; resolves true once it has. A child that does not answer in
+   * time is ended (it would hold up every transfer given to it); an abort stops the wait.
+   */
+  open(id: number, file: SharedFile, write: boolean, signal: AbortSignal): Promise<boolean> {
+    if (!this.alive || signal.aborted) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        this.opening.delete(id);
+        resolve(ok);
+      };
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => {
+        finish(false);
+        this.end("did not answer an open");
+      }, ANSWER_MS);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.opening.set(id, finish);
+      this.post({ op: "open", id, file, write });
     });
   }
 
@@ -187,14 +231,10 @@ class TransferChild {
       };
       const onAbort = () => {
         this.post({ op: "abort", id });
-        // A process that never got the transfer (its hand-over was dropped) or is stuck cannot confirm the end:
-        // give the transfer up here rather than hold the session forever.
+        // A process that never got the transfer (its hand-over was dropped) or is stuck cannot confirm the end. It
+        // is ended: its transfers then fail once it can no longer write, and the next transfer gets a fresh one.
         confirm = setTimeout(() => {
-          if (this.running.get(id) !== pending) return;
-          this.running.delete(id);
-          this.post({ op: "release", id });
-          settle();
-          reject(Object.assign(new TransferAborted(), { written: hooks.writtenIfLost() }));
+          if (this.running.get(id) === pending) this.end("did not confirm an abort");
         }, ABORT_CONFIRM_MS);
         confirm.unref();
       };
@@ -263,7 +303,7 @@ export class TransferProcesses {
    * before anything is handed over. Null when the transfer must run here (TLS, turned off, no process could start,
    * the file cannot be reopened there); the socket is then untouched.
    */
-  async acquire(sock: Duplex, fd: number, write: boolean): Promise<Lease | null> {
+  async acquire(sock: Duplex, fd: number, write: boolean, signal: AbortSignal): Promise<Lease | null> {
     if (this.disabled || this.closed || !(sock instanceof Socket) || sock instanceof TLSSocket) return null;
     const child = await this.pick();
     if (!child) return null;
@@ -274,7 +314,7 @@ export class TransferProcesses {
     } catch {
       return null;
     }
-    if (await child.open(id, file, write)) return { child, id, fd };
+    if (await child.open(id, file, write, signal)) return { child, id, fd };
     child.post({ op: "release", id });
     return null;
   }

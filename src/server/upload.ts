@@ -179,7 +179,7 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
             }
           };
           // Binary uploads go to a transfer process, which asks before it writes past what was reserved.
-          const lease = t.fd !== undefined && s.type === "I" ? await s.server.transfers.acquire(sock, t.fd, true) : null;
+          const lease = t.fd !== undefined && s.type === "I" ? await s.server.transfers.acquire(sock, t.fd, true, progress.signal) : null;
           // With RANG nothing past the range is granted, even below the old size (where no quota is needed).
           const granted = () => (req.range ? Math.min(accounted, req.range.end + 1) : accounted);
           const written = lease

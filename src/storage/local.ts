@@ -246,8 +246,10 @@ export class LocalStorage implements StorageBackend {
       throw new MyftpError("denied", "Cannot move a directory into itself");
     const dstSt = lstatOrNull(dst);
     if (dstSt?.isDirectory() && !srcSt.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
-    await renameOver(src, dst, dstSt?.isFile() === true);
-    return dstSt?.isFile() && dst !== src ? dstSt.size : 0;
+    // Two names of one file: rename(2) leaves both, and nothing is freed.
+    const sameFile = dstSt !== null && dstSt.dev === srcSt.dev && dstSt.ino === srcSt.ino;
+    await renameOver(src, dst, dstSt?.isFile() === true && !sameFile);
+    return dstSt?.isFile() && !sameFile ? dstSt.size : 0;
   }
 
   async openRead(vpath: string): Promise<ReadOpen> {

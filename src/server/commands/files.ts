@@ -51,11 +51,26 @@ function notBeingWritten(s: Session, ...paths: string[]): void {
   }
 }
 
+/**
+ * Runs a delete or a rename holding the user's claim on `path`: the blocks of a removed or replaced file are freed
+ * on the thread pool under a temporary name in the same directory, and the claim keeps that directory (and every
+ * one above it) from being renamed by this user until then, so the temporary name is always found and removed.
+ */
+async function whileClaimed<T>(s: Session, p: string, run: () => Promise<T>): Promise<T> {
+  const { ledger } = requireUser(s);
+  if (!ledger.claimPath(p)) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
+  try {
+    return await run();
+  } finally {
+    ledger.releasePath(p);
+  }
+}
+
 export async function dele(s: Session, arg: string): Promise<void> {
   const user = requireUser(s);
   const target = s.vpath(arg);
   notBeingWritten(s, target);
-  const freed = await s.storage.unlink(target);
+  const freed = await whileClaimed(s, target, () => s.storage.unlink(target));
   user.ledger.release(freed);
   s.log.info({ event: "delete", user: user.name, path: target, bytes: freed }, "file deleted");
   s.reply(250, `File ${target} deleted`);
@@ -81,7 +96,7 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   const to = s.vpath(arg);
   if (to === "/") throw new MyftpError("denied", "Can't rename over the home directory");
   notBeingWritten(s, from, to);
-  const replaced = await s.storage.rename(from, to);
+  const replaced = await whileClaimed(s, to, () => s.storage.rename(from, to));
   user.ledger.release(replaced);
   s.log.info({ event: "rename", user: user.name, from, to }, "renamed");
   s.reply(250, "Rename successful");

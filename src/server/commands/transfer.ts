@@ -51,7 +51,7 @@ export async function retr(s: Session, arg: string): Promise<void> {
         // Binary downloads worth it go to a transfer process, so the copy does not hold up the control connections.
         const lease =
           opened.fd !== undefined && s.type === "I" && size - start >= OFFLOAD_MIN_BYTES
-            ? await s.server.transfers.acquire(sock, opened.fd, false)
+            ? await s.server.transfers.acquire(sock, opened.fd, false, progress.signal)
             : null;
         if (lease) return s.server.transfers.send(lease, sock as Socket, start, size, progress);
         return sendFile(handle, start, size, sock, s.type === "A", progress);
