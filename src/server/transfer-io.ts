@@ -161,18 +161,19 @@ export async function sendFile(
   sock: Duplex,
   ascii: boolean,
   progress: Progress,
+  ring: { chunkBytes: number; buffers: number } = { chunkBytes: CHUNK_BYTES, buffers: RING },
 ): Promise<number> {
   // Buffers are made as the ring needs them, so a small file costs one buffer of its own size.
   const free: Buffer[] = [];
   let made = 0;
-  const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, size - start));
+  const chunkBytes = Math.max(1, Math.min(ring.chunkBytes, size - start));
   const writes = new WriteTracker();
   const conv = ascii ? new ToNetworkAscii() : null;
   let pos = start;
   let sent = 0;
   while (pos < size) {
     if (writes.error) throw writes.error;
-    if (free.length === 0 && made < RING) {
+    if (free.length === 0 && made < ring.buffers) {
       free.push(Buffer.allocUnsafe(chunkBytes));
       made++;
     }
