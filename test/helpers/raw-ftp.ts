@@ -416,6 +416,14 @@ export class RawFtp {
   }
 }
 
+/** Logs in as alice (password "secret") in binary mode, and adds the connection to `clients` for the clean-up. */
+export async function loginBinary(port: number, clients: RawFtp[]): Promise<RawFtp> {
+  const c = await RawFtp.login(port, "alice", "secret");
+  clients.push(c);
+  await c.expect("TYPE I", 200);
+  return c;
+}
+
 /** A TCP connection to host:port, optionally from a given local address. */
 export function connectData(host: string, port: number, localAddress?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashPassword } from "../../src/users/password.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { MYFTPD_BIN, startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
-import { RawFtp } from "../helpers/raw-ftp.js";
+import { loginBinary, RawFtp } from "../helpers/raw-ftp.js";
 
 // fork() as the server calls it, except that while `failSpawn` is set the spawn itself fails the way it does when the
 // system is out of processes or memory (EAGAIN, ENOMEM...) or the binary is missing: Node reports those
@@ -36,12 +36,7 @@ describe("transfer processes (review)", () => {
     srv = null;
   });
 
-  async function login(s: RunningServer): Promise<RawFtp> {
-    const c = await RawFtp.login(s.port, "alice", "secret");
-    clients.push(c);
-    await c.expect("TYPE I", 200);
-    return c;
-  }
+  const login = (s: RunningServer) => loginBinary(s.port, clients);
 
   // upload.ts passes `accounted` (= the old file size) as the first grant, so the transfer process writes anything
   // below the old size without asking, and the RANG end check in beforeWrite never runs for those bytes.

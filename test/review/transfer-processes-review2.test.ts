@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LocalStorage, TEMP_PREFIX } from "../../src/storage/local.js";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
-import { RawFtp } from "../helpers/raw-ftp.js";
+import { loginBinary, RawFtp } from "../helpers/raw-ftp.js";
 import { diskBytes, sleep, until } from "../helpers/util.js";
 import { holdThreadPool, pendingFsRequests, type HeldPool } from "./review-util.js";
 
@@ -46,12 +46,7 @@ describe("transfer processes (review 2)", () => {
     srv = null;
   });
 
-  async function login(s: RunningServer): Promise<RawFtp> {
-    const c = await RawFtp.login(s.port, "alice", "secret");
-    clients.push(c);
-    await c.expect("TYPE I", 200);
-    return c;
-  }
+  const login = (s: RunningServer) => loginBinary(s.port, clients);
 
   /**
    * An upload running in a transfer process, which then stops (SIGSTOP: a process stuck on a hung disk, or not
@@ -141,12 +136,7 @@ describe("renameOver (review 2)", () => {
     srv = null;
   });
 
-  async function login(s: RunningServer): Promise<RawFtp> {
-    const c = await RawFtp.login(s.port, "alice", "secret");
-    clients.push(c);
-    await c.expect("TYPE I", 200);
-    return c;
-  }
+  const login = (s: RunningServer) => loginBinary(s.port, clients);
 
   it.each(["RNTO", "DELE"])(
     "%s over/of a file whose directory is renamed meanwhile leaves no temporary name and no uncounted bytes",

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startServer, type RunningServer, type TestUser } from "../helpers/myftpd.js";
-import { RawFtp } from "../helpers/raw-ftp.js";
+import { loginBinary, RawFtp } from "../helpers/raw-ftp.js";
 import { until } from "../helpers/util.js";
 
 const MiB = 1024 * 1024;
@@ -29,12 +29,7 @@ describe("transfer processes", () => {
     return srv;
   }
 
-  async function login(s: RunningServer): Promise<RawFtp> {
-    const c = await RawFtp.login(s.port, "alice", "secret");
-    clients.push(c);
-    await c.expect("TYPE I", 200);
-    return c;
-  }
+  const login = (s: RunningServer) => loginBinary(s.port, clients);
 
   async function avbl(c: RawFtp): Promise<number> {
     return Number((await c.expect("AVBL", 213)).text);
