@@ -7,8 +7,10 @@
 //
 // What the kernel answers from its name and inode caches (realpath, stat, open, close, rename, mkdir) runs inline:
 // each such call takes microseconds, while a round trip through libuv's thread pool costs two context switches
-// and more. What may wait on the device (file data, directory scans, freeing blocks with unlink or truncate) goes
-// through the thread pool, so a slow disk never stalls the other sessions.
+// and more. Listings read their directory inline too, a bounded batch per loop turn: queued on the pool they waited
+// behind every bulk read and write of the other sessions. What may wait on the device for long (file data, the
+// usage scan, freeing blocks with unlink or truncate, and the file a rename replaces) goes through the thread pool,
+// so a slow disk never stalls the other sessions.
 //
 // A path checked on the loop must not be looked up again on the pool: the call may wait there while the client renames
 // a directory away and puts one holding a link to the outside in its place. So what is read or removed on the pool is
