@@ -38,7 +38,7 @@ export interface ServerContext {
   readonly tls: { context: SecureContext } | null;
   /** Checks a password; resolves the user on success. Applies the login defender's delays and bans. */
   authenticate(session: Session, name: string, password: string): Promise<UserRecord | null>;
-  /** Transfers running in the whole server (they share one event loop). */
+  /** Transfers whose data moves on this process's event loop (not in a transfer process). */
   transfersRunning: number;
   /** Number of logged-in sessions of a user. */
   sessionsOf(name: string): number;

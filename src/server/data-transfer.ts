@@ -55,7 +55,13 @@ export async function runTransfer(
       s.touch();
     },
     stepBytes: () => stepFor(s.server.transfersRunning),
+    handedOver: () => {
+      if (!onLoop) return;
+      onLoop = false;
+      s.server.transfersRunning--;
+    },
   };
+  let onLoop = true;
   s.server.transfersRunning++;
   let watchdog: NodeJS.Timeout | null = null;
   let result: TransferResult;
@@ -100,7 +106,7 @@ export async function runTransfer(
     if (watchdog) clearInterval(watchdog);
     sock?.destroy();
     s.data.reset();
-    s.server.transfersRunning--;
+    if (onLoop) s.server.transfersRunning--;
     if (s.transfer === t) s.transfer = null;
     release();
   }

@@ -37,6 +37,8 @@ export interface Progress {
    * many transfers share the loop, smaller steps keep the control connections answering promptly.
    */
   stepBytes?: () => number;
+  /** Called when the transfer's data moves to a transfer process (it no longer shares the event loop). */
+  handedOver?: () => void;
 }
 
 /** The step for `running` transfers sharing one event loop: 4 MiB in all, between 128 KiB and CHUNK_BYTES each. */

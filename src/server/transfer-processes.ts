@@ -261,6 +261,7 @@ class TransferChild {
       // kept for the life of the channel); the passive listener is closed already and waits for nothing.
       (sock as unknown as { server: unknown }).server = null;
       this.post({ ...request, id } as ToChild, sock);
+      progress.handedOver?.();
     });
   }
 
