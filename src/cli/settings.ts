@@ -3,11 +3,11 @@
 // with a message naming the key.
 
 import { readFileSync } from "node:fs";
-import { defaultTransferProcesses } from "../server/transfer-processes.js";
 import { availableParallelism } from "node:os";
 import * as path from "node:path";
 import { isIP } from "node:net";
 import { parse as parseToml } from "smol-toml";
+import { defaultTransferProcesses } from "../server/transfer-processes.js";
 
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -174,7 +174,7 @@ export class QuotaLedger {
   }
 }
 
-/** Hands out one ledger per user name and drops it when no session holds it. */
+/** A loaded (or loading) ledger and who holds it. */
 interface Entry {
   ledger: Promise<QuotaLedger>;
   /** Sessions and uploads holding the ledger, counted from the moment they ask for it. */

@@ -47,6 +47,8 @@ export async function runTransfer(
   };
   s.transfer = t;
   let lastMove = Date.now();
+  // Counted among the transfers on this event loop until handed to a transfer process.
+  let onLoop = true;
   const progress: Progress = {
     signal: controller.signal,
     onBytes: (n) => {
@@ -61,7 +63,6 @@ export async function runTransfer(
       s.server.transfersRunning--;
     },
   };
-  let onLoop = true;
   s.server.transfersRunning++;
   let watchdog: NodeJS.Timeout | null = null;
   let result: TransferResult;

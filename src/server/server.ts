@@ -1,7 +1,6 @@
 // The FTP server: listeners, per-address limits, the admission queue, and the sessions it runs.
 
 import * as net from "node:net";
-import { defaultTransferProcesses, TransferProcesses } from "./transfer-processes.js";
 import type { SecureContext } from "node:tls";
 import type { Duplex } from "node:stream";
 import pino, { type Logger } from "pino";
@@ -19,6 +18,7 @@ import type { ServerContext, SessionOptions } from "./context.js";
 import { PassivePorts } from "./passive-ports.js";
 import { Session } from "./session.js";
 import { TlsSupport, type TlsMaterial } from "./tls.js";
+import { defaultTransferProcesses, TransferProcesses } from "./transfer-processes.js";
 
 export interface ServerOptions {
   host: string;

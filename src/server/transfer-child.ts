@@ -15,7 +15,9 @@ const REPORT_MS = 100;
 
 interface Running {
   controller: AbortController;
+  /** Bytes moved since the last report, and in all. */
   pending: number;
+  moved: number;
   timer: NodeJS.Timeout;
   /** Waits for the server's answer to a "need". */
   grant: ((ok: boolean, granted: number) => void) | null;
@@ -63,11 +65,16 @@ function start(id: number): { r: Running; progress: Progress } {
   const r: Running = {
     controller,
     pending: 0,
+    moved: 0,
     grant: null,
     timer: setInterval(() => flush(id, r), REPORT_MS),
   };
   running.set(id, r);
-  return { r, progress: { signal: controller.signal, onBytes: (n) => (r.pending += n) } };
+  const onBytes = (n: number) => {
+    r.pending += n;
+    r.moved += n;
+  };
+  return { r, progress: { signal: controller.signal, onBytes } };
 }
 
 function flush(id: number, r: Running): void {
@@ -114,16 +121,11 @@ function ringFor(transfers: number): { chunkBytes: number; buffers: number } {
 
 async function runSend(m: Extract<ToChild, { op: "send" }>, file: OpenFile, sock: Socket): Promise<void> {
   const { r, progress } = start(m.id);
-  let sent = 0;
-  progress.onBytes = (n) => {
-    r.pending += n;
-    sent += n;
-  };
   try {
     const bytes = await sendFile(file, m.start, m.end, sock, false, progress, ringFor(running.size));
     finish(m.id, r, sock, { ok: true, bytes });
   } catch (error) {
-    finish(m.id, r, sock, { ok: false, error, bytes: sent });
+    finish(m.id, r, sock, { ok: false, error, bytes: r.moved });
   } finally {
     await file.close().catch(() => undefined);
   }

@@ -44,6 +44,11 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/** A fresh temporary name in the directory of `p` (hidden from clients, never counted, swept after a crash). */
+function tempNameBeside(p: string): string {
+  return path.join(path.dirname(p), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+}
+
 function lstatOrNull(p: string): fs.Stats | null {
   try {
     return fs.lstatSync(p);
@@ -234,7 +239,7 @@ export class LocalStorage implements StorageBackend {
     if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
     // The name goes at once; the blocks are freed off the event loop under a temporary name, which a lookup that runs
     // after its directory was swapped for a link to the outside cannot find there.
-    const doomed = path.join(path.dirname(entry), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+    const doomed = tempNameBeside(entry);
     fs.renameSync(entry, doomed);
     await fsp.unlink(doomed).catch(() => undefined);
     return st.isFile() ? st.size : 0;
@@ -285,7 +290,7 @@ export class LocalStorage implements StorageBackend {
     }
     if (st?.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
     if (copy && !st?.isFile()) throw new MyftpError("not-found", "No such file or directory");
-    const tempPath = path.join(path.dirname(target), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+    const tempPath = tempNameBeside(target);
     const mode = st ? st.mode & 0o777 : 0o644;
     if (copy) {
       // A clone where the file system can share blocks, a plain copy elsewhere; either way on the thread pool.
@@ -348,7 +353,7 @@ export class LocalStorage implements StorageBackend {
 async function renameOver(src: string, dst: string, replacesFile: boolean): Promise<void> {
   let alias: string | null = null;
   if (replacesFile) {
-    alias = path.join(path.dirname(dst), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+    alias = tempNameBeside(dst);
     try {
       fs.linkSync(dst, alias);
     } catch {
