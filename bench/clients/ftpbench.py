@@ -95,6 +95,36 @@ def cmd_upload(a):
     emit({"bytes": n, "seconds": t1 - t0, "ok": n == size})
 
 
+def _collect(procs, q, wait):
+    """The workers' reports, one each, until one does not come within wait() seconds (a callable: the time left)."""
+    results = []
+    for _ in procs:
+        left = wait()
+        if left <= 0:
+            break
+        try:
+            results.append(q.get(timeout=left))
+        except Exception:
+            break
+    return results
+
+
+def _reap(procs, wait=lambda: 5):
+    """Waits for every worker to end, terminating the ones that do not within wait() seconds."""
+    for p in procs:
+        p.join(timeout=wait())
+        if p.is_alive():
+            p.terminate()
+            p.join(1)
+
+
+def _quit(f):
+    try:
+        f.quit()
+    except Exception:
+        pass
+
+
 # ---------------------------------------------------------------- S3
 
 def _files_worker(a, idx, barrier, q):
@@ -140,21 +170,9 @@ def cmd_files(a):
         emit({"phase": "start"})  # all logged in: the runner starts counting server CPU here
     except Exception:
         pass
-    results = []
     deadline = now() + a.timeout
-    for _ in procs:
-        left = deadline - now()
-        if left <= 0:
-            break
-        try:
-            results.append(q.get(timeout=left))
-        except Exception:
-            break
-    for p in procs:
-        p.join(timeout=max(0.1, deadline - now()))
-        if p.is_alive():
-            p.terminate()
-            p.join(1)
+    results = _collect(procs, q, lambda: deadline - now())
+    _reap(procs, lambda: max(0.1, deadline - now()))
     errors = [r["error"] for r in results if r["error"]]
     if len(results) < a.clients:
         errors.append("%d clients did not report" % (a.clients - len(results)))
@@ -266,18 +284,9 @@ def cmd_logins(a):
         p.start()
     barrier.wait(timeout=60)
     t0 = now()
-    results = []
-    for _ in procs:
-        try:
-            results.append(q.get(timeout=a.seconds + 2 * TIMEOUT))
-        except Exception:
-            break
+    results = _collect(procs, q, lambda: a.seconds + 2 * TIMEOUT)
     t1 = now()
-    for p in procs:
-        p.join(timeout=5)
-        if p.is_alive():
-            p.terminate()
-            p.join(1)
+    _reap(procs)
     lat = [x for r in results for x in r["lat"]]
     errors = sum(r["errors"] for r in results) + (a.workers - len(results))
     first = next((r["first_error"] for r in results if r["first_error"]), None)
@@ -417,21 +426,9 @@ def cmd_list(a):
         time.sleep(a.gap)
     t_stop = now()
     stop.set()
-    results = []
-    for _ in procs:
-        try:
-            results.append(q.get(timeout=60))
-        except Exception:
-            break
-    for p in procs:
-        p.join(timeout=5)
-        if p.is_alive():
-            p.terminate()
-            p.join(1)
-    try:
-        probe.quit()
-    except Exception:
-        pass
+    results = _collect(procs, q, lambda: 60)
+    _reap(procs)
+    _quit(probe)
     errors += [r["error"] for r in results if r["error"]]
     load_bytes = sum(r["bytes"] for r in results)
     emit({"lists": len(lat), "seconds": t_stop - t_start, "p50": percentile(lat, 50), "p99": percentile(lat, 99),
@@ -564,21 +561,9 @@ def cmd_hashload(a):
     stop.set()
     errors += e
 
-    results = []
-    for _ in procs:
-        try:
-            results.append(q.get(timeout=max(1.0, hard_end.value - now()) + a.hash_timeout))
-        except Exception:
-            break
-    for p in procs:
-        p.join(timeout=5)
-        if p.is_alive():
-            p.terminate()
-            p.join(1)
-    try:
-        probe.quit()
-    except Exception:
-        pass
+    results = _collect(procs, q, lambda: max(1.0, hard_end.value - now()) + a.hash_timeout)
+    _reap(procs)
+    _quit(probe)
     errors += [r["error"] for r in results if r["error"]]
     if len(results) < a.hashes:
         errors.append("%d HASH sessions did not report" % (a.hashes - len(results)))
