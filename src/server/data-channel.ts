@@ -1,6 +1,10 @@
 // A session's data connection: set up by PASV/EPSV (we listen) or PORT/EPRT (we connect), opened by the next
 // transfer command, and torn down after it. At most one set-up is pending; a new one replaces the old. Passive
 // connections are accepted only from the control connection's peer; active ones go only to it.
+//
+// After a passive connection was accepted the listener stays open for a short while (KEEP_MS), so that a client
+// fetching many files in a row gets the same port back from its next PASV instead of a new listener each time.
+// A kept listener serves nobody: whatever connects to it while no set-up waits is closed at once.
 
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
@@ -42,9 +46,18 @@ type Setup =
     }
   | { kind: "active"; host: string; port: number; family: 4 | 6 };
 
+/** How long a passive listener is kept for the session's next PASV after its connection was accepted. */
+const KEEP_MS = 2000;
+
 export class DataChannel {
   private setup: Setup | null = null;
   private open: Duplex | null = null;
+  /** A listener kept for the next PASV, and the timer that closes it when none comes. */
+  private kept: PassiveListener | null = null;
+  private keepTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** The passive set-up whose listener takes the next connection (it stays so after a transfer consumed it). */
+  private listening: Extract<Setup, { kind: "passive" }> | null = null;
 
   constructor(private readonly ctx: DataChannelContext) {}
 
@@ -55,27 +68,65 @@ export class DataChannel {
   /** Starts listening on a passive port; returns the port. Replaces any earlier set-up. */
   async listenPassive(): Promise<number> {
     this.reset();
-    const listener = await this.ctx.ports.open(this.ctx.localAddress);
-    const setup: Setup = { kind: "passive", listener, socket: null, failed: null, notify: null, closed: false };
-    listener.server.on("connection", (sock: net.Socket) => {
-      if (setup.closed || setup.socket || setup.failed) {
-        sock.destroy();
-        return;
-      }
-      if (!sameHost(sock.remoteAddress, this.ctx.peerAddress)) {
-        // Someone else raced for our port: refuse it and fail this set-up rather than risk a hijacked transfer.
-        this.ctx.onForeignPeer(sock.remoteAddress);
-        sock.destroy();
-        setup.failed = "Security: data connection from a foreign address refused";
-      } else {
-        setup.socket = sock;
-        sock.on("error", () => undefined);
-      }
+    const listener = this.takeKept() ?? (await this.openListener());
+    if (this.closed) {
       listener.close();
-      setup.notify?.();
-    });
+      throw new DataConnectionError("Session closed");
+    }
+    const setup: Setup = { kind: "passive", listener, socket: null, failed: null, notify: null, closed: false };
     this.setup = setup;
+    this.listening = setup;
     return listener.port;
+  }
+
+  private async openListener(): Promise<PassiveListener> {
+    const listener = await this.ctx.ports.open(this.ctx.localAddress);
+    listener.server.on("connection", (sock: net.Socket) => this.accept(listener, sock));
+    return listener;
+  }
+
+  /** A connection to one of our passive listeners: taken by the set-up waiting on that listener, or refused. */
+  private accept(listener: PassiveListener, sock: net.Socket): void {
+    const setup = this.listening;
+    if (!setup || setup.listener !== listener || setup.closed || setup.socket || setup.failed) {
+      sock.destroy();
+      return;
+    }
+    if (!sameHost(sock.remoteAddress, this.ctx.peerAddress)) {
+      // Someone else raced for our port: refuse it and fail this set-up rather than risk a hijacked transfer.
+      this.ctx.onForeignPeer(sock.remoteAddress);
+      sock.destroy();
+      setup.failed = "Security: data connection from a foreign address refused";
+    } else {
+      setup.socket = sock;
+      sock.on("error", () => undefined);
+    }
+    setup.notify?.();
+  }
+
+  /** Keeps a listener whose connection was taken for the next PASV, when the port range allows. */
+  private keep(listener: PassiveListener): void {
+    if (this.kept || this.closed || !this.ctx.ports.mayKeep) {
+      listener.close();
+      return;
+    }
+    this.kept = listener;
+    if (this.keepTimer) this.keepTimer.refresh();
+    else {
+      this.keepTimer = setTimeout(() => this.dropKept(), KEEP_MS);
+      this.keepTimer.unref();
+    }
+  }
+
+  private takeKept(): PassiveListener | null {
+    const l = this.kept;
+    this.kept = null;
+    return l?.server.listening ? l : null;
+  }
+
+  private dropKept(): void {
+    this.kept?.close();
+    this.kept = null;
   }
 
   /** Records the target of an active connection. Replaces any earlier set-up. */
@@ -113,11 +164,14 @@ export class DataChannel {
         setup.closed = true;
         setup.notify = null;
         signal?.removeEventListener("abort", onAbort);
-        setup.listener.close();
         if (err) {
+          setup.listener.close();
           setup.socket?.destroy();
           reject(err);
-        } else resolve(sock!);
+        } else {
+          this.keep(setup.listener);
+          resolve(sock!);
+        }
       };
       const onAbort = () => finish(new DataConnectionError("Transfer aborted"));
       setup.notify = settle;
@@ -177,7 +231,10 @@ export class DataChannel {
   }
 
   close(): void {
+    this.closed = true;
     this.reset();
+    this.dropKept();
+    if (this.keepTimer) clearTimeout(this.keepTimer);
     this.open?.destroy();
     this.open = null;
   }

@@ -28,6 +28,16 @@ export class PassivePorts {
     return this.busy.size;
   }
 
+  /**
+   * Whether a session may keep its listener open between transfers for its next PASV: always when the system picks
+   * the ports, and in a configured range only while most of it is free, so kept ports never starve other sessions.
+   */
+  get mayKeep(): boolean {
+    if (this.min === 0 && this.max === 0) return true;
+    const span = this.max - this.min + 1;
+    return span >= 16 && this.busy.size * 2 < span;
+  }
+
   async open(host: string): Promise<PassiveListener> {
     if (this.min === 0 && this.max === 0) return this.listenOn(host, 0);
     const span = this.max - this.min + 1;

@@ -185,7 +185,11 @@ export async function sendFile(
     }
     const buf = free.pop()!;
     const step = progress.stepBytes ? Math.min(buf.length, progress.stepBytes()) : buf.length;
-    const { bytesRead } = await abortable(progress.signal, handle.read(buf, 0, Math.min(step, size - pos), pos));
+    const want = Math.min(step, size - pos);
+    // A small file is read in one go; the backend may do that at once instead of on the thread pool.
+    const bytesRead =
+      (want === size - start ? handle.readNow?.(buf, 0, want, pos) : null) ??
+      (await abortable(progress.signal, handle.read(buf, 0, want, pos))).bytesRead;
     if (bytesRead === 0) {
       free.push(buf);
       break; // the file shrank while we sent it

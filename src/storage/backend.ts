@@ -8,6 +8,11 @@ export interface StatResult extends ListEntry {}
 /** An open file's data side; reads and writes go at explicit positions. */
 export interface FileReader {
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  /**
+   * Reads at once on the calling thread, for a small read the page cache is likely to answer; null when the
+   * backend wants this read to go through read() (too large, or the device has been slow lately).
+   */
+  readNow?(buffer: Buffer, offset: number, length: number, position: number): number | null;
   close(): Promise<void>;
 }
 

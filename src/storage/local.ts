@@ -8,9 +8,11 @@
 // What the kernel answers from its name and inode caches (realpath, stat, open, close, rename, mkdir) runs inline:
 // each such call takes microseconds, while a round trip through libuv's thread pool costs two context switches
 // and more. Listings read their directory inline too, a bounded batch per loop turn: queued on the pool they waited
-// behind every bulk read and write of the other sessions. What may wait on the device for long (file data, the
-// usage scan, freeing blocks with unlink or truncate, and the file a rename replaces) goes through the thread pool,
-// so a slow disk never stalls the other sessions.
+// behind every bulk read and write of the other sessions. So does the one read of a small file (readNow, up to
+// 64 KiB), which the page cache nearly always answers; the first such read that takes longer than 2 ms turns inline
+// reads off for 30 s. What may wait on the device for long (file data, the usage scan, freeing blocks with unlink or
+// truncate, and the file a rename replaces) goes through the thread pool, so a slow disk cannot keep stalling the
+// other sessions.
 //
 // A path checked on the loop must not be looked up again on the pool: the call may wait there while the client renames
 // a directory away and puts one holding a link to the outside in its place. So what is read or removed on the pool is
@@ -27,6 +29,11 @@ import type { FileReader, FileWriter, ReadOpen, StatResult, StorageBackend, Writ
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 const STAT_BATCH = 128;
+/** Reads up to this size may run inline (readNow); one that takes longer than the limit below turns them off. */
+const INLINE_READ_MAX = 64 * 1024;
+const INLINE_READ_SLOW_MS = 2;
+const INLINE_READS_OFF_MS = 30_000;
+let inlineReadsOffUntil = 0;
 export const TEMP_PREFIX = ".myftp-upload-";
 
 function outside(): MyftpError {
@@ -83,6 +90,18 @@ export class OpenFile implements FileReader, FileWriter {
 
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
     return this.track((done) => fs.read(this.fd, buffer, offset, length, position, (err, n) => done(err, { bytesRead: n })));
+  }
+
+  readNow(buffer: Buffer, offset: number, length: number, position: number): number | null {
+    if (this.closed) throw Object.assign(new Error("file is closed"), { code: "EBADF" });
+    if (length > INLINE_READ_MAX || performance.now() < inlineReadsOffUntil) return null;
+    const t0 = performance.now();
+    const n = fs.readSync(this.fd, buffer, offset, length, position);
+    const ms = performance.now() - t0;
+    // The device is slow right now (not in the page cache, a busy disk, a network mount): no more inline reads for
+    // a while, so it cannot hold up the other sessions again and again.
+    if (ms > INLINE_READ_SLOW_MS) inlineReadsOffUntil = t0 + ms + INLINE_READS_OFF_MS;
+    return n;
   }
 
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
