@@ -121,7 +121,11 @@ export class DataChannel {
   private takeKept(): PassiveListener | null {
     const l = this.kept;
     this.kept = null;
-    return l?.server.listening ? l : null;
+    if (l && !l.server.listening) {
+      l.close();
+      return null;
+    }
+    return l;
   }
 
   private dropKept(): void {
@@ -163,6 +167,7 @@ export class DataChannel {
         if (timer) clearTimeout(timer);
         setup.closed = true;
         setup.notify = null;
+        if (this.listening === setup) this.listening = null;
         signal?.removeEventListener("abort", onAbort);
         if (err) {
           setup.listener.close();
@@ -225,6 +230,7 @@ export class DataChannel {
     this.setup = null;
     if (s?.kind === "passive") {
       s.closed = true;
+      if (this.listening === s) this.listening = null;
       s.listener.close();
       s.socket?.destroy();
     }
