@@ -10,9 +10,9 @@
 // and more. Listings read their directory inline too, a bounded batch per loop turn: queued on the pool they waited
 // behind every bulk read and write of the other sessions. So does the one read of a small file (readNow, up to
 // 64 KiB), which the page cache nearly always answers; the first such read that takes longer than 2 ms turns inline
-// reads off for 30 s. What may wait on the device for long (file data, the usage scan, freeing blocks with unlink or
-// truncate, and the file a rename replaces) goes through the thread pool, so a slow disk cannot keep stalling the
-// other sessions.
+// reads off for 30 s. What may wait on the device for long (other file data, the usage scan, freeing blocks with
+// unlink or truncate, and the file a rename replaces) goes through the thread pool, so a slow disk cannot keep
+// stalling the other sessions.
 //
 // A path checked on the loop must not be looked up again on the pool: the call may wait there while the client renames
 // a directory away and puts one holding a link to the outside in its place. So what is read or removed on the pool is
