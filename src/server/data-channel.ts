@@ -4,7 +4,10 @@
 //
 // After a passive connection was accepted the listener stays open for a short while (KEEP_MS), so that a client
 // fetching many files in a row gets the same port back from its next PASV instead of a new listener each time.
-// A kept listener serves nobody: whatever connects to it while no set-up waits is closed at once.
+// A kept listener serves nobody: whatever connects to it while no set-up waits is closed, and the port is given up
+// (whoever connected knows it), so the next PASV gets a fresh one. Before a kept port is handed out again, one loop
+// turn lets everything already waiting in its accept queue arrive (and give it up): a connection made before the
+// PASV is never taken for that PASV's transfer.
 
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
@@ -68,10 +71,11 @@ export class DataChannel {
   /** Starts listening on a passive port; returns the port. Replaces any earlier set-up. */
   async listenPassive(): Promise<number> {
     this.reset();
+    if (this.kept) await new Promise<void>((resolve) => setImmediate(resolve));
     const listener = this.takeKept() ?? (await this.openListener());
     if (this.closed) {
       listener.close();
-      throw new DataConnectionError("Session closed");
+      throw new MyftpError("busy", "Session closed");
     }
     const setup: Setup = { kind: "passive", listener, socket: null, failed: null, notify: null, closed: false };
     this.setup = setup;
@@ -90,6 +94,7 @@ export class DataChannel {
     const setup = this.listening;
     if (!setup || setup.listener !== listener || setup.closed || setup.socket || setup.failed) {
       sock.destroy();
+      if (listener === this.kept) this.dropKept();
       return;
     }
     if (!sameHost(sock.remoteAddress, this.ctx.peerAddress)) {
@@ -111,6 +116,8 @@ export class DataChannel {
       return;
     }
     this.kept = listener;
+    // When the range runs out, another session's PASV may take the port back.
+    this.ctx.ports.keep(listener, () => this.dropKept());
     if (this.keepTimer) this.keepTimer.refresh();
     else {
       this.keepTimer = setTimeout(() => this.dropKept(), KEEP_MS);
@@ -121,7 +128,9 @@ export class DataChannel {
   private takeKept(): PassiveListener | null {
     const l = this.kept;
     this.kept = null;
-    if (l && !l.server.listening) {
+    if (!l) return null;
+    this.ctx.ports.unkeep(l);
+    if (!l.server.listening) {
       l.close();
       return null;
     }
@@ -129,8 +138,11 @@ export class DataChannel {
   }
 
   private dropKept(): void {
-    this.kept?.close();
+    const l = this.kept;
     this.kept = null;
+    if (!l) return;
+    this.ctx.ports.unkeep(l);
+    l.close();
   }
 
   /** Records the target of an active connection. Replaces any earlier set-up. */

@@ -13,6 +13,8 @@ export interface PassiveListener {
 
 export class PassivePorts {
   private readonly busy = new Set<number>();
+  /** Listeners sessions keep between transfers, each with what gives it up. */
+  private readonly kept = new Map<PassiveListener, () => void>();
   private next: number;
 
   /** min = max = 0 lets the system pick any free port. */
@@ -38,22 +40,37 @@ export class PassivePorts {
     return span >= 16 && this.busy.size * 2 < span;
   }
 
+  /** Records a listener a session keeps for its next PASV; `drop` closes it when the range runs out. */
+  keep(listener: PassiveListener, drop: () => void): void {
+    this.kept.set(listener, drop);
+  }
+
+  unkeep(listener: PassiveListener): void {
+    this.kept.delete(listener);
+  }
+
   async open(host: string): Promise<PassiveListener> {
     if (this.min === 0 && this.max === 0) return this.listenOn(host, 0);
     const span = this.max - this.min + 1;
-    for (let i = 0; i < span; i++) {
-      const port = this.min + ((this.next - this.min + i) % span);
-      if (this.busy.has(port)) continue;
-      this.busy.add(port);
-      try {
-        const l = await this.listenOn(host, port);
-        this.next = port + 1 > this.max ? this.min : port + 1;
-        return l;
-      } catch (err) {
-        this.busy.delete(port);
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== "EADDRINUSE" && code !== "EACCES") throw err;
+    // Every port busy: a port a session merely keeps is taken back (the oldest first), then the search runs again.
+    for (let round = 0; round <= span; round++) {
+      for (let i = 0; i < span; i++) {
+        const port = this.min + ((this.next - this.min + i) % span);
+        if (this.busy.has(port)) continue;
+        this.busy.add(port);
+        try {
+          const l = await this.listenOn(host, port);
+          this.next = port + 1 > this.max ? this.min : port + 1;
+          return l;
+        } catch (err) {
+          this.busy.delete(port);
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== "EADDRINUSE" && code !== "EACCES") throw err;
+        }
       }
+      const oldest = this.kept.values().next();
+      if (oldest.done) break;
+      oldest.value();
     }
     throw new MyftpError("too-many", "No passive port available");
   }
@@ -68,6 +85,8 @@ export class PassivePorts {
       server.once("error", onError);
       server.listen({ host, port, exclusive: true, backlog: 4 }, () => {
         server.off("error", onError);
+        // A failed accept (out of descriptors) must not end the process; the transfer waiting on it times out (425).
+        server.on("error", () => undefined);
         const actual = (server.address() as net.AddressInfo).port;
         let closed = false;
         resolve({

@@ -1,6 +1,6 @@
 // A passive listener is kept for a short while after its connection was taken, so a client fetching file after
-// file gets the same port back. What connects to a kept port while no set-up waits is closed unserved; the port
-// closes by itself when no PASV comes, and with the session.
+// file gets the same port back. What connects to a kept port while no set-up waits is closed unserved and the port
+// is given up; it also closes by itself when no PASV comes, and with the session.
 
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -64,18 +64,36 @@ describe("kept passive listener", () => {
     await c.close();
   });
 
-  it("closes a connection to the kept port while no set-up waits, and the next transfer is not disturbed", async () => {
+  it("closes a connection to the kept port while no set-up waits and gives the port up; the next transfer is not disturbed", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
     expect((await fetchOn(c, port, "b.bin")).code).toBe(226);
-    // Between transfers: the port still accepts, but hangs up without sending anything.
+    // Between transfers: the port still accepts, but hangs up without sending anything, and closes (whoever
+    // connected knows the port now).
     const stray = await connectData("127.0.0.1", port);
     expect((await readAll(stray, 5000)).length).toBe(0);
-    // So is one from another address.
+    let closed = false;
+    for (let i = 0; i < 10 && !closed; i++) {
+      closed = await refused(port);
+      if (!closed) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(closed).toBe(true);
+    const again = await c.epsvPort();
+    expect(again).not.toBe(port);
+    const r = await fetchOn(c, again, "a.bin");
+    expect(r.code).toBe(226);
+    expect(r.data.equals(small)).toBe(true);
+    await c.close();
+  });
+
+  it("gives the kept port up after a connection from another address too", async () => {
+    const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
+    const port = await c.epsvPort();
+    expect((await fetchOn(c, port, "b.bin")).code).toBe(226);
     const thief = await connectData("127.0.0.1", port, "127.0.0.2");
     expect((await readAll(thief, 5000)).length).toBe(0);
     const again = await c.epsvPort();
-    expect(again).toBe(port);
+    expect(again).not.toBe(port);
     const r = await fetchOn(c, again, "a.bin");
     expect(r.code).toBe(226);
     expect(r.data.equals(small)).toBe(true);
