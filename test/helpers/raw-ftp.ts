@@ -424,6 +424,41 @@ export async function loginBinary(port: number, clients: RawFtp[]): Promise<RawF
   return c;
 }
 
+/** The port a 227 (PASV) or 229 (EPSV) reply announces. */
+export function announcedPort(text: string): number {
+  const e = /\(\|\|\|(\d+)\|\)/.exec(text);
+  if (e) return Number(e[1]);
+  const p = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(text);
+  if (!p) throw new Error(`no port announced in: ${text}`);
+  return Number(p[5]) * 256 + Number(p[6]);
+}
+
+/**
+ * Connects to a passive port on 127.0.0.1 (from `from`), sends RETR, and reads the data; gives the final reply's code,
+ * or the refusal's when the transfer did not start.
+ */
+export async function retrieveOn(c: RawFtp, port: number, name: string, from?: string): Promise<{ code: number; data: Buffer }> {
+  const data = await connectData("127.0.0.1", port, from);
+  const prelim = await c.cmd(`RETR ${name}`);
+  if (prelim.code !== 150) {
+    data.destroy();
+    return { code: prelim.code, data: Buffer.alloc(0) };
+  }
+  const got = await readAll(data, 10_000);
+  return { code: (await c.read()).code, data: got };
+}
+
+/** True when a TCP connect to the port on 127.0.0.1 is refused (nothing listens), false when something accepts it. */
+export async function portRefused(port: number): Promise<boolean> {
+  try {
+    const sock = await connectData("127.0.0.1", port);
+    sock.destroy();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** A TCP connection to host:port, optionally from a given local address. */
 export function connectData(host: string, port: number, localAddress?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

@@ -13,41 +13,12 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
-import { connectData, RawFtp, readAll, secureClient } from "../helpers/raw-ftp.js";
+import { announcedPort, connectData, portRefused, RawFtp, readAll, retrieveOn, secureClient } from "../helpers/raw-ftp.js";
 import { sleep, until, withTimeout } from "../helpers/util.js";
 import { freeRange } from "../security/ports.js";
 
 const small = randomBytes(16 * 1024);
 const other = randomBytes(3000);
-
-function portOf(text: string): number {
-  const m = /\(\|\|\|(\d+)\|\)/.exec(text);
-  if (m) return Number(m[1]);
-  const p = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(text)!;
-  return Number(p[5]) * 256 + Number(p[6]);
-}
-
-async function fetchOn(c: RawFtp, port: number, name: string, from?: string): Promise<{ code: number; data: Buffer }> {
-  const data = await connectData("127.0.0.1", port, from);
-  const prelim = await c.cmd(`RETR ${name}`);
-  if (prelim.code !== 150) {
-    data.destroy();
-    return { code: prelim.code, data: Buffer.alloc(0) };
-  }
-  const got = await readAll(data, 10_000);
-  return { code: (await c.read()).code, data: got };
-}
-
-/** True when a TCP connect to the port is refused (nothing listens), false when something accepts it. */
-async function refused(port: number): Promise<boolean> {
-  try {
-    const sock = await connectData("127.0.0.1", port);
-    sock.destroy();
-    return false;
-  } catch {
-    return true;
-  }
-}
 
 /** Collects what a socket receives; `done` settles when it ends or closes (bounded). */
 function collect(sock: net.Socket): { done: Promise<Buffer>; got: () => Buffer } {
@@ -94,13 +65,13 @@ describe("kept listener, system-chosen ports", () => {
   it("a same-host connection made just before the next EPSV is not served: the port is given up, the EPSV gets a fresh one", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     // The port is kept and no set-up waits on it. A connection arrives now, together with the next EPSV.
     const stray = await lineThenStray(c, "EPSV", port);
     const strayData = collect(stray);
     const epsv = await c.read();
     expect(epsv.code).toBe(229);
-    const fresh = portOf(epsv.text);
+    const fresh = announcedPort(epsv.text);
     expect(fresh).not.toBe(port);
     // The client's own connection for this EPSV, and the transfer.
     const own = await connectData("127.0.0.1", fresh);
@@ -121,14 +92,14 @@ describe("kept listener, system-chosen ports", () => {
   it("a foreign connection made just before the next EPSV does not fail that EPSV's transfer", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     const thief = await lineThenStray(c, "EPSV", port, "127.0.0.2");
     const thiefData = collect(thief);
     const epsv = await c.read();
     expect(epsv.code).toBe(229);
-    const fresh = portOf(epsv.text);
+    const fresh = announcedPort(epsv.text);
     expect(fresh).not.toBe(port);
-    const r = await fetchOn(c, fresh, "b.bin").catch((e: Error) => ({ code: -1, data: Buffer.from(e.message) }));
+    const r = await retrieveOn(c, fresh, "b.bin").catch((e: Error) => ({ code: -1, data: Buffer.from(e.message) }));
     expect((await thiefData.done).length).toBe(0); // never served: the sameHost check holds
     expect(r.code, "the next transfer was refused because of a connection that predates its EPSV").toBe(226);
     expect(r.data.equals(other)).toBe(true);
@@ -138,7 +109,7 @@ describe("kept listener, system-chosen ports", () => {
   it("a foreign host that keeps knocking on the kept port cannot fail the session's next transfer", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     // The port is known in advance now (it is the last one, and it accepts-and-closes while kept).
     let stop = false;
     const knocker = (async () => {
@@ -154,7 +125,7 @@ describe("kept listener, system-chosen ports", () => {
       const next = await c.epsvPort();
       expect(next).not.toBe(port); // a knock gives the kept port up
       await sleep(5); // the client's round trip to its data connection
-      r = await fetchOn(c, next, "b.bin").catch((e: Error) => ({ code: -1, data: Buffer.from(e.message) }));
+      r = await retrieveOn(c, next, "b.bin").catch((e: Error) => ({ code: -1, data: Buffer.from(e.message) }));
     } finally {
       stop = true;
       await withTimeout(knocker, 5000, "knocker did not stop");
@@ -166,7 +137,7 @@ describe("kept listener, system-chosen ports", () => {
   it("a pipelined EPSV + RETR on a reused port: data goes to the client, nothing to a connection made during the transfer", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     // During the next transfer a second connection to the port is closed unserved.
     const again = await c.epsvPort();
     expect(again).toBe(port);
@@ -184,10 +155,10 @@ describe("kept listener, system-chosen ports", () => {
   it("REST on a reused port sends the tail only", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     expect(await c.epsvPort()).toBe(port);
     expect((await c.cmd("REST 1000")).code).toBe(350);
-    const r = await fetchOn(c, port, "a.bin");
+    const r = await retrieveOn(c, port, "a.bin");
     expect(r.code).toBe(226);
     expect(r.data.equals(small.subarray(1000))).toBe(true);
     // A REST past the end: 5xx, the reused port is closed with the set-up, the session goes on.
@@ -195,7 +166,7 @@ describe("kept listener, system-chosen ports", () => {
     expect((await c.cmd(`REST ${small.length + 10}`)).code).toBe(350);
     const bad = await c.cmd("RETR a.bin");
     expect(bad.code).toBeGreaterThanOrEqual(500);
-    await until(() => refused(port), 2000, "port closed after the failed RETR");
+    await until(() => portRefused(port), 2000, "port closed after the failed RETR");
     const next = await c.retrieve("RETR b.bin", { how: "EPSV" });
     expect(next.final.code).toBe(226);
     await c.close();
@@ -204,7 +175,7 @@ describe("kept listener, system-chosen ports", () => {
   it("ABOR before the data connection came closes the reused port, and the next EPSV works", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     expect(await c.epsvPort()).toBe(port);
     // RETR with no data connection yet, then ABOR.
     c.send("RETR a.bin");
@@ -214,7 +185,7 @@ describe("kept listener, system-chosen ports", () => {
     const r2 = await c.read();
     expect([r1.code, r2.code]).toContain(226);
     expect([425, 426]).toContain(r1.code);
-    await until(() => refused(port), 2000, "port closed after ABOR before connect");
+    await until(() => portRefused(port), 2000, "port closed after ABOR before connect");
     const after = await c.retrieve("RETR b.bin", { how: "EPSV" });
     expect(after.final.code).toBe(226);
     expect(after.data.equals(other)).toBe(true);
@@ -224,7 +195,7 @@ describe("kept listener, system-chosen ports", () => {
   it("ABOR during an upload on a kept port: 426 then 226, the port is still kept and serves the next transfer", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     expect(await c.epsvPort()).toBe(port);
     const up = await connectData("127.0.0.1", port);
     expect((await c.cmd("STOR abor-up.bin")).code).toBe(150);
@@ -236,7 +207,7 @@ describe("kept listener, system-chosen ports", () => {
     expect([r1.code, r2.code]).toEqual([426, 226]);
     up.destroy();
     expect(await c.epsvPort()).toBe(port);
-    const r = await fetchOn(c, port, "b.bin");
+    const r = await retrieveOn(c, port, "b.bin");
     expect(r.code).toBe(226);
     expect(r.data.equals(other)).toBe(true);
     await c.close();
@@ -246,9 +217,9 @@ describe("kept listener, system-chosen ports", () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     for (let round = 0; round < 2; round++) {
       const port = await c.epsvPort();
-      expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
-      expect(await refused(port)).toBe(false);
-      await until(() => refused(port), 4000, `kept port closes by its timer (round ${round})`);
+      expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
+      expect(await portRefused(port)).toBe(false);
+      await until(() => portRefused(port), 4000, `kept port closes by its timer (round ${round})`);
     }
     await c.close();
   });
@@ -286,11 +257,11 @@ describe("kept listener, system-chosen ports", () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     expect((await c.cmd("EPSV ALL")).code).toBe(200);
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     expect((await c.cmd("PORT 127,0,0,1,200,10")).code).toBe(503);
     expect((await c.cmd("PASV")).code).toBe(503);
     expect(await c.epsvPort()).toBe(port);
-    const r = await fetchOn(c, port, "b.bin");
+    const r = await retrieveOn(c, port, "b.bin");
     expect(r.code).toBe(226);
     expect(r.data.equals(other)).toBe(true);
     await c.close();
@@ -299,14 +270,14 @@ describe("kept listener, system-chosen ports", () => {
   it("a second EPSV while a reused one is pending (client already connected) gives a fresh port; the old connection is not served", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     expect(await c.epsvPort()).toBe(port);
     const early = await connectData("127.0.0.1", port);
     const earlyGot = collect(early);
     const p2 = await c.epsvPort();
     expect(p2).not.toBe(port);
-    expect(await refused(port)).toBe(true);
-    const r = await fetchOn(c, p2, "b.bin");
+    expect(await portRefused(port)).toBe(true);
+    const r = await retrieveOn(c, p2, "b.bin");
     expect(r.code).toBe(226);
     expect(r.data.equals(other)).toBe(true);
     expect((await earlyGot.done).length).toBe(0);
@@ -319,12 +290,12 @@ describe("kept listener, system-chosen ports", () => {
     writeFileSync(path.join(s2.homeOf("alice"), "a.bin"), small);
     const c = await RawFtp.login(s2.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "a.bin")).code).toBe(226);
     expect(s2.server.passivePorts.inUse).toBe(0); // system-chosen ports are not counted
     const t0 = Date.now();
     await withTimeout(s2.close(), 10_000, "server close");
     expect(Date.now() - t0).toBeLessThan(3000);
-    expect(await refused(port)).toBe(true);
+    expect(await portRefused(port)).toBe(true);
     await c.closed.catch(() => undefined);
     const servers = () => process.getActiveResourcesInfo().filter((r) => r === "TCPServerWrap").length;
     // (the other server of this file may still have a port of its own kept for up to 2 s)
@@ -367,7 +338,7 @@ describe("kept listener, a passive range of 16", () => {
     expect(inUse()).toBe(6);
     const k = await login();
     const kp = await k.epsvPort();
-    expect((await fetchOn(k, kp, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(k, kp, "a.bin")).code).toBe(226);
     expect(inUse()).toBe(7); // (a probe would give the kept port up, so only the count is checked)
     // One more holder (8 busy); the next session's listener is the 9th at keep time (18 >= 16) => closed at once.
     const h7 = await login();
@@ -376,7 +347,7 @@ describe("kept listener, a passive range of 16", () => {
     const n = await login();
     const np = await n.epsvPort();
     expect(inUse()).toBe(9);
-    expect((await fetchOn(n, np, "b.bin")).code).toBe(226);
+    expect((await retrieveOn(n, np, "b.bin")).code).toBe(226);
     await until(() => inUse() === 8, 2000, `not kept from half the range on (in use ${inUse()})`);
     // The kept one closes by its timer.
     await until(() => inUse() === 7, 4000, `kept port closes after 2 s (in use ${inUse()})`);
@@ -387,7 +358,7 @@ describe("kept listener, a passive range of 16", () => {
   it("a full range takes back a port that another session merely keeps", async () => {
     const k = await login();
     const kp = await k.epsvPort();
-    expect((await fetchOn(k, kp, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(k, kp, "a.bin")).code).toBe(226);
     expect(inUse()).toBe(1); // kept, idle
     const others: RawFtp[] = [];
     for (let i = 0; i < 15; i++) {
@@ -411,7 +382,7 @@ describe("kept listener, a passive range of 16", () => {
     // keep + QUIT
     const a = await login();
     const ap = await a.epsvPort();
-    expect((await fetchOn(a, ap, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(a, ap, "a.bin")).code).toBe(226);
     expect(inUse()).toBe(1);
     await a.quit();
     await until(() => inUse() === 0, 2000, "QUIT frees the kept port");
@@ -419,7 +390,7 @@ describe("kept listener, a passive range of 16", () => {
     // keep + PORT + active transfer + no further PASV
     const b = await login();
     const bp = await b.epsvPort();
-    expect((await fetchOn(b, bp, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(b, bp, "a.bin")).code).toBe(226);
     const act = await b.retrieve("RETR b.bin", { how: "PORT" });
     expect(act.final.code).toBe(226);
     await until(() => inUse() === 0, 4000, "kept port freed by its timer after PORT");
@@ -428,7 +399,7 @@ describe("kept listener, a passive range of 16", () => {
     // keep + reuse + foreign connection => 425 and the port freed
     const c = await login();
     const cp = await c.epsvPort();
-    expect((await fetchOn(c, cp, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(c, cp, "a.bin")).code).toBe(226);
     expect(await c.epsvPort()).toBe(cp);
     const thief = await connectData("127.0.0.1", cp, "127.0.0.2");
     await readAll(thief, 5000);
@@ -439,7 +410,7 @@ describe("kept listener, a passive range of 16", () => {
     // keep + reuse + nobody connects => data timeout 425, port freed
     const d = await login();
     const dp = await d.epsvPort();
-    expect((await fetchOn(d, dp, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(d, dp, "a.bin")).code).toBe(226);
     expect(await d.epsvPort()).toBe(dp);
     expect((await d.cmd("RETR a.bin", 5000)).code).toBe(425);
     expect(inUse()).toBe(0);
@@ -448,7 +419,7 @@ describe("kept listener, a passive range of 16", () => {
     // QUIT during an upload on a reused port
     const e = await login();
     const ep = await e.epsvPort();
-    expect((await fetchOn(e, ep, "a.bin")).code).toBe(226);
+    expect((await retrieveOn(e, ep, "a.bin")).code).toBe(226);
     expect(await e.epsvPort()).toBe(ep);
     const up = await connectData("127.0.0.1", ep);
     expect((await e.cmd("STOR up.bin")).code).toBe(150);
@@ -457,7 +428,7 @@ describe("kept listener, a passive range of 16", () => {
     e.send("QUIT");
     await withTimeout(e.closed, 5000, "session did not end after QUIT during the upload");
     await until(() => inUse() === 0, 2000, `QUIT during a transfer frees the port (in use ${inUse()})`);
-    expect(await refused(ep)).toBe(true);
+    expect(await portRefused(ep)).toBe(true);
     up.destroy();
   });
 });

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { connectData, RawFtp, readAll } from "../helpers/raw-ftp.js";
+import { announcedPort, connectData, RawFtp, readAll } from "../helpers/raw-ftp.js";
 import { freeRange } from "./ports.js";
 
 let s: RunningServer;
@@ -29,10 +29,6 @@ async function login(): Promise<RawFtp> {
   return RawFtp.login(s.port, "alice", "secret", { type: "I" });
 }
 
-function portOf(text: string): number {
-  return Number(/\(\|\|\|(\d+)\|\)/.exec(text)![1]);
-}
-
 async function settle(check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     if (check()) return;
@@ -50,8 +46,7 @@ describe("passive port range of 3", () => {
     for (let i = 0; i < 40; i++) {
       const r = await flooder.cmd(i % 2 ? "PASV" : "EPSV");
       expect([227, 229]).toContain(r.code);
-      const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(r.text);
-      seen.add(m ? Number(m[5]) * 256 + Number(m[6]) : portOf(r.text));
+      seen.add(announcedPort(r.text));
       expect(inUse()).toBe(1);
     }
     for (const p of seen) {
@@ -77,7 +72,7 @@ describe("passive port range of 3", () => {
   it("accepts one connection per set-up: a second connection to the port is not served", async () => {
     const c = await login();
     const r = await c.cmd("EPSV");
-    const port = portOf(r.text);
+    const port = announcedPort(r.text);
     const first = await connectData("127.0.0.1", port);
     const firstData = readAll(first);
     // The second connection is refused, or accepted and closed at once: either way it gets no byte.
@@ -120,7 +115,7 @@ describe("passive port range of 3", () => {
     expect(inUse()).toBe(0);
     // ABOR in the middle of a large download
     const r = await c.cmd("EPSV");
-    const data = await connectData("127.0.0.1", portOf(r.text));
+    const data = await connectData("127.0.0.1", announcedPort(r.text));
     data.pause();
     expect((await c.cmd("RETR big.bin")).code).toBe(150);
     c.send("ABOR");
@@ -140,7 +135,7 @@ describe("passive port range of 3", () => {
     // disconnect in the middle of a transfer
     const d = await login();
     const r2 = await d.cmd("EPSV");
-    const data2 = await connectData("127.0.0.1", portOf(r2.text));
+    const data2 = await connectData("127.0.0.1", announcedPort(r2.text));
     data2.pause();
     expect((await d.cmd("RETR big.bin")).code).toBe(150);
     await d.close();

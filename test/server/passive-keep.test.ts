@@ -7,7 +7,8 @@ import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { connectData, RawFtp, readAll } from "../helpers/raw-ftp.js";
+import { announcedPort, connectData, portRefused, RawFtp, readAll, retrieveOn } from "../helpers/raw-ftp.js";
+import { until } from "../helpers/util.js";
 
 let s: RunningServer;
 const small = randomBytes(16 * 1024);
@@ -23,110 +24,72 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function fetchOn(c: RawFtp, port: number, name: string): Promise<{ code: number; data: Buffer }> {
-  const data = await connectData("127.0.0.1", port);
-  const prelim = await c.cmd(`RETR ${name}`);
-  expect(prelim.code).toBe(150);
-  const got = await readAll(data);
-  return { code: (await c.read()).code, data: got };
-}
-
-/** Resolves true when a connection to the port is refused, false when it is accepted (and then closed). */
-async function refused(port: number): Promise<boolean> {
-  try {
-    const sock = await connectData("127.0.0.1", port);
-    sock.destroy();
-    return false;
-  } catch {
-    return true;
-  }
-}
-
 describe("kept passive listener", () => {
   it("gives the same port to the next EPSV and PASV, and each transfer gets its own file", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const p1 = await c.epsvPort();
-    const r1 = await fetchOn(c, p1, "a.bin");
+    const r1 = await retrieveOn(c, p1, "a.bin");
     expect(r1.code).toBe(226);
     expect(r1.data.equals(small)).toBe(true);
     const p2 = await c.epsvPort();
     expect(p2).toBe(p1);
-    const r2 = await fetchOn(c, p2, "b.bin");
+    const r2 = await retrieveOn(c, p2, "b.bin");
     expect(r2.code).toBe(226);
     expect(r2.data.equals(other)).toBe(true);
     const pasv = await c.cmd("PASV");
     expect(pasv.code).toBe(227);
-    const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(pasv.text)!;
-    expect(Number(m[5]) * 256 + Number(m[6])).toBe(p1);
-    const r3 = await fetchOn(c, p1, "a.bin");
+    expect(announcedPort(pasv.text)).toBe(p1);
+    const r3 = await retrieveOn(c, p1, "a.bin");
     expect(r3.code).toBe(226);
     expect(r3.data.equals(small)).toBe(true);
     await c.close();
   });
 
-  it("closes a connection to the kept port while no set-up waits and gives the port up; the next transfer is not disturbed", async () => {
-    const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
-    const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "b.bin")).code).toBe(226);
-    // Between transfers: the port still accepts, but hangs up without sending anything, and closes (whoever
-    // connected knows the port now).
-    const stray = await connectData("127.0.0.1", port);
-    expect((await readAll(stray, 5000)).length).toBe(0);
-    let closed = false;
-    for (let i = 0; i < 10 && !closed; i++) {
-      closed = await refused(port);
-      if (!closed) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(closed).toBe(true);
-    const again = await c.epsvPort();
-    expect(again).not.toBe(port);
-    const r = await fetchOn(c, again, "a.bin");
-    expect(r.code).toBe(226);
-    expect(r.data.equals(small)).toBe(true);
-    await c.close();
-  });
-
-  it("gives the kept port up after a connection from another address too", async () => {
-    const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
-    const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "b.bin")).code).toBe(226);
-    const thief = await connectData("127.0.0.1", port, "127.0.0.2");
-    expect((await readAll(thief, 5000)).length).toBe(0);
-    const again = await c.epsvPort();
-    expect(again).not.toBe(port);
-    const r = await fetchOn(c, again, "a.bin");
-    expect(r.code).toBe(226);
-    expect(r.data.equals(small)).toBe(true);
-    await c.close();
-  });
+  it.each([
+    ["the client's own address", undefined],
+    ["another address", "127.0.0.2"],
+  ])(
+    "closes a connection from %s to the kept port while no set-up waits and gives the port up; the next transfer is not disturbed",
+    async (_, from) => {
+      const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
+      const port = await c.epsvPort();
+      expect((await retrieveOn(c, port, "b.bin")).code).toBe(226);
+      // Between transfers: the port still accepts, but hangs up without sending anything, and closes (whoever
+      // connected knows the port now).
+      const stray = await connectData("127.0.0.1", port, from);
+      expect((await readAll(stray, 5000)).length).toBe(0);
+      await until(() => portRefused(port), 2000, "the kept port given up");
+      const again = await c.epsvPort();
+      expect(again).not.toBe(port);
+      const r = await retrieveOn(c, again, "a.bin");
+      expect(r.code).toBe(226);
+      expect(r.data.equals(small)).toBe(true);
+      await c.close();
+    },
+  );
 
   it("still refuses a connection from another address to a reused port with 425, and closes the port", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "b.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "b.bin")).code).toBe(226);
     expect(await c.epsvPort()).toBe(port);
     const thief = await connectData("127.0.0.1", port, "127.0.0.2");
     expect((await readAll(thief, 5000)).length).toBe(0);
     const retr = await c.cmd("RETR a.bin");
     expect(retr.code).toBe(425);
     expect(retr.text).toMatch(/foreign address/);
-    expect(await refused(port)).toBe(true);
+    expect(await portRefused(port)).toBe(true);
     await c.close();
   });
 
   it("closes the kept port when no PASV comes within two seconds", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "b.bin")).code).toBe(226);
-    let closed = false;
-    for (let i = 0; i < 40 && !closed; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      closed = await refused(port);
-    }
-    expect(closed).toBe(true);
+    expect((await retrieveOn(c, port, "b.bin")).code).toBe(226);
+    await until(() => portRefused(port), 4000, "the kept port closed by its timer");
     // The next EPSV opens a fresh listener and works.
     const fresh = await c.epsvPort();
-    const r = await fetchOn(c, fresh, "a.bin");
+    const r = await retrieveOn(c, fresh, "a.bin");
     expect(r.code).toBe(226);
     expect(r.data.equals(small)).toBe(true);
     await c.close();
@@ -135,21 +98,16 @@ describe("kept passive listener", () => {
   it("closes the kept port with the session", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "b.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "b.bin")).code).toBe(226);
     expect((await c.cmd("QUIT")).code).toBe(221);
-    let closed = false;
-    for (let i = 0; i < 10 && !closed; i++) {
-      closed = await refused(port);
-      if (!closed) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(closed).toBe(true);
+    await until(() => portRefused(port), 200, "the kept port closed with the session");
     await c.close();
   });
 
   it("moves on to a kept port after PORT: active transfers are unaffected and the next EPSV still works", async () => {
     const c = await RawFtp.login(s.port, "alice", "secret", { type: "I" });
     const port = await c.epsvPort();
-    expect((await fetchOn(c, port, "b.bin")).code).toBe(226);
+    expect((await retrieveOn(c, port, "b.bin")).code).toBe(226);
     const act = await c.retrieve("RETR a.bin", { how: "PORT" });
     expect(act.final.code).toBe(226);
     expect(act.data.equals(small)).toBe(true);
