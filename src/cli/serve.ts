@@ -9,7 +9,7 @@ import { hashPassword } from "../users/password.js";
 import type { SqliteUserStore } from "../users/sqlite-store.js";
 import { keyTooOpen, loadTls } from "./cert.js";
 import { ConfigError, type ServeSettings } from "./settings.js";
-import { DEFAULT_QUOTA, defaultHome, openStore } from "./user-admin.js";
+import { DEFAULT_QUOTA, defaultHome, openStore, overlappingHomes } from "./user-admin.js";
 
 /** Hosts that mean "every interface": a client reaches them through loopback. */
 function reachableHost(host: string): string {
@@ -40,6 +40,12 @@ export async function serve(settings: ServeSettings): Promise<void> {
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const store = openStore(settings.data);
   const demoPassword = await ensureDemoUser(store, settings.data);
+  for (const [a, b] of overlappingHomes(await store.list())) {
+    log.warn(
+      { event: "home-overlap", users: [a.name, b.name], homes: [a.home, b.home] },
+      "two users' homes overlap, so neither quota sees the other's uploads; give one another home with: myftpd user set NAME --home DIR",
+    );
+  }
   const server = new FtpServer({
     host: settings.host,
     port: settings.port,

@@ -1,7 +1,7 @@
 // `myftpd user ...`: administration of the user store in a data directory. Every command validates all of its
 // input before it changes anything, so a refused command leaves the store and the disk as they were.
 
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, realpathSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import { formatSize, parseSize } from "../core/units.js";
 import { sumTree } from "../storage/local.js";
@@ -73,6 +73,57 @@ async function withStore<T>(dataDir: string, fn: (store: SqliteUserStore) => Pro
   }
 }
 
+/** A path with the links in its existing part resolved (the part that does not exist yet is kept as written). */
+function canonicalPath(p: string): string {
+  const missing: string[] = [];
+  let head = path.resolve(p);
+  for (let i = 0; i < 4096; i++) {
+    try {
+      return path.join(realpathSync.native(head), ...missing.reverse());
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const parent = path.dirname(head);
+      if ((code !== "ENOENT" && code !== "ENOTDIR") || parent === head) break;
+      missing.push(path.basename(head));
+      head = parent;
+    }
+  }
+  return path.resolve(p);
+}
+
+/** True when one path is the other or lies inside it. */
+function nested(a: string, b: string): boolean {
+  const within = (x: string, y: string) => x === y || x.startsWith(y.endsWith(path.sep) ? y : y + path.sep);
+  return within(a, b) || within(b, a);
+}
+
+/** Pairs of users whose homes are the same directory or one inside the other (made before homes were checked). */
+export function overlappingHomes(users: readonly UserRecord[]): [UserRecord, UserRecord][] {
+  const homes = users.map((u) => canonicalPath(u.home));
+  const pairs: [UserRecord, UserRecord][] = [];
+  for (let i = 0; i < users.length; i++) {
+    for (let j = i + 1; j < users.length; j++) if (nested(homes[i]!, homes[j]!)) pairs.push([users[i]!, users[j]!]);
+  }
+  return pairs;
+}
+
+/**
+ * Refuses a home that is another user's home, lies inside one, or holds one. A user's usage is the bytes in the home,
+ * counted against that user's quota by that user's sessions; in a shared or nested home the other user's uploads
+ * would pass that count by, and purging one home would remove the other.
+ */
+async function checkHomeApart(store: SqliteUserStore, name: string, home: string): Promise<void> {
+  const mine = canonicalPath(home);
+  for (const u of await store.list()) {
+    if (u.name === name) continue;
+    if (nested(mine, canonicalPath(u.home))) {
+      throw new UsageError(
+        `home ${home} overlaps the home of user ${u.name} (${u.home}): homes may not be shared or nested, since each one's usage counts against one user's quota; nothing changed`,
+      );
+    }
+  }
+}
+
 export interface AddOptions {
   home?: string;
   quota?: string;
@@ -85,6 +136,7 @@ export async function userAdd(dataDir: string, name: string, opts: AddOptions): 
   const home = path.resolve(opts.home ?? defaultHome(dataDir, name));
   return withStore(dataDir, async (store) => {
     if (await store.get(name)) throw new UsageError(`user ${name} already exists; nothing changed`);
+    await checkHomeApart(store, name, home);
     const password = await obtainPassword(opts.passwordStdin === true);
     const passwordHash = await hashPassword(password);
     mkdirSync(home, { recursive: true, mode: 0o750 });
@@ -153,6 +205,7 @@ export async function userSet(dataDir: string, name: string, opts: { home?: stri
   const home = opts.home === undefined ? undefined : path.resolve(opts.home);
   return withStore(dataDir, async (store) => {
     if (!(await store.get(name))) throw new UsageError(`no user ${name}; nothing changed`);
+    if (home) await checkHomeApart(store, name, home);
     if (home) mkdirSync(home, { recursive: true, mode: 0o750 });
     await store.update(name, { home, quotaBytes });
     const parts = [home ? `home ${home}` : null, quotaBytes !== undefined ? `quota ${formatSize(quotaBytes)}` : null];

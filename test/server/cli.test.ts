@@ -1,6 +1,6 @@
 // The myftpd command line as a separate process (the built bin): first start on an empty data dir, SIGTERM, and
 // `myftpd user add/list/del/passwd/set` exit codes and messages.
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { verifyPassword } from "../../src/users/password.js";
@@ -303,6 +303,54 @@ describe("myftpd user", () => {
     expect(r.stderr).toMatch(/already exists/);
     expect(await passwordOk(data, "bob", "original")).toBe(true);
     expect((await userRows(data))[0]!.quotaBytes).toBe(1024 ** 3);
+  });
+
+  it("refuses a home that is, holds or lies inside another user's home, by any path to it, and changes nothing", async () => {
+    const data = newDataDir();
+    const bobHome = path.join(data, "home", "bob");
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "pw\n")).code).toBe(0);
+    const link = path.join(data, "link-to-bob");
+    symlinkSync(bobHome, link);
+    const refused = [bobHome, `${bobHome}/`, path.join(bobHome, "inner"), path.join(data, "home"), data, path.join(link, "sub", "deeper")];
+    for (const home of refused) {
+      const r = await myftpd(["user", "add", "carol", "--data", data, "--home", home, "--password-stdin"], "pw\n");
+      expect(r.code, home).toBe(2);
+      expect(r.stderr, home).toMatch(/overlaps the home of user bob/);
+    }
+    expect(existsSync(path.join(bobHome, "inner"))).toBe(false);
+    expect(existsSync(path.join(link, "sub"))).toBe(false);
+    expect((await userRows(data)).map((u) => u.name)).toEqual(["bob"]);
+
+    // A sibling whose name only starts like bob's home is apart.
+    const bobby = path.join(data, "home", "bobby");
+    const add = await myftpd(["user", "add", "carol", "--data", data, "--home", bobby, "--password-stdin"], "pw\n");
+    expect(add.code, add.stderr).toBe(0);
+    const set = await myftpd(["user", "set", "carol", "--data", data, "--home", path.join(link, "x")]);
+    expect(set.code).toBe(2);
+    expect(set.stderr).toMatch(/overlaps the home of user bob/);
+    expect((await userRows(data)).find((u) => u.name === "carol")?.home).toBe(bobby);
+    // Moving a user within their own home is no overlap with anyone.
+    const own = await myftpd(["user", "set", "carol", "--data", data, "--home", path.join(bobby, "moved")]);
+    expect(own.code, own.stderr).toBe(0);
+  });
+
+  it("serve warns about users whose homes overlap from before the check", async () => {
+    const data = newDataDir();
+    const shared = path.join(data, "shared");
+    mkdirSync(path.join(shared, "inner"), { recursive: true });
+    const store = new SqliteUserStore(path.join(data, "users.db"));
+    try {
+      await store.add({ name: "ann", passwordHash: "x", home: shared, quotaBytes: 1000 });
+      await store.add({ name: "ben", passwordHash: "x", home: path.join(shared, "inner"), quotaBytes: 1000 });
+      await store.add({ name: "cy", passwordHash: "x", home: path.join(data, "apart"), quotaBytes: 1000 });
+    } finally {
+      store.close();
+    }
+    const p = await serve(data, ["--log-level", "warn"]);
+    await until(() => /home-overlap/.test(p.output()), 5000, "the home-overlap warning");
+    const lines = p.output().split("\n").filter((l) => l.includes("home-overlap"));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!).users).toEqual(["ann", "ben"]);
   });
 
   it("refuses unknown users, empty passwords, nothing to set and a missing terminal with exit 2", async () => {
