@@ -244,7 +244,8 @@ export class Myftpd {
     }
     // Extra serve flags for experiments, e.g. MYFTP_BENCH_ARGS="--transfer-processes 0".
     args.push(...(process.env.MYFTP_BENCH_ARGS ?? "").split(/\s+/).filter(Boolean));
-    const nodeArgs = [];
+    // Extra node options for experiments, e.g. MYFTP_BENCH_NODE_ARGS="--no-memory-reducer".
+    const nodeArgs = (process.env.MYFTP_BENCH_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
     // S5 restarts myftpd with the inspector on a random loopback port, to collect garbage before it measures.
     if (this.ctx.inspect) nodeArgs.push("--inspect=127.0.0.1:0");
     if (this.ctx.profileDir) {
