@@ -40,9 +40,9 @@ export async function serve(settings: ServeSettings): Promise<void> {
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const store = openStore(settings.data);
   const demoPassword = await ensureDemoUser(store, settings.data);
-  for (const [a, b] of overlappingHomes(await store.list())) {
+  for (const group of overlappingHomes(await store.list())) {
     log.warn(
-      { event: "home-overlap", users: [a.name, b.name], homes: [a.home, b.home] },
+      { event: "home-overlap", users: group.map((u) => u.name), homes: [...new Set(group.map((u) => u.home))] },
       "two users' homes overlap, so neither quota sees the other's uploads; give one another home with: myftpd user set NAME --home DIR",
     );
   }

@@ -73,18 +73,17 @@ async function withStore<T>(dataDir: string, fn: (store: SqliteUserStore) => Pro
   }
 }
 
-/** A path with the links in its existing part resolved (the part that does not exist yet is kept as written). */
+/** A path with the links in its existing part resolved (the rest, missing or unreadable, is kept as written). */
 function canonicalPath(p: string): string {
-  const missing: string[] = [];
+  const rest: string[] = [];
   let head = path.resolve(p);
   for (let i = 0; i < 4096; i++) {
     try {
-      return path.join(realpathSync.native(head), ...missing.reverse());
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
+      return path.join(realpathSync.native(head), ...rest.reverse());
+    } catch {
       const parent = path.dirname(head);
-      if ((code !== "ENOENT" && code !== "ENOTDIR") || parent === head) break;
-      missing.push(path.basename(head));
+      if (parent === head) break;
+      rest.push(path.basename(head));
       head = parent;
     }
   }
@@ -97,14 +96,46 @@ function nested(a: string, b: string): boolean {
   return within(a, b) || within(b, a);
 }
 
-/** Pairs of users whose homes are the same directory or one inside the other (made before homes were checked). */
-export function overlappingHomes(users: readonly UserRecord[]): [UserRecord, UserRecord][] {
-  const homes = users.map((u) => canonicalPath(u.home));
-  const pairs: [UserRecord, UserRecord][] = [];
-  for (let i = 0; i < users.length; i++) {
-    for (let j = i + 1; j < users.length; j++) if (nested(homes[i]!, homes[j]!)) pairs.push([users[i]!, users[j]!]);
+/**
+ * Users whose homes overlap (made before homes were checked), one group per outermost shared directory: the users
+ * of a home together with everyone whose home is inside it. Looks up each home's parent directories, so it stays
+ * fast with many users.
+ */
+export function overlappingHomes(users: readonly UserRecord[]): UserRecord[][] {
+  const byHome = new Map<string, UserRecord[]>();
+  for (const u of users) {
+    const home = canonicalPath(u.home);
+    const list = byHome.get(home);
+    if (list) list.push(u);
+    else byHome.set(home, [u]);
   }
-  return pairs;
+  const groups = new Map<string, UserRecord[]>();
+  for (const [home, here] of byHome) {
+    // The outermost home above this one, if any.
+    let top: string | null = null;
+    let dir = home;
+    for (let i = 0; i < 4096; i++) {
+      const parent = path.dirname(dir);
+      if (parent === dir) break;
+      dir = parent;
+      if (byHome.has(dir)) top = dir;
+    }
+    if (top !== null) {
+      const group = groups.get(top) ?? [...byHome.get(top)!];
+      group.push(...here);
+      groups.set(top, group);
+    } else if (here.length > 1 && !groups.has(home)) {
+      groups.set(home, [...here]);
+    }
+  }
+  return [...groups.values()];
+}
+
+/** The first other user whose home is this one, lies inside it or holds it. */
+async function overlappingUser(store: SqliteUserStore, name: string, home: string): Promise<UserRecord | undefined> {
+  const mine = canonicalPath(home);
+  for (const u of await store.list()) if (u.name !== name && nested(mine, canonicalPath(u.home))) return u;
+  return undefined;
 }
 
 /**
@@ -113,14 +144,11 @@ export function overlappingHomes(users: readonly UserRecord[]): [UserRecord, Use
  * would pass that count by, and purging one home would remove the other.
  */
 async function checkHomeApart(store: SqliteUserStore, name: string, home: string): Promise<void> {
-  const mine = canonicalPath(home);
-  for (const u of await store.list()) {
-    if (u.name === name) continue;
-    if (nested(mine, canonicalPath(u.home))) {
-      throw new UsageError(
-        `home ${home} overlaps the home of user ${u.name} (${u.home}): homes may not be shared or nested, since each one's usage counts against one user's quota; nothing changed`,
-      );
-    }
+  const u = await overlappingUser(store, name, home);
+  if (u) {
+    throw new UsageError(
+      `home ${home} overlaps the home of user ${u.name} (${u.home}): homes may not be shared or nested, since each one's usage counts against one user's quota; nothing changed`,
+    );
   }
 }
 
@@ -181,6 +209,12 @@ export async function userDel(dataDir: string, name: string, purge: boolean): Pr
     const home = path.resolve(u.home);
     if (purge && (home === path.parse(home).root || home === path.resolve(dataDir))) {
       throw new UsageError(`refusing to purge ${home}; nothing changed`);
+    }
+    const other = purge ? await overlappingUser(store, name, home) : undefined;
+    if (other) {
+      throw new UsageError(
+        `refusing to purge ${home}: it overlaps the home of user ${other.name} (${other.home}); nothing changed`,
+      );
     }
     await store.remove(name);
     if (purge) rmSync(home, { recursive: true, force: true });

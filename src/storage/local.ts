@@ -9,9 +9,10 @@
 // each such call takes microseconds, while a round trip through libuv's thread pool costs two context switches
 // and more. Listings read their directory inline too, a bounded batch per loop turn: queued on the pool they waited
 // behind every bulk read and write of the other sessions. So does the one read of a small file (readNow, up to
-// 64 KiB), which the page cache nearly always answers; a second read within a second that takes longer than 2 ms
-// turns inline reads off for 30 s (one alone may be the thread being descheduled on a busy machine, not the device). What may wait on the device for long (other file data, the usage scan, freeing blocks with
-// unlink or truncate, and the file a rename replaces) goes through the thread pool, so a slow disk cannot keep
+// 64 KiB), which the page cache nearly always answers; a read over 50 ms, or a second read over 2 ms within a
+// second, turns inline reads off for 30 s (one read of a few ms alone may be the thread being descheduled on a busy
+// machine, not the device). What may wait on the device for long (other file data, the usage scan, freeing blocks
+// with unlink or truncate, and the file a rename replaces) goes through the thread pool, so a slow disk cannot keep
 // stalling the other sessions.
 //
 // A path checked on the loop must not be looked up again on the pool: the call may wait there while the client renames
@@ -29,13 +30,23 @@ import type { FileReader, FileWriter, ReadOpen, StatResult, StorageBackend, Writ
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 const STAT_BATCH = 128;
-/** Reads up to this size may run inline (readNow); two within a second that take longer than the limit below turn them off. */
+/**
+ * Reads up to this size may run inline (readNow). One that takes longer than INLINE_READ_STALL_MS, or two within
+ * INLINE_READ_SLOW_WINDOW_MS that take longer than INLINE_READ_SLOW_MS, turn them off for INLINE_READS_OFF_MS.
+ */
 const INLINE_READ_MAX = 64 * 1024;
 const INLINE_READ_SLOW_MS = 2;
+const INLINE_READ_STALL_MS = 50;
 const INLINE_READ_SLOW_WINDOW_MS = 1000;
 const INLINE_READS_OFF_MS = 30_000;
 let inlineReadsOffUntil = 0;
 let lastSlowInlineRead = Number.NEGATIVE_INFINITY;
+
+/** Forgets slow inline reads seen so far and turns inline reads back on (a fresh start, as for tests). */
+export function resetInlineReads(): void {
+  inlineReadsOffUntil = 0;
+  lastSlowInlineRead = Number.NEGATIVE_INFINITY;
+}
 export const TEMP_PREFIX = ".myftp-upload-";
 
 function outside(): MyftpError {
@@ -101,11 +112,13 @@ export class OpenFile implements FileReader, FileWriter {
     const n = fs.readSync(this.fd, buffer, offset, length, position);
     const t1 = performance.now();
     if (t1 - t0 > INLINE_READ_SLOW_MS) {
-      // One slow read may be this thread descheduled by a busy machine mid-call, which says nothing about the device
-      // (it happens under the small-file bench, 32 clients on two cores). A second within a second means the device is slow
-      // right now (not in the page cache, a busy disk, a network mount): no more inline reads for a while, so it
-      // cannot hold up the other sessions again and again.
-      if (t0 - lastSlowInlineRead < INLINE_READ_SLOW_WINDOW_MS) inlineReadsOffUntil = t1 + INLINE_READS_OFF_MS;
+      // A read of a few ms may be this thread descheduled by a busy machine mid-call, which says nothing about the
+      // device (3-9 ms under the small-file bench, 32 clients on two cores). A much longer one, or a second slow one
+      // within a second, means the device is slow right now (not in the page cache, a busy disk, a network mount):
+      // no more inline reads for a while, so it cannot hold up the other sessions again and again.
+      if (t1 - t0 > INLINE_READ_STALL_MS || t0 - lastSlowInlineRead < INLINE_READ_SLOW_WINDOW_MS) {
+        inlineReadsOffUntil = t1 + INLINE_READS_OFF_MS;
+      }
       lastSlowInlineRead = t1;
     }
     return n;

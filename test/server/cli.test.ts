@@ -332,25 +332,63 @@ describe("myftpd user", () => {
     // Moving a user within their own home is no overlap with anyone.
     const own = await myftpd(["user", "set", "carol", "--data", data, "--home", path.join(bobby, "moved")]);
     expect(own.code, own.stderr).toBe(0);
+
+    // A home stored through a link is compared by where it leads.
+    const real = path.join(data, "real-dan");
+    mkdirSync(real);
+    const danLink = path.join(data, "dan-link");
+    symlinkSync(real, danLink);
+    expect((await myftpd(["user", "add", "dan", "--data", data, "--home", danLink, "--password-stdin"], "pw\n")).code).toBe(0);
+    const inside = await myftpd(["user", "add", "eve", "--data", data, "--home", path.join(real, "eve"), "--password-stdin"], "pw\n");
+    expect(inside.code).toBe(2);
+    expect(inside.stderr).toMatch(/overlaps the home of user dan/);
+    expect((await userRows(data)).map((u) => u.name).sort()).toEqual(["bob", "carol", "dan"]);
+  });
+
+  it("refuses to purge a home that overlaps another user's, from before the check", async () => {
+    const data = newDataDir();
+    const outer = path.join(data, "outer");
+    mkdirSync(path.join(outer, "inner"), { recursive: true });
+    const store = new SqliteUserStore(path.join(data, "users.db"));
+    try {
+      await store.add({ name: "ann", passwordHash: "x", home: outer, quotaBytes: 1000 });
+      await store.add({ name: "ben", passwordHash: "x", home: path.join(outer, "inner"), quotaBytes: 1000 });
+    } finally {
+      store.close();
+    }
+    for (const [name, other] of [["ann", "ben"], ["ben", "ann"]]) {
+      const r = await myftpd(["user", "del", name!, "--purge", "--data", data]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`refusing to purge .*overlaps the home of user ${other}`));
+    }
+    expect(existsSync(path.join(outer, "inner"))).toBe(true);
+    expect((await userRows(data)).map((u) => u.name)).toEqual(["ann", "ben"]);
+    // Without --purge the home stays, so deleting the user is fine.
+    expect((await myftpd(["user", "del", "ben", "--data", data])).code).toBe(0);
   });
 
   it("serve warns about users whose homes overlap from before the check", async () => {
     const data = newDataDir();
     const shared = path.join(data, "shared");
     mkdirSync(path.join(shared, "inner"), { recursive: true });
+    const link = path.join(data, "link-to-shared");
+    symlinkSync(shared, link);
     const store = new SqliteUserStore(path.join(data, "users.db"));
     try {
       await store.add({ name: "ann", passwordHash: "x", home: shared, quotaBytes: 1000 });
-      await store.add({ name: "ben", passwordHash: "x", home: path.join(shared, "inner"), quotaBytes: 1000 });
+      await store.add({ name: "ben", passwordHash: "x", home: path.join(link, "inner"), quotaBytes: 1000 });
       await store.add({ name: "cy", passwordHash: "x", home: path.join(data, "apart"), quotaBytes: 1000 });
+      await store.add({ name: "dee", passwordHash: "x", home: path.join(data, "pair"), quotaBytes: 1000 });
+      await store.add({ name: "eli", passwordHash: "x", home: path.join(data, "pair"), quotaBytes: 1000 });
     } finally {
       store.close();
     }
     const p = await serve(data, ["--log-level", "warn"]);
     await until(() => /home-overlap/.test(p.output()), 5000, "the home-overlap warning");
+    await until(() => p.output().split("home-overlap").length === 3, 5000, "both home-overlap warnings");
     const lines = p.output().split("\n").filter((l) => l.includes("home-overlap"));
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!).users).toEqual(["ann", "ben"]);
+    expect(lines).toHaveLength(2);
+    expect(lines.map((l) => (JSON.parse(l) as { users: string[] }).users.sort().join(",")).sort()).toEqual(["ann,ben", "dee,eli"]);
   });
 
   it("refuses unknown users, empty passwords, nothing to set and a missing terminal with exit 2", async () => {
