@@ -2,14 +2,15 @@
 // SIGTERM or SIGINT.
 
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, realpathSync } from "node:fs";
 import pino from "pino";
 import { FtpServer } from "../server/server.js";
 import { hashPassword } from "../users/password.js";
 import type { SqliteUserStore } from "../users/sqlite-store.js";
 import { keyTooOpen, loadTls } from "./cert.js";
 import { ConfigError, type ServeSettings } from "./settings.js";
-import { DEFAULT_QUOTA, defaultHome, openStore, overlappingHomes } from "./user-admin.js";
+import { isWithin } from "../core/paths.js";
+import { canonicalPath, DEFAULT_QUOTA, defaultHome, openStore, overlappingHomes } from "./user-admin.js";
 
 /** Hosts that mean "every interface": a client reaches them through loopback. */
 function reachableHost(host: string): string {
@@ -40,7 +41,20 @@ export async function serve(settings: ServeSettings): Promise<void> {
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const store = openStore(settings.data);
   const demoPassword = await ensureDemoUser(store, settings.data);
-  for (const group of overlappingHomes(await store.list())) {
+  // What no home may hold: the user store and everything else in the data directory, and the TLS files.
+  const protectedPaths = [settings.data, ...(tls ? [tls.key, tls.cert] : [])].map((p) => realpathSync(p));
+  const users = await store.list();
+  for (const u of users) {
+    const home = canonicalPath(u.home);
+    const held = protectedPaths.find((p) => isWithin(p, home));
+    if (held) {
+      log.error(
+        { event: "home-holds-server-files", user: u.name, home: u.home, holds: held },
+        "this user's home holds the server's own files, so the user's logins are refused; give the user another home with: myftpd user set NAME --home DIR",
+      );
+    }
+  }
+  for (const group of overlappingHomes(users)) {
     log.warn(
       { event: "home-overlap", users: group.map((u) => u.name), homes: [...new Set(group.map((u) => u.home))] },
       "two users' homes overlap, so neither quota sees the other's uploads; give one another home with: myftpd user set NAME --home DIR",
@@ -67,6 +81,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
     implicitTlsPort: settings.implicitTlsPort,
     requireTls: settings.requireTls,
     requireTlsSessionReuse: settings.requireTlsSessionReuse,
+    protectedPaths,
     logger: log,
   });
   // Handlers go in before the listening line is printed: a supervisor may signal as soon as it sees it.

@@ -3,6 +3,7 @@
 
 import { mkdirSync, realpathSync, rmSync } from "node:fs";
 import * as path from "node:path";
+import { isWithin } from "../core/paths.js";
 import { formatSize, parseSize } from "../core/units.js";
 import { sumTree } from "../storage/local.js";
 import { hashPassword } from "../users/password.js";
@@ -74,7 +75,7 @@ async function withStore<T>(dataDir: string, fn: (store: SqliteUserStore) => Pro
 }
 
 /** A path with the links in its existing part resolved (the rest, missing or unreadable, is kept as written). */
-function canonicalPath(p: string): string {
+export function canonicalPath(p: string): string {
   const rest: string[] = [];
   let head = path.resolve(p);
   for (let i = 0; i < 4096; i++) {
@@ -92,8 +93,7 @@ function canonicalPath(p: string): string {
 
 /** True when one path is the other or lies inside it. */
 function nested(a: string, b: string): boolean {
-  const within = (x: string, y: string) => x === y || x.startsWith(y.endsWith(path.sep) ? y : y + path.sep);
-  return within(a, b) || within(b, a);
+  return isWithin(a, b) || isWithin(b, a);
 }
 
 /**
@@ -139,15 +139,23 @@ async function overlappingUser(store: SqliteUserStore, name: string, home: strin
 }
 
 /**
- * Refuses a home that is another user's home, lies inside one, or holds one. A user's usage is the bytes in the home,
- * counted against that user's quota by that user's sessions; in a shared or nested home the other user's uploads
- * would pass that count by, and purging one home would remove the other.
+ * Refuses a home that is another user's home, lies inside one, or holds one: a user's usage is the bytes in the home,
+ * counted against that user's quota by that user's sessions, so in a shared or nested home the other user's uploads
+ * would pass that count by, and purging one home would remove the other. Refuses a home that holds the data
+ * directory or its TLS folder too: the session could read the password hashes and the key, or replace them.
  */
-async function checkHomeApart(store: SqliteUserStore, name: string, home: string): Promise<void> {
+async function checkHomeApart(store: SqliteUserStore, dataDir: string, name: string, home: string): Promise<void> {
   const u = await overlappingUser(store, name, home);
   if (u) {
     throw new UsageError(
       `home ${home} overlaps the home of user ${u.name} (${u.home}): homes may not be shared or nested, since each one's usage counts against one user's quota; nothing changed`,
+    );
+  }
+  // The data directory holds the user store, and its tls/ folder the TLS key: a home may hold neither.
+  const mine = canonicalPath(home);
+  if (isWithin(canonicalPath(dataDir), mine) || isWithin(canonicalPath(path.join(dataDir, "tls")), mine)) {
+    throw new UsageError(
+      `home ${home} would hold the server's own files in ${dataDir} (the user store, the TLS key): use a directory that does not contain them; nothing changed`,
     );
   }
 }
@@ -164,7 +172,7 @@ export async function userAdd(dataDir: string, name: string, opts: AddOptions): 
   const home = path.resolve(opts.home ?? defaultHome(dataDir, name));
   return withStore(dataDir, async (store) => {
     if (await store.get(name)) throw new UsageError(`user ${name} already exists; nothing changed`);
-    await checkHomeApart(store, name, home);
+    await checkHomeApart(store, dataDir, name, home);
     const password = await obtainPassword(opts.passwordStdin === true);
     const passwordHash = await hashPassword(password);
     mkdirSync(home, { recursive: true, mode: 0o750 });
@@ -239,7 +247,7 @@ export async function userSet(dataDir: string, name: string, opts: { home?: stri
   const home = opts.home === undefined ? undefined : path.resolve(opts.home);
   return withStore(dataDir, async (store) => {
     if (!(await store.get(name))) throw new UsageError(`no user ${name}; nothing changed`);
-    if (home) await checkHomeApart(store, name, home);
+    if (home) await checkHomeApart(store, dataDir, name, home);
     if (home) mkdirSync(home, { recursive: true, mode: 0o750 });
     await store.update(name, { home, quotaBytes });
     const parts = [home ? `home ${home}` : null, quotaBytes !== undefined ? `quota ${formatSize(quotaBytes)}` : null];

@@ -23,6 +23,8 @@ export interface SessionOptions {
   loginFailureDelayMs: number;
   requireTls: boolean;
   requireTlsSessionReuse: boolean;
+  /** The server's own files and directories (data directory, TLS key and certificate), real paths: no home may hold one. */
+  protectedPaths: readonly string[];
 }
 
 export interface ServerContext {

@@ -51,6 +51,11 @@ export interface ServerOptions {
   requireTls?: boolean;
   /** Refuse PROT P data connections that do not resume the control connection's TLS session (425). */
   requireTlsSessionReuse?: boolean;
+  /**
+   * The server's own files and directories (the data directory with the user store, the TLS key and certificate). A
+   * user whose home holds one of them is refused at login, since the session could read or replace it.
+   */
+  protectedPaths?: readonly string[];
 }
 
 /** Bytes a queued client may send before it is paused (it gets no reply until its turn). */
@@ -98,6 +103,7 @@ export class FtpServer implements ServerContext {
       loginFailureDelayMs: opts.loginFailureDelayMs ?? 1000,
       requireTls: opts.requireTls ?? false,
       requireTlsSessionReuse: opts.requireTlsSessionReuse ?? false,
+      protectedPaths: opts.protectedPaths ?? [],
     };
     if (opts.tls) {
       const t = new TlsSupport(opts.tls, this.options, this.log);

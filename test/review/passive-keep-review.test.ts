@@ -423,9 +423,11 @@ describe("kept listener, a passive range of 16", () => {
     expect(await e.epsvPort()).toBe(ep);
     const up = await connectData("127.0.0.1", ep);
     expect((await e.cmd("STOR up.bin")).code).toBe(150);
-    up.write(Buffer.alloc(1000, 7)); // and never end
+    up.write(Buffer.alloc(1000, 7));
     await sleep(100);
-    e.send("QUIT");
+    e.send("QUIT"); // waits for the upload (RFC 959 §4.1.1): it ends when the client closes the data connection
+    await sleep(100);
+    up.end();
     await withTimeout(e.closed, 5000, "session did not end after QUIT during the upload");
     await until(() => inUse() === 0, 2000, `QUIT during a transfer frees the port (in use ${inUse()})`);
     expect(await portRefused(ep)).toBe(true);

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { verifyPassword } from "../../src/users/password.js";
+import { hashPassword, verifyPassword } from "../../src/users/password.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
@@ -343,6 +343,43 @@ describe("myftpd user", () => {
     expect(inside.code).toBe(2);
     expect(inside.stderr).toMatch(/overlaps the home of user dan/);
     expect((await userRows(data)).map((u) => u.name).sort()).toEqual(["bob", "carol", "dan"]);
+  });
+
+  it("keeps homes away from the server's own files: refused at user add/set, and such a user cannot log in", async () => {
+    const data = newDataDir();
+    const parent = path.dirname(data);
+    for (const home of [data, parent, path.join(data, "tls")]) {
+      const r = await myftpd(["user", "add", "carol", "--data", data, "--home", home, "--password-stdin"], "pw\n");
+      expect(r.code, home).toBe(2);
+      expect(r.stderr, home).toMatch(/server's own files/);
+    }
+    expect((await userRows(data)).map((u) => u.name)).toEqual([]);
+    expect((await myftpd(["user", "add", "bob", "--data", data, "--password-stdin"], "bob-pw\n")).code).toBe(0);
+    const set = await myftpd(["user", "set", "bob", "--data", data, "--home", data]);
+    expect(set.code).toBe(2);
+    expect(set.stderr).toMatch(/server's own files/);
+
+    // One made before the check (straight into the store): the server names it at start and refuses its logins.
+    expect((await myftpd(["cert", "--data", data])).code).toBe(0);
+    const store = new SqliteUserStore(path.join(data, "users.db"));
+    try {
+      await store.add({ name: "mal", passwordHash: await hashPassword("mal-pw"), home: parent, quotaBytes: null });
+      await store.add({ name: "tia", passwordHash: await hashPassword("tia-pw"), home: path.join(data, "tls"), quotaBytes: null });
+    } finally {
+      store.close();
+    }
+    const p = await serve(data, ["--log-level", "warn"]);
+    await until(() => p.output().split("home-holds-server-files").length === 3, 5000, "a warning per such user");
+    for (const name of ["mal", "tia"]) {
+      const c = await RawFtp.open(p.port);
+      conns.push(c);
+      expect((await c.read()).code).toBe(220);
+      expect((await c.cmd(`USER ${name}`)).code).toBe(331);
+      expect((await c.cmd(`PASS ${name}-pw`)).code).toBe(421);
+      await withTimeout(c.closed, 3000, "not closed after the refused login");
+    }
+    const bob = await loginTo(p.port, "bob", "bob-pw");
+    expect((await bob.cmd("PWD")).code).toBe(257);
   });
 
   it("refuses to purge a home that overlaps another user's, from before the check", async () => {

@@ -1,6 +1,6 @@
 // Server options seen over the wire: idle timeout, failed-login delay, the announced PASV address, the passive port
 // range, IPv6 control connections; and ordering details of the control loop around transfers.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -221,15 +221,40 @@ describe("control loop around transfers", () => {
     expect((await c.cmd("NOOP")).code).toBe(200);
   });
 
-  it("QUIT during a transfer answers 221 and closes", async () => {
+  it("QUIT during an upload waits for it: 226 with every byte stored, then 221 (RFC 959 §4.1.1)", async () => {
     const s = await server();
     const c = await login(s);
     const dc = await c.dataConnection("EPSV");
     expect((await c.cmd("STOR q.bin")).code).toBe(150);
     const sock = await dc.get();
-    sock.write("abc");
-    expect((await c.cmd("QUIT")).code).toBe(221);
+    const body = Buffer.alloc(3_000_000, 5);
+    sock.write(body.subarray(0, 1000));
+    c.send("QUIT");
+    await new Promise((r) => setTimeout(r, 200));
+    await writeAll(sock, body.subarray(1000));
+    expect((await c.read(10_000)).code).toBe(226);
+    expect((await c.read()).code).toBe(221);
     await withTimeout(c.closed, 3000, "not closed after QUIT");
-    sock.destroy();
+    expect(readFileSync(path.join(s.homeOf("alice"), "q.bin")).equals(body)).toBe(true);
+  });
+
+  it("QUIT during a download: the whole file, 226, then 221", async () => {
+    const s = await server();
+    const body = Buffer.alloc(32 << 20, 9); // more than the socket buffers hold, so it is still being sent at QUIT
+    writeFileSync(path.join(s.homeOf("alice"), "r.bin"), body);
+    const c = await login(s);
+    const sock = await (await c.dataConnection("EPSV")).get();
+    sock.pause();
+    expect((await c.cmd("RETR r.bin")).code).toBe(150);
+    c.send("QUIT");
+    await new Promise((r) => setTimeout(r, 200));
+    const reading = readAll(sock);
+    sock.resume();
+    const got = await reading;
+    expect(got.length).toBe(body.length);
+    expect(got.equals(body)).toBe(true);
+    expect((await c.read(10_000)).code).toBe(226);
+    expect((await c.read()).code).toBe(221);
+    await withTimeout(c.closed, 3000, "not closed after QUIT");
   });
 });

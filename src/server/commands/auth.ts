@@ -1,6 +1,7 @@
 // Access control (RFC 959 §4.1.1): USER, PASS, QUIT.
 
 import { MyftpError } from "../../core/errors.js";
+import { isWithin } from "../../core/paths.js";
 import type { QuotaLedger } from "../../core/quota.js";
 import { LocalStorage } from "../../storage/local.js";
 import type { Session } from "../session.js";
@@ -44,6 +45,16 @@ export async function pass(s: Session, arg: string): Promise<void> {
   let ledger: QuotaLedger;
   try {
     storage = await LocalStorage.open(record.home);
+    const held = s.server.options.protectedPaths.find((p) => isWithin(p, storage.root));
+    if (held) {
+      s.log.error(
+        { event: "home-holds-server-files", user: record.name, home: storage.root, holds: held },
+        "login refused: the home holds the server's own files; give the user another home",
+      );
+      s.reply(421, "Your home directory cannot be used; closing control connection");
+      s.close("home holds server files");
+      return;
+    }
     ledger = await s.server.quota.acquire({
       ...record,
       scan: () => storage.usage({ removeLeftovers: true }),
@@ -66,11 +77,11 @@ export async function pass(s: Session, arg: string): Promise<void> {
   s.reply(230, `User ${record.name} logged in`);
 }
 
+/**
+ * RFC 959 §4.1.1: with a transfer in progress the connection stays open for its result, then closes. QUIT is queued
+ * like any other command, so it runs only after the transfer (and whatever the client sent before QUIT) has replied.
+ */
 export function quit(s: Session): void {
-  if (s.transfer) {
-    s.transfer.abortedByClient = true;
-    s.transfer.controller.abort();
-  }
   s.reply(221, "Goodbye");
   s.close("quit");
 }

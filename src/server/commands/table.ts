@@ -33,7 +33,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
   // RFC 959 §4.1.1 access control
   USER: { handler: auth.user, auth: false, arg: "required", help: "USER <sp> username" },
   PASS: { handler: auth.pass, auth: false, help: "PASS <sp> password" },
-  QUIT: { handler: auth.quit, auth: false, arg: "none", special: true, help: "QUIT (end session)" },
+  // Not special: during a transfer QUIT waits its turn, so the transfer ends with its own reply before 221 (§4.1.1).
+  QUIT: { handler: auth.quit, auth: false, arg: "none", help: "QUIT (end session)" },
   // RFC 959 §4.1.3 service commands: directories and files
   PWD: { handler: files.pwd, arg: "none", help: "PWD (print working directory)" },
   XPWD: { handler: files.pwd, arg: "none", help: "XPWD (alias of PWD)" },
