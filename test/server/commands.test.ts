@@ -313,6 +313,16 @@ describe("files", () => {
     expect((await c.cmd("MFMT 20201340000000 f f")).code).toBe(501);
     expect((await c.cmd("MFMT 20200102030405")).code).toBe(501);
     expect((await c.cmd("MFMT 20200102030405 missing")).code).toBe(550);
+    // A time the file system cannot keep is answered with the one it kept (ext4 stops at 2446; where it is kept, the
+    // answer is the time asked).
+    for (const asked of ["25000101000000", "18991231000000", "20200102030405.250"]) {
+      const r = await c.cmd(`MFMT ${asked} f f`);
+      expect(r.code).toBe(213);
+      const kept = /^213 Modify=(\d{14}(?:\.\d{3})?); f f$/.exec(r.all)?.[1];
+      expect(kept, r.all).toBeDefined();
+      expect(kept!.slice(0, 14)).toBe((await c.cmd("MDTM f f")).all.slice(4));
+      expect(Date.UTC(+kept!.slice(0, 4), +kept!.slice(4, 6) - 1, +kept!.slice(6, 8), +kept!.slice(8, 10), +kept!.slice(10, 12), +kept!.slice(12, 14)) + Number(kept!.slice(15) || 0)).toBe(statSync(f).mtimeMs);
+    }
   });
 
   it("MLST answers 250 with one fact line starting with a space (RFC 3659 §7.2)", async () => {

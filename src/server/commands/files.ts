@@ -130,7 +130,10 @@ export async function mfmt(s: Session, arg: string): Promise<void> {
   const st = await s.storage.stat(target);
   if (st.type !== "file") throw new MyftpError("denied", "Not a regular file");
   await s.storage.setMtime(target, when);
-  s.reply(213, `Modify=${formatTimeVal(when)}; ${arg.slice(sp + 1)}`);
+  // The time the file system kept: it clamps what it cannot store (ext4: 1901 to 2446), and the reply must say what
+  // was set, or a mirror comparing times would send the file again on every run.
+  const kept = (await s.storage.stat(target)).mtimeMs;
+  s.reply(213, `Modify=${formatTimeVal(kept, true)}; ${arg.slice(sp + 1)}`);
 }
 
 export function mlstFeat(s: Session): string {
