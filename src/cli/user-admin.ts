@@ -131,9 +131,8 @@ export function overlappingHomes(users: readonly UserRecord[]): UserRecord[][] {
   return [...groups.values()];
 }
 
-/** The first other user whose home is this one, lies inside it or holds it. */
-async function overlappingUser(store: SqliteUserStore, name: string, home: string): Promise<UserRecord | undefined> {
-  const mine = canonicalPath(home);
+/** The first other user whose home is `mine` (a canonicalPath), lies inside it or holds it. */
+async function overlappingUser(store: SqliteUserStore, name: string, mine: string): Promise<UserRecord | undefined> {
   for (const u of await store.list()) if (u.name !== name && nested(mine, canonicalPath(u.home))) return u;
   return undefined;
 }
@@ -145,14 +144,14 @@ async function overlappingUser(store: SqliteUserStore, name: string, home: strin
  * directory or its TLS folder too: the session could read the password hashes and the key, or replace them.
  */
 async function checkHomeApart(store: SqliteUserStore, dataDir: string, name: string, home: string): Promise<void> {
-  const u = await overlappingUser(store, name, home);
+  const mine = canonicalPath(home);
+  const u = await overlappingUser(store, name, mine);
   if (u) {
     throw new UsageError(
       `home ${home} overlaps the home of user ${u.name} (${u.home}): homes may not be shared or nested, since each one's usage counts against one user's quota; nothing changed`,
     );
   }
   // The data directory holds the user store, and its tls/ folder the TLS key: a home may hold neither.
-  const mine = canonicalPath(home);
   if (isWithin(canonicalPath(dataDir), mine) || isWithin(canonicalPath(path.join(dataDir, "tls")), mine)) {
     throw new UsageError(
       `home ${home} would hold the server's own files in ${dataDir} (the user store, the TLS key): use a directory that does not contain them; nothing changed`,
@@ -218,7 +217,7 @@ export async function userDel(dataDir: string, name: string, purge: boolean): Pr
     if (purge && (home === path.parse(home).root || home === path.resolve(dataDir))) {
       throw new UsageError(`refusing to purge ${home}; nothing changed`);
     }
-    const other = purge ? await overlappingUser(store, name, home) : undefined;
+    const other = purge ? await overlappingUser(store, name, canonicalPath(home)) : undefined;
     if (other) {
       throw new UsageError(
         `refusing to purge ${home}: it overlaps the home of user ${other.name} (${other.home}); nothing changed`,

@@ -25,6 +25,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { MyftpError } from "../core/errors.js";
+import { isWithin } from "../core/paths.js";
 import type { EntryType } from "../protocol/listing.js";
 import type { FileReader, FileWriter, ReadOpen, StatResult, StorageBackend, WriteOpen } from "./backend.js";
 
@@ -160,7 +161,7 @@ export class LocalStorage implements StorageBackend {
   }
 
   private contains(p: string): boolean {
-    return p === this.root || p.startsWith(this.root + path.sep);
+    return isWithin(p, this.root);
   }
 
   private lexical(vpath: string): string {

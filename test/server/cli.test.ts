@@ -39,22 +39,31 @@ async function loginTo(port: number, user: string, password: string): Promise<Ra
   return c;
 }
 
-function userRows(dataDir: string) {
+async function withUsersDb<T>(dataDir: string, fn: (store: SqliteUserStore) => Promise<T>): Promise<T> {
   const store = new SqliteUserStore(path.join(dataDir, "users.db"));
   try {
-    return store.list();
+    return await fn(store);
   } finally {
     store.close();
   }
 }
 
+function userRows(dataDir: string) {
+  return withUsersDb(dataDir, (store) => store.list());
+}
+
 async function passwordOk(dataDir: string, name: string, password: string): Promise<boolean> {
-  const store = new SqliteUserStore(path.join(dataDir, "users.db"));
-  try {
-    return await verifyPassword((await store.get(name))?.passwordHash, password);
-  } finally {
-    store.close();
-  }
+  return withUsersDb(dataDir, async (store) => verifyPassword((await store.get(name))?.passwordHash, password));
+}
+
+/** Users written straight into the store, as a data directory from before a `user add` check would hold them. */
+async function storeUsers(dataDir: string, users: { name: string; home: string; password?: string }[]): Promise<void> {
+  await withUsersDb(dataDir, async (store) => {
+    for (const u of users) {
+      const passwordHash = u.password === undefined ? "x" : await hashPassword(u.password);
+      await store.add({ name: u.name, passwordHash, home: u.home, quotaBytes: 1000 });
+    }
+  });
 }
 
 describe("myftpd serve", () => {
@@ -361,13 +370,10 @@ describe("myftpd user", () => {
 
     // One made before the check (straight into the store): the server names it at start and refuses its logins.
     expect((await myftpd(["cert", "--data", data])).code).toBe(0);
-    const store = new SqliteUserStore(path.join(data, "users.db"));
-    try {
-      await store.add({ name: "mal", passwordHash: await hashPassword("mal-pw"), home: parent, quotaBytes: null });
-      await store.add({ name: "tia", passwordHash: await hashPassword("tia-pw"), home: path.join(data, "tls"), quotaBytes: null });
-    } finally {
-      store.close();
-    }
+    await storeUsers(data, [
+      { name: "mal", home: parent, password: "mal-pw" },
+      { name: "tia", home: path.join(data, "tls"), password: "tia-pw" },
+    ]);
     const p = await serve(data, ["--log-level", "warn"]);
     await until(() => p.output().split("home-holds-server-files").length === 3, 5000, "a warning per such user");
     for (const name of ["mal", "tia"]) {
@@ -386,13 +392,10 @@ describe("myftpd user", () => {
     const data = newDataDir();
     const outer = path.join(data, "outer");
     mkdirSync(path.join(outer, "inner"), { recursive: true });
-    const store = new SqliteUserStore(path.join(data, "users.db"));
-    try {
-      await store.add({ name: "ann", passwordHash: "x", home: outer, quotaBytes: 1000 });
-      await store.add({ name: "ben", passwordHash: "x", home: path.join(outer, "inner"), quotaBytes: 1000 });
-    } finally {
-      store.close();
-    }
+    await storeUsers(data, [
+      { name: "ann", home: outer },
+      { name: "ben", home: path.join(outer, "inner") },
+    ]);
     for (const [name, other] of [["ann", "ben"], ["ben", "ann"]]) {
       const r = await myftpd(["user", "del", name!, "--purge", "--data", data]);
       expect(r.code).toBe(2);
@@ -410,16 +413,13 @@ describe("myftpd user", () => {
     mkdirSync(path.join(shared, "inner"), { recursive: true });
     const link = path.join(data, "link-to-shared");
     symlinkSync(shared, link);
-    const store = new SqliteUserStore(path.join(data, "users.db"));
-    try {
-      await store.add({ name: "ann", passwordHash: "x", home: shared, quotaBytes: 1000 });
-      await store.add({ name: "ben", passwordHash: "x", home: path.join(link, "inner"), quotaBytes: 1000 });
-      await store.add({ name: "cy", passwordHash: "x", home: path.join(data, "apart"), quotaBytes: 1000 });
-      await store.add({ name: "dee", passwordHash: "x", home: path.join(data, "pair"), quotaBytes: 1000 });
-      await store.add({ name: "eli", passwordHash: "x", home: path.join(data, "pair"), quotaBytes: 1000 });
-    } finally {
-      store.close();
-    }
+    await storeUsers(data, [
+      { name: "ann", home: shared },
+      { name: "ben", home: path.join(link, "inner") },
+      { name: "cy", home: path.join(data, "apart") },
+      { name: "dee", home: path.join(data, "pair") },
+      { name: "eli", home: path.join(data, "pair") },
+    ]);
     const p = await serve(data, ["--log-level", "warn"]);
     await until(() => /home-overlap/.test(p.output()), 5000, "the home-overlap warning");
     await until(() => p.output().split("home-overlap").length === 3, 5000, "both home-overlap warnings");
