@@ -264,7 +264,14 @@ export async function userRescan(dataDir: string, name: string | undefined, all:
     if (users.length === 0) throw new UsageError(all ? "no users" : `no user ${name}`);
     const lines: string[] = [];
     for (const u of users) {
-      const used = await sumTree(u.home);
+      const used = await sumTree(u.home, false, (dir, err) => {
+        // The figure is still stored (it is the best known), but the files below such a directory are not in it.
+        process.stderr.write(
+          `myftpd: warning: ${u.name}: cannot read ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+            "the files below it are not counted\n",
+        );
+        process.exitCode = 1;
+      });
       await store.setUsage(u.name, used, false);
       const before = u.usedBytes === null ? "not counted" : `${u.usedBytes} bytes`;
       lines.push(`${u.name}: ${used} bytes (${formatSize(used)}); was ${before}`);

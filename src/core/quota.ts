@@ -72,8 +72,9 @@ export class QuotaLedger {
   }
 
   /**
-   * Claims a path (virtual, normalised) for one upload. Two writers of one file would each count bytes the other
-   * also counts (or gives back), so a second upload, delete or rename of a path being written must wait.
+   * Claims a path (the storage's claim key: the disk path with links resolved) for one upload. Two writers of one file
+   * would each count bytes the other also counts (or gives back), so a second upload, delete or rename of a path being
+   * written must wait.
    */
   claimPath(p: string): boolean {
     if (this.writing.has(p)) return false;

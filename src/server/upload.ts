@@ -87,7 +87,9 @@ async function restore(storage: StorageBackend, t: Target): Promise<void> {
 }
 
 export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger): Promise<void> {
-  if (!ledger.claimPath(req.vpath)) {
+  // Claimed by the file it reaches, so that two names of one file (a link beside its target) cannot be written at once.
+  const key = await s.storage.claimKey(req.vpath);
+  if (!ledger.claimPath(key)) {
     s.data.reset();
     throw new MyftpError("busy", `${req.vpath} is being uploaded by another session; try again later`);
   }
@@ -97,7 +99,7 @@ export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger
   try {
     await uploadClaimed(s, req, ledger);
   } finally {
-    ledger.releasePath(req.vpath);
+    ledger.releasePath(key);
     s.server.quota.release(ledger);
   }
 }

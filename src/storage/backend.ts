@@ -71,11 +71,17 @@ export interface StorageBackend {
   setMtime(vpath: string, mtimeMs: number): Promise<void>;
   /**
    * Total bytes of regular files below the home, temporary upload files left out. removeLeftovers also deletes those;
-   * only safe when no upload of this home is running.
+   * only safe when no upload of this home is running. onUnreadable hears of each directory that could not be read
+   * (its bytes are not in the total).
    */
-  usage(opts?: { removeLeftovers?: boolean }): Promise<number>;
+  usage(opts?: { removeLeftovers?: boolean; onUnreadable?: (dir: string, err: unknown) => void }): Promise<number>;
   /** Bytes free on the file system that holds the home. */
   freeSpace(): Promise<number>;
   /** Absolute disk path of an existing file (for hashing). */
   diskPathOf(vpath: string): Promise<string>;
+  /**
+   * The key under which uploads, deletes and renames of one file meet, whatever name reaches it: the disk path with
+   * every link resolved (for a missing entry, its parent's), or the virtual path when neither resolves.
+   */
+  claimKey(vpath: string): Promise<string>;
 }

@@ -291,6 +291,14 @@ export class LocalStorage implements StorageBackend {
     const srcSt = fs.lstatSync(src);
     if (srcSt.isDirectory() && (dst + path.sep).startsWith(src + path.sep))
       throw new MyftpError("denied", "Cannot move a directory into itself");
+    if (srcSt.isDirectory() && dst.length > src.length) {
+      // Every path below a directory grows by what its own path grows. One past the system's limit could no longer
+      // be opened, listed or counted (the files would drop out of the usage at the next recount), so refuse it.
+      const longest = await longestPathBelow(src);
+      if (dst.length + longest > MAX_DISK_PATH) {
+        throw new MyftpError("bad-path", `Paths below ${path.basename(to)} would be longer than ${MAX_DISK_PATH} bytes`);
+      }
+    }
     const dstSt = lstatOrNull(dst);
     if (dstSt?.isDirectory() && !srcSt.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
     // Two names of one file: rename(2) leaves both, and nothing is freed.
@@ -370,8 +378,8 @@ export class LocalStorage implements StorageBackend {
     fs.utimesSync(this.resolveExisting(vpath), t, t);
   }
 
-  async usage(opts: { removeLeftovers?: boolean } = {}): Promise<number> {
-    return sumTree(this.root, opts.removeLeftovers === true);
+  async usage(opts: { removeLeftovers?: boolean; onUnreadable?: (dir: string, err: unknown) => void } = {}): Promise<number> {
+    return sumTree(this.root, opts.removeLeftovers === true, opts.onUnreadable);
   }
 
   async freeSpace(): Promise<number> {
@@ -381,6 +389,17 @@ export class LocalStorage implements StorageBackend {
 
   async diskPathOf(vpath: string): Promise<string> {
     return this.resolveExisting(vpath);
+  }
+
+  async claimKey(vpath: string): Promise<string> {
+    for (const resolve of [() => this.resolveExisting(vpath), () => this.resolveEntry(vpath)]) {
+      try {
+        return resolve();
+      } catch {
+        // not there, or not inside: try the next way, then the virtual path
+      }
+    }
+    return vpath;
   }
 }
 
@@ -410,11 +429,34 @@ async function renameOver(src: string, dst: string, replacesFile: boolean): Prom
   if (alias) await fsp.unlink(alias).catch(() => undefined);
 }
 
+/** The longest path on Linux, in bytes, without its terminating NUL (PATH_MAX is 4096 with it). */
+export const MAX_DISK_PATH = 4095;
+
+/** Length in bytes of the longest "/name/name..." below a directory (0 when it is empty); links are not followed. */
+async function longestPathBelow(dir: string): Promise<number> {
+  let longest = 0;
+  const stack: { disk: string; rel: number }[] = [{ disk: dir, rel: 0 }];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    const entries = await fsp.readdir(d.disk, { withFileTypes: true }).catch(() => [] as Dirent[]);
+    for (const e of entries) {
+      const rel = d.rel + 1 + Buffer.byteLength(e.name);
+      if (rel > longest) longest = rel;
+      if (e.isDirectory()) stack.push({ disk: path.join(d.disk, e.name), rel });
+    }
+  }
+  return longest;
+}
+
 /**
  * Bytes of regular files below a directory; links are not followed. Temporary upload files are never counted; with
  * removeLeftovers they (left behind when the server died in the middle of an overwrite) are deleted.
  */
-export async function sumTree(dir: string, removeLeftovers = false): Promise<number> {
+export async function sumTree(
+  dir: string,
+  removeLeftovers = false,
+  onUnreadable?: (dir: string, err: unknown) => void,
+): Promise<number> {
   let total = 0;
   const stack = [dir];
   while (stack.length > 0) {
@@ -422,7 +464,10 @@ export async function sumTree(dir: string, removeLeftovers = false): Promise<num
     let entries: Dirent[];
     try {
       entries = await fsp.readdir(d, { withFileTypes: true });
-    } catch {
+    } catch (err) {
+      // Gone since it was listed: nothing to count. Anything else (no permission, a path too long) hides bytes that
+      // are there, so the caller hears of it.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") onUnreadable?.(d, err);
       continue;
     }
     for (let i = 0; i < entries.length; i += STAT_BATCH) {

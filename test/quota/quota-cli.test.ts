@@ -3,7 +3,7 @@
 // Needs `npm run build` (the CLI runs from dist/).
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
@@ -186,6 +186,31 @@ describe("myftpd user list and rescan", () => {
     expect((await myftpd(["user", "rescan", "--data", data])).code).toBe(2);
     expect((await myftpd(["user", "rescan", "nobody", "--data", data])).code).toBe(2);
     expect((await myftpd(["user", "rescan", "alice", "--all", "--data", data])).code).toBe(2);
+  });
+
+  it("rescan names a directory it cannot read (a path past the system's limit), exits 1 and counts the rest", async () => {
+    const data = tempDir();
+    dirs.push(data);
+    const home = await addUser(data, "alice", "1MiB");
+    writeFileSync(path.join(home, "seen.bin"), Buffer.alloc(3000));
+    // A tree whose deepest directory is past PATH_MAX, made behind the server's back: renaming its top directory
+    // takes two short paths, so the kernel allows it.
+    let rel = "top";
+    while (home.length + rel.length + 1 + 200 < 4095 - 20) rel += "/" + "n".repeat(200);
+    mkdirSync(path.join(home, rel), { recursive: true });
+    writeFileSync(path.join(home, rel, "hidden.bin"), Buffer.alloc(5000));
+    renameSync(path.join(home, "top"), path.join(home, "T".repeat(255)));
+
+    const r = await myftpd(["user", "rescan", "alice", "--data", data]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/warning: alice: cannot read .* \(ENAMETOOLONG\); the files below it are not counted/);
+    expect(r.stdout).toMatch(/alice: 3000 bytes/);
+    // Put back within the limit, everything is counted again and the rescan is clean.
+    renameSync(path.join(home, "T".repeat(255)), path.join(home, "top"));
+    const again = await myftpd(["user", "rescan", "alice", "--data", data]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toBe("");
+    expect(again.stdout).toMatch(/alice: 8000 bytes/);
   });
 
   it("a rescan while the user is logged in reaches the live sessions and is not overwritten by them", async () => {

@@ -357,6 +357,81 @@ describe("quota: one file, two sessions", () => {
   });
 });
 
+describe("quota: one file, two names", () => {
+  it("a link and its target are one file: while either is uploaded, the other waits with 450", async () => {
+    const s = await start(4 * MiB);
+    const a = await login(s);
+    const b = await login(s);
+    expect((await a.store("STOR f.bin", randomBytes(100 * KiB))).final.code).toBe(226);
+    await a.expect("MKD d", 257);
+    // Links an admin made inside the home (users cannot make links over FTP).
+    symlinkSync("f.bin", file(s, "alias.bin"));
+    symlinkSync("d", file(s, "dl"));
+    const pairs: [string, string[]][] = [
+      ["f.bin", ["alias.bin"]],
+      ["alias.bin", ["f.bin"]],
+      ["d/new.bin", ["dl/new.bin"]],
+    ];
+    for (const [writing, others] of pairs) {
+      const d = await a.epsv();
+      expect((await a.cmd(`APPE ${writing}`)).code).toBe(150);
+      const head = randomBytes(200 * KiB);
+      d.write(head);
+      await until(() => diskBytes(s.homeOf("alice")) >= 300 * KiB, 5000, "first bytes written");
+      for (const other of others) {
+        expect((await b.store(`APPE ${other}`, randomBytes(1000))).final.code).toBe(450);
+        expect((await b.store(`STOR ${other}`, randomBytes(1000))).final.code).toBe(450);
+        expect((await b.cmd(`DELE ${other}`)).code).toBe(450);
+        expect((await b.cmd(`RNFR ${other}`)).code).toBe(450);
+      }
+      if (writing.startsWith("d/")) expect((await b.cmd("RNFR dl")).code).toBe(450); // a link to the directory
+      await new Promise<void>((resolve) => d.end(() => resolve()));
+      expect((await a.read()).code).toBe(226);
+      d.destroy();
+      if (writing.startsWith("d/")) await a.expect("DELE d/new.bin", 250);
+      expect(await settledUsage(s)).toBe(diskBytes(s.homeOf("alice")));
+    }
+    // Both appends to the one file landed, one after the other.
+    expect(statSync(file(s, "f.bin")).size).toBe(500 * KiB);
+    expect(await settledUsage(s)).toBe(500 * KiB);
+  });
+});
+
+describe("quota: paths past the system's limit", () => {
+  it("RNTO that would push a path below the directory past 4095 bytes is refused with 553, and nothing moves", async () => {
+    const s = await start(4 * MiB);
+    const home = s.homeOf("alice");
+    // Nested 200-byte names until the deepest file's disk path is within 40 bytes of the limit.
+    let rel = "top";
+    while (home.length + rel.length + 1 + 200 + 1 + 10 < 4095 - 40) rel += "/" + "n".repeat(200);
+    mkdirSync(path.join(home, rel), { recursive: true });
+    const deep = path.join(home, rel, "x".repeat(4095 - 40 - (home.length + rel.length + 1) - 1));
+    writeFileSync(deep, Buffer.alloc(1000));
+    expect(deep.length).toBe(4095 - 40);
+    const c = await login(s); // counts the home, the tree above included
+    expect((await c.store("STOR other.bin", randomBytes(2000))).final.code).toBe(226);
+    expect(await settledUsage(s)).toBe(3000);
+
+    await c.expect("RNFR top", 350);
+    const r = await c.cmd("RNTO " + "T".repeat(255));
+    expect(r.code).toBe(553);
+    expect(r.text).toMatch(/longer than 4095 bytes/);
+    expect(existsSync(deep)).toBe(true);
+    // A longer name that still fits, and a move into a deeper directory that fits, go through.
+    await c.expect("RNFR top", 350);
+    await c.expect("RNTO " + "t".repeat(30), 250);
+    await c.expect("MKD a", 257);
+    await c.expect("RNFR " + "t".repeat(30), 350);
+    await c.expect("RNTO a/b", 250);
+    expect(statSync(path.join(home, "a/b", rel.slice(4), path.basename(deep))).size).toBe(1000);
+    // A move that would not fit, into a deeper directory.
+    await c.expect("MKD " + "a/" + "m".repeat(60), 257);
+    await c.expect("RNFR a/b", 350);
+    expect((await c.cmd(`RNTO a/${"m".repeat(60)}/b`)).code).toBe(553);
+    expect(await settledUsage(s)).toBe(3000);
+  });
+});
+
 describe("quota: AVBL and SITE QUOTA", () => {
   it("AVBL answers quota minus the stored usage, for the cwd and for a path", async () => {
     const s = await start(MiB);

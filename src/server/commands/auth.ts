@@ -55,10 +55,15 @@ export async function pass(s: Session, arg: string): Promise<void> {
       s.close("home holds server files");
       return;
     }
+    const onUnreadable = (dir: string, err: unknown) =>
+      s.log.warn(
+        { event: "usage-unreadable", user: record.name, dir, code: (err as NodeJS.ErrnoException).code },
+        "a directory in the home cannot be read: the files below it are not counted in the usage",
+      );
     ledger = await s.server.quota.acquire({
       ...record,
-      scan: () => storage.usage({ removeLeftovers: true }),
-      recount: () => storage.usage(),
+      scan: () => storage.usage({ removeLeftovers: true, onUnreadable }),
+      recount: () => storage.usage({ onUnreadable }),
     });
   } catch (err) {
     s.log.error({ err, user: record.name }, "cannot open home directory");

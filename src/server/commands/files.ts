@@ -44,10 +44,10 @@ export async function rmd(s: Session, arg: string): Promise<void> {
 }
 
 /** Refuses to delete or rename what an upload of the same user is writing (its bytes would be counted wrong). */
-function notBeingWritten(s: Session, ...paths: string[]): void {
+async function notBeingWritten(s: Session, ...paths: string[]): Promise<void> {
   const { ledger } = requireUser(s);
   for (const p of paths) {
-    if (ledger.isWriting(p)) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
+    if (ledger.isWriting(await s.storage.claimKey(p))) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
   }
 }
 
@@ -58,18 +58,19 @@ function notBeingWritten(s: Session, ...paths: string[]): void {
  */
 async function whileClaimed<T>(s: Session, p: string, run: () => Promise<T>): Promise<T> {
   const { ledger } = requireUser(s);
-  if (!ledger.claimPath(p)) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
+  const key = await s.storage.claimKey(p);
+  if (!ledger.claimPath(key)) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
   try {
     return await run();
   } finally {
-    ledger.releasePath(p);
+    ledger.releasePath(key);
   }
 }
 
 export async function dele(s: Session, arg: string): Promise<void> {
   const user = requireUser(s);
   const target = s.vpath(arg);
-  notBeingWritten(s, target);
+  await notBeingWritten(s, target);
   const freed = await whileClaimed(s, target, () => s.storage.unlink(target));
   user.ledger.release(freed);
   s.log.info({ event: "delete", user: user.name, path: target, bytes: freed }, "file deleted");
@@ -80,7 +81,7 @@ export async function rnfr(s: Session, arg: string): Promise<void> {
   const from = s.vpath(arg);
   if (from === "/") throw new MyftpError("denied", "Can't rename the home directory");
   await s.storage.stat(from);
-  notBeingWritten(s, from);
+  await notBeingWritten(s, from);
   s.renameFrom = from;
   s.reply(350, "Ready for RNTO");
 }
@@ -95,7 +96,7 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   }
   const to = s.vpath(arg);
   if (to === "/") throw new MyftpError("denied", "Can't rename over the home directory");
-  notBeingWritten(s, from, to);
+  await notBeingWritten(s, from, to);
   const replaced = await whileClaimed(s, to, () => s.storage.rename(from, to));
   user.ledger.release(replaced);
   s.log.info({ event: "rename", user: user.name, from, to }, "renamed");
