@@ -6,7 +6,8 @@
 //   success            → the file is final (temp moved over, REST+STOR cut at its last byte); surplus released;
 //   quota / ALLO / no data connection (none, or one refused once open) → the file goes back to what it was (new file
 //                        removed, temp dropped, appended file truncated back) and every reserved byte released;
-//   abort, broken connection, disk full → what arrived is kept for a later resume, and the ledger matches it.
+//   disk full during an overwrite (old and new content need room at once) → as for quota: the old file is kept;
+//   abort, broken connection, disk full otherwise → what arrived is kept for a later resume, and the ledger matches it.
 
 import { MyftpError, toMyftpError } from "../core/errors.js";
 import type { QuotaLedger } from "../core/quota.js";
@@ -201,7 +202,10 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         // A data connection refused once open (its TLS handshake failed, or did not resume the control session) is
         // one the upload never had.
         const noData = failure.stage === "connect" || failure.error instanceof DataConnectionError;
-        if (noData || code === "quota-exceeded" || finalizing || (t.tempPath && written === 0)) {
+        // An overwrite that ran out of disk needed room for the old and the new content at once: dropping the new
+        // frees it and keeps the old content, as a quota refusal does.
+        const noRoom = code === "quota-exceeded" || (t.tempPath !== null && code === "disk-full");
+        if (noData || noRoom || finalizing || (t.tempPath && written === 0)) {
           // Refused, never started, could not be put in place, or an overwrite that received nothing: the file
           // goes back to what it was.
           await refuse();
