@@ -141,9 +141,25 @@ async function finishFailure(
 
 function logTransfer(s: Session, plan: TransferPlan, startedAt: number, bytes: number, r: TransferResult): void {
   const ms = Date.now() - startedAt;
-  const result = r.ok ? "ok" : r.error instanceof Error ? r.error.name : "error";
+  if (r.ok) {
+    s.log.info({ event: "transfer", user: s.user?.name, verb: plan.verb, path: plan.path, bytes, ms, result: "ok" }, "transfer complete");
+    return;
+  }
+  // Why it failed, in the words of the reply the client got (or would have got) and the error's own code.
+  const e = r.error as { name?: string; message?: string; code?: string } | undefined;
   s.log.info(
-    { event: "transfer", user: s.user?.name, verb: plan.verb, path: plan.path, bytes, ms, result },
-    r.ok ? "transfer complete" : "transfer failed",
+    {
+      event: "transfer",
+      user: s.user?.name,
+      verb: plan.verb,
+      path: plan.path,
+      bytes,
+      ms,
+      result: e instanceof Error ? e.name : "error",
+      stage: r.stage,
+      ...(e?.code !== undefined ? { code: e.code } : {}),
+      reason: e?.message ?? String(r.error),
+    },
+    "transfer failed",
   );
 }

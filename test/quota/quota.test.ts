@@ -12,6 +12,7 @@ import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { diskBytes, sleep, until, withTimeout } from "../helpers/util.js";
+import { captureLog } from "../security/log-capture.js";
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -76,7 +77,8 @@ function file(s: RunningServer, name: string): string {
 
 describe("quota: refusals", () => {
   it("a 1 MiB quota accepts 600 KiB, then refuses the next 600 KiB with 552 and removes it", async () => {
-    const s = await start(MiB);
+    const log = captureLog("info");
+    const s = await start(MiB, { logger: log.logger });
     const c = await login(s);
     const first = randomBytes(600 * KiB);
     expect((await c.store("STOR one.bin", first)).final.code).toBe(226);
@@ -88,6 +90,11 @@ describe("quota: refusals", () => {
     expect(used).toBe(600 * KiB);
     expect(used).toBeLessThanOrEqual(MiB);
     expect(await siteQuota(c)).toEqual({ used: 600 * KiB, limit: MiB });
+    // The log says why the transfer failed, not only that it did.
+    const failed = log.events("transfer").filter((r) => r.result !== "ok");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ verb: "STOR", path: "/two.bin", stage: "data", code: "quota-exceeded" });
+    expect(failed[0]!.reason).toMatch(/quota/i);
     // The session is still usable after the refusal.
     expect((await c.store("STOR small.bin", randomBytes(100 * KiB))).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(700 * KiB);
