@@ -4,6 +4,12 @@
 // ABOR as urgent data (Telnet "Synch") can lose the final LF, so a CR alone ends a line too and an LF (or NUL)
 // directly after it is skipped. Telnet IAC sequences (RFC 854), which some clients put before ABOR, are removed:
 // 0xFF never occurs in UTF-8 text, so removing them cannot damage a file name.
+//
+// The Synch (RFC 854) is IAC DM with one byte sent as TCP urgent data, and without SO_OOBINLINE the kernel takes
+// that byte out of the stream. lftp makes DM the urgent byte (the stream holds IAC IP IAC "ABOR"); BSD-style clients
+// make the IAC before DM urgent, so the stream holds IAC IP DM "ABOR": a bare DM (0xF2) right after a Telnet
+// command. Such a DM is dropped too. Elsewhere 0xF2 is kept: it is the lead byte of 4-byte UTF-8 characters, and
+// valid UTF-8 text never has one directly after a Telnet command, which is not text.
 
 export const MAX_LINE_BYTES = 4096;
 
@@ -13,6 +19,7 @@ const IAC = 0xff;
 const CR = 0x0d;
 const LF = 0x0a;
 const NUL = 0x00;
+const DM = 0xf2; // Telnet Data Mark, the Synch's last byte
 
 const enum Telnet {
   None,
@@ -26,6 +33,8 @@ export class LineSplitter {
   private overflow = false;
   private skipAfterCr = false;
   private telnet = Telnet.None;
+  // The last thing read was a Telnet command (IAC IP, IAC DM, ...): a bare DM now is a Synch remnant.
+  private afterCommand = false;
 
   constructor(private readonly maxBytes = MAX_LINE_BYTES) {
     this.buf = Buffer.allocUnsafe(256);
@@ -43,17 +52,25 @@ export class LineSplitter {
       if (this.telnet === Telnet.Iac) {
         if (b === IAC) {
           this.telnet = Telnet.None;
+          this.afterCommand = false;
           this.append(IAC);
           continue;
         }
         if (b >= 251 && b <= 254) {
           this.telnet = Telnet.Option;
+          this.afterCommand = false;
           continue;
         }
         this.telnet = Telnet.None;
+        this.afterCommand = true;
         // Telnet commands are 240-254. A lower byte is text: the command byte went missing, as the Synch's DM does
         // when it is sent as TCP urgent data (lftp: IAC IP, IAC DM urgent, "ABOR"), and the kernel keeps it apart.
         if (b >= 240) continue;
+        this.afterCommand = false;
+      } else if (this.afterCommand && this.telnet === Telnet.None && b !== IAC) {
+        // A DM whose IAC was the urgent byte (BSD: IAC IP, IAC urgent, DM "ABOR"). Several in a row all go.
+        if (b === DM) continue;
+        this.afterCommand = false;
       }
       if (this.telnet === Telnet.Option) {
         this.telnet = Telnet.None;

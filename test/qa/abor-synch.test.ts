@@ -3,6 +3,10 @@
 // IAC IP IAC "ABOR\r\n". The transfer must stop with 426 and 226; an upload the client gave up on must not be taken
 // for a complete file.
 //
+// BSD-style clients (the classic Unix ftp) send IAC IP, then the IAC before DM as urgent data, then DM "ABOR\r\n":
+// the server reads IAC IP DM "ABOR\r\n". Both forms, the one with nothing urgent (IAC IP IAC DM "ABOR") and plain
+// IAC IP "ABOR" must abort a transfer the same way, without a 501 for the leftover DM.
+//
 // Node cannot send urgent data, so the client side is a short Python script using the socket API's MSG_OOB.
 
 import { statSync } from "node:fs";
@@ -13,7 +17,7 @@ import { run } from "./qa-util.js";
 
 const SCRIPT = String.raw`
 import json, re, socket, sys, time
-port = int(sys.argv[1]); verb = sys.argv[2]
+port = int(sys.argv[1]); verb = sys.argv[2]; style = sys.argv[3] if len(sys.argv) > 3 else "lftp"
 c = socket.create_connection(("127.0.0.1", port), timeout=10)
 f = c.makefile("rb")
 def reply():
@@ -35,10 +39,20 @@ if verb == "STOR":
 else:
     d.recv(65536)
 time.sleep(0.3)
-# lftp's abort: IAC IP, then IAC DM with DM as urgent data, then the command.
-c.sendall(b"\xff\xf4\xff")
-c.send(b"\xf2", socket.MSG_OOB)
-c.sendall(b"ABOR\r\n")
+if style == "lftp":
+    # IAC IP, then IAC DM with DM as urgent data, then the command.
+    c.sendall(b"\xff\xf4\xff")
+    c.send(b"\xf2", socket.MSG_OOB)
+    c.sendall(b"ABOR\r\n")
+elif style == "bsd":
+    # IAC IP, then IAC as urgent data, then DM and the command.
+    c.sendall(b"\xff\xf4")
+    c.send(b"\xff", socket.MSG_OOB)
+    c.sendall(b"\xf2ABOR\r\n")
+elif style == "inline":
+    c.sendall(b"\xff\xf4\xff\xf2ABOR\r\n")
+else:
+    c.sendall(b"\xff\xf4ABOR\r\n")
 c.settimeout(5)
 try:
     out["after"] = [reply(), reply()]
@@ -83,4 +97,19 @@ describe("ABOR with the Telnet Synch (lftp)", () => {
     expect(out.after.map((l) => l.slice(0, 3))).toEqual(["426", "226"]);
     expect(out.noop).toMatch(/^200 /);
   });
+
+  for (const style of ["bsd", "inline", "ip"] as const) {
+    it(`stops a 50 MB download with 426 then 226, and no 501, for the ${style} form`, async () => {
+      srv = await startServer([{ name: "alice", password: "secret" }]);
+      const { writeFileSync } = await import("node:fs");
+      writeFileSync(path.join(srv.homeOf("alice"), "f.bin"), Buffer.alloc(50 << 20));
+      const r = await run("python3", ["-c", SCRIPT, String(srv.port), "RETR", style], { timeoutMs: 30_000 });
+      expect(r.stderr).toBe("");
+      const out = JSON.parse(r.stdout) as { opening: string; after: string[]; noop: string };
+      expect(out.opening).toMatch(/^150 /);
+      // The replies come while the data connection is still open (the script closes it only afterwards).
+      expect(out.after.map((l) => l.slice(0, 3))).toEqual(["426", "226"]);
+      expect(out.noop).toMatch(/^200 /);
+    });
+  }
 });
