@@ -44,6 +44,8 @@ export interface StorageBackend {
   /** The home's absolute disk path (after symlink resolution). */
   readonly root: string;
   stat(vpath: string): Promise<StatResult>;
+  /** Checks that a directory can be made the working directory: it is one, and the server may search it. */
+  enterDir(vpath: string): Promise<void>;
   /** Entries of a directory ("." and ".." not included; entries leading outside the home left out); ENOTDIR for a file. */
   list(vpath: string): Promise<StatResult[]>;
   mkdir(vpath: string): Promise<void>;

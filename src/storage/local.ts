@@ -214,6 +214,13 @@ export class LocalStorage implements StorageBackend {
     return this.toStat(path.basename(vpath) || "/", st);
   }
 
+  async enterDir(vpath: string): Promise<void> {
+    const real = this.resolveExisting(vpath);
+    if (!fs.statSync(real).isDirectory()) throw new MyftpError("not-dir", "Not a directory");
+    // Without search (x) permission nothing under it could be reached: every relative command would fail.
+    fs.accessSync(real, constants.X_OK);
+  }
+
   async list(vpath: string): Promise<StatResult[]> {
     const dir = this.resolveExisting(vpath);
     // Read through a handle opened here: the names are this directory's, wherever its path leads when the pool reads.

@@ -114,11 +114,12 @@ export interface RunningProcess {
 export async function startServerProcess(
   args: string[],
   dataDir = tempDir(),
-  opts: { ownGroup?: boolean } = {},
+  opts: { ownGroup?: boolean; /** Run as this user and group id (the caller must be root). */ uid?: number } = {},
 ): Promise<RunningProcess> {
   const child = spawn(process.execPath, [MYFTPD_BIN, "serve", "--data", dataDir, "--host", "127.0.0.1", "--port", "0", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     detached: opts.ownGroup ?? false,
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
   });
   let out = "";
   child.stdout!.on("data", (c: Buffer) => (out += c.toString()));

@@ -14,8 +14,7 @@ export function pwd(s: Session): void {
 
 export async function cwd(s: Session, arg: string): Promise<void> {
   const target = s.vpath(arg);
-  const st = await s.storage.stat(target);
-  if (st.type !== "dir") throw new MyftpError("not-dir", "Not a directory");
+  await s.storage.enterDir(target);
   s.cwd = target;
   s.reply(250, `Directory changed to ${target}`);
 }
