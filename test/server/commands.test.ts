@@ -385,8 +385,8 @@ describe("transfer parameters", () => {
     const c = await login();
     expect((await c.cmd("EPSV")).text).toMatch(/\(\|\|\|\d+\|\)$/);
     expect((await c.cmd("EPSV 1")).code).toBe(229);
-    expect((await c.cmd("EPSV 2")).code).toBe(522);
-    expect((await c.cmd("EPSV 7")).code).toBe(522);
+    expect((await c.cmd("EPSV 2")).all).toBe("522 Network protocol not supported, use (1)");
+    expect((await c.cmd("EPSV 7")).all).toBe("522 Network protocol not supported, use (1)");
     expect((await c.cmd("EPSV x")).code).toBe(501);
   });
 
@@ -418,7 +418,16 @@ describe("transfer parameters", () => {
     expect((await c.cmd("PORT 1,2,3")).code).toBe(501);
     expect((await c.cmd("PORT 127,0,0,1,300,1")).code).toBe(501);
     expect((await c.cmd("EPRT 127.0.0.1:2000")).code).toBe(501);
-    expect((await c.cmd("EPRT |3|127.0.0.1|2000|")).code).toBe(522);
+    expect((await c.cmd("EPRT |3|127.0.0.1|2000|")).all).toBe("522 Network protocol not supported, use (1)");
+  });
+
+  it("EPRT with IPv6 on an IPv4 control connection → 522 naming protocol 1 (RFC 2428 §2), not a bounce refusal", async () => {
+    const c = await login();
+    expect((await c.cmd("EPRT |2|::1|2000|")).all).toBe("522 Network protocol not supported, use (1)");
+    expect((await c.cmd("EPRT |2|2001:db8::1|2000|")).all).toBe("522 Network protocol not supported, use (1)");
+    expect((await c.cmd("EPRT |9|::1|2000|")).all).toBe("522 Network protocol not supported, use (1)");
+    // The session goes on, and a good EPRT still works.
+    expect((await c.cmd("EPRT |1|127.0.0.1|2000|")).code).toBe(200);
   });
 
   it("ABOR with no transfer answers 225", async () => {

@@ -171,7 +171,12 @@ describe("IPv6 control connections", () => {
     l.close();
     expect(data.toString()).toBe("over IPv6");
     expect((await c.read()).code).toBe(226);
-    expect((await c.cmd("EPRT |1|127.0.0.1|2000|")).code).toBe(500);
+    // RFC 2428 §2: the wrong family (or an unknown one) is 522 naming the protocol to use, not a bounce refusal.
+    expect((await c.cmd("EPRT |1|127.0.0.1|2000|")).all).toBe("522 Network protocol not supported, use (2)");
+    expect((await c.cmd("EPRT |3|::1|2000|")).all).toBe("522 Network protocol not supported, use (2)");
+    expect((await c.cmd("EPSV 1")).all).toBe("522 Network protocol not supported, use (2)");
+    // A foreign IPv6 host is still refused as a bounce.
+    expect((await c.cmd("EPRT |2|2001:db8::1|2000|")).code).toBe(500);
   });
 });
 

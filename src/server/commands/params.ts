@@ -98,7 +98,7 @@ export async function epsv(s: Session, arg: string): Promise<void> {
     return;
   }
   if (want === "unsupported" || (want !== "any" && want !== family)) {
-    s.reply(522, `Network protocol not supported, use (${family})`);
+    s.reply(522, `Network protocol not supported, use (${family === 4 ? 1 : 2})`);
     return;
   }
   const port = await openPassive(s);
@@ -152,8 +152,11 @@ export function eprt(s: Session, arg: string): void {
     s.reply(501, "Syntax error: EPRT |proto|address|port|");
     return;
   }
-  if (target === "unsupported") {
-    s.reply(522, "Network protocol not supported, use (1,2)");
+  // RFC 2428 §2: a protocol the server cannot use for this client gets 522 naming the one it can: the data
+  // connection goes to the control peer, so only the control connection's family (an IPv4-mapped address is IPv4).
+  const family = toIPv4(s.peerAddress) ? 4 : 6;
+  if (target === "unsupported" || (toIPv4(target.host) ? 4 : 6) !== family) {
+    s.reply(522, `Network protocol not supported, use (${family === 4 ? 1 : 2})`);
     return;
   }
   if (!acceptActive(s, "EPRT", target)) return;
