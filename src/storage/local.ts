@@ -296,7 +296,9 @@ export class LocalStorage implements StorageBackend {
     const src = this.resolveEntry(from);
     const dst = this.resolveEntry(to);
     const srcSt = fs.lstatSync(src);
-    if (srcSt.isDirectory() && (dst + path.sep).startsWith(src + path.sep))
+    // A rename to the same entry (same path, or one reached through a link to its directory) is a no-op, as in
+    // rename(2); only a move below itself is refused.
+    if (srcSt.isDirectory() && dst !== src && (dst + path.sep).startsWith(src + path.sep))
       throw new MyftpError("denied", "Cannot move a directory into itself");
     if (srcSt.isDirectory() && dst.length > src.length) {
       // Every path below a directory grows by what its own path grows. One past the system's limit could no longer

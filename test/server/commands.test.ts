@@ -1,5 +1,5 @@
 // Every command of issue 2 over a raw control connection, with exact replies.
-import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
@@ -268,6 +268,31 @@ describe("files", () => {
     await c.cmd("RNFR d");
     expect((await c.cmd("RNTO d/inside")).code).toBe(550);
     expect(existsSync(path.join(dir, "d"))).toBe(true);
+  });
+
+  it("RNTO to the same name is a no-op with 250, for a directory and a file, also through a linked directory", async () => {
+    const { c, dir } = await inDir();
+    mkdirSync(path.join(dir, "dd"));
+    writeFileSync(path.join(dir, "dd", "in.txt"), "kept");
+    writeFileSync(path.join(dir, "f.txt"), "file");
+    symlinkSync(".", path.join(dir, "here"));
+    for (const [from, to] of [
+      ["dd", "dd"],
+      ["dd", "./dd/"],
+      ["dd", "here/dd"],
+      ["f.txt", "f.txt"],
+      ["f.txt", "here/f.txt"],
+    ]) {
+      expect((await c.cmd(`RNFR ${from}`)).code, from).toBe(350);
+      expect((await c.cmd(`RNTO ${to}`)).all, `${from} -> ${to}`).toBe("250 Rename successful");
+    }
+    expect(readFileSync(path.join(dir, "dd", "in.txt"), "utf8")).toBe("kept");
+    expect(readFileSync(path.join(dir, "f.txt"), "utf8")).toBe("file");
+    // Below itself is still refused.
+    await c.cmd("RNFR dd");
+    expect((await c.cmd("RNTO dd/dd")).code).toBe(550);
+    await c.cmd("RNFR dd");
+    expect((await c.cmd("RNTO here/dd/x")).code).toBe(550);
   });
 
   it("RNTO to a path in a missing directory → 550 and the source stays", async () => {
