@@ -1,7 +1,32 @@
 // Directory listing formats: LIST in the `ls -l` form every client parses, NLST names, and the MLSx fact lines of
 // RFC 3659 §7, plus the time-val format shared by MDTM, MFMT and the modify fact (RFC 3659 §2.3).
 
-export type EntryType = "file" | "dir" | "link" | "other";
+/** What an entry is; "other" for a kind the file system reports that none of these names. */
+export type EntryType = "file" | "dir" | "link" | "fifo" | "socket" | "char" | "block" | "other";
+
+/** The type letter `ls -l` writes for each kind. */
+const LS_TYPE: Record<EntryType, string> = {
+  file: "-",
+  dir: "d",
+  link: "l",
+  fifo: "p",
+  socket: "s",
+  char: "c",
+  block: "b",
+  other: "?",
+};
+
+/** MLSx type= values of the special kinds, as "OS.unix=kind" (RFC 3659 §7.5.1: an OS-specific type). */
+const MLSX_TYPE: Record<EntryType, string> = {
+  file: "file",
+  dir: "dir",
+  link: "OS.unix=link",
+  fifo: "OS.unix=fifo",
+  socket: "OS.unix=socket",
+  char: "OS.unix=chardev",
+  block: "OS.unix=blockdev",
+  other: "OS.unix=other",
+};
 
 export interface ListEntry {
   name: string;
@@ -22,9 +47,8 @@ function pad2(n: number): string {
 
 /** "rwxr-xr-x" with the type letter in front, as ls prints it. */
 export function modeString(type: EntryType, mode: number): string {
-  const t = type === "dir" ? "d" : type === "link" ? "l" : type === "file" ? "-" : "?";
   const chars = "rwxrwxrwx";
-  let s = t;
+  let s = LS_TYPE[type];
   for (let i = 0; i < 9; i++) s += mode & (1 << (8 - i)) ? chars[i] : "-";
   return s;
 }
@@ -109,7 +133,7 @@ export function formatMlsxLine(
   for (const f of facts) {
     switch (f) {
       case "type":
-        out += `type=${opts.typeOverride ?? (e.type === "dir" ? "dir" : e.type === "file" ? "file" : "OS.unix=" + e.type)};`;
+        out += `type=${opts.typeOverride ?? MLSX_TYPE[e.type]};`;
         break;
       case "size":
         if (e.type !== "dir") out += `size=${e.size};`;
@@ -130,5 +154,8 @@ export function formatMlsxLine(
 
 function permFact(type: EntryType, writable: boolean): string {
   if (type === "dir") return writable ? "flcdmpe" : "le";
-  return writable ? "adfrw" : "r";
+  if (type === "file") return writable ? "adfrw" : "r";
+  // A FIFO, socket or device is never read or written over FTP (RETR and STOR take regular files only): it can
+  // only be deleted or renamed.
+  return writable ? "df" : "";
 }

@@ -54,10 +54,14 @@ function outside(): MyftpError {
   return new MyftpError("outside-home", "Permission denied");
 }
 
-function entryType(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType {
+function entryType(st: fs.Stats): EntryType {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
   if (st.isSymbolicLink()) return "link";
+  if (st.isFIFO()) return "fifo";
+  if (st.isSocket()) return "socket";
+  if (st.isCharacterDevice()) return "char";
+  if (st.isBlockDevice()) return "block";
   return "other";
 }
 

@@ -25,6 +25,13 @@ describe("modeString", () => {
     expect(modeString("file", 0)).toBe("----------");
     expect(modeString("other", 0o600)).toBe("?rw-------");
   });
+
+  it("writes ls's letters for FIFOs, sockets and devices", () => {
+    expect(modeString("fifo", 0o644)).toBe("prw-r--r--");
+    expect(modeString("socket", 0o755)).toBe("srwxr-xr-x");
+    expect(modeString("char", 0o666)).toBe("crw-rw-rw-");
+    expect(modeString("block", 0o660)).toBe("brw-rw----");
+  });
 });
 
 describe("lsDate", () => {
@@ -118,6 +125,19 @@ describe("MLSx facts (RFC 3659 §7)", () => {
     expect(formatMlsxLine(dir, DEFAULT_MLST_FACTS, { writable: true })).toBe("type=dir;modify=20200102030405;perm=flcdmpe; photos");
     expect(formatMlsxLine(dir, ["perm"], { writable: false })).toBe("perm=le; photos");
     expect(formatMlsxLine(file, ["perm"], { writable: false })).toBe("perm=r; report.txt");
+  });
+
+  it("types FIFOs, sockets and devices as OS.unix= kinds (RFC 3659 §7.5.1) with only delete and rename allowed", () => {
+    const special = (type: ListEntry["type"]): ListEntry => ({ ...file, name: "x", type, size: 0 });
+    const line = (type: ListEntry["type"], writable = true) => formatMlsxLine(special(type), DEFAULT_MLST_FACTS, { writable });
+    expect(line("fifo")).toBe("type=OS.unix=fifo;size=0;modify=20240601090507;perm=df; x");
+    expect(line("socket")).toBe("type=OS.unix=socket;size=0;modify=20240601090507;perm=df; x");
+    expect(line("char")).toBe("type=OS.unix=chardev;size=0;modify=20240601090507;perm=df; x");
+    expect(line("block", false)).toBe("type=OS.unix=blockdev;size=0;modify=20240601090507;perm=; x");
+    // Every line stays in RFC 3659's grammar: facts are fact=value; with a token value, one space, then the name.
+    for (const t of ["fifo", "socket", "char", "block", "link", "other"] as const) {
+      expect(line(t)).toMatch(/^([a-z.]+=[A-Za-z0-9.=]*;)+ x$/i);
+    }
   });
 
   it("writes unix.mode in octal and honours type and name overrides", () => {

@@ -1,5 +1,7 @@
 // Every command of issue 2 over a raw control connection, with exact replies.
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
@@ -530,6 +532,27 @@ describe("listings", () => {
     const f = await c.retrieve("MLSD b.txt");
     expect(f.prelim.code).toBe(501);
     expect((await c.cmd("NOOP")).code).toBe(200);
+  });
+
+  it("LIST writes ls's type letter for a FIFO (p) and a socket (s); MLSD types them as OS.unix=", async () => {
+    const { c, dir } = await inDir();
+    execFileSync("mkfifo", ["-m", "644", path.join(dir, "pipe")]);
+    const unix = net.createServer();
+    await new Promise<void>((res) => unix.listen(path.join(dir, "sock"), res));
+    try {
+      const r = await c.retrieve("LIST");
+      expect(r.final.code).toBe(226);
+      const lines = r.data.toString("utf8").split("\r\n").filter(Boolean);
+      expect(lines.find((l) => l.endsWith(" pipe"))).toMatch(/^prw-r--r-- /);
+      expect(lines.find((l) => l.endsWith(" sock"))).toMatch(/^s[rwx-]{9} /);
+      const m = await c.retrieve("MLSD");
+      const facts = m.data.toString("utf8").split("\r\n").filter(Boolean);
+      expect(facts.find((l) => l.endsWith(" pipe"))).toMatch(/^type=OS\.unix=fifo;size=0;modify=\d{14};perm=df; pipe$/);
+      expect(facts.find((l) => l.endsWith(" sock"))).toMatch(/^type=OS\.unix=socket;size=0;modify=\d{14};perm=df; sock$/);
+      expect((await c.cmd("MLST pipe")).lines[1]).toMatch(/^ type=OS\.unix=fifo;/);
+    } finally {
+      unix.close();
+    }
   });
 
   it("lists an empty directory as no lines", async () => {
