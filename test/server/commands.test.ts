@@ -555,6 +555,100 @@ describe("listings", () => {
     }
   });
 
+  describe("wildcards in LIST and NLST", () => {
+    async function globDir() {
+      const { c, dir } = await inDir();
+      for (const n of ["a.txt", "b.txt", "c.log", ".hidden.txt", "f1.txt", "f2.txt", "fx.txt", "测试.txt"]) writeFileSync(path.join(dir, n), n);
+      mkdirSync(path.join(dir, "sub"));
+      writeFileSync(path.join(dir, "sub", "in.txt"), "in");
+      writeFileSync(path.join(dir, "sub", "in.bin"), "bin");
+      return { c, dir };
+    }
+    const names = (r: { data: Buffer }) => r.data.toString("utf8").split("\r\n").filter(Boolean);
+
+    it("NLST *.txt sends the matching names, dot files left out", async () => {
+      const { c } = await globDir();
+      const r = await c.retrieve("NLST *.txt");
+      expect(r.final.code).toBe(226);
+      expect(names(r)).toEqual(["a.txt", "b.txt", "f1.txt", "f2.txt", "fx.txt", "测试.txt"]);
+    });
+
+    it("LIST *.txt sends ls -l lines of the matches; ? and [...] work too", async () => {
+      const { c } = await globDir();
+      const r = await c.retrieve("LIST *.txt");
+      expect(r.final.code).toBe(226);
+      const lines = names(r);
+      expect(lines).toHaveLength(6);
+      expect(lines[0]).toMatch(/^-rw-r--r-- 1 alice alice +5 .* a\.txt$/);
+      expect(names(await c.retrieve("NLST f?.txt"))).toEqual(["f1.txt", "f2.txt", "fx.txt"]);
+      expect(names(await c.retrieve("NLST f[0-9].txt"))).toEqual(["f1.txt", "f2.txt"]);
+      expect(names(await c.retrieve("NLST f[!0-9].txt"))).toEqual(["fx.txt"]);
+      expect(names(await c.retrieve("LIST -l s*"))).toEqual([expect.stringMatching(/^drwx.* sub$/)]);
+    });
+
+    it("matches in the last segment of a path; NLST names keep the directory as written", async () => {
+      const { c } = await globDir();
+      const l = await c.retrieve("LIST sub/*.txt");
+      expect(l.final.code).toBe(226);
+      expect(names(l)).toEqual([expect.stringMatching(/ in\.txt$/)]);
+      expect(names(await c.retrieve("NLST sub/*.txt"))).toEqual(["sub/in.txt"]);
+      expect(names(await c.retrieve("NLST ./sub/in.*"))).toEqual(["./sub/in.bin", "./sub/in.txt"]);
+      // Each NLST name can be sent back as it is (what mget does).
+      expect((await c.retrieve("RETR sub/in.txt")).data.toString()).toBe("in");
+    });
+
+    it("hidden names only for a pattern that starts with a dot", async () => {
+      const { c } = await globDir();
+      expect(names(await c.retrieve("NLST .*.txt"))).toEqual([".hidden.txt"]);
+      expect(names(await c.retrieve("NLST *hidden*"))).toEqual([]);
+    });
+
+    it("no match is 450 (RFC 959's reply for LIST and NLST), and the session goes on", async () => {
+      const { c } = await globDir();
+      const n = await c.retrieve("NLST *.none");
+      expect(n.prelim.all).toBe("450 *.none: No files found");
+      const l = await c.retrieve("LIST sub/*.none");
+      expect(l.prelim.code).toBe(450);
+      // A missing directory before the pattern is a missing path.
+      expect((await c.retrieve("LIST nodir/*.txt")).prelim.code).toBe(550);
+      // Without a wildcard a missing name is still 550.
+      expect((await c.retrieve("NLST none.txt")).prelim.code).toBe(550);
+      expect((await c.cmd("NOOP")).code).toBe(200);
+    });
+
+    it("a name that exists is listed as it is, wildcard characters and all", async () => {
+      const { c, dir } = await globDir();
+      writeFileSync(path.join(dir, "*.txt"), "star");
+      expect(names(await c.retrieve("NLST *.txt"))).toEqual(["*.txt"]);
+      // An escaped star matches only a star.
+      expect(names(await c.retrieve("NLST \\*.*"))).toEqual(["*.txt"]);
+    });
+
+    it("is for LIST and NLST only: RETR, DELE, SIZE and MLSD take the name literally", async () => {
+      const { c, dir } = await globDir();
+      expect((await c.retrieve("RETR *.txt")).prelim.code).toBe(550);
+      expect((await c.cmd("DELE *.txt")).code).toBe(550);
+      expect((await c.cmd("SIZE a*")).code).toBe(550);
+      expect((await c.retrieve("MLSD s*")).prelim.code).toBe(550);
+      expect(existsSync(path.join(dir, "a.txt"))).toBe(true);
+    });
+
+    it("never reaches outside the home: .. stops at /, links leading out are left out", async () => {
+      const { c, dir } = await globDir();
+      symlinkSync("/etc", path.join(dir, "etc-link"));
+      symlinkSync("/etc/hostname", path.join(dir, "host-link.txt"));
+      // From the home's root, ../../* is the home's own entries.
+      expect((await c.cmd("CWD /")).code).toBe(250);
+      const up = names(await c.retrieve("NLST ../../*"));
+      expect(up.length).toBeGreaterThan(0);
+      for (const n of up) expect(existsSync(path.join(home, n.replace(/^(\.\.\/)+/, "")))).toBe(true);
+      await c.cmd(`CWD ${path.basename(dir)}`);
+      expect(names(await c.retrieve("NLST *link*"))).toEqual([]);
+      expect((await c.retrieve("NLST etc-link/*")).prelim.code).toBe(550);
+      expect((await c.retrieve("LIST /etc/pass*")).prelim.code).toBe(550);
+    });
+  });
+
   it("lists an empty directory as no lines", async () => {
     const { c } = await inDir();
     const r = await c.retrieve("LIST");

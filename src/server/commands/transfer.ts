@@ -1,8 +1,9 @@
 // Transfer commands: RETR, STOR, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
 
-import { MyftpError } from "../../core/errors.js";
+import { MyftpError, toMyftpError } from "../../core/errors.js";
 import { formatLsLine, formatMlsxLine, type ListEntry } from "../../protocol/listing.js";
-import { virtualBase } from "../../protocol/vpath.js";
+import { compileNamePattern } from "../../protocol/glob.js";
+import { virtualBase, virtualParent } from "../../protocol/vpath.js";
 import { runTransfer } from "../data-transfer.js";
 import type { Session } from "../session.js";
 import type { Socket } from "node:net";
@@ -130,12 +131,54 @@ async function sendListing(s: Session, verb: string, target: string, pieces: Ite
   });
 }
 
-async function listing(s: Session, verb: string, arg: string, line: (e: ListEntry) => string): Promise<void> {
+/**
+ * The entries a pattern in the last segment of a LIST/NLST argument matches ("*.txt", "dir/a?[0-9]*"), sorted;
+ * null when that segment holds no wildcard. The directory is read through the storage like any listing, so a
+ * pattern never reaches outside the home. Names starting with "." match only a pattern that starts with one.
+ */
+async function globEntries(s: Session, text: string, target: string): Promise<ListEntry[] | null> {
+  const base = virtualBase(target);
+  // Only when the argument's own last segment is the pattern ("*.txt/.." names the directory, not a pattern).
+  if (base === "" || text.slice(text.lastIndexOf("/") + 1) !== base) return null;
+  const pattern = compileNamePattern(base);
+  if (!pattern.isGlob) return null;
+  const dotted = base.startsWith(".");
+  const entries = await s.storage.list(virtualParent(target));
+  return entries
+    .filter((e) => (dotted || !e.name.startsWith(".")) && pattern.matches(e.name))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+async function listing(
+  s: Session,
+  verb: string,
+  arg: string,
+  line: (e: ListEntry) => string,
+  opts: { globWithDir?: boolean } = {},
+): Promise<void> {
   let target: string;
   let entries: ListEntry[];
   try {
-    target = s.vpath(await listTarget(s, arg));
-    ({ entries } = await entriesOf(s, target));
+    const text = await listTarget(s, arg);
+    target = s.vpath(text);
+    try {
+      ({ entries } = await entriesOf(s, target));
+    } catch (err) {
+      // A name that exists is listed as it is, wildcards or not; only a missing one is read as a pattern.
+      if (toMyftpError(err).code !== "not-found") throw err;
+      const matched = await globEntries(s, text, target);
+      if (matched === null) throw err;
+      if (matched.length === 0) {
+        s.data.reset();
+        // RFC 959 §4.2 lists 450 (file unavailable), not 550, among LIST's and NLST's replies.
+        s.reply(450, `${text}: No files found`);
+        return;
+      }
+      // NLST names come back as the client wrote their directory ("dir/*.txt" -> "dir/a.txt"), so that each can be
+      // sent back in a RETR, as mget does; LIST lines carry the bare name, as for a directory listed.
+      const dir = text.slice(0, text.lastIndexOf("/") + 1);
+      entries = opts.globWithDir && dir !== "" ? matched.map((e) => ({ ...e, name: dir + e.name })) : matched;
+    }
   } catch (err) {
     s.data.reset();
     throw err;
@@ -150,7 +193,7 @@ export async function list(s: Session, arg: string): Promise<void> {
 }
 
 export async function nlst(s: Session, arg: string): Promise<void> {
-  await listing(s, "NLST", arg, (e) => e.name);
+  await listing(s, "NLST", arg, (e) => e.name, { globWithDir: true });
 }
 
 export async function mlsd(s: Session, arg: string): Promise<void> {
