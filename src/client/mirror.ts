@@ -5,7 +5,7 @@ import { join as joinLocal, posix } from "node:path";
 import { ClientError, toClientError } from "./errors.js";
 import { formatBytes } from "./progress.js";
 import type { FtpSession, RemoteEntry } from "./session.js";
-import { getFile, putFile, type TransferOptions } from "./transfer.js";
+import { getFile, putFile, rateLimiter, type TransferOptions } from "./transfer.js";
 
 export interface MirrorOptions extends TransferOptions {
   /** Connections used at once (default 1). */
@@ -135,7 +135,7 @@ async function transferAll<F>(
   session: FtpSession,
   jobs: F[],
   opts: MirrorOptions,
-  move: (s: FtpSession, job: F, resume: boolean) => Promise<{ transferred: number }>,
+  move: (s: FtpSession, job: F, opts: MirrorOptions) => Promise<{ transferred: number }>,
 ): Promise<{ transferred: number; bytes: number; failed: number; firstError: ClientError | undefined }> {
   let transferred = 0;
   let bytes = 0;
@@ -143,11 +143,13 @@ async function transferAll<F>(
   let firstError: ClientError | undefined;
   // Resuming a changed file is only safe when the server can prove the existing part by hash.
   const resume = opts.resume && session.hasRangedHash;
+  // --limit-rate is for the whole command: the files moving at once share one limiter.
+  const limiter = rateLimiter(opts);
   const sessions = await openExtra(session, opts.parallel, jobs.length, opts);
   try {
     await runParallel(sessions, jobs, async (s, job) => {
       try {
-        const r = await move(s, job, resume);
+        const r = await move(s, job, { ...opts, resume, limiter });
         transferred++;
         bytes += r.transferred;
       } catch (err) {
@@ -172,8 +174,8 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
   for (const d of remote.dirs) await mkdir(joinLocal(localDir, d), { recursive: true });
   const local = await walkLocal(localDir);
   const jobs = [...remote.files.values()].filter((f) => needsTransfer(f, local.files.get(f.rel)));
-  const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, resume) =>
-    getFile(s, posix.join(remoteDir, f.rel), joinLocal(localDir, f.rel), { ...opts, resume }),
+  const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) =>
+    getFile(s, posix.join(remoteDir, f.rel), joinLocal(localDir, f.rel), o),
   );
   let deleted = 0;
   if (opts.delete) {
@@ -205,8 +207,8 @@ export async function mirrorUp(session: FtpSession, localDir: string, remoteDir:
     if (!remote.dirs.includes(d)) await ensureRemoteDir(session, posix.join(remoteDir, d));
   }
   const jobs = [...local.files.values()].filter((f) => needsTransfer(f, remote.files.get(f.rel)));
-  const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, resume) =>
-    putFile(s, joinLocal(localDir, f.rel), posix.join(remoteDir, f.rel), { ...opts, resume }),
+  const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) =>
+    putFile(s, joinLocal(localDir, f.rel), posix.join(remoteDir, f.rel), o),
   );
   let deleted = 0;
   if (opts.delete) {

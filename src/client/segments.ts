@@ -7,11 +7,12 @@ import { basename } from "node:path";
 import { ClientError, toClientError } from "./errors.js";
 import type { ProgressHandle } from "./progress.js";
 import { shouldRetry, sleep, type FtpSession } from "./session.js";
-import { FileSink, RateLimiter } from "./streams.js";
+import { FileSink } from "./streams.js";
 import {
   checkPrefix,
   checkRange,
   getFile,
+  rateLimiter,
   remoteIsNewer,
   verifyWhole,
   MISMATCH_SUFFIX,
@@ -84,8 +85,13 @@ async function loadState(file: string): Promise<SegmentState | undefined> {
 
 async function saveState(file: string, state: SegmentState): Promise<void> {
   const tmp = `${file}.tmp`;
-  await writeFile(tmp, JSON.stringify(state));
-  await rename(tmp, file);
+  try {
+    await writeFile(tmp, JSON.stringify(state));
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
 }
 
 /** Is there an unfinished segmented download for this local file? */
@@ -174,7 +180,26 @@ export async function getSegmented(
   const doneBytes = () => size - segments.reduce((a, s) => a + (s.end - s.pos), 0);
   const resumedFrom = doneBytes();
 
-  const handle: FileHandle = await open(local, localSt ? "r+" : "w");
+  // The state is written before the file is sized: a full-size file must never be left without the record of which
+  // ranges it still lacks, or a later run would take its holes for data (a server without HASH can only compare
+  // sizes). If setting up fails, a file this run created goes again; a state just written stays with a file that was
+  // there before, saying everything after the checked prefix is still missing.
+  const created = localSt === undefined;
+  let handle: FileHandle | undefined;
+  try {
+    await saveState(stateFile, state);
+    handle = await open(local, created ? "wx" : "r+");
+    // A fresh start keeps only the checked prefix; the ranges then fill the rest in place.
+    if (!continuing) await handle.truncate(prefix);
+    await handle.truncate(size);
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    if (created) {
+      if (handle) await unlink(local).catch(() => undefined);
+      await unlink(stateFile).catch(() => undefined);
+    }
+    throw toClientError(err, { action: `get ${remote}` });
+  }
   let bar: ProgressHandle | undefined;
   let saving: Promise<void> | undefined;
   const persist = () => {
@@ -186,12 +211,8 @@ export async function getSegmented(
   const timer = setInterval(() => void persist().catch(() => undefined), 500);
   let transferred = 0;
   try {
-    // A fresh start keeps only the checked prefix; the ranges then fill the rest in place.
-    if (!continuing) await handle.truncate(prefix);
-    await handle.truncate(size);
-    await persist();
     bar = opts.progress.start("get", name, size, resumedFrom);
-    const limiter = opts.limitRate ? new RateLimiter(opts.limitRate) : undefined;
+    const limiter = rateLimiter(opts);
     const queue = segments.filter((s) => s.pos < s.end);
     let active = 0;
     let firstError: unknown;

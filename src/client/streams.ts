@@ -4,18 +4,23 @@
 import { Transform, Writable, type TransformCallback } from "node:stream";
 import type { FileHandle } from "node:fs/promises";
 
-/** Spreads bytes over time so that at most `bytesPerSecond` pass on average. */
+/**
+ * Spreads bytes over time so that at most `bytesPerSecond` pass on average. One limiter may be shared by every
+ * transfer of a command (the ranges of `get -n`, the files of `mirror -P`): together they keep to the rate.
+ */
 export class RateLimiter {
-  private readonly start: number;
-  private sent = 0;
+  /** When the bytes taken so far may all have gone, in ms since the epoch. */
+  private due: number;
   constructor(private readonly bytesPerSecond: number) {
-    this.start = Date.now();
+    this.due = Date.now();
   }
   /** Resolves when `n` more bytes may go. */
   async take(n: number): Promise<void> {
-    this.sent += n;
-    const due = this.start + (this.sent / this.bytesPerSecond) * 1000;
-    const wait = due - Date.now();
+    const now = Date.now();
+    // A pause (a listing, a verification between files) earns at most one second's worth of bytes.
+    if (this.due < now - 1000) this.due = now - 1000;
+    this.due += (n / this.bytesPerSecond) * 1000;
+    const wait = this.due - now;
     if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 5000)));
   }
 }

@@ -5,7 +5,7 @@ import { open, rename, stat, unlink, utimes, type FileHandle } from "node:fs/pro
 import { basename } from "node:path";
 import { uploadFrom as ftpUpload } from "basic-ftp/dist/transfer.js";
 import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
-import { ClientError, toClientError } from "./errors.js";
+import { ClientError, isFtpReplyError, replyText, toClientError } from "./errors.js";
 import { hashLocalFile, type HashAlgorithm, HASH_PREFERENCE } from "./hashing.js";
 import type { ProgressHandle, ProgressReporter } from "./progress.js";
 import { isHashRefusal, type FtpSession } from "./session.js";
@@ -18,6 +18,8 @@ export interface TransferOptions {
   readonly retries: number;
   /** Bytes per second, for slow links and tests. */
   readonly limitRate?: number;
+  /** A limiter shared with other transfers of the same command (mirror -P); without it each transfer keeps to limitRate alone. */
+  readonly limiter?: RateLimiter;
   readonly progress: ProgressReporter;
   /** One line of information for the user (resume decisions, verification method). */
   readonly note: (line: string) => void;
@@ -29,6 +31,11 @@ export interface TransferResult {
   readonly resumedFrom: number;
   readonly verified: string;
   readonly skipped: boolean;
+}
+
+/** The command's shared limiter, or one for this transfer alone, or none. */
+export function rateLimiter(opts: Pick<TransferOptions, "limitRate" | "limiter">): RateLimiter | undefined {
+  return opts.limiter ?? (opts.limitRate ? new RateLimiter(opts.limitRate) : undefined);
 }
 
 /** Suffix for a file set aside after a failed verification. */
@@ -53,6 +60,30 @@ export type PrefixCheck = "hash" | "size" | "mismatch" | "unavailable";
 
 /** Where a segmented download keeps its progress: next to the local file, with this suffix. */
 export const SEGMENT_STATE_SUFFIX = ".myftp-segments";
+
+/** What the previous attempt of a transfer did to the partial file: where it began and at most how many bytes it moved. */
+export interface AttemptTrace {
+  readonly offset: number;
+  moved: number;
+}
+
+/**
+ * Is a partial file of `have` bytes what our own previous attempt left? Only if that attempt moved bytes into it and
+ * the size is within what it could have produced; anything else (an attempt refused before sending a byte, a file
+ * another client wrote in between) gets the normal checks.
+ */
+export function leftByUs(last: AttemptTrace | undefined, have: number): boolean {
+  return last !== undefined && last.moved > 0 && have >= last.offset && have <= last.offset + last.moved;
+}
+
+/** The note for another try: a refusal the server may lift (450 busy, 425/426 data trouble) is not a lost connection. */
+function retryNote(verb: string, name: string, err: unknown, n: number, retries: number): string {
+  if (isFtpReplyError(err) && err.code !== 421) {
+    const what = err.code === 450 ? "the server is busy" : "the server answered";
+    return `${verb} ${name}: ${what} (${err.code} ${replyText(err.message)}); retry ${n}/${retries}`;
+  }
+  return `connection lost during ${verb} ${name} (${toClientError(err).message}); retry ${n}/${retries}`;
+}
 
 /**
  * Does the remote file start with the same `length` bytes as the local one? Uses HASH over the range
@@ -139,17 +170,20 @@ export async function getFile(session: FtpSession, remote: string, local: string
   let transferred = 0;
   let resumedFrom = 0;
   let bar: ProgressHandle | undefined;
-  const limiter = opts.limitRate ? new RateLimiter(opts.limitRate) : undefined;
+  const limiter = rateLimiter(opts);
   const existed = (await localSize(local).catch(() => undefined)) !== undefined;
+  let last: AttemptTrace | undefined;
   try {
     const outcome = await session.withReconnect(
       opts.retries,
       async (attempt) => {
         const remoteSize = await session.size(remote, true);
         const have = (await localSize(local)) ?? 0;
+        const ours = attempt > 0 && leftByUs(last, have);
+        last = undefined;
         let offset = 0;
         if (have > 0 && opts.resume) {
-          offset = await planGetResume(session, remote, local, have, remoteSize, attempt > 0, opts);
+          offset = await planGetResume(session, remote, local, have, remoteSize, ours, opts);
         }
         if (attempt === 0) resumedFrom = offset;
         if (remoteSize !== undefined && offset === remoteSize && offset > 0) return "complete" as const;
@@ -157,6 +191,8 @@ export async function getFile(session: FtpSession, remote: string, local: string
         bar.setTotal(remoteSize);
         let done = offset;
         const handle: FileHandle = await open(local, offset > 0 ? "r+" : "w");
+        const trace: AttemptTrace = { offset, moved: 0 };
+        last = trace;
         try {
           if (offset === 0) await handle.truncate(0);
           const sink = new FileSink({
@@ -165,6 +201,7 @@ export async function getFile(session: FtpSession, remote: string, local: string
             limiter,
             onWritten: (n) => {
               done += n;
+              trace.moved += n;
               transferred += n;
               bar?.update(done);
             },
@@ -176,7 +213,7 @@ export async function getFile(session: FtpSession, remote: string, local: string
         }
         return "transferred" as const;
       },
-      (err, n) => opts.note(`connection lost during get ${remote} (${toClientError(err).message}); retry ${n}/${opts.retries}`),
+      (err, n) => opts.note(retryNote("get", remote, err, n, opts.retries)),
     );
     const verified = await verifyOrSetAside(session, remote, local, opts, "get");
     // The file is whole now: progress saved by an earlier segmented run of it means nothing any more.
@@ -274,16 +311,19 @@ export async function putFile(session: FtpSession, local: string, remote: string
   let transferred = 0;
   let resumedFrom = 0;
   let bar: ProgressHandle | undefined;
-  const limiter = opts.limitRate ? new RateLimiter(opts.limitRate) : undefined;
+  const limiter = rateLimiter(opts);
   try {
     const size = await localSize(local);
     if (size === undefined) throw new ClientError("local", `no such local file: ${local}`);
+    let last: AttemptTrace | undefined;
     const outcome = await session.withReconnect(
       opts.retries,
       async (attempt) => {
         const have = opts.resume || attempt > 0 ? ((await session.size(remote)) ?? 0) : 0;
+        const ours = attempt > 0 && leftByUs(last, have);
+        last = undefined;
         let offset = 0;
-        if (have > 0) offset = await planPutResume(session, local, remote, have, size, attempt > 0, opts);
+        if (have > 0) offset = await planPutResume(session, local, remote, have, size, ours, opts);
         if (attempt === 0) resumedFrom = offset;
         if (offset === size && size > 0) return "complete" as const;
         bar ??= opts.progress.start("put", name, size, offset);
@@ -296,18 +336,22 @@ export async function putFile(session: FtpSession, local: string, remote: string
         }, limiter);
         source.on("error", (e) => meter.destroy(e));
         source.pipe(meter);
+        const trace: AttemptTrace = { offset, moved: 0 };
+        last = trace;
         try {
           if (offset === 0) await session.client.uploadFrom(meter, remote);
           else if (session.features.restStream) await storeAt(session, meter, remote, offset);
           else await session.client.appendFrom(meter, remote);
         } finally {
+          // What left the meter went to the data connection; what still waits in it never did (a refused STOR).
+          trace.moved = meter.bytes - meter.readableLength;
           source.destroy();
         }
         if (meter.bytes !== size - offset)
           throw new ClientError("local", `${local} changed while it was being sent (${meter.bytes} of ${size - offset} bytes read)`);
         return "transferred" as const;
       },
-      (err, n) => opts.note(`connection lost during put ${local} (${toClientError(err).message}); retry ${n}/${opts.retries}`),
+      (err, n) => opts.note(retryNote("put", local, err, n, opts.retries)),
     );
     const verified = await verifyOrSetAside(session, remote, local, opts, "put");
     const result = { size, transferred, resumedFrom, verified, skipped: outcome === "complete" };

@@ -14,6 +14,7 @@ import { needsTransfer } from "../../src/client/mirror.js";
 import { ProgressReporter, fitName, formatBar, formatBytes, formatDone, formatDuration, formatRate } from "../../src/client/progress.js";
 import { parseCount, parseRate } from "../../src/client/runtime.js";
 import { MIN_SEGMENT, parseSegmentState, splitRanges } from "../../src/client/segments.js";
+import { leftByUs } from "../../src/client/transfer.js";
 import { formatMdtm, parseFeatures, parseMdtm } from "../../src/client/session.js";
 import { lastWord, quoteWord, tokenize } from "../../src/client/shell.js";
 import { displayUrl, parseFtpUrl } from "../../src/client/url.js";
@@ -316,6 +317,19 @@ describe("shell words", () => {
     expect(lastWord("get ")).toEqual({ raw: "", value: "", index: 1 });
     expect(lastWord("ge")).toEqual({ raw: "ge", value: "ge", index: 0 });
     expect(lastWord('get "my fi')).toEqual({ raw: '"my fi', value: "my fi", index: 1 });
+  });
+});
+
+describe("retries", () => {
+  it("takes a partial for our own only within what our last attempt moved into it", () => {
+    expect(leftByUs(undefined, 1000)).toBe(false);
+    // Refused before a byte moved (450 busy), or decided to start over and then failed: the normal checks apply.
+    expect(leftByUs({ offset: 0, moved: 0 }, 300_000)).toBe(false);
+    expect(leftByUs({ offset: 5000, moved: 0 }, 5000)).toBe(false);
+    expect(leftByUs({ offset: 0, moved: 4096 }, 4096)).toBe(true);
+    expect(leftByUs({ offset: 1000, moved: 4096 }, 3000)).toBe(true);
+    expect(leftByUs({ offset: 1000, moved: 4096 }, 5097)).toBe(false);
+    expect(leftByUs({ offset: 1000, moved: 4096 }, 999)).toBe(false);
   });
 });
 
