@@ -144,6 +144,19 @@ export class ProgressReporter {
     private readonly now: () => number = () => Date.now(),
   ) {}
 
+  /** Set once interrupt() ran: nothing is drawn any more. */
+  private stopped = false;
+  private endActive: (() => void) | undefined;
+
+  /**
+   * Ctrl-C: end the line of the bar being drawn (it stays as it was, the shell's prompt goes below it) and draw no
+   * more bars.
+   */
+  interrupt(): void {
+    this.stopped = true;
+    this.endActive?.();
+  }
+
   /** Print a line of information, clearing a bar that is being drawn (it is redrawn on the next update). */
   note(line: string): void {
     if (this.mode === "quiet") return;
@@ -162,13 +175,18 @@ export class ProgressReporter {
       if (drawn && this.term) this.term.write("\r\x1b[K");
       drawn = false;
     };
+    const end = () => {
+      if (drawn && this.term) this.term.write("\n");
+      drawn = false;
+    };
     const draw = (force: boolean) => {
-      if (this.mode !== "bar" || !this.term) return;
+      if (this.mode !== "bar" || !this.term || this.stopped) return;
       const t = this.now();
       meter.add(t, cur);
       if (this.owner === undefined) {
         this.owner = me;
         this.clearActive = clear;
+        this.endActive = end;
       }
       if (this.owner !== me || (!force && t - lastDraw < 100)) return;
       lastDraw = t;
@@ -180,6 +198,7 @@ export class ProgressReporter {
       if (this.owner !== me) return;
       this.owner = undefined;
       this.clearActive = undefined;
+      this.endActive = undefined;
     };
     meter.add(this.now(), cur);
     draw(true);

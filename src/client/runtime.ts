@@ -33,6 +33,11 @@ export function parseRate(text: string): number {
   return v;
 }
 
+/** 128 + SIGPIPE (13): how a shell reports a program whose output reader went away. */
+export const EXIT_BROKEN_PIPE = 141;
+/** 128 + SIGINT (2): how a shell reports a program stopped with Ctrl-C. */
+export const EXIT_INTERRUPTED = 130;
+
 export function parseCount(text: string, what: string, min = 0): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min) throw new ClientError("usage", `${what} must be a whole number of at least ${min}, not "${text}"`);
@@ -60,6 +65,45 @@ export class Runtime implements ShellContext {
         return opts.stderr.columns;
       },
     });
+    // A reader that went away (`myftp ls URL | head -1`) ends the run quietly, as SIGPIPE ends other programs: no
+    // stack trace, and not a success that a script could take for a finished transfer.
+    for (const stream of [opts.stdout, opts.stderr]) {
+      stream.on("error", (err: NodeJS.ErrnoException) => {
+        if (err.code !== "EPIPE") throw err;
+        this.close();
+        process.exit(EXIT_BROKEN_PIPE);
+      });
+    }
+  }
+
+  /**
+   * Run a one-shot command. Ctrl-C ends the progress bar's line, stops the transfer (a segmented download records
+   * where its ranges stopped) and exits 130; a second Ctrl-C, or a transfer that does not stop within two seconds,
+   * exits at once.
+   */
+  private async oneShot(run: () => Promise<void>): Promise<void> {
+    let interrupted = false;
+    const onSigint = () => {
+      if (interrupted) process.exit(EXIT_INTERRUPTED);
+      interrupted = true;
+      this.progress.interrupt();
+      this.session?.abort();
+      setTimeout(() => process.exit(EXIT_INTERRUPTED), 2000).unref();
+    };
+    process.on("SIGINT", onSigint);
+    try {
+      await run();
+    } catch (err) {
+      if (!interrupted) throw err;
+      this.error(`myftp: ${toClientError(err).message}`);
+    }
+    if (!interrupted) {
+      process.removeListener("SIGINT", onSigint);
+      return;
+    }
+    this.close();
+    for (const stream of [this.opts.stdout, this.opts.stderr]) await new Promise<void>((r) => stream.write("", () => r()));
+    process.exit(EXIT_INTERRUPTED);
   }
 
   get interactive(): boolean {
@@ -118,6 +162,22 @@ export class Runtime implements ShellContext {
   // One-shot commands -------------------------------------------------------------------------
 
   async getUrl(url: string, local: string | undefined, segments: number): Promise<void> {
+    await this.oneShot(() => this.get(url, local, segments));
+  }
+
+  async putUrl(local: string, url: string): Promise<void> {
+    await this.oneShot(() => this.put(local, url));
+  }
+
+  async lsUrl(url: string): Promise<void> {
+    await this.oneShot(() => this.ls(url));
+  }
+
+  async mirrorUrl(source: string, dest: string, reverse: boolean, parallel: number, del: boolean): Promise<void> {
+    await this.oneShot(() => this.mirror(source, dest, reverse, parallel, del));
+  }
+
+  private async get(url: string, local: string | undefined, segments: number): Promise<void> {
     const target = parseFtpUrl(url);
     if (target.isDir) throw new ClientError("usage", `get: the URL names a directory, not a file: ${redactUrl(url)}`);
     const dest = local ?? basename(target.path);
@@ -129,14 +189,14 @@ export class Runtime implements ShellContext {
     else await getFile(this.session, target.path, file, this.transferOptions());
   }
 
-  async putUrl(local: string, url: string): Promise<void> {
+  private async put(local: string, url: string): Promise<void> {
     const target = parseFtpUrl(url);
     const remote = target.isDir ? `${target.path}${basename(local)}` : target.path;
     this.session = await this.connect(target);
     await putFile(this.session, local, remote, this.transferOptions());
   }
 
-  async lsUrl(url: string): Promise<void> {
+  private async ls(url: string): Promise<void> {
     const target = parseFtpUrl(url);
     this.session = await this.connect(target);
     let entries;
@@ -149,7 +209,7 @@ export class Runtime implements ShellContext {
     for (const e of entries) this.out(formatEntry(e));
   }
 
-  async mirrorUrl(source: string, dest: string, reverse: boolean, parallel: number, del: boolean): Promise<void> {
+  private async mirror(source: string, dest: string, reverse: boolean, parallel: number, del: boolean): Promise<void> {
     const url = reverse ? dest : source;
     const target = parseFtpUrl(url);
     this.session = await this.connect(target);

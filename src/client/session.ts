@@ -2,10 +2,11 @@
 // commands the protocol library has no method for: HASH, RANG, AVBL, SITE QUOTA.
 import { readFile } from "node:fs/promises";
 import { sep } from "node:path";
+import type { Socket } from "node:net";
 import type { Writable } from "node:stream";
 import { downloadTo as ftpDownload } from "basic-ftp/dist/transfer.js";
 import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
-import { Client, FTPError, type FileInfo } from "basic-ftp";
+import { Client, FTPError, type FileInfo, type FTPContext } from "basic-ftp";
 import type { ConnectionOptions } from "node:tls";
 import { ClientError, toClientError, isFtpReplyError, isTransientReply, replyText } from "./errors.js";
 import { parseHashFeature, parseHashReply, pickAlgorithm, type HashAlgorithm, type HashReply } from "./hashing.js";
@@ -52,6 +53,68 @@ export function parseFeatures(raw: ReadonlyMap<string, string>): Features {
     avbl: has("AVBL"),
     utf8: has("UTF8"),
     raw,
+  };
+}
+
+/** How long a data connection's failure waits for the control connection's reply to the same command. */
+const DATA_ERROR_GRACE_MS = 500;
+
+/** The parts of the protocol library's connection state that preferControlReplies works with. */
+interface ContextInternals {
+  _task: unknown;
+  _setupDefaultErrorHandlers(socket: Socket, identifier: string): void;
+  _passToHandler(response: Error | { code: number }): void;
+  closeWithError(err: Error): void;
+}
+
+/**
+ * A server refusing a data command (550 for a missing directory, 450 for a busy file) may drop the pending data
+ * connection as it answers. Over TLS the reset of that connection often arrives before the reply, and the protocol
+ * library would end the whole session with "connection reset". So a data connection that fails before the server
+ * said the transfer starts (125/150) waits a moment: if the command's final reply comes meanwhile, that reply is the
+ * outcome and the data connection's failure is moot; if not, the session ends with the data error as before. Failures
+ * after the transfer started, or outside a command, end the session at once, as they always did.
+ */
+function preferControlReplies(ftp: FTPContext): void {
+  const ctx = ftp as unknown as ContextInternals;
+  const setupHandlers = ctx._setupDefaultErrorHandlers.bind(ftp);
+  const passToHandler = ctx._passToHandler.bind(ftp);
+  let started: unknown;
+  let answered: unknown;
+  ctx._passToHandler = (response) => {
+    const code = (response as { code?: unknown }).code;
+    if (ctx._task !== undefined && typeof code === "number") {
+      if (code < 200) started = ctx._task;
+      else answered = ctx._task;
+    }
+    passToHandler(response);
+  };
+  ctx._setupDefaultErrorHandlers = (socket, identifier) => {
+    if (identifier !== "data socket") {
+      setupHandlers(socket, identifier);
+      return;
+    }
+    const fail = (err: Error) => {
+      const task = ctx._task;
+      if (task === undefined || started === task || answered === task) {
+        ftp.closeWithError(err);
+        return;
+      }
+      setTimeout(() => {
+        if (answered !== task) ftp.closeWithError(err);
+      }, DATA_ERROR_GRACE_MS);
+    };
+    socket.once("error", (err) => {
+      err.message += ` (${identifier})`;
+      fail(err);
+    });
+    socket.once("close", (hadError) => {
+      if (hadError) fail(new Error(`Socket closed due to transmission error (${identifier})`));
+    });
+    socket.once("timeout", () => {
+      socket.destroy();
+      ftp.closeWithError(new Error(`Timeout (${identifier})`));
+    });
   };
 }
 
@@ -149,6 +212,12 @@ export class FtpSession {
     this.client.close();
     this.client = new Client(this.options.timeoutMs ?? 30_000);
     this.client.ftp.verbose = this.options.debug ?? false;
+    // The trace goes to stderr, away from listings and files written to stdout.
+    const ftp = this.client.ftp;
+    ftp.log = (message: string) => {
+      if (ftp.verbose) process.stderr.write(`${message}\n`);
+    };
+    preferControlReplies(ftp);
     const mode = this.tlsMode;
     const endpoint = endpointOf(this.target);
     const client = this.client;

@@ -170,6 +170,22 @@ describe("progress formatting", () => {
     quiet.note("hidden");
     expect(lines).toHaveLength(3);
   });
+
+  it("ends the bar's line on an interrupt and draws no more", () => {
+    let t = 0;
+    const written: string[] = [];
+    const rep = new ProgressReporter("bar", () => undefined, { write: (s) => written.push(s), columns: 90 }, () => t);
+    const h = rep.start("get", "x.bin", 1000);
+    t = 500;
+    h.update(300);
+    rep.interrupt();
+    expect(written.at(-1)).toBe("\n");
+    const count = written.length;
+    t = 1000;
+    h.update(600);
+    h.abort();
+    expect(written).toHaveLength(count);
+  });
 });
 
 describe("HASH and FEAT", () => {
