@@ -1,6 +1,7 @@
 // The shell's command table: one row per command (aliases are extra names on the row), with its usage,
 // help text, argument counts, what its arguments complete to, and the handler.
 import { readdir, stat } from "node:fs/promises";
+import { homedir } from "node:os";
 import { basename, join as joinLocal, resolve as resolveLocal } from "node:path";
 import { posix } from "node:path";
 import { ClientError, toClientError } from "./errors.js";
@@ -159,6 +160,22 @@ async function each(ctx: ShellContext, items: string[], what: string, fn: (item:
   if (first) throw items.length > 1 ? new ClientError(first.kind, `${what}: ${failed} of ${items.length} failed; first: ${first.message}`) : first;
 }
 
+/** The directory `lcd` means: the home for none, "~" or "~/…"; else the path as given. */
+export function localDir(dir: string | undefined, home = process.env.HOME || homedir()): string {
+  if (dir === undefined || dir === "~") return home;
+  if (dir.startsWith("~/")) return joinLocal(home, dir.slice(2));
+  return dir;
+}
+
+/** A failed chdir, naming the directory asked for (Node's error carries the current directory as its path). */
+function chdirError(err: unknown, dir: string): ClientError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return new ClientError("local", `lcd: no such local directory: ${dir}`, { cause: err });
+  if (code === "ENOTDIR") return new ClientError("local", `lcd: not a directory: ${dir}`, { cause: err });
+  if (code === "EACCES" || code === "EPERM") return new ClientError("local", `lcd: permission denied: ${dir}`, { cause: err });
+  return new ClientError("local", `lcd: cannot change to ${dir}: ${(err as Error).message}`, { cause: err });
+}
+
 const R: ArgKind = "remote";
 const L: ArgKind = "local";
 
@@ -272,12 +289,13 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "lcd", aliases: [], usage: "lcd [DIR]", min: 0, max: 1, connected: false, args: [L],
-    help: "Change the local working directory (to your home without an argument).",
+    help: "Change the local working directory (to your home without an argument; ~ and ~/DIR are under your home).",
     run: async (ctx, [dir]) => {
+      const target = localDir(dir);
       try {
-        process.chdir(dir ?? process.env.HOME ?? "/");
+        process.chdir(target);
       } catch (err) {
-        throw toClientError(err, { action: "lcd" });
+        throw chdirError(err, target);
       }
       ctx.note(`local directory now ${process.cwd()}`);
     },

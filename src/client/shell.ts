@@ -1,6 +1,6 @@
 // The interactive shell: reads command lines (from a terminal with prompt, history and completion, or
 // from a script on stdin without either), runs them one at a time, reports failures and goes on.
-import { appendFile, readFile, readdir } from "node:fs/promises";
+import { appendFile, chmod, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { createInterface, type Interface } from "node:readline";
 import { ClientError, ExitCode, toClientError, type ExitCodeValue } from "./errors.js";
@@ -38,6 +38,36 @@ export function tokenize(line: string): string[] {
   if (quote) throw new ClientError("usage", `unbalanced ${quote} quote`);
   if (inWord) out.push(cur);
   return out;
+}
+
+/** scheme://user:password@ in a command line: the password goes before the line is kept in the history. */
+const URL_PASSWORD = /([a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\s/@:]*):[^\s/]*@/g;
+
+/**
+ * A command line as the history keeps it: URLs without their passwords (`open ftp://alice@host`, which asks for the
+ * password again when it is run from the history).
+ */
+export function historyLine(line: string): string {
+  return line.replace(URL_PASSWORD, "$1@");
+}
+
+/** The history file is private: created with mode 0600, and an older one readable by others is made so. */
+async function appendHistory(file: string, line: string): Promise<void> {
+  await appendFile(file, `${historyLine(line)}\n`, { mode: 0o600 });
+}
+
+/**
+ * The lines of the history file, after making it private: readable by its owner only, and without the passwords an
+ * older myftp wrote into it.
+ */
+async function loadHistory(file: string): Promise<string[]> {
+  const st = await stat(file).catch(() => undefined);
+  if (!st?.isFile()) return [];
+  if ((st.mode & 0o077) !== 0) await chmod(file, st.mode & 0o700).catch(() => undefined);
+  const text = await readFile(file, "utf8").catch(() => "");
+  const masked = text.split("\n").map(historyLine).join("\n");
+  if (masked !== text) await writeFile(file, masked, { mode: 0o600 }).catch(() => undefined);
+  return masked.split("\n");
 }
 
 /** Quote a word for the command line if it needs it. */
@@ -199,8 +229,7 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
   );
   let history: string[] = [];
   if (io.interactive && io.historyFile) {
-    history = (await readFile(io.historyFile, "utf8").catch(() => ""))
-      .split("\n")
+    history = (await loadHistory(io.historyFile))
       .filter((l) => l.trim() !== "")
       .slice(-500)
       .reverse();
@@ -223,6 +252,13 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
   ctx.quit = () => {
     quitting = true;
   };
+  // The in-memory history (arrow keys) keeps no passwords either: URLs lose theirs, and an answer typed at a hidden
+  // password prompt is not kept at all.
+  rl.on("history", (lines: string[]) => {
+    if (lines.length === 0) return;
+    if (mutable?.muted) lines.shift();
+    else lines[0] = historyLine(lines[0]!);
+  });
   if (mutable) ctx.prompt = (q) => hiddenQuestion(rl, mutable, q);
   if (mutable) {
     const prompt = () => `myftp${ctx.session ? `:${ctx.session.cwd}` : ""}> `;
@@ -244,7 +280,7 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
   for await (const line of rl) {
     const trimmed = line.trim();
     if (trimmed !== "" && !trimmed.startsWith("#")) {
-      if (io.interactive && io.historyFile) await appendFile(io.historyFile, `${trimmed}\n`).catch(() => undefined);
+      if (io.interactive && io.historyFile) await appendHistory(io.historyFile, trimmed).catch(() => undefined);
       ctx.busy = true;
       ctx.session?.resetAbort();
       try {

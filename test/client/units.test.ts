@@ -10,13 +10,14 @@ import { ClientError, toClientError } from "../../src/client/errors.js";
 import { globToRegExp, matchNames, splitPattern } from "../../src/client/glob.js";
 import { crc32, hashLocalFile, parseHashFeature, parseHashReply, pickAlgorithm } from "../../src/client/hashing.js";
 import { findNetrc, parseNetrc, resolveCredentials } from "../../src/client/credentials.js";
+import { localDir } from "../../src/client/commands.js";
 import { needsTransfer } from "../../src/client/mirror.js";
 import { ProgressReporter, fitName, formatBar, formatBytes, formatDone, formatDuration, formatRate } from "../../src/client/progress.js";
 import { parseCount, parseRate } from "../../src/client/runtime.js";
 import { MIN_SEGMENT, parseSegmentState, splitRanges } from "../../src/client/segments.js";
 import { leftByUs } from "../../src/client/transfer.js";
 import { formatMdtm, parseFeatures, parseMdtm } from "../../src/client/session.js";
-import { lastWord, quoteWord, tokenize } from "../../src/client/shell.js";
+import { historyLine, lastWord, quoteWord, tokenize } from "../../src/client/shell.js";
 import { displayUrl, parseFtpUrl } from "../../src/client/url.js";
 
 describe("parseFtpUrl", () => {
@@ -389,6 +390,23 @@ describe("segments, mirror decisions, options", () => {
     expect(() => parseRate("fast")).toThrow(/bad rate/);
     expect(parseCount("3", "--retries")).toBe(3);
     expect(() => parseCount("-1", "--retries")).toThrow(/--retries must be a whole number/);
+  });
+});
+
+describe("the shell's history and lcd", () => {
+  it("drops passwords from URLs in history lines", () => {
+    expect(historyLine("open ftp://alice:secret@host")).toBe("open ftp://alice@host");
+    expect(historyLine("open ftps://a:p%40x@h:990/dir/")).toBe("open ftps://a@h:990/dir/");
+    expect(historyLine("open ftp://u:@h/ and ftp://v:w@k")).toBe("open ftp://u@h/ and ftp://v@k");
+    for (const same of ["open ftp://alice@host/", "open ftp://host:21/", "get a:b@c", "lcd ~/x"]) expect(historyLine(same)).toBe(same);
+  });
+
+  it("reads ~ and ~/DIR in lcd as under the home", () => {
+    expect(localDir(undefined, "/home/al")).toBe("/home/al");
+    expect(localDir("~", "/home/al")).toBe("/home/al");
+    expect(localDir("~/x/y", "/home/al")).toBe("/home/al/x/y");
+    expect(localDir("~bob", "/home/al")).toBe("~bob");
+    expect(localDir("/tmp", "/home/al")).toBe("/tmp");
   });
 });
 
