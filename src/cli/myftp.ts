@@ -112,7 +112,7 @@ commands read from stdin. The password comes from the URL, MYFTP_PASSWORD, ~/.ne
 
 Exit codes: 0 success, 1 other failure, 2 usage (bad URL, unknown command), 3 cannot connect or TLS
 failure, 4 login refused, 5 refused by the server (e.g. missing file), 6 quota full, 7 verification
-failed, 8 local file problem.`,
+failed, 8 local file problem, 130 interrupted (Ctrl-C), 141 output pipe closed.`,
 );
 
 withCommonOptions(program)
