@@ -36,6 +36,42 @@ export interface ListEntry {
   mtimeMs: number;
   /** Permission bits (mode & 0o7777). */
   mode: number;
+  /** Owner and group, where known: with them the perm fact says what the server's own user may do. */
+  uid?: number;
+  gid?: number;
+}
+
+/** Who acts on the files: the server process's user and groups. */
+export interface Accessor {
+  uid: number;
+  gids: ReadonlySet<number>;
+}
+
+let processAccessor: Accessor | null | undefined;
+
+/** The server process's user and groups (null where the platform has no uids). */
+export function currentAccessor(): Accessor | null {
+  if (processAccessor === undefined) {
+    processAccessor =
+      typeof process.geteuid === "function" && typeof process.getegid === "function"
+        ? { uid: process.geteuid(), gids: new Set([process.getegid(), ...(process.getgroups?.() ?? [])]) }
+        : null;
+  }
+  return processAccessor;
+}
+
+export const MAY_READ = 4;
+export const MAY_WRITE = 2;
+export const MAY_SEARCH = 1;
+
+/**
+ * Whether `who` has every permission in `bits` (MAY_*) on an entry, by its mode bits as the kernel checks them
+ * (owner, else group, else others; root may do anything). Unknown owner or accessor: assumed allowed.
+ */
+export function mayAccess(e: Pick<ListEntry, "mode" | "uid" | "gid">, who: Accessor | null, bits: number): boolean {
+  if (!who || e.uid === undefined || who.uid === 0) return true;
+  const shift = e.uid === who.uid ? 6 : e.gid !== undefined && who.gids.has(e.gid) ? 3 : 0;
+  return ((e.mode >> shift) & bits) === bits;
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -122,12 +158,14 @@ export function parseMlstOpts(arg: string): MlstFact[] {
 
 /**
  * One MLSx entry: "fact=value;...; name". typeOverride lets MLST of a directory say "cdir" and MLSD's own
- * entries say "cdir"/"pdir". writable controls the write permissions in the perm fact.
+ * entries say "cdir"/"pdir". The perm fact (RFC 3659 §7.5.5) says what this server can do with the entry:
+ * `writable` is whether its directory takes new, removed and renamed names (false for the home itself), and the
+ * entry's own mode, owner and group against `who` decide the rest.
  */
 export function formatMlsxLine(
   e: ListEntry,
   facts: readonly MlstFact[],
-  opts: { writable: boolean; typeOverride?: string; name?: string },
+  opts: { writable: boolean; who?: Accessor | null; typeOverride?: string; name?: string },
 ): string {
   let out = "";
   for (const f of facts) {
@@ -142,7 +180,7 @@ export function formatMlsxLine(
         out += `modify=${formatTimeVal(e.mtimeMs)};`;
         break;
       case "perm":
-        out += `perm=${permFact(e.type, opts.writable)};`;
+        out += `perm=${permFact(e, opts.writable, opts.who ?? null)};`;
         break;
       case "unix.mode":
         out += `unix.mode=0${(e.mode & 0o7777).toString(8)};`;
@@ -152,10 +190,21 @@ export function formatMlsxLine(
   return `${out} ${opts.name ?? e.name}`;
 }
 
-function permFact(type: EntryType, writable: boolean): string {
-  if (type === "dir") return writable ? "flcdmpe" : "le";
-  if (type === "file") return writable ? "adfrw" : "r";
+function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null): string {
+  const may = (bits: number) => mayAccess(e, who, bits);
+  const rename = dirWritable ? "f" : "";
+  const remove = dirWritable ? "d" : "";
+  if (e.type === "dir") {
+    const inside = may(MAY_WRITE | MAY_SEARCH);
+    return rename + (may(MAY_READ | MAY_SEARCH) ? "l" : "") + (inside ? "c" : "") + remove + (inside ? "mp" : "") + (may(MAY_SEARCH) ? "e" : "");
+  }
+  if (e.type === "file") {
+    const write = may(MAY_WRITE);
+    // APPE writes the file in place; STOR over it writes a temporary file beside it, so it needs the directory too
+    // (and, as the server checks, write permission on the file).
+    return (write ? "a" : "") + remove + rename + (may(MAY_READ) ? "r" : "") + (write && dirWritable ? "w" : "");
+  }
   // A FIFO, socket or device is never read or written over FTP (RETR and STOR take regular files only): it can
   // only be deleted or renamed.
-  return writable ? "df" : "";
+  return remove + rename;
 }

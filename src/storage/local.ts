@@ -210,7 +210,7 @@ export class LocalStorage implements StorageBackend {
   }
 
   private toStat(name: string, st: fs.Stats): StatResult {
-    return { name, type: entryType(st), size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 };
+    return { name, type: entryType(st), size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
   }
 
   async stat(vpath: string): Promise<StatResult> {
@@ -351,6 +351,9 @@ export class LocalStorage implements StorageBackend {
     }
     if (st?.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
     if (copy && !st?.isFile()) throw new MyftpError("not-found", "No such file or directory");
+    // The new content replaces the file by a rename, which the directory alone would allow: a file this server may
+    // not write is refused, as writing it in place would be.
+    if (st) fs.accessSync(target, constants.W_OK);
     const tempPath = tempNameBeside(target);
     const mode = st ? st.mode & 0o777 : 0o644;
     if (copy) {
@@ -445,13 +448,28 @@ async function renameOver(src: string, dst: string, replacesFile: boolean): Prom
 /** The longest path on Linux, in bytes, without its terminating NUL (PATH_MAX is 4096 with it). */
 export const MAX_DISK_PATH = 4095;
 
-/** Length in bytes of the longest "/name/name..." below a directory (0 when it is empty); links are not followed. */
+/** Entries a directory walk reads inline before it goes on through the thread pool (see longestPathBelow). */
+const INLINE_WALK_ENTRIES = 4096;
+
+/**
+ * Length in bytes of the longest "/name/name..." below a directory (0 when it is empty); links are not followed.
+ * The first few thousand entries are read inline, like every other name lookup here, so a rename does not wait
+ * behind other sessions' bulk reads and writes; a larger tree goes on through the thread pool so it cannot stall
+ * the loop.
+ */
 async function longestPathBelow(dir: string): Promise<number> {
   let longest = 0;
+  let inline = INLINE_WALK_ENTRIES;
   const stack: { disk: string; rel: number }[] = [{ disk: dir, rel: 0 }];
   while (stack.length > 0) {
     const d = stack.pop()!;
-    const entries = await fsp.readdir(d.disk, { withFileTypes: true }).catch(() => [] as Dirent[]);
+    let entries: Dirent[];
+    try {
+      entries = inline > 0 ? fs.readdirSync(d.disk, { withFileTypes: true }) : await fsp.readdir(d.disk, { withFileTypes: true });
+    } catch {
+      entries = [];
+    }
+    inline -= entries.length;
     for (const e of entries) {
       const rel = d.rel + 1 + Buffer.byteLength(e.name);
       if (rel > longest) longest = rel;

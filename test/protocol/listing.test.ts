@@ -1,6 +1,11 @@
 // Listing formats: LIST in `ls -l` form, MLSx facts (RFC 3659 §7) and time-val (RFC 3659 §2.3).
 import { describe, expect, it } from "vitest";
 import {
+  type Accessor,
+  MAY_READ,
+  MAY_SEARCH,
+  MAY_WRITE,
+  mayAccess,
   DEFAULT_MLST_FACTS,
   formatLsLine,
   formatMlsxLine,
@@ -123,8 +128,36 @@ describe("MLSx facts (RFC 3659 §7)", () => {
 
   it("gives directories no size and directory permissions", () => {
     expect(formatMlsxLine(dir, DEFAULT_MLST_FACTS, { writable: true })).toBe("type=dir;modify=20200102030405;perm=flcdmpe; photos");
-    expect(formatMlsxLine(dir, ["perm"], { writable: false })).toBe("perm=le; photos");
-    expect(formatMlsxLine(file, ["perm"], { writable: false })).toBe("perm=r; report.txt");
+    // In a directory that takes no new names: no delete or rename, no STOR over a file (it writes beside it); what
+    // happens inside the entry itself is still allowed.
+    expect(formatMlsxLine(dir, ["perm"], { writable: false })).toBe("perm=lcmpe; photos");
+    expect(formatMlsxLine(file, ["perm"], { writable: false })).toBe("perm=ar; report.txt");
+  });
+
+  it("says in perm what the server's user may do, by mode bits for owner, group and others (RFC 3659 §7.5.5)", () => {
+    const me: Accessor = { uid: 1000, gids: new Set([1000, 50]) };
+    const perm = (e: Partial<ListEntry>, writable = true, who: Accessor | null = me) =>
+      formatMlsxLine({ ...(e.type === "dir" ? dir : file), ...e }, ["perm"], { writable, who });
+    // Files: owner bits for the owner, group bits for a member, other bits for the rest.
+    expect(perm({ uid: 1000, gid: 1000, mode: 0o644 })).toBe("perm=adfrw; report.txt");
+    expect(perm({ uid: 1000, gid: 1000, mode: 0o444 })).toBe("perm=dfr; report.txt");
+    expect(perm({ uid: 0, gid: 50, mode: 0o664 })).toBe("perm=adfrw; report.txt");
+    expect(perm({ uid: 0, gid: 0, mode: 0o644 })).toBe("perm=dfr; report.txt");
+    expect(perm({ uid: 0, gid: 0, mode: 0o600 })).toBe("perm=df; report.txt");
+    expect(perm({ uid: 0, gid: 0, mode: 0o600 }, false)).toBe("perm=; report.txt");
+    // The owner's bits count for the owner even when the others' would allow more, as the kernel checks them.
+    expect(perm({ uid: 1000, gid: 0, mode: 0o077 })).toBe("perm=df; report.txt");
+    // Directories: l needs read and search, e search, c/m/p write and search.
+    expect(perm({ type: "dir", uid: 1000, gid: 1000, mode: 0o755 })).toBe("perm=flcdmpe; photos");
+    expect(perm({ type: "dir", uid: 0, gid: 0, mode: 0o755 })).toBe("perm=flde; photos");
+    expect(perm({ type: "dir", uid: 0, gid: 0, mode: 0o711 })).toBe("perm=fde; photos");
+    expect(perm({ type: "dir", uid: 0, gid: 0, mode: 0o700 }, false)).toBe("perm=; photos");
+    // Root may do anything; no owner known or no accessor: the mode alone is not judged.
+    expect(perm({ uid: 5, gid: 5, mode: 0o000 }, true, { uid: 0, gids: new Set([0]) })).toBe("perm=adfrw; report.txt");
+    expect(perm({ mode: 0o000 })).toBe("perm=adfrw; report.txt");
+    expect(perm({ uid: 5, gid: 5, mode: 0o000 }, true, null)).toBe("perm=adfrw; report.txt");
+    expect(mayAccess({ uid: 1000, gid: 1, mode: 0o500 }, me, MAY_READ | MAY_SEARCH)).toBe(true);
+    expect(mayAccess({ uid: 1000, gid: 1, mode: 0o500 }, me, MAY_WRITE)).toBe(false);
   });
 
   it("types FIFOs, sockets and devices as OS.unix= kinds (RFC 3659 §7.5.1) with only delete and rename allowed", () => {

@@ -415,6 +415,8 @@ describe("quota: paths past the system's limit", () => {
     const deep = path.join(home, rel, "x".repeat(4095 - 40 - (home.length + rel.length + 1) - 1));
     writeFileSync(deep, Buffer.alloc(1000));
     expect(deep.length).toBe(4095 - 40);
+    // Enough entries beside the deep chain that the check reads the chain through the thread pool, not inline.
+    for (let i = 0; i < 5000; i++) writeFileSync(path.join(home, "top", `e${i}`), "");
     const c = await login(s); // counts the home, the tree above included
     expect((await c.store("STOR other.bin", randomBytes(2000))).final.code).toBe(226);
     expect(await settledUsage(s)).toBe(3000);

@@ -2,7 +2,7 @@
 // RFC 3659 (SIZE §4, MDTM §3, MLST §7) and the MFMT draft (draft-somers-ftp-mfxx).
 
 import { MyftpError } from "../../core/errors.js";
-import { formatMlsxLine, formatTimeVal, mlstFeatLine, parseTimeVal } from "../../protocol/listing.js";
+import { currentAccessor, formatMlsxLine, formatTimeVal, MAY_SEARCH, MAY_WRITE, mayAccess, mlstFeatLine, parseTimeVal } from "../../protocol/listing.js";
 import { formatIndentedReply, quotePath } from "../../protocol/reply.js";
 import { virtualParent } from "../../protocol/vpath.js";
 import type { Session } from "../session.js";
@@ -143,6 +143,9 @@ export function mlstFeat(s: Session): string {
 export async function mlst(s: Session, arg: string): Promise<void> {
   const target = arg.length > 0 ? s.vpath(arg) : s.cwd;
   const st = await s.storage.stat(target);
-  const line = formatMlsxLine(st, s.mlstFacts, { writable: true, name: target });
+  // The home itself is never renamed or removed; anything else by its directory's permissions.
+  const who = currentAccessor();
+  const writable = target !== "/" && mayAccess(await s.storage.stat(virtualParent(target)), who, MAY_WRITE | MAY_SEARCH);
+  const line = formatMlsxLine(st, s.mlstFacts, { writable, who, name: target });
   s.write(formatIndentedReply(250, `Listing ${target}`, [line], "End"));
 }

@@ -1,7 +1,7 @@
 // Transfer commands: RETR, STOR, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
 
 import { MyftpError, toMyftpError } from "../../core/errors.js";
-import { formatLsLine, formatMlsxLine, type ListEntry } from "../../protocol/listing.js";
+import { currentAccessor, formatLsLine, formatMlsxLine, MAY_SEARCH, MAY_WRITE, mayAccess, type ListEntry } from "../../protocol/listing.js";
 import { compileNamePattern } from "../../protocol/glob.js";
 import { virtualBase, virtualParent } from "../../protocol/vpath.js";
 import { runTransfer } from "../data-transfer.js";
@@ -199,6 +199,8 @@ export async function nlst(s: Session, arg: string): Promise<void> {
 export async function mlsd(s: Session, arg: string): Promise<void> {
   let target: string;
   let entries: ListEntry[];
+  let writable: boolean;
+  const who = currentAccessor();
   try {
     target = arg.length > 0 ? s.vpath(arg) : s.cwd;
     const r = await entriesOf(s, target);
@@ -208,11 +210,13 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
       return;
     }
     entries = r.entries;
+    // The entries' perm facts: renames and deletes in this directory need write and search permission on it.
+    writable = mayAccess(await s.storage.stat(target), who, MAY_WRITE | MAY_SEARCH);
   } catch (err) {
     s.data.reset();
     throw err;
   }
-  await sendListing(s, "MLSD", target, batched(entries, (e) => formatMlsxLine(e, s.mlstFacts, { writable: true })));
+  await sendListing(s, "MLSD", target, batched(entries, (e) => formatMlsxLine(e, s.mlstFacts, { writable, who })));
 }
 
 export async function abor(s: Session): Promise<void> {
