@@ -52,8 +52,11 @@ export interface StorageBackend {
   rmdir(vpath: string): Promise<void>;
   /** Removes a file and returns its size. */
   unlink(vpath: string): Promise<number>;
-  /** Renames; returns the size of a file that the rename replaced (0 if none). */
-  rename(from: string, to: string): Promise<number>;
+  /**
+   * Renames; returns the size of a file that the rename replaced (0 if none). recheck, if given, runs after anything
+   * the rename awaits and before it moves anything; it throws to call the rename off.
+   */
+  rename(from: string, to: string, recheck?: () => void): Promise<number>;
   openRead(vpath: string): Promise<ReadOpen>;
   /** Opens a file for writing without truncating it; creates it when missing. */
   openWrite(vpath: string): Promise<WriteOpen>;

@@ -296,7 +296,7 @@ export class LocalStorage implements StorageBackend {
     return st.isFile() ? st.size : 0;
   }
 
-  async rename(from: string, to: string): Promise<number> {
+  async rename(from: string, to: string, recheck?: () => void): Promise<number> {
     const src = this.resolveEntry(from);
     const dst = this.resolveEntry(to);
     const srcSt = fs.lstatSync(src);
@@ -304,13 +304,16 @@ export class LocalStorage implements StorageBackend {
     // rename(2); only a move below itself is refused.
     if (srcSt.isDirectory() && dst !== src && (dst + path.sep).startsWith(src + path.sep))
       throw new MyftpError("denied", "Cannot move a directory into itself");
-    if (srcSt.isDirectory() && dst.length > src.length) {
+    const dstBytes = Buffer.byteLength(dst);
+    if (srcSt.isDirectory() && dstBytes > Buffer.byteLength(src)) {
       // Every path below a directory grows by what its own path grows. One past the system's limit could no longer
       // be opened, listed or counted (the files would drop out of the usage at the next recount), so refuse it.
       const longest = await longestPathBelow(src);
-      if (dst.length + longest > MAX_DISK_PATH) {
+      if (dstBytes + longest > MAX_DISK_PATH) {
         throw new MyftpError("bad-path", `Paths below ${path.basename(to)} would be longer than ${MAX_DISK_PATH} bytes`);
       }
+      // The walk may have let other commands run: the caller's checks hold again before anything moves.
+      recheck?.();
     }
     const dstSt = lstatOrNull(dst);
     if (dstSt?.isDirectory() && !srcSt.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
@@ -454,8 +457,8 @@ const INLINE_WALK_ENTRIES = 4096;
 /**
  * Length in bytes of the longest "/name/name..." below a directory (0 when it is empty); links are not followed.
  * The first few thousand entries are read inline, like every other name lookup here, so a rename does not wait
- * behind other sessions' bulk reads and writes; a larger tree goes on through the thread pool so it cannot stall
- * the loop.
+ * behind other sessions' bulk reads and writes; the rest of a larger tree (a large directory included) is read
+ * through the thread pool so it cannot stall the loop.
  */
 async function longestPathBelow(dir: string): Promise<number> {
   let longest = 0;
@@ -463,17 +466,25 @@ async function longestPathBelow(dir: string): Promise<number> {
   const stack: { disk: string; rel: number }[] = [{ disk: dir, rel: 0 }];
   while (stack.length > 0) {
     const d = stack.pop()!;
-    let entries: Dirent[];
+    let handle: fs.Dir;
     try {
-      entries = inline > 0 ? fs.readdirSync(d.disk, { withFileTypes: true }) : await fsp.readdir(d.disk, { withFileTypes: true });
+      handle = fs.opendirSync(d.disk, { bufferSize: 256 });
     } catch {
-      entries = [];
+      continue;
     }
-    inline -= entries.length;
-    for (const e of entries) {
-      const rel = d.rel + 1 + Buffer.byteLength(e.name);
-      if (rel > longest) longest = rel;
-      if (e.isDirectory()) stack.push({ disk: path.join(d.disk, e.name), rel });
+    try {
+      for (;;) {
+        const e = inline > 0 ? handle.readSync() : await handle.read();
+        if (e === null) break;
+        inline--;
+        const rel = d.rel + 1 + Buffer.byteLength(e.name);
+        if (rel > longest) longest = rel;
+        if (e.isDirectory()) stack.push({ disk: path.join(d.disk, e.name), rel });
+      }
+    } catch {
+      // unreadable part way: what was read counts
+    } finally {
+      await handle.close().catch(() => undefined);
     }
   }
   return longest;
@@ -501,6 +512,9 @@ export async function sumTree(
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") onUnreadable?.(d, err);
       continue;
     }
+    // Files listed here but not reachable (a directory without search permission, a path too long) are bytes that
+    // are there: the caller hears of the directory once.
+    let unreachable: unknown = null;
     for (let i = 0; i < entries.length; i += STAT_BATCH) {
       const batch = entries.slice(i, i + STAT_BATCH);
       const sizes = await Promise.all(
@@ -518,12 +532,16 @@ export async function sumTree(
           }
           return fsp.lstat(full).then(
             (s) => s.size,
-            () => 0,
+            (err: NodeJS.ErrnoException) => {
+              if (err.code !== "ENOENT") unreachable ??= err; // ENOENT: gone meanwhile, nothing to count
+              return 0;
+            },
           );
         }),
       );
       for (const s of sizes) total += s;
     }
+    if (unreachable !== null) onUnreadable?.(d, unreachable);
   }
   return total;
 }

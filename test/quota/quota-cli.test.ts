@@ -200,17 +200,29 @@ describe("myftpd user list and rescan", () => {
     mkdirSync(path.join(home, rel), { recursive: true });
     writeFileSync(path.join(home, rel, "hidden.bin"), Buffer.alloc(5000));
     renameSync(path.join(home, "top"), path.join(home, "T".repeat(255)));
+    // A second tree whose deepest directory stays within the limit, but not the file in it: the directory can be
+    // read, the file cannot be reached.
+    let rel2 = "top2";
+    while (home.length + 1 + rel2.length + 201 < 3840) rel2 += "/" + "m".repeat(200);
+    rel2 += "/" + "m".repeat(3840 - (home.length + 1 + rel2.length) - 1);
+    mkdirSync(path.join(home, rel2), { recursive: true });
+    expect(path.join(home, rel2).length).toBe(3840);
+    writeFileSync(path.join(home, rel2, "hidden2.bin"), Buffer.alloc(7000));
+    renameSync(path.join(home, "top2"), path.join(home, "U".repeat(255)));
 
     const r = await myftpd(["user", "rescan", "alice", "--data", data]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/warning: alice: cannot read .* \(ENAMETOOLONG\); the files below it are not counted/);
+    const warnings = r.stderr.trim().split("\n");
+    expect(warnings).toHaveLength(2);
+    for (const w of warnings) expect(w).toMatch(/^myftpd: warning: alice: cannot read .* \(ENAMETOOLONG\); the files below it are not counted$/);
     expect(r.stdout).toMatch(/alice: 3000 bytes/);
     // Put back within the limit, everything is counted again and the rescan is clean.
     renameSync(path.join(home, "T".repeat(255)), path.join(home, "top"));
+    renameSync(path.join(home, "U".repeat(255)), path.join(home, "top2"));
     const again = await myftpd(["user", "rescan", "alice", "--data", data]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toBe("");
-    expect(again.stdout).toMatch(/alice: 8000 bytes/);
+    expect(again.stdout).toMatch(/alice: 15000 bytes/);
   });
 
   it("a rescan while the user is logged in reaches the live sessions and is not overwritten by them", async () => {

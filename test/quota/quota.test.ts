@@ -3,7 +3,8 @@
 // bytes actually in the home.
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -13,6 +14,7 @@ import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { diskBytes, sleep, until, withTimeout } from "../helpers/util.js";
 import { captureLog } from "../security/log-capture.js";
+import { holdThreadPool, pendingFsRequests, type HeldPool } from "../review/review-util.js";
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -426,6 +428,10 @@ describe("quota: paths past the system's limit", () => {
     expect(r.code).toBe(553);
     expect(r.text).toMatch(/longer than 4095 bytes/);
     expect(existsSync(deep)).toBe(true);
+    // Lengths are bytes: 20 characters of three bytes each grow the paths by 57 bytes, not 17.
+    await c.expect("RNFR top", 350);
+    expect((await c.cmd("RNTO " + "中".repeat(20))).code).toBe(553);
+    expect(existsSync(deep)).toBe(true);
     // A longer name that still fits, and a move into a deeper directory that fits, go through.
     await c.expect("RNFR top", 350);
     await c.expect("RNTO " + "t".repeat(30), 250);
@@ -438,6 +444,47 @@ describe("quota: paths past the system's limit", () => {
     await c.expect("RNFR a/b", 350);
     expect((await c.cmd(`RNTO a/${"m".repeat(60)}/b`)).code).toBe(553);
     expect(await settledUsage(s)).toBe(3000);
+  });
+});
+
+describe("quota: a rename that waits", () => {
+  it("an upload that starts below a directory while its RNTO reads the tree stops the rename with 450", async () => {
+    const s = await start(4 * MiB, { transferProcesses: 0 });
+    const home = s.homeOf("alice");
+    // More entries than the rename's length check reads inline, so it goes on through the thread pool.
+    mkdirSync(path.join(home, "big", "sub"), { recursive: true });
+    for (let i = 0; i < 4200; i++) writeFileSync(path.join(home, "big", `e${i}`), "");
+    const a = await login(s);
+    const b = await login(s);
+    const scratch = mkdtempSync(path.join(tmpdir(), "myftp-pool-"));
+    let held: HeldPool | null = holdThreadPool(scratch);
+    try {
+      await a.expect("RNFR big", 350);
+      const before = pendingFsRequests();
+      a.send("RNTO big-renamed-longer");
+      await until(() => pendingFsRequests() > before, 5000, "the walk waits for the thread pool");
+      // Meanwhile an upload into the directory starts.
+      const d = await b.epsv();
+      expect((await b.cmd("STOR big/sub/new.bin")).code).toBe(150);
+      await held.release();
+      held = null;
+      const r = await a.read();
+      expect(r.code).toBe(450);
+      expect(existsSync(path.join(home, "big"))).toBe(true);
+      const body = randomBytes(300 * KiB);
+      await new Promise<void>((resolve) => d.end(body, () => resolve()));
+      expect((await b.read()).code).toBe(226);
+      d.destroy();
+      expect(readFileSync(path.join(home, "big", "sub", "new.bin")).equals(body)).toBe(true);
+      expect(await settledUsage(s)).toBe(300 * KiB);
+      // Once the upload is over, the rename goes through.
+      await a.expect("RNFR big", 350);
+      await a.expect("RNTO big-renamed-longer", 250);
+      expect(await settledUsage(s)).toBe(300 * KiB);
+    } finally {
+      await held?.release();
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
 

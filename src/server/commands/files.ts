@@ -95,8 +95,15 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   }
   const to = s.vpath(arg);
   if (to === "/") throw new MyftpError("denied", "Can't rename over the home directory");
-  await notBeingWritten(s, from, to);
-  const replaced = await whileClaimed(s, to, () => s.storage.rename(from, to));
+  const [fromKey, toKey] = await Promise.all([from, to].map((p) => s.storage.claimKey(p)));
+  const fromFree = () => {
+    if (user.ledger.isWriting(fromKey!)) throw new MyftpError("busy", `${from} is being uploaded; try again later`);
+  };
+  fromFree();
+  if (user.ledger.isWriting(toKey!)) throw new MyftpError("busy", `${to} is being uploaded; try again later`);
+  // The rename checks again after anything it awaits (a long walk below a directory), before it moves anything: an
+  // upload that started below `from` meanwhile would lose its file. (`to` is claimed for the rename's whole run.)
+  const replaced = await whileClaimed(s, to, () => s.storage.rename(from, to, fromFree));
   user.ledger.release(replaced);
   s.log.info({ event: "rename", user: user.name, from, to }, "renamed");
   s.reply(250, "Rename successful");

@@ -144,10 +144,19 @@ async function globEntries(s: Session, text: string, target: string): Promise<Li
   if (!pattern.isGlob) return null;
   const dotted = base.startsWith(".");
   const entries = await s.storage.list(virtualParent(target));
-  return entries
-    .filter((e) => (dotted || !e.name.startsWith(".")) && pattern.matches(e.name))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // A pattern may cost tens of microseconds per long name: the other sessions get a turn between batches.
+  const matched: ListEntry[] = [];
+  for (let i = 0; i < entries.length; i += GLOB_BATCH) {
+    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const e of entries.slice(i, i + GLOB_BATCH)) {
+      if ((dotted || !e.name.startsWith(".")) && pattern.matches(e.name)) matched.push(e);
+    }
+  }
+  return matched.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
+
+/** Names matched against a pattern between two turns of the event loop. */
+const GLOB_BATCH = 256;
 
 async function listing(
   s: Session,
