@@ -484,7 +484,8 @@ async function longestPathBelow(dir: string): Promise<number> {
     } catch {
       // unreadable part way: what was read counts
     } finally {
-      await handle.close().catch(() => undefined);
+      if (inline > 0) handle.closeSync();
+      else await handle.close().catch(() => undefined);
     }
   }
   return longest;
