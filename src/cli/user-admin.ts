@@ -159,6 +159,20 @@ async function checkHomeApart(store: SqliteUserStore, dataDir: string, name: str
   }
 }
 
+/**
+ * Refuses to purge a home that is the root directory or holds the data directory or its TLS folder (a home set so by
+ * an older version, or written straight into the store): removing it would remove the user store, every other home
+ * and the TLS key with it. Compared after resolving links, like checkHomeApart.
+ */
+function checkPurgeable(dataDir: string, home: string): void {
+  const mine = canonicalPath(home);
+  const holds = [dataDir, path.join(dataDir, "tls")].find((p) => isWithin(canonicalPath(p), mine));
+  if (mine === path.parse(mine).root || holds !== undefined) {
+    const why = mine === path.parse(mine).root ? "it is the root directory" : `it holds ${holds}, the server's own files`;
+    throw new UsageError(`refusing to purge ${home}: ${why}; nothing changed`);
+  }
+}
+
 export interface AddOptions {
   home?: string;
   quota?: string;
@@ -214,9 +228,7 @@ export async function userDel(dataDir: string, name: string, purge: boolean): Pr
     const u = await store.get(name);
     if (!u) throw new UsageError(`no user ${name}; nothing changed`);
     const home = path.resolve(u.home);
-    if (purge && (home === path.parse(home).root || home === path.resolve(dataDir))) {
-      throw new UsageError(`refusing to purge ${home}; nothing changed`);
-    }
+    if (purge) checkPurgeable(dataDir, home);
     const other = purge ? await overlappingUser(store, name, canonicalPath(home)) : undefined;
     if (other) {
       throw new UsageError(
