@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // myftpd: the server and its administration commands.
 
+import * as path from "node:path";
 import { Command, Option } from "commander";
 import { makeCertificate } from "./cert.js";
 import { serve } from "./serve.js";
@@ -17,6 +18,7 @@ program.exitOverride((err) => {
 });
 
 const dataOption = () => new Option("--data <dir>", "data directory (default ./myftp-data or $MYFTPD_DATA)");
+const configOption = () => new Option("--config <file>", "take the data directory from serve's config file (key data); --data wins");
 
 /** Runs an admin action: prints its result, or its refusal with exit code 2. */
 function action<A extends unknown[]>(fn: (...args: A) => Promise<string>) {
@@ -56,7 +58,9 @@ serveCmd.action(async (opts: Record<string, unknown>) => {
 });
 
 const user = program.command("user").description("manage users");
-const dataOf = (o: { data?: string }) => o.data ?? defaultDataDir();
+/** The data directory of an admin command: --data, else the `data` key of --config's file, else the default. */
+const dataOf = (o: { data?: string; config?: string }) =>
+  o.data !== undefined ? path.resolve(o.data) : o.config !== undefined ? resolveServeSettings({}, o.config).data : defaultDataDir();
 
 user
   .command("add <name>")
@@ -65,6 +69,7 @@ user
   .option("--quota <size>", "quota: bytes, KB/MB/GB, KiB/MiB/GiB, or unlimited")
   .option("--password-stdin", "read the password as one line from stdin")
   .addOption(dataOption())
+  .addOption(configOption())
   .action(action((name: string, o) => userAdd(dataOf(o), name, o)));
 
 user
@@ -72,6 +77,7 @@ user
   .description("list users with home, used space and quota")
   .option("--json", "print JSON")
   .addOption(dataOption())
+  .addOption(configOption())
   .action(action((o) => userList(dataOf(o), o.json === true)));
 
 user
@@ -79,6 +85,7 @@ user
   .description("delete a user")
   .option("--purge", "also remove the home directory")
   .addOption(dataOption())
+  .addOption(configOption())
   .action(action((name: string, o) => userDel(dataOf(o), name, o.purge === true)));
 
 user
@@ -86,6 +93,7 @@ user
   .description("change a user's password")
   .option("--password-stdin", "read the password as one line from stdin")
   .addOption(dataOption())
+  .addOption(configOption())
   .action(action((name: string, o) => userPasswd(dataOf(o), name, o.passwordStdin === true)));
 
 user
@@ -94,6 +102,7 @@ user
   .option("--home <dir>", "home directory")
   .option("--quota <size>", "quota: bytes, KB/MB/GB, KiB/MiB/GiB, or unlimited")
   .addOption(dataOption())
+  .addOption(configOption())
   .action(action((name: string, o) => userSet(dataOf(o), name, o)));
 
 user
@@ -101,6 +110,7 @@ user
   .description("recount used space from disk (one user, or --all)")
   .option("--all", "every user")
   .addOption(dataOption())
+  .addOption(configOption())
   .action(action((name: string | undefined, o) => userRescan(dataOf(o), name, o.all === true)));
 
 program
@@ -110,6 +120,7 @@ program
   .option("--days <n>", "validity in days (default 825)")
   .option("--force", "replace an existing certificate and key")
   .addOption(dataOption())
+  .addOption(configOption())
   .action(action((o) => makeCertificate(dataOf(o), { host: o.host, days: o.days, force: o.force === true })));
 
 await program.parseAsync(process.argv);

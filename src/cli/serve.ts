@@ -39,7 +39,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
     );
   }
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
-  const store = openStore(settings.data);
+  const store = openStore(settings.data, "create", (message) => log.warn({ event: "store-mode" }, message));
   const demoPassword = await ensureDemoUser(store, settings.data);
   // What no home may hold: the user store and everything else in the data directory, and the TLS files.
   const protectedPaths = [settings.data, ...(tls ? [tls.key, tls.cert] : [])].map((p) => realpathSync(p));

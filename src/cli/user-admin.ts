@@ -1,7 +1,7 @@
 // `myftpd user ...`: administration of the user store in a data directory. Every command validates all of its
 // input before it changes anything, so a refused command leaves the store and the disk as they were.
 
-import { mkdirSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import { isWithin } from "../core/paths.js";
 import { formatSize, parseSize } from "../core/units.js";
@@ -25,9 +25,59 @@ export function storePath(dataDir: string): string {
   return path.join(dataDir, "users.db");
 }
 
-export function openStore(dataDir: string): SqliteUserStore {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return new SqliteUserStore(storePath(dataDir));
+/**
+ * How a command uses the store: "create" makes the data directory and the store when missing (`serve`, `user add`),
+ * "write" and "read" need an existing one and create nothing ("read" opens it read-only, so it works on a data
+ * directory this user cannot write).
+ */
+export type StoreAccess = "create" | "write" | "read";
+
+/** Prints a warning of a user command on stderr. */
+export function warnOnStderr(message: string): void {
+  process.stderr.write(`myftpd: warning: ${message}\n`);
+}
+
+/** An error of SQLite or the file system about the store, turned into a message for the operator. */
+export function storeFailure(file: string, err: unknown, access: StoreAccess): Error {
+  const code = (err as { code?: unknown }).code;
+  const c = typeof code === "string" ? code : "";
+  if (c.startsWith("SQLITE_READONLY") || c === "EROFS" || c === "EACCES" || c === "EPERM" || c.startsWith("SQLITE_CANTOPEN") || c.startsWith("SQLITE_PERM")) {
+    const what = access === "read" ? "read" : "write";
+    return new Error(
+      `cannot ${what} the user store ${file}: the data directory or the file is not ${what === "read" ? "readable" : "writable"} for this user, or the file system is read-only (${(err as Error).message}); nothing changed`,
+    );
+  }
+  return err as Error;
+}
+
+export function openStore(dataDir: string, access: StoreAccess, warn: (message: string) => void = warnOnStderr): SqliteUserStore {
+  const file = storePath(dataDir);
+  if (access === "create") {
+    try {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw storeFailure(file, err, access);
+    }
+  } else if (!existsSync(file)) {
+    throw new UsageError(
+      `the data directory ${dataDir} has no user store (${path.basename(file)}): check --data or --config; only "myftpd user add" and "myftpd serve" create one`,
+    );
+  }
+  let store: SqliteUserStore;
+  try {
+    store = new SqliteUserStore(file, { readonly: access === "read" });
+  } catch (err) {
+    throw storeFailure(file, err, access);
+  }
+  for (const l of store.loosened) {
+    const was = `mode 0${l.mode.toString(8)}`;
+    warn(
+      l.error === undefined
+        ? `${l.file} was readable by others (${was}): changed it to 0600`
+        : `${l.file} is readable by others (${was}) and could not be changed to 0600 (${l.error}): chmod 600 it`,
+    );
+  }
+  return store;
 }
 
 export function defaultHome(dataDir: string, name: string): string {
@@ -65,10 +115,14 @@ async function obtainPassword(fromStdin: boolean): Promise<string> {
   return pw;
 }
 
-async function withStore<T>(dataDir: string, fn: (store: SqliteUserStore) => Promise<T>): Promise<T> {
-  const store = openStore(dataDir);
+async function withStore<T>(dataDir: string, access: StoreAccess, fn: (store: SqliteUserStore) => Promise<T>): Promise<T> {
+  const store = openStore(dataDir, access);
   try {
     return await fn(store);
+  } catch (err) {
+    // Only SQLite's errors are about the store: a home that cannot be removed, say, speaks for itself.
+    const code = (err as { code?: unknown }).code;
+    throw typeof code === "string" && code.startsWith("SQLITE_") ? storeFailure(storePath(dataDir), err, access) : err;
   } finally {
     store.close();
   }
@@ -183,7 +237,7 @@ export async function userAdd(dataDir: string, name: string, opts: AddOptions): 
   checkName(name);
   const quotaBytes = quotaOf(opts.quota);
   const home = path.resolve(opts.home ?? defaultHome(dataDir, name));
-  return withStore(dataDir, async (store) => {
+  return withStore(dataDir, "create", async (store) => {
     if (await store.get(name)) throw new UsageError(`user ${name} already exists; nothing changed`);
     await checkHomeApart(store, dataDir, name, home);
     const password = await obtainPassword(opts.passwordStdin === true);
@@ -209,7 +263,7 @@ export function formatUserTable(users: UserRecord[]): string {
 }
 
 export async function userList(dataDir: string, json: boolean): Promise<string> {
-  return withStore(dataDir, async (store) => {
+  return withStore(dataDir, "read", async (store) => {
     const users = await store.list();
     if (json) {
       return JSON.stringify(
@@ -224,7 +278,7 @@ export async function userList(dataDir: string, json: boolean): Promise<string> 
 
 export async function userDel(dataDir: string, name: string, purge: boolean): Promise<string> {
   checkName(name);
-  return withStore(dataDir, async (store) => {
+  return withStore(dataDir, "write", async (store) => {
     const u = await store.get(name);
     if (!u) throw new UsageError(`no user ${name}; nothing changed`);
     const home = path.resolve(u.home);
@@ -243,7 +297,7 @@ export async function userDel(dataDir: string, name: string, purge: boolean): Pr
 
 export async function userPasswd(dataDir: string, name: string, passwordStdin: boolean): Promise<string> {
   checkName(name);
-  return withStore(dataDir, async (store) => {
+  return withStore(dataDir, "write", async (store) => {
     if (!(await store.get(name))) throw new UsageError(`no user ${name}; nothing changed`);
     const password = await obtainPassword(passwordStdin);
     await store.update(name, { passwordHash: await hashPassword(password) });
@@ -256,7 +310,7 @@ export async function userSet(dataDir: string, name: string, opts: { home?: stri
   const quotaBytes = quotaOf(opts.quota);
   if (opts.home === undefined && quotaBytes === undefined) throw new UsageError("nothing to change: give --home or --quota");
   const home = opts.home === undefined ? undefined : path.resolve(opts.home);
-  return withStore(dataDir, async (store) => {
+  return withStore(dataDir, "write", async (store) => {
     if (!(await store.get(name))) throw new UsageError(`no user ${name}; nothing changed`);
     if (home) await checkHomeApart(store, dataDir, name, home);
     if (home) mkdirSync(home, { recursive: true, mode: 0o750 });
@@ -271,7 +325,7 @@ export async function userRescan(dataDir: string, name: string | undefined, all:
   if (!all && name === undefined) throw new UsageError("give a user name or --all");
   if (all && name !== undefined) throw new UsageError("give either a user name or --all, not both");
   if (name !== undefined) checkName(name);
-  return withStore(dataDir, async (store) => {
+  return withStore(dataDir, "write", async (store) => {
     const users = all ? await store.list() : [await store.get(name!)].filter((u): u is UserRecord => u !== undefined);
     if (users.length === 0) throw new UsageError(all ? "no users" : `no user ${name}`);
     const lines: string[] = [];

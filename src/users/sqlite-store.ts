@@ -1,5 +1,8 @@
 // UserStore on an embedded SQLite file, with versioned schema migrations (PRAGMA user_version).
 
+import { chmodSync, closeSync, constants, copyFileSync, existsSync, fchmodSync, mkdtempSync, openSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import Database from "better-sqlite3";
 import type { NewUser, UserRecord, UserStore } from "./store.js";
 import { UserExistsError } from "./store.js";
@@ -41,16 +44,89 @@ function toRecord(r: Row): UserRecord {
   };
 }
 
+/** A store file whose mode let others than its owner read it, and what was done about it. */
+export interface LoosenedFile {
+  file: string;
+  /** The permission bits it had. */
+  mode: number;
+  /** Set when it could not be changed to 0600. */
+  error?: string;
+}
+
+/**
+ * The store file holds the password hashes: creates it empty with mode 0600 when it is missing (whatever the umask,
+ * and before SQLite opens it, which would create it with the umask), and takes group and world access off an existing
+ * one and off its -wal and -shm files. SQLite creates those two with the mode of the database file. Returns the files
+ * that had to be tightened.
+ */
+export function secureStoreFile(file: string): LoosenedFile[] {
+  return looseStoreFiles(file, true);
+}
+
+/** The store's files that others than the owner can read; changed to 0600 when `fix`. */
+function looseStoreFiles(file: string, fix: boolean): LoosenedFile[] {
+  if (fix) createPrivate(file);
+  const loosened: LoosenedFile[] = [];
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(f).mode & 0o7777;
+    } catch {
+      continue; // no such file (the -wal and -shm come and go)
+    }
+    if ((mode & 0o077) === 0) continue;
+    if (!fix) {
+      loosened.push({ file: f, mode, error: "opened read-only" });
+      continue;
+    }
+    try {
+      chmodSync(f, 0o600);
+      loosened.push({ file: f, mode });
+    } catch (err) {
+      loosened.push({ file: f, mode, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
+    }
+  }
+  return loosened;
+}
+
+function createPrivate(file: string): void {
+  try {
+    const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    try {
+      fchmodSync(fd, 0o600);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+}
+
+export interface StoreOpenOptions {
+  /** Open for reading only: the file must exist, and nothing is created or written (no migration either). */
+  readonly?: boolean;
+}
+
 export class SqliteUserStore implements UserStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** Files of this store that were readable by others when it was opened (see secureStoreFile). */
+  readonly loosened: LoosenedFile[];
+  /** The temporary directory of the private copy a read-only store is read from, if any (see openReadonly). */
+  private copyDir: string | null = null;
 
-  constructor(file: string) {
-    this.db = new Database(file);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 5000");
-    this.db.pragma("synchronous = NORMAL");
-    this.migrate();
+  constructor(file: string, opts: StoreOpenOptions = {}) {
+    if (opts.readonly) {
+      this.loosened = looseStoreFiles(file, false);
+      this.db = this.openReadonly(file);
+    } else {
+      this.loosened = secureStoreFile(file);
+      this.db = new Database(file);
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("busy_timeout = 5000");
+      this.db.pragma("synchronous = NORMAL");
+      this.migrate();
+    }
     const cols = "name, password_hash, home, quota_bytes, used_bytes, usage_dirty";
     this.stmts = {
       get: this.db.prepare<[string], Row>(`SELECT ${cols} FROM users WHERE name = ?`),
@@ -64,6 +140,50 @@ export class SqliteUserStore implements UserStore {
         `UPDATE users SET used_bytes = ?, usage_dirty = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE name = ?`,
       ),
     };
+  }
+
+  /**
+   * Opens the file read-only. SQLite reads a WAL database only where it can create the -shm file next to it, or where
+   * one exists: with no server running there is none, so in a directory this user cannot write (or on a read-only
+   * mount) the store is read from a private copy instead, made in a fresh 0700 temporary directory and removed by
+   * close().
+   */
+  private openReadonly(file: string): Database.Database {
+    try {
+      return SqliteUserStore.readonlyDb(file);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code !== "string" || !(code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN"))) throw err;
+      const dir = mkdtempSync(path.join(tmpdir(), "myftpd-store-"));
+      this.copyDir = dir;
+      try {
+        const copy = path.join(dir, path.basename(file));
+        copyFileSync(file, copy);
+        if (existsSync(`${file}-wal`)) copyFileSync(`${file}-wal`, `${copy}-wal`);
+        return SqliteUserStore.readonlyDb(copy);
+      } catch (copyErr) {
+        rmSync(dir, { recursive: true, force: true });
+        this.copyDir = null;
+        throw (copyErr as { code?: unknown }).code === "ENOENT" ? copyErr : err;
+      }
+    }
+  }
+
+  private static readonlyDb(file: string): Database.Database {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      db.pragma("busy_timeout = 5000");
+      const version = db.pragma("user_version", { simple: true }) as number;
+      if (version !== SCHEMA_VERSION) {
+        throw new Error(
+          `user store ${file} has schema version ${version}, this myftpd reads ${SCHEMA_VERSION}: open it for writing once (e.g. myftpd serve) to migrate it`,
+        );
+      }
+      return db;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
   }
 
   private migrate(): void {
@@ -135,5 +255,6 @@ export class SqliteUserStore implements UserStore {
 
   close(): void {
     this.db.close();
+    if (this.copyDir !== null) rmSync(this.copyDir, { recursive: true, force: true });
   }
 }
