@@ -8,6 +8,7 @@ import { FtpServer } from "../server/server.js";
 import { hashPassword } from "../users/password.js";
 import type { SqliteUserStore } from "../users/sqlite-store.js";
 import { keyTooOpen, loadTls } from "./cert.js";
+import { lockDataDir } from "./pid-lock.js";
 import { ConfigError, type ServeSettings } from "./settings.js";
 import { isWithin } from "../core/paths.js";
 import { canonicalPath, DEFAULT_QUOTA, defaultHome, openStore, overlappingHomes } from "./user-admin.js";
@@ -31,6 +32,8 @@ async function ensureDemoUser(store: SqliteUserStore, dataDir: string): Promise<
 
 export async function serve(settings: ServeSettings): Promise<void> {
   mkdirSync(settings.data, { recursive: true, mode: 0o700 });
+  // Held until the process exits (lockDataDir removes the file then, however the exit comes).
+  lockDataDir(settings.data);
   const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
   const tls = loadTls(settings.data, settings.tlsCert, settings.tlsKey);
   if (!tls && (settings.requireTls || settings.implicitTlsPort !== null)) {

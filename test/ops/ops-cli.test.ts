@@ -1,6 +1,7 @@
 // Operating myftpd through the built command line: what `user` commands may remove, create and print, how the user
 // store file is protected, and what `serve` refuses at start.
-import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
@@ -199,6 +200,64 @@ describe("a data directory this user cannot write", () => {
       expect(JSON.parse(json.stdout)[0].quotaBytes).toBe(1024 ** 3);
     } finally {
       chmodSync(data, 0o700);
+    }
+  });
+});
+
+describe("one server per data directory", () => {
+  const pidFile = (data: string) => path.join(data, "myftpd.pid");
+  const serveOn = async (data: string) => {
+    const p = await startServerProcess(["--log-level", "silent"], data);
+    procs.push(p);
+    return p;
+  };
+
+  it("a second serve on the same data directory refuses to start (exit 1); the PID file goes with the first", async () => {
+    const data = newDir();
+    const first = await serveOn(data);
+    expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(first.child.pid));
+    const second = await myftpd(["serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"]);
+    expect(second.code, second.stdout).toBe(1);
+    expect(second.stderr).toMatch(new RegExp(`another myftpd \\(PID ${first.child.pid}\\) is serving the data directory`));
+    expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(first.child.pid));
+    expect(await first.stop("SIGTERM")).toBe(0);
+    expect(existsSync(pidFile(data))).toBe(false);
+    const again = await serveOn(data);
+    expect(await again.stop("SIGINT")).toBe(0);
+    expect(existsSync(pidFile(data))).toBe(false);
+  });
+
+  it("takes over the PID file of a server that crashed, or one whose PID now belongs to another program", async () => {
+    const data = newDir();
+    const crashed = await serveOn(data);
+    await crashed.stop("SIGKILL");
+    expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(crashed.child.pid));
+    const next = await serveOn(data);
+    expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(next.child.pid));
+    await next.stop("SIGKILL");
+    // A live process that is not myftpd.
+    const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      writeFileSync(pidFile(data), `${sleeper.pid}\n`);
+      const p = await serveOn(data);
+      expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(p.child.pid));
+    } finally {
+      sleeper.kill("SIGKILL");
+    }
+  });
+
+  it("of two servers started at once over a stale PID file, exactly one runs", async () => {
+    for (let round = 0; round < 8; round++) {
+      const data = newDir();
+      writeFileSync(pidFile(data), "999999999\n");
+      const results = await Promise.allSettled([serveOn(data), serveOn(data)]);
+      const up = results.filter((r) => r.status === "fulfilled");
+      const refused = results.filter((r) => r.status === "rejected");
+      expect(up.length, JSON.stringify(results.map((r) => (r.status === "rejected" ? String(r.reason) : "up")))).toBe(1);
+      expect(String((refused[0] as PromiseRejectedResult).reason)).toMatch(/exited with 1[\s\S]*another myftpd/);
+      const winner = (up[0] as PromiseFulfilledResult<RunningProcess>).value;
+      expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(winner.child.pid));
+      await winner.stop("SIGTERM");
     }
   });
 });
