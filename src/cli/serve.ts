@@ -43,7 +43,6 @@ export async function serve(settings: ServeSettings): Promise<void> {
   }
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const store = openStore(settings.data, "create", (message) => log.warn({ event: "store-mode" }, message));
-  const demoPassword = await ensureDemoUser(store, settings.data);
   // What no home may hold: the user store and everything else in the data directory, and the TLS files.
   const protectedPaths = [settings.data, ...(tls ? [tls.key, tls.cert] : [])].map((p) => realpathSync(p));
   const users = await store.list();
@@ -106,6 +105,9 @@ export async function serve(settings: ServeSettings): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   const port = await server.listen();
+  // Only now that the server listens: created before, a start that then failed (the port taken) would leave demo
+  // with a password nobody ever saw, and the next start would not print one.
+  const demoPassword = await ensureDemoUser(store, settings.data);
   const host = reachableHost(settings.host);
   process.stdout.write(`myftpd listening on ftp://${host}:${port}/ (data ${settings.data})\n`);
   if (tls) {

@@ -2,11 +2,13 @@
 // store file is protected, and what `serve` refuses at start.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
+import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { MYFTPD_BIN, runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
-import { runProcess } from "../helpers/util.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+import { runProcess, until } from "../helpers/util.js";
 
 const dirs: string[] = [];
 const procs: RunningProcess[] = [];
@@ -259,5 +261,29 @@ describe("one server per data directory", () => {
       expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(winner.child.pid));
       await winner.stop("SIGTERM");
     }
+  });
+});
+
+describe("the demo user of a fresh data directory", () => {
+  it("is created only once the server listens, so a start that fails leaves none and the next one prints its password", async () => {
+    const data = path.join(newDir(), "fresh");
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (blocker.address() as net.AddressInfo).port;
+      const r = await myftpd(["serve", "--data", data, "--host", "127.0.0.1", "--port", String(port), "--log-level", "silent"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/EADDRINUSE/);
+      expect(r.stdout).not.toMatch(/created user demo/);
+      expect(await userNames(data)).toEqual([]);
+    } finally {
+      blocker.close();
+    }
+    const p = await startServerProcess(["--log-level", "silent"], data);
+    procs.push(p);
+    await until(() => /created user demo/.test(p.output()), 10_000, "demo password printed");
+    const m = /ftp:\/\/demo:([^@\s]+)@/.exec(p.output());
+    const c = await RawFtp.login(p.port, "demo", m![1]!);
+    await c.close();
   });
 });
