@@ -22,6 +22,12 @@ export interface LedgerSource {
   recount?: () => Promise<number>;
 }
 
+/** Where a ledger reports that the usage could not be saved (a read-only store), and that it is saved again. */
+export interface UsageLog {
+  error(obj: Record<string, unknown>, msg: string): void;
+  info(obj: Record<string, unknown>, msg: string): void;
+}
+
 export class QuotaLedger {
   private writers = 0;
   private readonly writing = new Set<string>();
@@ -39,8 +45,31 @@ export class QuotaLedger {
     private readonly store: UsageStore,
     stored?: { used: number; dirty: boolean },
     private readonly recount?: () => Promise<number>,
+    private readonly log?: UsageLog,
   ) {
     this.lastStored = stored ?? null;
+  }
+
+  /** The usage could not be saved at the last attempt: logged once, when the streak of failures starts. */
+  private storeFailing = false;
+
+  /**
+   * Uploads go on when the usage cannot be saved (the counter in memory still enforces the quota), but the operator
+   * must hear of it: a server restarted then would start from a stale figure. Once per streak, not per write.
+   */
+  private storeFailed(err: unknown): void {
+    if (this.storeFailing) return;
+    this.storeFailing = true;
+    this.log?.error(
+      { event: "usage-not-saved", user: this.name, reason: (err as Error)?.message ?? String(err), code: (err as { code?: unknown })?.code },
+      "cannot save this user's usage in the user store; uploads go on, counted in memory only, until it can be written again",
+    );
+  }
+
+  private storeWorked(): void {
+    if (!this.storeFailing) return;
+    this.storeFailing = false;
+    this.log?.info({ event: "usage-saved-again", user: this.name }, "the user's usage is saved in the user store again");
   }
 
   get used(): number {
@@ -143,7 +172,13 @@ export class QuotaLedger {
   private async writeStore(): Promise<void> {
     const used = this.usedBytes;
     const dirty = this.writers > 0;
-    await this.store.setUsage(this.name, used, dirty);
+    try {
+      await this.store.setUsage(this.name, used, dirty);
+    } catch (err) {
+      this.storeFailed(err);
+      throw err;
+    }
+    this.storeWorked();
     this.lastStored = { used, dirty };
   }
 
@@ -186,7 +221,10 @@ interface Entry {
 export class QuotaManager {
   private readonly ledgers = new Map<string, Entry>();
 
-  constructor(private readonly store: UsageStore) {}
+  constructor(
+    private readonly store: UsageStore,
+    private readonly log?: UsageLog,
+  ) {}
 
   /** The user's ledger, loaded (and counted if needed) on first use. Call release() when the session ends. */
   async acquire(src: LedgerSource): Promise<QuotaLedger> {
@@ -217,7 +255,7 @@ export class QuotaManager {
     const trusted = used !== null && !src.usageDirty;
     if (!trusted) used = await src.scan();
     const stored = trusted ? { used: used!, dirty: false } : undefined;
-    const ledger = new QuotaLedger(src.name, used!, src.quotaBytes, this.store, stored, src.recount);
+    const ledger = new QuotaLedger(src.name, used!, src.quotaBytes, this.store, stored, src.recount, this.log);
     if (!trusted) await ledger.persist();
     return ledger;
   }

@@ -116,7 +116,7 @@ export class FtpServer implements ServerContext {
       throw new Error("requireTls and implicitTlsPort need a TLS certificate and key");
     }
     this.passivePorts = new PassivePorts(opts.pasvRange[0], opts.pasvRange[1]);
-    this.quota = new QuotaManager(this.users);
+    this.quota = new QuotaManager(this.users, this.log);
     this.hashPool = new WorkerPool(workerScript("hash-worker"), opts.hashWorkers ?? 2);
     this.transfers = new TransferProcesses(opts.transferProcesses ?? defaultTransferProcesses(), this.log);
     this.admission = new Admission({

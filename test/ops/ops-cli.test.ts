@@ -1,6 +1,6 @@
 // Operating myftpd through the built command line: what `user` commands may remove, create and print, how the user
 // store file is protected, and what `serve` refuses at start.
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -285,5 +285,42 @@ describe("the demo user of a fresh data directory", () => {
     const m = /ftp:\/\/demo:([^@\s]+)@/.exec(p.output());
     const c = await RawFtp.login(p.port, "demo", m![1]!);
     await c.close();
+  });
+});
+
+describe("usage that cannot be saved", () => {
+  it("is logged at error level once per streak of failures, naming the user and the reason; uploads go on", async () => {
+    const data = newDir();
+    expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], "secret\n")).code).toBe(0);
+    const db = path.join(data, "users.db");
+    // A store file the server's user cannot write: SQLite then opens it read-only, and every write of it fails.
+    const root = process.getuid?.() === 0;
+    if (root) {
+      const chownAll = (p: string) => {
+        chownSync(p, 65534, 65534);
+        if (statSync(p).isDirectory()) for (const e of readdirSync(p)) chownAll(path.join(p, e));
+      };
+      chownAll(data);
+    }
+    chmodSync(db, 0o400);
+    const p = await startServerProcess(["--log-level", "info", "--transfer-processes", "0"], data, root ? { uid: 65534 } : {});
+    procs.push(p);
+    const c = await RawFtp.login(p.port, "alice", "secret");
+    try {
+      await c.expect("TYPE I", 200);
+      for (const name of ["a.bin", "b.bin", "c.bin"]) {
+        const r = await c.store(`STOR ${name}`, Buffer.alloc(1000, 1));
+        expect(r.final.code).toBe(226);
+      }
+      await until(() => /"event":"usage-not-saved"/.test(p.output()), 10_000, "usage-not-saved logged");
+    } finally {
+      await c.close();
+    }
+    const lines = p.output().split("\n").filter((l) => l.includes('"event":"usage-not-saved"'));
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!);
+    expect(entry.level).toBe(50); // pino's error
+    expect(entry.user).toBe("alice");
+    expect(entry.reason).toMatch(/readonly database/);
   });
 });
