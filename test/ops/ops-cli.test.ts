@@ -1,14 +1,14 @@
 // Operating myftpd through the built command line: what `user` commands may remove, create and print, how the user
 // store file is protected, and what `serve` refuses at start.
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
-import { MYFTPD_BIN, runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { MYFTPD_BIN, ROOT, runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
-import { runProcess, until } from "../helpers/util.js";
+import { runProcess, until, withTimeout } from "../helpers/util.js";
 
 const dirs: string[] = [];
 const procs: RunningProcess[] = [];
@@ -322,5 +322,51 @@ describe("usage that cannot be saved", () => {
     expect(entry.level).toBe(50); // pino's error
     expect(entry.user).toBe("alice");
     expect(entry.reason).toMatch(/readonly database/);
+  });
+});
+
+describe("npm start", () => {
+  it("SIGTERM to npm reaches the server, which exits and leaves no process behind", async () => {
+    // In a copy of the package, so the build npm start runs does not rewrite the dist/ other tests are using.
+    const pkg = newDir();
+    for (const f of ["package.json", "tsconfig.json", "src", "scripts"]) cpSync(path.join(ROOT, f), path.join(pkg, f), { recursive: true });
+    symlinkSync(path.join(ROOT, "node_modules"), path.join(pkg, "node_modules"));
+    const data = path.join(pkg, "data");
+    const npm = spawn("npm", ["start", "--", "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"], {
+      cwd: pkg,
+      env: { ...process.env, MYFTPD_DATA: data },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    npm.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    npm.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<void>((resolve) => npm.once("exit", () => resolve()));
+    let serverPid = 0;
+    try {
+      await until(() => /myftpd listening on ftp:\/\//.test(out), 30_000, `npm start listening:\n${out}`);
+      serverPid = Number(readFileSync(path.join(data, "myftpd.pid"), "utf8"));
+      expect(serverPid).toBeGreaterThan(0);
+      npm.kill("SIGTERM");
+      await withTimeout(exited, 10_000, "npm did not exit");
+      const alive = () => {
+        try {
+          process.kill(serverPid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      await until(() => !alive(), 10_000, `server PID ${serverPid} still running after npm exited`);
+      expect(existsSync(path.join(data, "myftpd.pid"))).toBe(false);
+    } finally {
+      if (npm.exitCode === null && npm.signalCode === null) npm.kill("SIGKILL");
+      if (serverPid > 0) {
+        try {
+          process.kill(serverPid, "SIGKILL");
+        } catch {
+          // gone, as it should be
+        }
+      }
+    }
   });
 });
