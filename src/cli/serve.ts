@@ -2,7 +2,7 @@
 // SIGTERM or SIGINT.
 
 import { randomBytes } from "node:crypto";
-import { mkdirSync, realpathSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import pino from "pino";
 import { FtpServer } from "../server/server.js";
 import { hashPassword } from "../users/password.js";
@@ -11,7 +11,7 @@ import { keyTooOpen, loadTls } from "./cert.js";
 import { lockDataDir } from "./pid-lock.js";
 import { ConfigError, type ServeSettings } from "./settings.js";
 import { isWithin } from "../core/paths.js";
-import { canonicalPath, DEFAULT_QUOTA, defaultHome, openStore, overlappingHomes } from "./user-admin.js";
+import { canonicalPath, DEFAULT_QUOTA, defaultHome, makeHome, openStore, overlappingHomes } from "./user-admin.js";
 
 /** Hosts that mean "every interface": a client reaches them through loopback. */
 function reachableHost(host: string): string {
@@ -25,7 +25,7 @@ async function ensureDemoUser(store: SqliteUserStore, dataDir: string): Promise<
   if ((await store.count()) > 0) return null;
   const password = randomBytes(12).toString("base64url");
   const home = defaultHome(dataDir, "demo");
-  mkdirSync(home, { recursive: true, mode: 0o750 });
+  makeHome(home);
   await store.add({ name: "demo", passwordHash: await hashPassword(password), home, quotaBytes: DEFAULT_QUOTA });
   return password;
 }
@@ -47,6 +47,12 @@ export async function serve(settings: ServeSettings): Promise<void> {
   const protectedPaths = [settings.data, ...(tls ? [tls.key, tls.cert] : [])].map((p) => realpathSync(p));
   const users = await store.list();
   for (const u of users) {
+    if (!existsSync(u.home)) {
+      log.error(
+        { event: "home-missing", user: u.name, home: u.home },
+        "this user's home directory does not exist (is its volume mounted?), so the user's logins are refused until it does",
+      );
+    }
     const home = canonicalPath(u.home);
     const held = protectedPaths.find((p) => isWithin(p, home));
     if (held) {

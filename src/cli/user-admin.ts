@@ -1,7 +1,7 @@
 // `myftpd user ...`: administration of the user store in a data directory. Every command validates all of its
 // input before it changes anything, so a refused command leaves the store and the disk as they were.
 
-import { existsSync, mkdirSync, realpathSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, realpathSync, rmSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { isWithin } from "../core/paths.js";
 import { formatSize, parseSize } from "../core/units.js";
@@ -78,6 +78,24 @@ export function openStore(dataDir: string, access: StoreAccess, warn: (message: 
     );
   }
   return store;
+}
+
+/**
+ * Creates a home directory that is missing, mode 0750 whatever the umask (an existing one is left as it is). Logins
+ * need it to exist: the server does not create homes (see the login's home-missing refusal).
+ */
+export function makeHome(home: string): void {
+  let created: string | undefined;
+  try {
+    created = mkdirSync(home, { recursive: true, mode: 0o750 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" || code === "ENOTDIR") {
+      throw new UsageError(`home ${home} cannot be made a directory: it, or a path above it, is a file; nothing changed`);
+    }
+    throw err;
+  }
+  if (created !== undefined) chmodSync(home, 0o750);
 }
 
 export function defaultHome(dataDir: string, name: string): string {
@@ -198,6 +216,9 @@ async function overlappingUser(store: SqliteUserStore, name: string, mine: strin
  * directory or its TLS folder too: the session could read the password hashes and the key, or replace them.
  */
 async function checkHomeApart(store: SqliteUserStore, dataDir: string, name: string, home: string): Promise<void> {
+  if (existsSync(home) && !isDirectory(home)) {
+    throw new UsageError(`home ${home} exists and is not a directory; nothing changed`);
+  }
   const mine = canonicalPath(home);
   const u = await overlappingUser(store, name, mine);
   if (u) {
@@ -233,16 +254,23 @@ export interface AddOptions {
   passwordStdin?: boolean;
 }
 
+/** --home as given: none, or a path made absolute. An empty one would be the current directory, so it is refused. */
+function homeOption(home: string | undefined): string | undefined {
+  if (home === undefined) return undefined;
+  if (home.trim() === "") throw new UsageError("--home needs a directory, got an empty one; nothing changed");
+  return path.resolve(home);
+}
+
 export async function userAdd(dataDir: string, name: string, opts: AddOptions): Promise<string> {
   checkName(name);
   const quotaBytes = quotaOf(opts.quota);
-  const home = path.resolve(opts.home ?? defaultHome(dataDir, name));
+  const home = homeOption(opts.home) ?? path.resolve(defaultHome(dataDir, name));
   return withStore(dataDir, "create", async (store) => {
     if (await store.get(name)) throw new UsageError(`user ${name} already exists; nothing changed`);
     await checkHomeApart(store, dataDir, name, home);
     const password = await obtainPassword(opts.passwordStdin === true);
     const passwordHash = await hashPassword(password);
-    mkdirSync(home, { recursive: true, mode: 0o750 });
+    makeHome(home);
     try {
       await store.add({ name, passwordHash, home, quotaBytes: quotaBytes === undefined ? DEFAULT_QUOTA : quotaBytes });
     } catch (err) {
@@ -309,15 +337,23 @@ export async function userSet(dataDir: string, name: string, opts: { home?: stri
   checkName(name);
   const quotaBytes = quotaOf(opts.quota);
   if (opts.home === undefined && quotaBytes === undefined) throw new UsageError("nothing to change: give --home or --quota");
-  const home = opts.home === undefined ? undefined : path.resolve(opts.home);
+  const home = homeOption(opts.home);
   return withStore(dataDir, "write", async (store) => {
     if (!(await store.get(name))) throw new UsageError(`no user ${name}; nothing changed`);
     if (home) await checkHomeApart(store, dataDir, name, home);
-    if (home) mkdirSync(home, { recursive: true, mode: 0o750 });
+    if (home) makeHome(home);
     await store.update(name, { home, quotaBytes });
     const parts = [home ? `home ${home}` : null, quotaBytes !== undefined ? `quota ${formatSize(quotaBytes)}` : null];
     return `updated ${name}: ${parts.filter(Boolean).join(", ")}`;
   });
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Recounts the bytes in homes and stores the figures (fixes drift). */
@@ -330,6 +366,14 @@ export async function userRescan(dataDir: string, name: string | undefined, all:
     if (users.length === 0) throw new UsageError(all ? "no users" : `no user ${name}`);
     const lines: string[] = [];
     for (const u of users) {
+      if (!isDirectory(u.home)) {
+        process.stderr.write(
+          `myftpd: error: ${u.name}: home ${u.home} does not exist or is not a directory (is its volume mounted?); usage not changed\n`,
+        );
+        process.exitCode = 1;
+        lines.push(`${u.name}: not counted (home ${u.home} missing)`);
+        continue;
+      }
       const used = await sumTree(u.home, false, (dir, err) => {
         // The figure is still stored (it is the best known), but the files below such a directory are not in it.
         process.stderr.write(

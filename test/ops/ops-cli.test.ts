@@ -87,9 +87,14 @@ describe("user del --purge", () => {
 
 const modeOf = (f: string) => statSync(f).mode & 0o777;
 
-/** `myftpd ARGS` under umask 022, the usual one, whatever the test runner's is. */
+/** `myftpd ARGS` under a given umask, whatever the test runner's is. */
+function myftpdUmask(umask: string, args: string[], input?: string) {
+  return runProcess("sh", ["-c", `umask ${umask} && exec "$0" "$@"`, process.execPath, MYFTPD_BIN, ...args], { input });
+}
+
+/** `myftpd ARGS` under umask 022, the usual one. */
 function myftpdUmask022(args: string[], input?: string) {
-  return runProcess("sh", ["-c", 'umask 022 && exec "$0" "$@"', process.execPath, MYFTPD_BIN, ...args], { input });
+  return myftpdUmask("022", args, input);
 }
 
 describe("the user store file", () => {
@@ -367,6 +372,76 @@ describe("npm start", () => {
           // gone, as it should be
         }
       }
+    }
+  });
+});
+
+describe("homes that are missing", () => {
+  it("user add makes the home with mode 0750, whatever the umask", async () => {
+    const data = newDir();
+    const r = await myftpdUmask("077", ["user", "add", "alice", "--password-stdin", "--data", data], "pw\n");
+    expect(r.code, r.stderr).toBe(0);
+    expect(modeOf(path.join(data, "home", "alice"))).toBe(0o750);
+  });
+
+  it("a login to a home that does not exist is refused with 421 and logged; the home is not made", async () => {
+    const data = newDir();
+    expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], "secret\n")).code).toBe(0);
+    const home = path.join(data, "home", "alice");
+    rmSync(home, { recursive: true });
+    const p = await startServerProcess(["--log-level", "info"], data);
+    procs.push(p);
+    // Named at start already.
+    expect(p.output()).toMatch(/"event":"home-missing","user":"alice"/);
+    const c = await RawFtp.connect(p.port);
+    try {
+      expect((await c.cmd("USER alice")).code).toBe(331);
+      expect((await c.cmd("PASS secret")).code).toBe(421);
+    } finally {
+      await c.close().catch(() => undefined);
+    }
+    expect(existsSync(home)).toBe(false);
+    await until(() => p.output().split("\n").filter((l) => /"event":"home-missing"/.test(l)).length === 2, 5000, "login logged");
+    const entry = JSON.parse(p.output().split("\n").filter((l) => /"event":"home-missing"/.test(l))[1]!);
+    expect(entry).toMatchObject({ level: 50, user: "alice", home });
+  });
+
+  it("user rescan of a missing home says so (exit 1) and keeps the stored figure", async () => {
+    const data = newDir();
+    for (const name of ["alice", "bob"]) {
+      expect((await myftpd(["user", "add", name, "--password-stdin", "--data", data], "pw\n")).code).toBe(0);
+    }
+    writeFileSync(path.join(data, "home", "bob", "f"), Buffer.alloc(500));
+    expect((await myftpd(["user", "rescan", "--all", "--data", data])).code).toBe(0);
+    rmSync(path.join(data, "home", "bob"), { recursive: true });
+    const r = await myftpd(["user", "rescan", "bob", "--data", data]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/bob: home .*bob does not exist/);
+    expect(r.stdout).not.toMatch(/bob: 0 bytes/);
+    const list = JSON.parse((await myftpd(["user", "list", "--json", "--data", data])).stdout);
+    expect(list.find((u: { name: string }) => u.name === "bob").usedBytes).toBe(500);
+  });
+});
+
+describe("--home refusals", () => {
+  it("a home that is a regular file, or an empty --home, is refused with exit 2 and a clear message", async () => {
+    const data = newDir();
+    const file = path.join(data, "afile");
+    writeFileSync(file, "x");
+    const add = await myftpd(["user", "add", "alice", "--home", file, "--password-stdin", "--data", data], "pw\n");
+    expect(add.code).toBe(2);
+    expect(add.stderr).toMatch(/home .*afile exists and is not a directory; nothing changed/);
+    const below = await myftpd(["user", "add", "alice", "--home", path.join(file, "sub"), "--password-stdin", "--data", data], "pw\n");
+    expect(below.code).toBe(2);
+    expect(below.stderr).toMatch(/is a file; nothing changed/);
+    const empty = await myftpd(["user", "add", "alice", "--home", "", "--password-stdin", "--data", data], "pw\n");
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--home needs a directory/);
+    expect(await userNames(data)).toEqual([]);
+    expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], "pw\n")).code).toBe(0);
+    for (const home of [file, ""]) {
+      const set = await myftpd(["user", "set", "alice", "--home", home, "--data", data]);
+      expect(set.code, set.stderr).toBe(2);
     }
   });
 });

@@ -1,5 +1,6 @@
 // Access control (RFC 959 §4.1.1): USER, PASS, QUIT.
 
+import * as fsp from "node:fs/promises";
 import { MyftpError } from "../../core/errors.js";
 import { isWithin } from "../../core/paths.js";
 import type { QuotaLedger } from "../../core/quota.js";
@@ -44,6 +45,20 @@ export async function pass(s: Session, arg: string): Promise<void> {
   let storage: LocalStorage;
   let ledger: QuotaLedger;
   try {
+    // The home must be there already (`myftpd user add` makes it): opening makes any missing directories, and a home
+    // missing because its volume is not mounted would then be made, and written to, on the file system below.
+    try {
+      await fsp.stat(record.home);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      s.log.error(
+        { event: "home-missing", user: record.name, home: record.home },
+        "login refused: the home directory does not exist (is its volume mounted?); create it, or give the user another home with: myftpd user set NAME --home DIR",
+      );
+      s.reply(421, "Your home directory is not available; closing control connection");
+      s.close("home missing");
+      return;
+    }
     storage = await LocalStorage.open(record.home);
     const held = s.server.options.protectedPaths.find((p) => isWithin(p, storage.root));
     if (held) {
