@@ -109,7 +109,16 @@ export function loadTls(dataDir: string, certFlag: string | null, keyFlag: strin
     files = { cert: certFlag, key: keyFlag };
   } else {
     files = defaultTlsFiles(dataDir);
-    if (!existsSync(files.cert) || !existsSync(files.key)) return null;
+    const hasCert = existsSync(files.cert);
+    const hasKey = existsSync(files.key);
+    if (!hasCert && !hasKey) return null;
+    // Half a pair is a mistake (a copy that went wrong, a key removed): starting without TLS would go unnoticed.
+    if (!hasCert || !hasKey) {
+      const [there, missing] = hasCert ? [files.cert, files.key] : [files.key, files.cert];
+      throw new ConfigError(
+        `${there} is there but ${missing} is missing, so TLS cannot be set up: put the missing file back, run "myftpd cert --force" for a new pair, or remove ${there} to run without TLS`,
+      );
+    }
   }
   let material: { cert: Buffer; key: Buffer };
   try {

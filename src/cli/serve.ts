@@ -36,10 +36,13 @@ export async function serve(settings: ServeSettings): Promise<void> {
   lockDataDir(settings.data);
   const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
   const tls = loadTls(settings.data, settings.tlsCert, settings.tlsKey);
-  if (!tls && (settings.requireTls || settings.implicitTlsPort !== null)) {
-    throw new ConfigError(
-      `${settings.requireTls ? "--require-tls" : "--implicit-tls-port"} needs a certificate: run "myftpd cert" or give --tls-cert and --tls-key`,
-    );
+  if (!tls && (settings.requireTls || settings.requireTlsSessionReuse || settings.implicitTlsPort !== null)) {
+    const flag = settings.requireTls
+      ? "--require-tls"
+      : settings.requireTlsSessionReuse
+        ? "--require-tls-session-reuse"
+        : "--implicit-tls-port";
+    throw new ConfigError(`${flag} needs a certificate: run "myftpd cert" or give --tls-cert and --tls-key`);
   }
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const store = openStore(settings.data, "create", (message) => log.warn({ event: "store-mode" }, message));

@@ -445,3 +445,29 @@ describe("--home refusals", () => {
     }
   });
 });
+
+describe("serve and TLS that cannot be set up", () => {
+  const serveArgs = (data: string, ...more: string[]) => [
+    "serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent", ...more,
+  ];
+
+  it.each(["key.pem", "cert.pem"])("refuses to start (exit 2) when DATA/tls lacks %s of the pair", async (gone) => {
+    const data = newDir();
+    const made = await myftpd(["cert", "--host", "localhost", "--data", data]);
+    expect(made.code, made.stderr).toBe(0);
+    rmSync(path.join(data, "tls", gone));
+    const r = await myftpd(serveArgs(data));
+    expect(r.code, r.stdout).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`is there but .*${gone.replace(".", "\\.")} is missing, so TLS cannot be set up`));
+    expect(r.stdout).not.toMatch(/listening/);
+  });
+
+  it("--require-tls-session-reuse without a certificate is refused like --require-tls", async () => {
+    const data = newDir();
+    for (const flag of ["--require-tls", "--require-tls-session-reuse"]) {
+      const r = await myftpd(serveArgs(data, flag));
+      expect(r.code, `${flag}: ${r.stdout}`).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`${flag} needs a certificate`));
+    }
+  });
+});
