@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // myftpd: the server and its administration commands.
 
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { Command, Option } from "commander";
 import { makeCertificate } from "./cert.js";
@@ -8,8 +9,18 @@ import { serve } from "./serve.js";
 import { ConfigError, defaultDataDir, resolveServeSettings, SERVE_SETTINGS } from "./settings.js";
 import { UsageError, userAdd, userDel, userList, userPasswd, userRescan, userSet } from "./user-admin.js";
 
+/** The version in the package.json next to dist/ (it ships with the package). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown };
+  return typeof pkg.version === "string" ? pkg.version : "unknown";
+}
+
 const program = new Command();
-program.name("myftpd").description("myftpd: a multi-user FTP server").showHelpAfterError();
+program
+  .name("myftpd")
+  .description("myftpd: a multi-user FTP server")
+  .version(packageVersion(), "-V, --version", "print the version of myftpd")
+  .showHelpAfterError();
 // Set before the subcommands are created: they copy it then, and a usage mistake in one (e.g. `user add -x`)
 // would otherwise exit 1.
 program.exitOverride((err) => {

@@ -13,6 +13,13 @@ import { promptHidden, readStdinLine } from "./prompt.js";
 
 export const DEFAULT_QUOTA = 1024 ** 3;
 
+/**
+ * The longest password (UTF-8 bytes) user add and passwd take. The server reads command lines of up to 4096 bytes, and
+ * "PASS " + the password + CRLF must fit: a longer one could be stored but never used to log in. 1024 leaves room
+ * for any client.
+ */
+export const MAX_PASSWORD_BYTES = 1024;
+
 /** A refusal with a message for the operator; the CLI exits with code 2. */
 export class UsageError extends Error {
   constructor(message: string) {
@@ -130,6 +137,12 @@ async function obtainPassword(fromStdin: boolean): Promise<string> {
     if (pw !== again) throw new UsageError("passwords do not match; nothing changed");
   }
   if (pw.length === 0) throw new UsageError("empty password refused; nothing changed");
+  const bytes = Buffer.byteLength(pw, "utf8");
+  if (bytes > MAX_PASSWORD_BYTES) {
+    throw new UsageError(
+      `password of ${bytes} bytes refused: at most ${MAX_PASSWORD_BYTES} bytes (UTF-8), so that it fits in the server's command line limit; nothing changed`,
+    );
+  }
   return pw;
 }
 

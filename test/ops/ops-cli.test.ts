@@ -471,3 +471,35 @@ describe("serve and TLS that cannot be set up", () => {
     }
   });
 });
+
+describe("password length", () => {
+  it("add and passwd refuse passwords over 1024 bytes of UTF-8 (exit 2); one of 1024 bytes logs in", async () => {
+    const data = newDir();
+    const longest = "é".repeat(512); // 1024 bytes
+    const tooLong = `${longest}x`;
+    const refused = await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], `${tooLong}\n`);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/password of 1025 bytes refused: at most 1024 bytes/);
+    expect(await userNames(data)).toEqual([]);
+    const big = await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], `${"x".repeat(3 * 1024 * 1024)}\n`);
+    expect(big.code).toBe(2);
+    expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], `${longest}\n`)).code).toBe(0);
+    const passwd = await myftpd(["user", "passwd", "alice", "--password-stdin", "--data", data], `${tooLong}\n`);
+    expect(passwd.code).toBe(2);
+    const p = await startServerProcess(["--log-level", "silent"], data);
+    procs.push(p);
+    const c = await RawFtp.login(p.port, "alice", longest);
+    await c.close();
+  });
+});
+
+describe("myftpd --version", () => {
+  it("prints the package's version and exits 0", async () => {
+    const version = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")).version;
+    for (const flag of ["--version", "-V"]) {
+      const r = await myftpd([flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim()).toBe(version);
+    }
+  });
+});
