@@ -57,7 +57,7 @@ function createExclusive(file: string): boolean {
     fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw err;
+    throw new Error(`cannot create ${file}, which marks the data directory as served: ${(err as Error).message}`);
   }
   try {
     writeSync(fd, `${process.pid}\n`);
