@@ -1,16 +1,19 @@
-// One server per data directory: `serve` holds DATA/myftpd.pid (created with O_EXCL, holding its PID) while it runs.
-// Two servers on one directory would each keep their own quota ledger, so together they would let a user pass the
-// quota. A file left by a server that crashed names a process that is gone (or one that is not myftpd, once its PID
-// is reused): the next start takes it over.
+// One server per data directory. Two servers on one directory would each keep their own quota ledger, so together
+// they would let a user pass the quota. `serve` therefore holds an exclusive lock on DATA/myftpd.lock (an SQLite
+// database it keeps an exclusive transaction open on, so the lock is the file system's own record lock): the kernel
+// drops it when the process ends, however it ends, so a crash never leaves a stale lock behind, and the lock is
+// seen from every process on this machine whatever PID namespace (container) it runs in. DATA/myftpd.pid names the
+// PID of the holder, for people and for the refusal message; it decides nothing.
 
-import { closeSync, constants, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import Database from "better-sqlite3";
 
 /** Another myftpd runs on the data directory. */
 export class DataDirBusyError extends Error {
   constructor(
     message: string,
-    readonly pid: number,
+    readonly pid: number | null,
   ) {
     super(message);
     this.name = "DataDirBusyError";
@@ -21,105 +24,76 @@ export function pidFilePath(dataDir: string): string {
   return path.join(dataDir, "myftpd.pid");
 }
 
+export function lockFilePath(dataDir: string): string {
+  return path.join(dataDir, "myftpd.lock");
+}
+
 function readPid(file: string): number | null {
-  let text: string;
   try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
-  const pid = /^\s*(\d+)\s*$/.exec(text) ? Number(text.trim()) : NaN;
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : 0;
-}
-
-/** True when `pid` is a live process, other than this one, whose command line names myftpd. */
-export function isLiveMyftpd(pid: number): boolean {
-  if (pid <= 0 || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else, so its command line decides.
-    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
-  }
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return argv.some((a) => path.basename(a).startsWith("myftpd"));
+    const text = readFileSync(file, "utf8").trim();
+    return /^\d+$/.test(text) ? Number(text) : null;
   } catch {
-    // Gone meanwhile, or no /proc: a live process we cannot look at is taken for a server, to be safe.
-    return process.platform !== "linux";
+    return null;
   }
-}
-
-function createExclusive(file: string): boolean {
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw new Error(`cannot create ${file}, which marks the data directory as served: ${(err as Error).message}`);
-  }
-  try {
-    writeSync(fd, `${process.pid}\n`);
-  } finally {
-    closeSync(fd);
-  }
-  return true;
-}
-
-function busy(dataDir: string, pid: number): DataDirBusyError {
-  return new DataDirBusyError(
-    `another myftpd (PID ${pid}) is serving the data directory ${dataDir}; one server per data directory (two would each keep their own quota count). Stop it first, or give this one another --data`,
-    pid,
-  );
 }
 
 /**
- * Takes the data directory for this process, or throws DataDirBusyError. Returns the release function, which removes
- * the PID file if it still holds this process's PID (it is also called when the process exits).
+ * Takes the data directory for this process, or throws DataDirBusyError. Returns the release function (also run
+ * when the process exits), which lets the lock go and removes the PID file if it still names this process.
  */
 export function lockDataDir(dataDir: string): () => void {
-  const file = pidFilePath(dataDir);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (createExclusive(file)) {
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
-        process.off("exit", release);
-        try {
-          if (readPid(file) === process.pid) unlinkSync(file);
-        } catch {
-          // already gone, or the directory went away: nothing to release
-        }
-      };
-      process.on("exit", release);
-      return release;
+  const lockFile = lockFilePath(dataDir);
+  const pidFile = pidFilePath(dataDir);
+  // Made 0600 before SQLite opens it, like the user store.
+  try {
+    closeSync(openSync(lockFile, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+      throw new Error(`cannot create ${lockFile}, which marks the data directory as served: ${(err as Error).message}`);
     }
-    const pid = readPid(file);
-    if (pid === null) continue; // removed meanwhile: try again
-    if (isLiveMyftpd(pid)) throw busy(dataDir, pid);
-    // Stale. Another server starting at this moment may have found it stale too, and may already have replaced it
-    // with its own file: so the file is first moved aside (atomically, under a name of this process's own) and looked
-    // at again there. If it turns out to be a live server's, it is put back, and this start gives way.
-    const aside = `${file}.stale-${process.pid}`;
-    try {
-      renameSync(file, aside);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
-      throw err;
-    }
-    const movedPid = readPid(aside);
-    if (movedPid !== null && movedPid !== pid && isLiveMyftpd(movedPid)) {
-      try {
-        linkSync(aside, file);
-      } catch {
-        // someone else holds the name now; they will be told of each other
-      }
-      unlinkSync(aside);
-      throw busy(dataDir, movedPid);
-    }
-    unlinkSync(aside);
   }
-  throw new Error(`cannot take ${file}: other processes keep replacing it; is another myftpd starting on ${dataDir}?`);
+  let db: Database.Database;
+  try {
+    db = new Database(lockFile, { timeout: 0 });
+  } catch (err) {
+    throw new Error(`cannot open ${lockFile}, which marks the data directory as served: ${(err as Error).message}`);
+  }
+  try {
+    db.exec("BEGIN EXCLUSIVE");
+  } catch (err) {
+    db.close();
+    if ((err as { code?: string }).code?.startsWith("SQLITE_BUSY")) {
+      const pid = readPid(pidFile);
+      throw new DataDirBusyError(
+        `another myftpd${pid === null ? "" : ` (PID ${pid})`} is serving the data directory ${dataDir}; one server per ` +
+          "data directory (two would each keep their own quota count). Stop it first, or give this one another --data",
+        pid,
+      );
+    }
+    throw new Error(`cannot lock ${lockFile}: ${(err as Error).message}`);
+  }
+  // The PID file is written whole under another name, then moved into place.
+  const temp = `${pidFile}.${process.pid}`;
+  writeFileSync(temp, `${process.pid}\n`, { mode: 0o644 });
+  renameSync(temp, pidFile);
+
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    process.off("exit", release);
+    try {
+      if (readPid(pidFile) === process.pid) unlinkSync(pidFile);
+    } catch {
+      // already gone, or the directory went away
+    }
+    try {
+      db.exec("ROLLBACK");
+      db.close();
+    } catch {
+      // the process is ending: the kernel lets the lock go anyway
+    }
+  };
+  process.on("exit", release);
+  return release;
 }

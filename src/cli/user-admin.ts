@@ -1,7 +1,7 @@
 // `myftpd user ...`: administration of the user store in a data directory. Every command validates all of its
 // input before it changes anything, so a refused command leaves the store and the disk as they were.
 
-import { chmodSync, existsSync, mkdirSync, realpathSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, realpathSync, rmdirSync, rmSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { isWithin } from "../core/paths.js";
 import { formatSize, parseSize } from "../core/units.js";
@@ -278,6 +278,28 @@ export async function userAdd(dataDir: string, name: string, opts: AddOptions): 
   checkName(name);
   const quotaBytes = quotaOf(opts.quota);
   const home = homeOption(opts.home) ?? path.resolve(defaultHome(dataDir, name));
+  // A refused first add (an empty password, a home that will not do) leaves no new store behind: a mistyped --data
+  // must not turn into a data directory the other commands accept.
+  const dirExisted = existsSync(dataDir);
+  const storeExisted = existsSync(storePath(dataDir));
+  try {
+    return await addToStore(dataDir, name, home, quotaBytes, opts);
+  } catch (err) {
+    if (!storeExisted) {
+      for (const suffix of ["", "-wal", "-shm", "-journal"]) rmSync(storePath(dataDir) + suffix, { force: true });
+      if (!dirExisted) {
+        try {
+          rmdirSync(dataDir); // only when nothing else was made in it
+        } catch {
+          // not empty (a home was made in it), or gone: left as it is
+        }
+      }
+    }
+    throw err;
+  }
+}
+
+async function addToStore(dataDir: string, name: string, home: string, quotaBytes: ReturnType<typeof quotaOf>, opts: AddOptions): Promise<string> {
   return withStore(dataDir, "create", async (store) => {
     if (await store.get(name)) throw new UsageError(`user ${name} already exists; nothing changed`);
     await checkHomeApart(store, dataDir, name, home);

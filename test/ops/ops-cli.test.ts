@@ -1,7 +1,7 @@
 // Operating myftpd through the built command line: what `user` commands may remove, create and print, how the user
 // store file is protected, and what `serve` refuses at start.
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -150,6 +150,27 @@ describe("user commands on a data directory without a user store", () => {
     expect(existsSync(path.join(base, "users.db"))).toBe(false);
   });
 
+  it("a refused first user add leaves no store and no data directory behind", async () => {
+    const base = newDir();
+    const typo = path.join(base, "typo");
+    for (const input of ["\n", "x".repeat(1025) + "\n"]) {
+      const r = await myftpd(["user", "add", "alice", "--password-stdin", "--data", typo], input);
+      expect(r.code).toBe(2);
+      expect(existsSync(typo)).toBe(false);
+      const list = await myftpd(["user", "list", "--data", typo]);
+      expect(list.code).toBe(2);
+      expect(list.stderr).toMatch(/has no user store/);
+    }
+    // In a data directory that exists, the new store file goes, the directory stays.
+    const r = await myftpd(["user", "add", "alice", "--password-stdin", "--data", base], "\n");
+    expect(r.code).toBe(2);
+    expect(readdirSync(base)).toEqual([]);
+    // A store that was there stays, with its users.
+    expect((await myftpd(["user", "add", "bob", "--password-stdin", "--data", base], "pw\n")).code).toBe(0);
+    expect((await myftpd(["user", "add", "carol", "--password-stdin", "--data", base], "\n")).code).toBe(2);
+    expect(await userNames(base)).toEqual(["bob"]);
+  });
+
   it("--config takes the data directory from serve's config file, relative to it; --data wins", async () => {
     const base = newDir();
     const conf = path.join(base, "etc", "myftpd.toml");
@@ -242,14 +263,44 @@ describe("one server per data directory", () => {
     const next = await serveOn(data);
     expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(next.child.pid));
     await next.stop("SIGKILL");
-    // A live process that is not myftpd.
-    const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
+    // A live process that is not a server on this directory, even one whose name says myftpd (a log tail, an
+    // editor): the PID file only informs, the lock decides.
+    const sleeper = spawn("bash", ["-c", "exec -a myftpd-log-tail sleep 30"], { stdio: "ignore" });
     try {
+      await until(() => readFileSync(`/proc/${sleeper.pid}/cmdline`, "utf8").startsWith("myftpd-log-tail"), 5000, "renamed sleeper");
       writeFileSync(pidFile(data), `${sleeper.pid}\n`);
       const p = await serveOn(data);
       expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(p.child.pid));
     } finally {
       sleeper.kill("SIGKILL");
+    }
+  });
+
+  it("a server in another PID namespace (another container on the same volume) is seen too", async (ctx) => {
+    if (process.getuid?.() !== 0 || spawnSync("unshare", ["--pid", "--fork", "--mount-proc", "true"], { timeout: 10_000 }).status !== 0) {
+      ctx.skip(); // needs root and unshare(1)
+    }
+    const data = newDir();
+    const first = await serveOn(data);
+    // Started as PID 1 of a new namespace: its own PID means nothing here, and ours nothing there.
+    const second = await runProcess("unshare", ["--pid", "--fork", "--mount-proc", process.execPath, MYFTPD_BIN, "serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"]);
+    expect(second.code, second.stdout).toBe(1);
+    expect(second.stderr).toMatch(/another myftpd \(PID \d+\) is serving the data directory/);
+    expect(await first.stop("SIGTERM")).toBe(0);
+    const inside = spawn("unshare", ["--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM", process.execPath, MYFTPD_BIN, "serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let out = "";
+      inside.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+      await until(() => out.includes("ftp://"), 10_000, "namespaced server listening");
+      expect(readFileSync(pidFile(data), "utf8").trim()).toBe("1");
+      const third = await myftpd(["serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"]);
+      expect(third.code).toBe(1);
+      expect(third.stderr).toMatch(/another myftpd \(PID 1\) is serving the data directory/);
+    } finally {
+      // unshare waits for its child and passes no signal on: the server (its child) is stopped itself.
+      const kids = readFileSync(`/proc/${inside.pid}/task/${inside.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+      for (const k of kids) process.kill(Number(k), "SIGTERM");
+      await until(() => inside.exitCode !== null || inside.signalCode !== null, 10_000, "namespaced server stopped");
     }
   });
 
