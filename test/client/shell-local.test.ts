@@ -6,19 +6,19 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../helpers/util.js";
 import { assertBuilt, killAll, runMyftp, spawnPty, tempDir } from "./cli-helpers.js";
 
+let work: { path: string; remove(): Promise<void> };
+
+beforeAll(async () => {
+  assertBuilt();
+  work = await tempDir();
+});
+afterEach(() => killAll());
+afterAll(async () => {
+  killAll();
+  await work?.remove();
+});
+
 describe("myftp's local side", () => {
-  let work: { path: string; remove(): Promise<void> };
-
-  beforeAll(async () => {
-    assertBuilt();
-    work = await tempDir();
-  });
-  afterEach(() => killAll());
-  afterAll(async () => {
-    killAll();
-    await work?.remove();
-  });
-
   it("names the directory lcd could not change to, and takes ~ and ~/DIR for the home", async () => {
     const home = join(work.path, "home");
     await mkdir(join(home, "sub"), { recursive: true });
@@ -39,18 +39,6 @@ describe("myftp's local side", () => {
 });
 
 describe("the shell's history", () => {
-  let work: { path: string; remove(): Promise<void> };
-
-  beforeAll(async () => {
-    assertBuilt();
-    work = await tempDir();
-  });
-  afterEach(() => killAll());
-  afterAll(async () => {
-    killAll();
-    await work?.remove();
-  });
-
   it("keeps no passwords, in the file or for the arrow keys, and is readable by its owner only", async () => {
     const home = join(work.path, "h1");
     await mkdir(home);

@@ -1,0 +1,125 @@
+// What a server that is not root may do, as it says and as it does: CWD into a directory it may not search (mode
+// 000) is refused with 550 and leaves the working directory as it was (accepting it would leave the session in a
+// directory where every relative command fails); the MLSD/MLST perm facts (RFC 3659 §7.5.5) follow the mode bits,
+// owners and the directory's permissions.
+//
+// Permissions mean nothing to root, so when the tests run as root the server runs as nobody (65534) over a data
+// directory handed to that user.
+
+import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { hashPassword } from "../../src/users/password.js";
+import { SqliteUserStore } from "../../src/users/sqlite-store.js";
+import { startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { RawFtp } from "../helpers/raw-ftp.js";
+
+const NOBODY = 65534;
+const asRoot = process.getuid?.() === 0;
+
+let proc: RunningProcess | undefined;
+let dataDir: string | undefined;
+const clients: RawFtp[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.sock.destroy();
+  await proc?.stop();
+  proc = undefined;
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  dataDir = undefined;
+});
+
+/** A data directory with user alice (password "secret") whose home holds what `fill` makes there. */
+async function aliceData(prefix: string, fill: (home: string) => void): Promise<{ data: string; home: string }> {
+  const data = tempDir(prefix);
+  dataDir = data;
+  const home = path.join(data, "home", "alice");
+  mkdirSync(home, { recursive: true });
+  fill(home);
+  const store = new SqliteUserStore(path.join(data, "users.db"));
+  await store.add({ name: "alice", passwordHash: await hashPassword("secret"), home, quotaBytes: 1024 ** 3 });
+  store.close();
+  return { data, home };
+}
+
+/** Hands everything below `p` to nobody. */
+function chownAll(p: string): void {
+  chownSync(p, NOBODY, NOBODY);
+  if (statSync(p).isDirectory()) for (const e of readdirSync(p)) chownAll(path.join(p, e));
+}
+
+describe("CWD into a directory without search permission", () => {
+  it("answers 550 and keeps the working directory", async () => {
+    const { data, home } = await aliceData("myftp-cwd-perm-", (h) => {
+      mkdirSync(path.join(h, "sub", "locked"), { recursive: true });
+      writeFileSync(path.join(h, "sub", "a.txt"), "a");
+    });
+    if (asRoot) chownAll(data);
+    chmodSync(path.join(home, "sub", "locked"), 0o000);
+    proc = await startServerProcess(["--log-level", "silent"], data, asRoot ? { uid: NOBODY } : {});
+    const c = await RawFtp.login(proc.port, "alice", "secret");
+    clients.push(c);
+    await c.expect("CWD /sub", 250);
+    expect((await c.cmd("CWD locked")).code).toBe(550);
+    expect((await c.cmd("PWD")).text).toContain('"/sub"');
+    // Relative commands still work where the session stands.
+    await c.expect("TYPE I", 200);
+    expect((await c.cmd("SIZE a.txt")).code).toBe(213);
+    // A searchable directory is entered as before.
+    chmodSync(path.join(home, "sub", "locked"), 0o100);
+    await c.expect("CWD locked", 250);
+    expect((await c.cmd("PWD")).text).toContain('"/sub/locked"');
+  });
+});
+
+describe("perm facts", () => {
+  it.skipIf(!asRoot)("follow the mode bits and owners as the server's user sees them", async () => {
+    const { data, home } = await aliceData("myftp-perm-facts-", (h) => {
+      mkdirSync(path.join(h, "sub"));
+      writeFileSync(path.join(h, "own.txt"), "own");
+      writeFileSync(path.join(h, "ro.txt"), "ro");
+    });
+    chownAll(data);
+    chmodSync(path.join(home, "ro.txt"), 0o444);
+    // Left to root: a file nobody may only read, a directory nobody may list but not change, and its file.
+    writeFileSync(path.join(home, "rootfile.txt"), "root");
+    mkdirSync(path.join(home, "rootdir"), { mode: 0o755 });
+    writeFileSync(path.join(home, "rootdir", "inner.txt"), "inner");
+    mkdirSync(path.join(home, "closed"), { mode: 0o700 });
+
+    proc = await startServerProcess(["--log-level", "silent"], data, { uid: NOBODY });
+    const c = await RawFtp.login(proc.port, "alice", "secret", { type: "I" });
+    clients.push(c);
+    const facts = async (dir: string) => {
+      const r = await c.retrieve(`MLSD ${dir}`);
+      expect(r.final.code).toBe(226);
+      const byName = new Map<string, string>();
+      for (const line of r.data.toString("utf8").split("\r\n").filter(Boolean)) {
+        byName.set(line.slice(line.indexOf("; ") + 2), /perm=([a-z]*);/.exec(line)![1]!);
+      }
+      return byName;
+    };
+    const top = await facts("/");
+    expect(top.get("own.txt")).toBe("adfrw");
+    expect(top.get("ro.txt")).toBe("dfr");
+    expect(top.get("rootfile.txt")).toBe("dfr");
+    expect(top.get("sub")).toBe("flcdmpe");
+    expect(top.get("rootdir")).toBe("flde");
+    expect(top.get("closed")).toBe("fd");
+    expect((await facts("/rootdir")).get("inner.txt")).toBe("r");
+    const mlst = async (p: string) => /perm=([a-z]*);/.exec((await c.expect(`MLST ${p}`, 250)).lines[1]!)![1];
+    expect(await mlst("/rootdir/inner.txt")).toBe("r");
+    expect(await mlst("/own.txt")).toBe("adfrw");
+    // The home itself is never renamed or removed.
+    expect(await mlst("/")).toBe("lcmpe");
+    // The facts say what the server then does.
+    expect((await c.cmd("DELE rootdir/inner.txt")).code).toBe(550);
+    expect((await c.cmd("CWD closed")).code).toBe(550);
+    expect((await c.store("APPE own.txt", "+")).final.code).toBe(226);
+    // STOR over a file the server may not write is refused, though the directory would allow replacing it.
+    expect((await c.store("STOR rootfile.txt", "x")).final.code).toBe(550);
+    expect((await c.store("STOR ro.txt", "x")).final.code).toBe(550);
+    expect((await c.store("STOR own.txt", "new")).final.code).toBe(226);
+    expect((await c.cmd("SIZE rootfile.txt")).text).toBe("4");
+    expect((await c.cmd("SIZE own.txt")).text).toBe("3");
+  });
+});
