@@ -53,6 +53,8 @@ serveCmd.option("--config <file>", "config file (TOML or JSON) with the same key
 for (const def of SERVE_SETTINGS) {
   const flag = def.kind === "bool" ? `--${def.key}` : `--${def.key} <${def.arg ?? "value"}>`;
   serveCmd.option(flag, def.description);
+  // A switch a config file turns on can be turned off for one run.
+  if (def.kind === "bool") serveCmd.option(`--no-${def.key}`, `turn off --${def.key} (set in a config file)`);
 }
 serveCmd.action(async (opts: Record<string, unknown>) => {
   try {

@@ -521,6 +521,20 @@ describe("serve and TLS that cannot be set up", () => {
       expect(r.stderr).toMatch(new RegExp(`${flag} needs a certificate`));
     }
   });
+
+  it("a switch a config file turns on is turned off by its --no- flag", async () => {
+    const data = newDir();
+    const conf = path.join(data, "myftpd.toml");
+    writeFileSync(conf, "require-tls = true\n");
+    const on = await myftpd(serveArgs(data, "--config", conf));
+    expect(on.code, on.stdout).toBe(2);
+    expect(on.stderr).toMatch(/--require-tls needs a certificate/);
+    const p = await startServerProcess(["--config", conf, "--no-require-tls", "--log-level", "silent"], data);
+    procs.push(p);
+    const c = await RawFtp.connect(p.port);
+    expect((await c.cmd("USER nobody-here")).code).toBe(331); // plain logins are not refused up front
+    c.sock.destroy();
+  });
 });
 
 describe("password length", () => {
