@@ -201,7 +201,7 @@ export class FtpSession {
       try {
         o.ca = await readFile(this.options.caFile);
       } catch (err) {
-        throw new ClientError("usage", `cannot read CA file ${this.options.caFile}: ${(err as Error).message}`);
+        throw new ClientError("local", `cannot read CA file ${this.options.caFile}: ${(err as Error).message}`);
       }
     }
     if (!/^[\d.]+$/.test(this.target.host) && !this.target.host.includes(":")) o.servername = this.target.host;

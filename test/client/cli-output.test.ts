@@ -60,6 +60,13 @@ describe("myftp's command line against myftpd", () => {
     expect(sh.code).toBe(5);
   });
 
+  it("a CA file that cannot be read is a local file problem (exit 8), named", async () => {
+    const missing = join(work.path, "no-such-ca.pem");
+    const r = await runMyftp(["ls", "--tls", "--ca", missing, url()]);
+    expect(r.stderr).toMatch(new RegExp(`^myftp: .*cannot read CA file ${missing.replace(/[.]/g, "\\.")}: ENOENT`));
+    expect(r.code).toBe(8);
+  });
+
   it("writes the --debug trace of the control connection to stderr, keeping stdout for results", async () => {
     const r = await runMyftp(["ls", "--debug", url()]);
     expect(r.code).toBe(0);
