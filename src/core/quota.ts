@@ -115,9 +115,9 @@ export class QuotaLedger {
     this.writing.delete(p);
   }
 
-  /** True while an upload writes this path, or anything below it when it is a directory. */
-  isWriting(p: string): boolean {
-    if (this.writing.has(p)) return true;
+  /** True while an upload writes this path, or anything below it when it is a directory; `except` is a claim not to count. */
+  isWriting(p: string, except?: string): boolean {
+    if (p !== except && this.writing.has(p)) return true;
     const below = p.endsWith("/") ? p : `${p}/`;
     for (const w of this.writing) if (w.startsWith(below)) return true;
     return false;

@@ -60,6 +60,11 @@ export function currentAccessor(): Accessor | null {
   return processAccessor;
 }
 
+/** The owner of a sticky directory (mode bit 01000), for the perm facts of its entries; undefined when not sticky. */
+export function stickyOf(dir: Pick<ListEntry, "mode" | "uid">): { uid: number } | undefined {
+  return (dir.mode & 0o1000) !== 0 && dir.uid !== undefined ? { uid: dir.uid } : undefined;
+}
+
 export const MAY_READ = 4;
 export const MAY_WRITE = 2;
 export const MAY_SEARCH = 1;
@@ -84,9 +89,15 @@ function pad2(n: number): string {
 /** "rwxr-xr-x" with the type letter in front, as ls prints it. */
 export function modeString(type: EntryType, mode: number): string {
   const chars = "rwxrwxrwx";
-  let s = LS_TYPE[type];
-  for (let i = 0; i < 9; i++) s += mode & (1 << (8 - i)) ? chars[i] : "-";
-  return s;
+  const bits = [...chars].map((c, i) => (mode & (1 << (8 - i)) ? c : "-"));
+  // setuid, setgid and sticky take the x places, as ls shows them: lower case over x, upper case where x is off.
+  const special: [number, number, string][] = [
+    [0o4000, 2, "s"],
+    [0o2000, 5, "s"],
+    [0o1000, 8, "t"],
+  ];
+  for (const [bit, at, c] of special) if (mode & bit) bits[at] = bits[at] === "x" ? c : c.toUpperCase();
+  return LS_TYPE[type] + bits.join("");
 }
 
 /** The date column of `ls -l`: "Mon DD HH:MM" within six months of now, "Mon DD  YYYY" otherwise (UTC). */
@@ -159,13 +170,13 @@ export function parseMlstOpts(arg: string): MlstFact[] {
 /**
  * One MLSx entry: "fact=value;...; name". typeOverride lets MLST of a directory say "cdir" and MLSD's own
  * entries say "cdir"/"pdir". The perm fact (RFC 3659 §7.5.5) says what this server can do with the entry:
- * `writable` is whether its directory takes new, removed and renamed names (false for the home itself), and the
- * entry's own mode, owner and group against `who` decide the rest.
+ * `writable` is whether its directory takes new, removed and renamed names (false for the home itself), `sticky`
+ * names the owner of a sticky directory, and the entry's own mode, owner and group against `who` decide the rest.
  */
 export function formatMlsxLine(
   e: ListEntry,
   facts: readonly MlstFact[],
-  opts: { writable: boolean; who?: Accessor | null; typeOverride?: string; name?: string },
+  opts: { writable: boolean; who?: Accessor | null; sticky?: { uid: number }; typeOverride?: string; name?: string },
 ): string {
   let out = "";
   for (const f of facts) {
@@ -180,7 +191,7 @@ export function formatMlsxLine(
         out += `modify=${formatTimeVal(e.mtimeMs)};`;
         break;
       case "perm":
-        out += `perm=${permFact(e, opts.writable, opts.who ?? null)};`;
+        out += `perm=${permFact(e, opts.writable, opts.who ?? null, opts.sticky)};`;
         break;
       case "unix.mode":
         out += `unix.mode=0${(e.mode & 0o7777).toString(8)};`;
@@ -190,10 +201,13 @@ export function formatMlsxLine(
   return `${out} ${opts.name ?? e.name}`;
 }
 
-function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null): string {
+function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null, sticky?: { uid: number }): string {
   const may = (bits: number) => mayAccess(e, who, bits);
-  const rename = dirWritable ? "f" : "";
-  const remove = dirWritable ? "d" : "";
+  // In a sticky directory only the entry's owner, the directory's owner or root may remove or rename it.
+  const removable =
+    dirWritable && (!sticky || !who || who.uid === 0 || e.uid === undefined || e.uid === who.uid || sticky.uid === who.uid);
+  const rename = removable ? "f" : "";
+  const remove = removable ? "d" : "";
   if (e.type === "dir") {
     const inside = may(MAY_WRITE | MAY_SEARCH);
     return rename + (may(MAY_READ | MAY_SEARCH) ? "l" : "") + (inside ? "c" : "") + remove + (inside ? "mp" : "") + (may(MAY_SEARCH) ? "e" : "");
@@ -202,7 +216,7 @@ function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null): str
     const write = may(MAY_WRITE);
     // APPE writes the file in place; STOR over it writes a temporary file beside it, so it needs the directory too
     // (and, as the server checks, write permission on the file).
-    return (write ? "a" : "") + remove + rename + (may(MAY_READ) ? "r" : "") + (write && dirWritable ? "w" : "");
+    return (write ? "a" : "") + remove + rename + (may(MAY_READ) ? "r" : "") + (write && removable ? "w" : "");
   }
   // A FIFO, socket or device is never read or written over FTP (RETR and STOR take regular files only): it can
   // only be deleted or renamed.

@@ -74,6 +74,14 @@ function tempNameBeside(p: string): string {
   return path.join(path.dirname(p), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
 }
 
+function statOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return null;
+  }
+}
+
 function lstatOrNull(p: string): fs.Stats | null {
   try {
     return fs.lstatSync(p);
@@ -229,6 +237,13 @@ export class LocalStorage implements StorageBackend {
     const dir = this.resolveExisting(vpath);
     // Read through a handle opened here: the names are this directory's, wherever its path leads when the pool reads.
     const handle = fs.opendirSync(dir, { bufferSize: 1024 });
+    try {
+      // Names could be read without search permission, but nothing about them: refused rather than listed as empty.
+      fs.accessSync(dir, constants.X_OK);
+    } catch (err) {
+      handle.closeSync();
+      throw err;
+    }
     const read = fs.statSync(dir);
     const dirents: Dirent[] = [];
     // Read inline, a bounded batch per loop turn: a listing then never queues behind bulk file I/O on the pool.
@@ -317,6 +332,14 @@ export class LocalStorage implements StorageBackend {
     }
     const dstSt = lstatOrNull(dst);
     if (dstSt?.isDirectory() && !srcSt.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
+    if (srcSt.isSymbolicLink() && dstSt && !dstSt.isSymbolicLink()) {
+      // A link renamed over the file it leads to would replace that file with a link to itself: the data would be
+      // gone. Refused, as mv refuses two names of the same file.
+      const target = statOrNull(src);
+      if (target && target.dev === dstSt.dev && target.ino === dstSt.ino) {
+        throw new MyftpError("denied", `${from} leads to ${to}: renaming it over its own target would destroy the file`);
+      }
+    }
     // Two names of one file: rename(2) leaves both, and nothing is freed.
     const sameFile = dstSt !== null && dstSt.dev === srcSt.dev && dstSt.ino === srcSt.ino;
     await renameOver(src, dst, dstSt?.isFile() === true && !sameFile);
@@ -356,7 +379,10 @@ export class LocalStorage implements StorageBackend {
     if (copy && !st?.isFile()) throw new MyftpError("not-found", "No such file or directory");
     // The new content replaces the file by a rename, which the directory alone would allow: a file this server may
     // not write is refused, as writing it in place would be.
-    if (st) fs.accessSync(target, constants.W_OK);
+    if (st) {
+      fs.accessSync(target, constants.W_OK);
+      if (!stickyAllows(path.dirname(target), st)) throw new MyftpError("denied", "Permission denied");
+    }
     const tempPath = tempNameBeside(target);
     const mode = st ? st.mode & 0o777 : 0o644;
     if (copy) {
@@ -431,6 +457,10 @@ export class LocalStorage implements StorageBackend {
 async function renameOver(src: string, dst: string, replacesFile: boolean): Promise<void> {
   let alias: string | null = null;
   if (replacesFile) {
+    // In a sticky directory only the owner of a file (or of the directory) may replace it. The rename would fail
+    // after the extra name was made, and that name could not be removed either: refused first.
+    const dstSt = lstatOrNull(dst);
+    if (dstSt && !stickyAllows(path.dirname(dst), dstSt)) throw new MyftpError("denied", "Permission denied");
     alias = tempNameBeside(dst);
     try {
       fs.linkSync(dst, alias);
@@ -446,6 +476,17 @@ async function renameOver(src: string, dst: string, replacesFile: boolean): Prom
     throw err;
   }
   if (alias) await fsp.unlink(alias).catch(() => undefined);
+}
+
+/**
+ * Whether this process may remove or replace the entry `st` in directory `dir` as far as the sticky bit goes: in a
+ * sticky directory only the entry's owner, the directory's owner or root may.
+ */
+export function stickyAllows(dir: string, st: { uid: number }): boolean {
+  const euid = process.geteuid?.();
+  if (euid === undefined || euid === 0 || st.uid === euid) return true;
+  const d = fs.statSync(dir);
+  return (d.mode & 0o1000) === 0 || d.uid === euid; // S_ISVTX
 }
 
 /** The longest path on Linux, in bytes, without its terminating NUL (PATH_MAX is 4096 with it). */

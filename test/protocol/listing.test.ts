@@ -31,6 +31,13 @@ describe("modeString", () => {
     expect(modeString("other", 0o600)).toBe("?rw-------");
   });
 
+  it("shows setuid, setgid and sticky in the x places, upper case where x is off", () => {
+    expect(modeString("dir", 0o1777)).toBe("drwxrwxrwt");
+    expect(modeString("dir", 0o1770)).toBe("drwxrwx--T");
+    expect(modeString("file", 0o4755)).toBe("-rwsr-xr-x");
+    expect(modeString("file", 0o2644)).toBe("-rw-r-Sr--");
+  });
+
   it("writes ls's letters for FIFOs, sockets and devices", () => {
     expect(modeString("fifo", 0o644)).toBe("prw-r--r--");
     expect(modeString("socket", 0o755)).toBe("srwxr-xr-x");

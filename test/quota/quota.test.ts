@@ -403,6 +403,17 @@ describe("quota: one file, two names", () => {
     // Both appends to the one file landed, one after the other.
     expect(statSync(file(s, "f.bin")).size).toBe(500 * KiB);
     expect(await settledUsage(s)).toBe(500 * KiB);
+    // The link renamed over the file it leads to would leave a link to itself and the data gone: refused.
+    await b.expect("RNFR alias.bin", 350);
+    const r = await b.cmd("RNTO f.bin");
+    expect(r.code).toBe(550);
+    expect(r.text).toMatch(/its own target/);
+    expect(statSync(file(s, "f.bin")).size).toBe(500 * KiB);
+    expect(await settledUsage(s)).toBe(500 * KiB);
+    // A directory renamed onto a link to itself is not taken for an upload in progress (450).
+    await b.expect("RNFR d", 350);
+    expect((await b.cmd("RNTO dl")).code).toBe(550);
+    expect(existsSync(file(s, "d"))).toBe(true);
   });
 });
 

@@ -453,6 +453,8 @@ describe("transfer parameters", () => {
     expect((await c.cmd("EPRT |2|::1|2000|")).all).toBe("522 Network protocol not supported, use (1)");
     expect((await c.cmd("EPRT |2|2001:db8::1|2000|")).all).toBe("522 Network protocol not supported, use (1)");
     expect((await c.cmd("EPRT |9|::1|2000|")).all).toBe("522 Network protocol not supported, use (1)");
+    // The protocol number decides, not the address's form: an IPv4-mapped address is still protocol 2.
+    expect((await c.cmd("EPRT |2|::ffff:127.0.0.1|2000|")).all).toBe("522 Network protocol not supported, use (1)");
     // The session goes on, and a good EPRT still works.
     expect((await c.cmd("EPRT |1|127.0.0.1|2000|")).code).toBe(200);
   });
@@ -592,6 +594,8 @@ describe("listings", () => {
       expect(l.final.code).toBe(226);
       expect(names(l)).toEqual([expect.stringMatching(/ in\.txt$/)]);
       expect(names(await c.retrieve("NLST sub/*.txt"))).toEqual(["sub/in.txt"]);
+      // A file named without a pattern comes back as written too (mget of one name sends it back in a RETR).
+      expect(names(await c.retrieve("NLST sub/in.txt"))).toEqual(["sub/in.txt"]);
       expect(names(await c.retrieve("NLST ./sub/in.*"))).toEqual(["./sub/in.bin", "./sub/in.txt"]);
       // Each NLST name can be sent back as it is (what mget does).
       expect((await c.retrieve("RETR sub/in.txt")).data.toString()).toBe("in");

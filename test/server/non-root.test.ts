@@ -85,6 +85,19 @@ describe("perm facts", () => {
     mkdirSync(path.join(home, "rootdir"), { mode: 0o755 });
     writeFileSync(path.join(home, "rootdir", "inner.txt"), "inner");
     mkdirSync(path.join(home, "closed"), { mode: 0o700 });
+    // A sticky directory anyone may write, with root's files and one of nobody's.
+    mkdirSync(path.join(home, "sticky"));
+    chmodSync(path.join(home, "sticky"), 0o1777);
+    writeFileSync(path.join(home, "sticky", "root666.txt"), "root666");
+    chmodSync(path.join(home, "sticky", "root666.txt"), 0o666);
+    writeFileSync(path.join(home, "sticky", "rootown.txt"), "rootown");
+    writeFileSync(path.join(home, "sticky", "mine.txt"), "mine");
+    chownSync(path.join(home, "sticky", "mine.txt"), NOBODY, NOBODY);
+    // Readable but not searchable by nobody: its names could be read, nothing about them.
+    mkdirSync(path.join(home, "nox"));
+    writeFileSync(path.join(home, "nox", "in.txt"), "in");
+    chownSync(path.join(home, "nox"), NOBODY, NOBODY);
+    chmodSync(path.join(home, "nox"), 0o600);
 
     proc = await startServerProcess(["--log-level", "silent"], data, { uid: NOBODY });
     const c = await RawFtp.login(proc.port, "alice", "secret", { type: "I" });
@@ -111,6 +124,20 @@ describe("perm facts", () => {
     expect(await mlst("/own.txt")).toBe("adfrw");
     // The home itself is never renamed or removed.
     expect(await mlst("/")).toBe("lcmpe");
+    // In the sticky directory only nobody's own file may be removed, renamed or replaced.
+    const sticky = await facts("/sticky");
+    expect(sticky.get("root666.txt")).toBe("ar");
+    expect(sticky.get("rootown.txt")).toBe("r");
+    expect(sticky.get("mine.txt")).toBe("adfrw");
+    expect((await c.retrieve("LIST /")).data.toString()).toMatch(/^drwxrwxrwt .* sticky\r$/m);
+    // Replacing root's file there is refused up front, and leaves no second name of it behind.
+    expect((await c.store("STOR sticky/root666.txt", "x")).final.code).toBe(550);
+    await c.expect("RNFR sticky/mine.txt", 350);
+    expect((await c.cmd("RNTO sticky/root666.txt")).code).toBe(550);
+    expect((await c.cmd("DELE sticky/rootown.txt")).code).toBe(550);
+    expect(readdirSync(path.join(home, "sticky")).sort()).toEqual(["mine.txt", "root666.txt", "rootown.txt"]);
+    // A directory nobody may read but not search is refused, not listed as empty.
+    for (const verb of ["LIST", "NLST", "MLSD"]) expect((await c.retrieve(`${verb} nox`)).final.code).toBe(550);
     // The facts say what the server then does.
     expect((await c.cmd("DELE rootdir/inner.txt")).code).toBe(550);
     expect((await c.cmd("CWD closed")).code).toBe(550);

@@ -2,7 +2,7 @@
 // RFC 3659 (SIZE §4, MDTM §3, MLST §7) and the MFMT draft (draft-somers-ftp-mfxx).
 
 import { MyftpError } from "../../core/errors.js";
-import { currentAccessor, formatMlsxLine, formatTimeVal, MAY_SEARCH, MAY_WRITE, mayAccess, mlstFeatLine, parseTimeVal } from "../../protocol/listing.js";
+import { currentAccessor, formatMlsxLine, formatTimeVal, MAY_SEARCH, MAY_WRITE, mayAccess, mlstFeatLine, parseTimeVal, stickyOf } from "../../protocol/listing.js";
 import { formatIndentedReply, quotePath } from "../../protocol/reply.js";
 import { virtualParent } from "../../protocol/vpath.js";
 import type { Session } from "../session.js";
@@ -96,8 +96,9 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   const to = s.vpath(arg);
   if (to === "/") throw new MyftpError("denied", "Can't rename over the home directory");
   const [fromKey, toKey] = await Promise.all([from, to].map((p) => s.storage.claimKey(p)));
+  // The rename's own claim on `to` (taken below) is not an upload, even where `to` leads to `from` itself.
   const fromFree = () => {
-    if (user.ledger.isWriting(fromKey!)) throw new MyftpError("busy", `${from} is being uploaded; try again later`);
+    if (user.ledger.isWriting(fromKey!, toKey)) throw new MyftpError("busy", `${from} is being uploaded; try again later`);
   };
   fromFree();
   if (user.ledger.isWriting(toKey!)) throw new MyftpError("busy", `${to} is being uploaded; try again later`);
@@ -152,7 +153,8 @@ export async function mlst(s: Session, arg: string): Promise<void> {
   const st = await s.storage.stat(target);
   // The home itself is never renamed or removed; anything else by its directory's permissions.
   const who = currentAccessor();
-  const writable = target !== "/" && mayAccess(await s.storage.stat(virtualParent(target)), who, MAY_WRITE | MAY_SEARCH);
-  const line = formatMlsxLine(st, s.mlstFacts, { writable, who, name: target });
+  const parent = target === "/" ? null : await s.storage.stat(virtualParent(target));
+  const writable = parent !== null && mayAccess(parent, who, MAY_WRITE | MAY_SEARCH);
+  const line = formatMlsxLine(st, s.mlstFacts, { writable, who, sticky: parent ? stickyOf(parent) : undefined, name: target });
   s.write(formatIndentedReply(250, `Listing ${target}`, [line], "End"));
 }

@@ -153,9 +153,10 @@ export function eprt(s: Session, arg: string): void {
     return;
   }
   // RFC 2428 §2: a protocol the server cannot use for this client gets 522 naming the one it can: the data
-  // connection goes to the control peer, so only the control connection's family (an IPv4-mapped address is IPv4).
+  // connection goes to the control peer, so only the control connection's family (an IPv4-mapped peer is IPv4). The
+  // protocol number decides, not the address's form: "|2|::ffff:127.0.0.1|" is protocol 2 all the same.
   const family = toIPv4(s.peerAddress) ? 4 : 6;
-  if (target === "unsupported" || (toIPv4(target.host) ? 4 : 6) !== family) {
+  if (target === "unsupported" || target.family !== family) {
     s.reply(522, `Network protocol not supported, use (${family === 4 ? 1 : 2})`);
     return;
   }

@@ -1,7 +1,7 @@
 // Transfer commands: RETR, STOR, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
 
 import { MyftpError, toMyftpError } from "../../core/errors.js";
-import { currentAccessor, formatLsLine, formatMlsxLine, MAY_SEARCH, MAY_WRITE, mayAccess, type ListEntry } from "../../protocol/listing.js";
+import { currentAccessor, formatLsLine, formatMlsxLine, MAY_SEARCH, MAY_WRITE, mayAccess, stickyOf, type ListEntry } from "../../protocol/listing.js";
 import { compileNamePattern } from "../../protocol/glob.js";
 import { virtualBase, virtualParent } from "../../protocol/vpath.js";
 import { runTransfer } from "../data-transfer.js";
@@ -171,7 +171,11 @@ async function listing(
     const text = await listTarget(s, arg);
     target = s.vpath(text);
     try {
-      ({ entries } = await entriesOf(s, target));
+      let isDir: boolean;
+      ({ entries, isDir } = await entriesOf(s, target));
+      // NLST of a file names it as the client wrote it ("sub/d.txt"), like a pattern's matches below, so that mget
+      // can send it back in a RETR.
+      if (!isDir && opts.globWithDir) entries = entries.map((e) => ({ ...e, name: text }));
     } catch (err) {
       // A name that exists is listed as it is, wildcards or not; only a missing one is read as a pattern.
       if (toMyftpError(err).code !== "not-found") throw err;
@@ -209,6 +213,7 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
   let target: string;
   let entries: ListEntry[];
   let writable: boolean;
+  let sticky: { uid: number } | undefined;
   const who = currentAccessor();
   try {
     target = arg.length > 0 ? s.vpath(arg) : s.cwd;
@@ -220,12 +225,14 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
     }
     entries = r.entries;
     // The entries' perm facts: renames and deletes in this directory need write and search permission on it.
-    writable = mayAccess(await s.storage.stat(target), who, MAY_WRITE | MAY_SEARCH);
+    const dirSt = await s.storage.stat(target);
+    writable = mayAccess(dirSt, who, MAY_WRITE | MAY_SEARCH);
+    sticky = stickyOf(dirSt);
   } catch (err) {
     s.data.reset();
     throw err;
   }
-  await sendListing(s, "MLSD", target, batched(entries, (e) => formatMlsxLine(e, s.mlstFacts, { writable, who })));
+  await sendListing(s, "MLSD", target, batched(entries, (e) => formatMlsxLine(e, s.mlstFacts, { writable, who, sticky })));
 }
 
 export async function abor(s: Session): Promise<void> {
