@@ -237,14 +237,15 @@ export class LocalStorage implements StorageBackend {
     const dir = this.resolveExisting(vpath);
     // Read through a handle opened here: the names are this directory's, wherever its path leads when the pool reads.
     const handle = fs.opendirSync(dir, { bufferSize: 1024 });
+    let read: fs.Stats;
     try {
       // Names could be read without search permission, but nothing about them: refused rather than listed as empty.
       fs.accessSync(dir, constants.X_OK);
+      read = fs.statSync(dir);
     } catch (err) {
       handle.closeSync();
       throw err;
     }
-    const read = fs.statSync(dir);
     const dirents: Dirent[] = [];
     // Read inline, a bounded batch per loop turn: a listing then never queues behind bulk file I/O on the pool.
     try {
