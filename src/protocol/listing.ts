@@ -39,6 +39,8 @@ export interface ListEntry {
   /** Owner and group, where known: with them the perm fact says what the server's own user may do. */
   uid?: number;
   gid?: number;
+  /** Owner of the name itself where it differs from the file's: a link, listed with its target's facts. */
+  nameUid?: number;
 }
 
 /** Who acts on the files: the server process's user and groups. */
@@ -204,8 +206,9 @@ export function formatMlsxLine(
 function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null, sticky?: { uid: number }): string {
   const may = (bits: number) => mayAccess(e, who, bits);
   // In a sticky directory only the entry's owner, the directory's owner or root may remove or rename it.
+  const nameOwner = e.nameUid ?? e.uid;
   const removable =
-    dirWritable && (!sticky || !who || who.uid === 0 || e.uid === undefined || e.uid === who.uid || sticky.uid === who.uid);
+    dirWritable && (!sticky || !who || who.uid === 0 || nameOwner === undefined || nameOwner === who.uid || sticky.uid === who.uid);
   const rename = removable ? "f" : "";
   const remove = removable ? "d" : "";
   if (e.type === "dir") {

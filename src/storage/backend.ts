@@ -44,6 +44,8 @@ export interface StorageBackend {
   /** The home's absolute disk path (after symlink resolution). */
   readonly root: string;
   stat(vpath: string): Promise<StatResult>;
+  /** The owner of the entry itself when it is a link (whose stat gives its target's facts); null otherwise. */
+  linkOwner(vpath: string): Promise<number | null>;
   /** Checks that a directory can be made the working directory: it is one, and the server may search it. */
   enterDir(vpath: string): Promise<void>;
   /** Entries of a directory ("." and ".." not included; entries leading outside the home left out); ENOTDIR for a file. */

@@ -226,6 +226,12 @@ export class LocalStorage implements StorageBackend {
     return this.toStat(path.basename(vpath) || "/", st);
   }
 
+  async linkOwner(vpath: string): Promise<number | null> {
+    if (vpath === "/") return null;
+    const own = lstatOrNull(this.resolveEntry(vpath));
+    return own?.isSymbolicLink() ? own.uid : null;
+  }
+
   async enterDir(vpath: string): Promise<void> {
     const real = this.resolveExisting(vpath);
     if (!fs.statSync(real).isDirectory()) throw new MyftpError("not-dir", "Not a directory");
@@ -282,7 +288,8 @@ export class LocalStorage implements StorageBackend {
       if (d.isSymbolicLink()) {
         const target = fs.realpathSync.native(full);
         if (!this.contains(target)) return null;
-        return this.toStat(d.name, fs.statSync(target));
+        // The file's facts, but the link's own owner: it decides who may remove or rename the name.
+        return { ...this.toStat(d.name, fs.statSync(target)), nameUid: fs.lstatSync(full).uid };
       }
       return this.toStat(d.name, fs.lstatSync(full));
     } catch {

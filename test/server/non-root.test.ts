@@ -6,7 +6,7 @@
 // Permissions mean nothing to root, so when the tests run as root the server runs as nobody (65534) over a data
 // directory handed to that user.
 
-import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { hashPassword } from "../../src/users/password.js";
@@ -93,6 +93,8 @@ describe("perm facts", () => {
     writeFileSync(path.join(home, "sticky", "rootown.txt"), "rootown");
     writeFileSync(path.join(home, "sticky", "mine.txt"), "mine");
     chownSync(path.join(home, "sticky", "mine.txt"), NOBODY, NOBODY);
+    // root's link to nobody's file: the link's owner, not the file's, decides who may remove the name.
+    symlinkSync("mine.txt", path.join(home, "sticky", "rootlink"));
     // Readable but not searchable by nobody: its names could be read, nothing about them.
     mkdirSync(path.join(home, "nox"));
     writeFileSync(path.join(home, "nox", "in.txt"), "in");
@@ -129,13 +131,17 @@ describe("perm facts", () => {
     expect(sticky.get("root666.txt")).toBe("ar");
     expect(sticky.get("rootown.txt")).toBe("r");
     expect(sticky.get("mine.txt")).toBe("adfrw");
+    expect(sticky.get("rootlink")).toBe("ar");
+    expect(await mlst("/sticky/rootlink")).toBe("ar");
+    expect(await mlst("/sticky/mine.txt")).toBe("adfrw");
+    expect((await c.cmd("DELE sticky/rootlink")).code).toBe(550);
     expect((await c.retrieve("LIST /")).data.toString()).toMatch(/^drwxrwxrwt .* sticky\r$/m);
     // Replacing root's file there is refused up front, and leaves no second name of it behind.
     expect((await c.store("STOR sticky/root666.txt", "x")).final.code).toBe(550);
     await c.expect("RNFR sticky/mine.txt", 350);
     expect((await c.cmd("RNTO sticky/root666.txt")).code).toBe(550);
     expect((await c.cmd("DELE sticky/rootown.txt")).code).toBe(550);
-    expect(readdirSync(path.join(home, "sticky")).sort()).toEqual(["mine.txt", "root666.txt", "rootown.txt"]);
+    expect(readdirSync(path.join(home, "sticky")).sort()).toEqual(["mine.txt", "root666.txt", "rootlink", "rootown.txt"]);
     // A directory nobody may read but not search is refused, not listed as empty.
     for (const verb of ["LIST", "NLST", "MLSD"]) expect((await c.retrieve(`${verb} nox`)).final.code).toBe(550);
     // The facts say what the server then does.

@@ -155,6 +155,10 @@ export async function mlst(s: Session, arg: string): Promise<void> {
   const who = currentAccessor();
   const parent = target === "/" ? null : await s.storage.stat(virtualParent(target));
   const writable = parent !== null && mayAccess(parent, who, MAY_WRITE | MAY_SEARCH);
-  const line = formatMlsxLine(st, s.mlstFacts, { writable, who, sticky: parent ? stickyOf(parent) : undefined, name: target });
+  const sticky = parent ? stickyOf(parent) : undefined;
+  // In a sticky directory the owner of a link's own name decides whether it may be removed or renamed.
+  const linkOwner = sticky ? await s.storage.linkOwner(target) : null;
+  const entry = linkOwner === null ? st : { ...st, nameUid: linkOwner };
+  const line = formatMlsxLine(entry, s.mlstFacts, { writable, who, sticky, name: target });
   s.write(formatIndentedReply(250, `Listing ${target}`, [line], "End"));
 }
