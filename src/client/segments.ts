@@ -321,7 +321,7 @@ export async function getSegmented(
     await unlink(stateFile).catch(() => undefined);
     const when = await session.mtime(remote).catch(() => undefined);
     if (when) await utimes(local, new Date(), when).catch(() => undefined);
-    const result = { size, transferred, resumedFrom, verified, skipped: transferred === 0 && resumedFrom === size };
+    const result = { size, transferred, resumedFrom, verified, skipped: !created && transferred === 0 && resumedFrom === size };
     if (result.skipped) {
       bar.abort();
       opts.note(`get ${name}: already complete (${verified})`);

@@ -1,6 +1,6 @@
 // myftp against myftpd: the full matrix with HASH and RANG, so resume checks the existing part by hash
 // and every transfer is verified by SHA-256; plus quota (AVBL, SITE QUOTA, 552) and per-user limits (421).
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
@@ -74,6 +74,22 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
     expect(r.stdout).toMatch(/refused connection \d \(421\); backing off/);
     expect(r.stdout).toContain("SHA-256 verified");
     expect(await sha256File(dst)).toBe(await sha256File(join(srv.home, "limited.bin")));
+  });
+
+  it("get -n of an empty file that is not here yet fetches it, and says so (not 'already complete')", async () => {
+    const s = await startServer([{ ...USER, quota: null }]);
+    servers.push(s);
+    const srv = adapt(s);
+    await writeFile(join(srv.home, "empty.bin"), "");
+    const dst = join(work.path, "empty-seg.bin");
+    const r = await runMyftp(["get", "-n", "4", srv.url("empty.bin"), dst]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toContain("already complete");
+    expect(r.stdout).toMatch(/get empty\.bin: 0 B in /);
+    expect(await sizeOf(dst)).toBe(0);
+    // A second run finds it there.
+    const again = await runMyftp(["get", "-n", "4", srv.url("empty.bin"), dst]);
+    expect(again.stdout).toContain("already complete");
   });
 
   it("talks to a server on the IPv6 loopback", async () => {
