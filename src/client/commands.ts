@@ -225,8 +225,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "rm", aliases: ["delete", "del"], usage: "rm FILE...", min: 1, max: Infinity, connected: true, args: [R],
     help: "Delete remote files (patterns allowed).",
-    run: async (ctx, pats) => {
+    run: async (ctx, args) => {
       const s = session(ctx);
+      // "--" ends the options, as for get and put: "rm -- -x" removes the file named -x.
+      const pats = args[0] === "--" ? args.slice(1) : args;
+      if (pats.length === 0) throw new ClientError("usage", "usage: rm FILE...");
       const files: string[] = [];
       for (const p of pats) files.push(...(await remoteGlob(s, p)));
       if (files.length === 0) throw new ClientError("remote", `rm: nothing matches ${pats.join(" ")}`);
@@ -258,8 +261,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "mget", aliases: [], usage: "mget PATTERN...", min: 1, max: Infinity, connected: true, args: [R],
     help: "Download every remote file matching the patterns into the local directory.",
-    run: async (ctx, pats) => {
+    run: async (ctx, args) => {
       const s = session(ctx);
+      // "--" ends the options, as for get and put: "rm -- -x" removes the file named -x.
+      const pats = args[0] === "--" ? args.slice(1) : args;
+      if (pats.length === 0) throw new ClientError("usage", "usage: rm FILE...");
       const files: string[] = [];
       for (const p of pats) files.push(...(await remoteGlob(s, p)));
       if (files.length === 0) throw new ClientError("remote", `mget: nothing matches ${pats.join(" ")}`);

@@ -60,6 +60,16 @@ describe("myftp's command line against myftpd", () => {
     expect(sh.code).toBe(5);
   });
 
+  it("the shell's rm takes -- before names that start with a dash", async () => {
+    const home = s.homeOf(USER.name);
+    await writeFile(join(home, "-x"), "dash");
+    const r = await runMyftp([url()], { stdin: "rm -- -x\n" });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(await sizeOf(join(home, "-x"))).toBe(-1);
+    expect(await sizeOf(join(home, "here.txt"))).toBe(5);
+  });
+
   it("a CA file that cannot be read is a local file problem (exit 8), named", async () => {
     const missing = join(work.path, "no-such-ca.pem");
     const r = await runMyftp(["ls", "--tls", "--ca", missing, url()]);
