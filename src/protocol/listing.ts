@@ -123,7 +123,9 @@ export function formatLsLine(e: ListEntry, owner: string, nowMs: number): string
 
 /** RFC 3659 time-val in UTC: YYYYMMDDHHMMSS, with ".sss" when millis is set and non-zero. */
 export function formatTimeVal(ms: number, millis = false): string {
-  const d = new Date(ms);
+  // Rounded to the millisecond: a time set from milliseconds comes back from the file system a few hundred
+  // nanoseconds off (utimes takes seconds as a double), which truncation would show as the millisecond before.
+  const d = new Date(millis ? Math.round(ms) : Math.floor(ms));
   const base =
     `${d.getUTCFullYear()}`.padStart(4, "0") +
     pad2(d.getUTCMonth() + 1) +

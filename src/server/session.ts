@@ -221,6 +221,8 @@ export class Session {
           continue;
         }
         await this.dispatch(line);
+        // The idle time counts from the reply, not from the command.
+        this.touch();
       }
     } finally {
       this.running = false;
@@ -322,9 +324,11 @@ export class Session {
       this.idleTimer = null;
       const idle = Date.now() - this.lastActivity;
       const limit = this.server.options.idleTimeoutMs;
-      if (this.transfer || idle < limit) {
-        // A transfer that moves data keeps the session alive; check again later.
-        this.armIdle(this.transfer ? limit : limit - idle);
+      const busy = this.transfer !== null || this.running;
+      if (busy || idle < limit) {
+        // A transfer, or a command the server is still answering (a login held back by the defender's delay, a
+        // long HASH), keeps the session alive; check again later.
+        this.armIdle(busy ? limit : limit - idle);
         return;
       }
       this.log.info({ event: "idle-timeout" }, "idle timeout");

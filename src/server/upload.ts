@@ -75,7 +75,7 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
   if (start > w.sizeBefore) {
     await w.handle.close();
     if (!w.existed) await storage.removeOpened(w.diskPath);
-    throw new MyftpError("bad-offset", `REST offset ${start} is past the end of the file (${w.sizeBefore} bytes)`);
+    throw new MyftpError("bad-offset", `${req.range ? "RANG start" : "REST offset"} ${start} is past the end of the file (${w.sizeBefore} bytes)`);
   }
   return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start, diskPath: w.diskPath, tempPath: null, fd: w.fd };
 }

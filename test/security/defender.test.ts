@@ -120,6 +120,19 @@ describe("login defender", () => {
     await spare.closed;
   });
 
+  it("a failed login held back longer than the idle timeout still gets its 530, and the session goes on", async () => {
+    // Delays of 600 then 1200 ms against an idle timeout of 900 ms: the second is answered, not cut as idle.
+    const { s } = await server({ loginFailureDelayMs: 600, maxLoginFailures: 10, banMs: 60_000, idleTimeoutMs: 900 });
+    const c = await RawFtp.connect(s.port);
+    expect((await attempt(c, "bob", "x")).code).toBe(530);
+    const second = await attempt(c, "bob", "y");
+    expect(second.code).toBe(530);
+    expect(second.ms).toBeGreaterThanOrEqual(1000);
+    // The idle time counts from the reply: the session is still there right after it.
+    expect((await c.cmd("NOOP")).code).toBe(200);
+    await c.close();
+  });
+
   it("never slows a successful login, even from an address with failures", async () => {
     const base = 400;
     const { s } = await server({ loginFailureDelayMs: base, maxLoginFailures: 10, banMs: 60_000 });

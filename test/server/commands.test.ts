@@ -350,6 +350,12 @@ describe("files", () => {
       expect(kept!.slice(0, 14)).toBe((await c.cmd("MDTM f f")).all.slice(4));
       expect(Date.UTC(+kept!.slice(0, 4), +kept!.slice(4, 6) - 1, +kept!.slice(6, 8), +kept!.slice(8, 10), +kept!.slice(10, 12), +kept!.slice(12, 14)) + Number(kept!.slice(15) || 0)).toBe(statSync(f).mtimeMs);
     }
+    // Milliseconds that are not exact in binary come back as asked (the file system keeps them a few hundred
+    // nanoseconds off, which the answer rounds away).
+    for (const ms of ["123", "001", "999"]) {
+      expect((await c.cmd(`MFMT 20200102030405.${ms} f f`)).all).toBe(`213 Modify=20200102030405.${ms}; f f`);
+      expect(Math.abs(statSync(f).mtimeMs - (Date.UTC(2020, 0, 2, 3, 4, 5) + Number(ms)))).toBeLessThan(0.01);
+    }
   });
 
   it("MLST answers 250 with one fact line starting with a space (RFC 3659 §7.2)", async () => {
