@@ -190,7 +190,8 @@ export class LocalStorage implements StorageBackend {
 
   /** Disk path of an existing entry with every link resolved; refused if it leads outside. */
   private resolveExisting(vpath: string): string {
-    const real = fs.realpathSync.native(this.lexical(vpath));
+    const lex = this.lexical(vpath);
+    const real = this.realpathInside(lex);
     if (!this.contains(real)) throw outside();
     return real;
   }
@@ -199,9 +200,44 @@ export class LocalStorage implements StorageBackend {
   private resolveEntry(vpath: string): string {
     if (vpath === "/") throw new MyftpError("denied", "Permission denied");
     const lex = this.lexical(vpath);
-    const parent = fs.realpathSync.native(path.dirname(lex));
+    const parent = this.realpathInside(path.dirname(lex));
     if (!this.contains(parent)) throw outside();
     return path.join(parent, path.basename(lex));
+  }
+
+  /**
+   * realpath, except that a path which does not resolve because something is missing below a link leading outside
+   * the home (or because a link leading outside is dangling) is refused as outside: answering "no such file" there
+   * but "permission denied" for what exists would tell the user what exists outside.
+   */
+  private realpathInside(p: string): string {
+    try {
+      return fs.realpathSync.native(p);
+    } catch (err) {
+      const code = errno(err);
+      if ((code === "ENOENT" || code === "ENOTDIR") && this.leadsOutside(p)) throw outside();
+      throw err;
+    }
+  }
+
+  /** Whether a path that does not resolve goes through a part (a directory, or a link's target) that lies outside. */
+  private leadsOutside(p: string): boolean {
+    for (let depth = 0; depth < 256; depth++) {
+      try {
+        return !this.contains(fs.realpathSync.native(p));
+      } catch {
+        // missing: look at what leads to it
+      }
+      let next = path.dirname(p);
+      try {
+        if (fs.lstatSync(p).isSymbolicLink()) next = path.resolve(path.dirname(p), fs.readlinkSync(p));
+      } catch {
+        // not there at all: its directory
+      }
+      if (next === p) return false;
+      p = next;
+    }
+    return false;
   }
 
   /** Disk path to write a file at: an existing target is resolved; a missing one must not be a dangling link. */
@@ -331,12 +367,24 @@ export class LocalStorage implements StorageBackend {
     if (srcSt.isDirectory() && dstBytes > Buffer.byteLength(src)) {
       // Every path below a directory grows by what its own path grows. One past the system's limit could no longer
       // be opened, listed or counted (the files would drop out of the usage at the next recount), so refuse it.
+      const dstDirSt = fs.statSync(path.dirname(dst));
       const longest = await longestPathBelow(src);
       if (dstBytes + longest > MAX_DISK_PATH) {
         throw new MyftpError("bad-path", `Paths below ${path.basename(to)} would be longer than ${MAX_DISK_PATH} bytes`);
       }
-      // The walk may have let other commands run: the caller's checks hold again before anything moves.
+      // The walk may have let other commands run: the caller's checks hold again before anything moves, and both
+      // paths must still lead where they led (a directory renamed meanwhile, or another moved into its place, would
+      // make the rename act on something else).
       recheck?.();
+      const same = (a: fs.Stats | null, b: fs.Stats) => a !== null && a.dev === b.dev && a.ino === b.ino;
+      if (
+        this.resolveEntry(from) !== src ||
+        this.resolveEntry(to) !== dst ||
+        !same(lstatOrNull(src), srcSt) ||
+        !same(statOrNull(path.dirname(dst)), dstDirSt)
+      ) {
+        throw new MyftpError("busy", `${from} or ${to} changed while the rename was checked; try again`);
+      }
     }
     const dstSt = lstatOrNull(dst);
     if (dstSt?.isDirectory() && !srcSt.isDirectory()) throw new MyftpError("is-dir", "Is a directory");

@@ -499,6 +499,43 @@ describe("quota: a rename that waits", () => {
   });
 });
 
+describe("quota: a rename whose paths change while it waits", () => {
+  it("RNTO stops with 450 when its directory was swapped for another during its tree walk, and moves nothing", async () => {
+    const s = await start(4 * MiB, { transferProcesses: 0 });
+    const home = s.homeOf("alice");
+    mkdirSync(path.join(home, "x", "big", "sub"), { recursive: true });
+    for (let i = 0; i < 4200; i++) writeFileSync(path.join(home, "x", "big", `e${i}`), "");
+    mkdirSync(path.join(home, "y"));
+    mkdirSync(path.join(home, "other", "big"), { recursive: true });
+    writeFileSync(path.join(home, "other", "big", "marker"), "other");
+    const a = await login(s);
+    const b = await login(s);
+    const scratch = mkdtempSync(path.join(tmpdir(), "myftp-pool-"));
+    let held: HeldPool | null = holdThreadPool(scratch);
+    try {
+      await a.expect("RNFR x/big", 350);
+      const before = pendingFsRequests();
+      a.send("RNTO y/big-renamed-longer");
+      await until(() => pendingFsRequests() > before, 5000, "the walk waits for the thread pool");
+      // Meanwhile x is renamed away and another directory takes its name: x/big is now another directory. (Names
+      // no longer than before, so these renames walk nothing.)
+      await b.expect("RNFR x", 350);
+      await b.expect("RNTO z", 250);
+      await b.expect("RNFR other", 350);
+      await b.expect("RNTO x", 250);
+      await held.release();
+      held = null;
+      expect((await a.read()).code).toBe(450);
+      expect(readFileSync(path.join(home, "x", "big", "marker"), "utf8")).toBe("other");
+      expect(existsSync(path.join(home, "z", "big", "e0"))).toBe(true);
+      expect(existsSync(path.join(home, "y", "big-renamed-longer"))).toBe(false);
+    } finally {
+      await held?.release();
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("quota: AVBL and SITE QUOTA", () => {
   it("AVBL answers quota minus the stored usage, for the cwd and for a path", async () => {
     const s = await start(MiB);

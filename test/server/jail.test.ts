@@ -314,6 +314,38 @@ describe("a dangling symlink pointing outside", () => {
   });
 });
 
+describe("what exists outside is not told", () => {
+  it("an existing and a missing name behind a link that leads out get the same reply, for every command", async () => {
+    const c = await login();
+    // secret.txt and sub/ exist outside; nothere does not. A link to a missing outside target answers the same too.
+    const pairs: [string, string][] = [
+      ["outdir/secret.txt", "outdir/nothere.txt"],
+      ["outdir/sub/deep.txt", "outdir/nothere/deep.txt"],
+      ["outfile", "dangling"],
+      ["outsub/deep.txt", "outsub/nothere.txt"],
+    ];
+    for (const [there, missing] of pairs) {
+      // DELE and RNFR of a link itself act on the link, inside the home: only paths through a link are compared.
+      const commands = there.includes("/") ? ["SIZE", "MDTM", "MLST", "HASH", "DELE", "RNFR", "CWD"] : ["SIZE", "MDTM", "MLST", "HASH", "CWD"];
+      for (const cmd of commands) {
+        const a = await c.cmd(`${cmd} ${there}`);
+        const b = await c.cmd(`${cmd} ${missing}`);
+        expect(`${cmd} ${missing}: ${b.all}`).toBe(`${cmd} ${missing}: ${a.all}`);
+        expect(a.code).toBeGreaterThanOrEqual(500);
+      }
+      for (const cmd of ["MKD", "STOR"]) {
+        const a = cmd === "STOR" ? (await c.store(`STOR ${there}.new/x`, "x")).final : await c.cmd(`MKD ${there}.d/x`);
+        const b = cmd === "STOR" ? (await c.store(`STOR ${missing}.new/x`, "x")).final : await c.cmd(`MKD ${missing}.d/x`);
+        expect(b.code).toBe(a.code);
+      }
+    }
+    // MKD below an existing and a missing outside directory.
+    expect((await c.cmd("MKD outdir/sub/x")).all).toBe((await c.cmd("MKD outdir/nothere/x")).all);
+    // Inside the home, a missing name is still "no such file".
+    expect((await c.cmd("SIZE inside/nothere.txt")).text).toMatch(/No such file/);
+  });
+});
+
 describe("links that stay inside the home", () => {
   it("work as the directory they point to", async () => {
     const c = await login();
