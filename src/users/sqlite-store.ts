@@ -63,9 +63,13 @@ export function secureStoreFile(file: string): LoosenedFile[] {
   return looseStoreFiles(file, true);
 }
 
-/** The store's files that others than the owner can read; changed to 0600 when `fix`. */
-function looseStoreFiles(file: string, fix: boolean): LoosenedFile[] {
-  if (fix) createPrivate(file);
+/**
+ * The store's files that others than the owner can read, changed to 0600. That is a change of mode, which a read-only
+ * opening may make too: it writes nothing in the store, and SQLite then gives the -wal and -shm it creates the same
+ * 0600. `create` makes a missing store file first.
+ */
+function looseStoreFiles(file: string, create: boolean): LoosenedFile[] {
+  if (create) createPrivate(file);
   const loosened: LoosenedFile[] = [];
   for (const f of [file, `${file}-wal`, `${file}-shm`]) {
     let mode: number;
@@ -75,10 +79,6 @@ function looseStoreFiles(file: string, fix: boolean): LoosenedFile[] {
       continue; // no such file (the -wal and -shm come and go)
     }
     if ((mode & 0o077) === 0) continue;
-    if (!fix) {
-      loosened.push({ file: f, mode, error: "opened read-only" });
-      continue;
-    }
     try {
       chmodSync(f, 0o600);
       loosened.push({ file: f, mode });

@@ -128,6 +128,19 @@ describe("the user store file", () => {
     expect(modeOf(db)).toBe(0o600);
     expect(p.output()).toMatch(/"event":"store-mode".*users\.db was readable by others \(mode 0640\)/);
   });
+
+  it("a read-only user list tightens a loose store too, and leaves no -wal or -shm readable by others", async () => {
+    const data = newDir();
+    expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], "pw\n")).code).toBe(0);
+    const db = path.join(data, "users.db");
+    for (const suffix of ["-wal", "-shm"]) rmSync(db + suffix, { force: true });
+    chmodSync(db, 0o644); // as an older version left it
+    const r = await myftpd(["user", "list", "--data", data]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: .*users\.db was readable by others \(mode 0644\): changed it to 0600/);
+    expect(r.stderr).not.toMatch(/-wal|-shm/);
+    for (const f of readdirSync(data).filter((n) => n.startsWith("users.db"))) expect(modeOf(path.join(data, f)), f).toBe(0o600);
+  });
 });
 
 describe("user commands on a data directory without a user store", () => {
