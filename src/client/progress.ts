@@ -215,7 +215,8 @@ export class ProgressReporter {
         draw(true);
         clear();
         release();
-        if (this.mode !== "quiet") this.out(formatDone({ verb, name: d.name ?? name, ...d }));
+        // Printed as a note: another transfer's bar on the line is cleared first (it is redrawn on its next update).
+        this.note(formatDone({ verb, name: d.name ?? name, ...d }));
       },
       abort: () => {
         clear();

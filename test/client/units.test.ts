@@ -172,6 +172,24 @@ describe("progress formatting", () => {
     expect(lines).toHaveLength(3);
   });
 
+  it("a transfer that ends while another's bar is drawn clears that bar before its summary", () => {
+    let t = 0;
+    const out: string[] = []; // terminal writes and lines, in the order they reach the screen
+    const rep = new ProgressReporter("bar", (l) => out.push(`line:${l}`), { write: (s) => out.push(s), columns: 90 }, () => t);
+    const a = rep.start("put", "a.bin", 100);
+    const b = rep.start("put", "b.bin", 100);
+    t = 200;
+    a.update(50);
+    b.finish({ size: 100, transferred: 100, seconds: 1, resumedFrom: 0, verified: "ok" });
+    const summary = out.findIndex((w) => w.startsWith("line:put b.bin"));
+    expect(summary).toBeGreaterThan(0);
+    expect(out[summary - 1]).toBe("\r\x1b[K");
+    // a's bar comes back on its next update.
+    t = 400;
+    a.update(80);
+    expect(out.at(-1)).toMatch(/^\ra\.bin +\[#+-+\] +80%/);
+  });
+
   it("ends the bar's line on an interrupt and draws no more", () => {
     let t = 0;
     const written: string[] = [];
