@@ -239,12 +239,19 @@ async function checkHomeApart(store: SqliteUserStore, dataDir: string, name: str
       `home ${home} overlaps the home of user ${u.name} (${u.home}): homes may not be shared or nested, since each one's usage counts against one user's quota; nothing changed`,
     );
   }
-  // The data directory holds the user store, and its tls/ folder the TLS key: a home may hold neither.
-  if (isWithin(canonicalPath(dataDir), mine) || isWithin(canonicalPath(path.join(dataDir, "tls")), mine)) {
+  if (serverFilesHeldBy(dataDir, mine) !== undefined) {
     throw new UsageError(
       `home ${home} would hold the server's own files in ${dataDir} (the user store, the TLS key): use a directory that does not contain them; nothing changed`,
     );
   }
+}
+
+/**
+ * The data directory (the user store) or its tls/ folder (the TLS key), whichever the home `mine` (a canonicalPath)
+ * holds, compared after resolving links; a home may hold neither.
+ */
+function serverFilesHeldBy(dataDir: string, mine: string): string | undefined {
+  return [dataDir, path.join(dataDir, "tls")].find((p) => isWithin(canonicalPath(p), mine));
 }
 
 /**
@@ -254,7 +261,7 @@ async function checkHomeApart(store: SqliteUserStore, dataDir: string, name: str
  */
 function checkPurgeable(dataDir: string, home: string): void {
   const mine = canonicalPath(home);
-  const holds = [dataDir, path.join(dataDir, "tls")].find((p) => isWithin(canonicalPath(p), mine));
+  const holds = serverFilesHeldBy(dataDir, mine);
   if (mine === path.parse(mine).root || holds !== undefined) {
     const why = mine === path.parse(mine).root ? "it is the root directory" : `it holds ${holds}, the server's own files`;
     throw new UsageError(`refusing to purge ${home}: ${why}; nothing changed`);

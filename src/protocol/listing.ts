@@ -62,9 +62,23 @@ export function currentAccessor(): Accessor | null {
   return processAccessor;
 }
 
-/** The owner of a sticky directory (mode bit 01000), for the perm facts of its entries; undefined when not sticky. */
-export function stickyOf(dir: Pick<ListEntry, "mode" | "uid">): { uid: number } | undefined {
-  return (dir.mode & 0o1000) !== 0 && dir.uid !== undefined ? { uid: dir.uid } : undefined;
+/**
+ * The sticky rule (mode bit 01000 on a directory): in such a directory only the owner of an entry's name, the
+ * directory's owner or root may remove, rename or replace the entry. Unknown owner or accessor: allowed.
+ */
+export function stickyPermits(dir: { mode: number; uid?: number }, nameOwner: number | undefined, who: Accessor | null): boolean {
+  if ((dir.mode & 0o1000) === 0 || !who || who.uid === 0 || nameOwner === undefined) return true;
+  return nameOwner === who.uid || dir.uid === who.uid;
+}
+
+/** A sticky directory's mode and owner, for the perm facts of its entries; undefined when not sticky. */
+export function stickyOf(dir: Pick<ListEntry, "mode" | "uid">): StickyDir | undefined {
+  return (dir.mode & 0o1000) !== 0 && dir.uid !== undefined ? { mode: dir.mode, uid: dir.uid } : undefined;
+}
+
+export interface StickyDir {
+  mode: number;
+  uid: number;
 }
 
 export const MAY_READ = 4;
@@ -175,12 +189,12 @@ export function parseMlstOpts(arg: string): MlstFact[] {
  * One MLSx entry: "fact=value;...; name". typeOverride lets MLST of a directory say "cdir" and MLSD's own
  * entries say "cdir"/"pdir". The perm fact (RFC 3659 §7.5.5) says what this server can do with the entry:
  * `writable` is whether its directory takes new, removed and renamed names (false for the home itself), `sticky`
- * names the owner of a sticky directory, and the entry's own mode, owner and group against `who` decide the rest.
+ * is that directory when it is sticky, and the entry's own mode, owner and group against `who` decide the rest.
  */
 export function formatMlsxLine(
   e: ListEntry,
   facts: readonly MlstFact[],
-  opts: { writable: boolean; who?: Accessor | null; sticky?: { uid: number }; typeOverride?: string; name?: string },
+  opts: { writable: boolean; who?: Accessor | null; sticky?: StickyDir; typeOverride?: string; name?: string },
 ): string {
   let out = "";
   for (const f of facts) {
@@ -205,12 +219,9 @@ export function formatMlsxLine(
   return `${out} ${opts.name ?? e.name}`;
 }
 
-function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null, sticky?: { uid: number }): string {
+function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null, sticky?: StickyDir): string {
   const may = (bits: number) => mayAccess(e, who, bits);
-  // In a sticky directory only the entry's owner, the directory's owner or root may remove or rename it.
-  const nameOwner = e.nameUid ?? e.uid;
-  const removable =
-    dirWritable && (!sticky || !who || who.uid === 0 || nameOwner === undefined || nameOwner === who.uid || sticky.uid === who.uid);
+  const removable = dirWritable && (!sticky || stickyPermits(sticky, e.nameUid ?? e.uid, who));
   const rename = removable ? "f" : "";
   const remove = removable ? "d" : "";
   if (e.type === "dir") {

@@ -26,7 +26,7 @@ import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { MyftpError } from "../core/errors.js";
 import { isWithin } from "../core/paths.js";
-import type { EntryType } from "../protocol/listing.js";
+import { currentAccessor, stickyPermits, type EntryType } from "../protocol/listing.js";
 import type { FileReader, FileWriter, ReadOpen, StatResult, StorageBackend, WriteOpen } from "./backend.js";
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
@@ -493,14 +493,16 @@ export class LocalStorage implements StorageBackend {
   }
 
   async claimKey(vpath: string): Promise<string> {
-    for (const resolve of [() => this.resolveExisting(vpath), () => this.resolveEntry(vpath)]) {
-      try {
-        return resolve();
-      } catch {
-        // not there, or not inside: try the next way, then the virtual path
-      }
+    try {
+      return this.resolveExisting(vpath);
+    } catch {
+      // not there, or not inside: its parent resolved, else the virtual path
     }
-    return vpath;
+    try {
+      return this.resolveEntry(vpath);
+    } catch {
+      return vpath;
+    }
   }
 }
 
@@ -534,15 +536,11 @@ async function renameOver(src: string, dst: string, replacesFile: boolean): Prom
   if (alias) await fsp.unlink(alias).catch(() => undefined);
 }
 
-/**
- * Whether this process may remove or replace the entry `st` in directory `dir` as far as the sticky bit goes: in a
- * sticky directory only the entry's owner, the directory's owner or root may.
- */
-export function stickyAllows(dir: string, st: { uid: number }): boolean {
-  const euid = process.geteuid?.();
-  if (euid === undefined || euid === 0 || st.uid === euid) return true;
-  const d = fs.statSync(dir);
-  return (d.mode & 0o1000) === 0 || d.uid === euid; // S_ISVTX
+/** Whether this process may remove or replace the entry `st` in directory `dir` as far as the sticky bit goes. */
+function stickyAllows(dir: string, st: { uid: number }): boolean {
+  const who = currentAccessor();
+  // Root and the entry's owner need not look at the directory.
+  return !who || who.uid === 0 || st.uid === who.uid || stickyPermits(fs.statSync(dir), st.uid, who);
 }
 
 /** The longest path on Linux, in bytes, without its terminating NUL (PATH_MAX is 4096 with it). */

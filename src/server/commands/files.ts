@@ -43,21 +43,18 @@ export async function rmd(s: Session, arg: string): Promise<void> {
 }
 
 /** Refuses to delete or rename what an upload of the same user is writing (its bytes would be counted wrong). */
-async function notBeingWritten(s: Session, ...paths: string[]): Promise<void> {
-  const { ledger } = requireUser(s);
-  for (const p of paths) {
-    if (ledger.isWriting(await s.storage.claimKey(p))) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
-  }
+function notBeingWritten(s: Session, p: string, key: string, except?: string): void {
+  if (requireUser(s).ledger.isWriting(key, except)) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
 }
 
 /**
- * Runs a delete or a rename holding the user's claim on `path`: the blocks of a removed or replaced file are freed
- * on the thread pool under a temporary name in the same directory, and the claim keeps that directory (and every
- * one above it) from being renamed by this user until then, so the temporary name is always found and removed.
+ * Runs a delete or a rename holding the user's claim on `key` (the claim key of `p`): the blocks of a removed or
+ * replaced file are freed on the thread pool under a temporary name in the same directory, and the claim keeps that
+ * directory (and every one above it) from being renamed by this user until then, so the temporary name is always
+ * found and removed.
  */
-async function whileClaimed<T>(s: Session, p: string, run: () => Promise<T>): Promise<T> {
+async function whileClaimed<T>(s: Session, p: string, key: string, run: () => Promise<T>): Promise<T> {
   const { ledger } = requireUser(s);
-  const key = await s.storage.claimKey(p);
   if (!ledger.claimPath(key)) throw new MyftpError("busy", `${p} is being uploaded; try again later`);
   try {
     return await run();
@@ -69,8 +66,9 @@ async function whileClaimed<T>(s: Session, p: string, run: () => Promise<T>): Pr
 export async function dele(s: Session, arg: string): Promise<void> {
   const user = requireUser(s);
   const target = s.vpath(arg);
-  await notBeingWritten(s, target);
-  const freed = await whileClaimed(s, target, () => s.storage.unlink(target));
+  const key = await s.storage.claimKey(target);
+  notBeingWritten(s, target, key);
+  const freed = await whileClaimed(s, target, key, () => s.storage.unlink(target));
   user.ledger.release(freed);
   s.log.info({ event: "delete", user: user.name, path: target, bytes: freed }, "file deleted");
   s.reply(250, `File ${target} deleted`);
@@ -80,7 +78,7 @@ export async function rnfr(s: Session, arg: string): Promise<void> {
   const from = s.vpath(arg);
   if (from === "/") throw new MyftpError("denied", "Can't rename the home directory");
   await s.storage.stat(from);
-  await notBeingWritten(s, from);
+  notBeingWritten(s, from, await s.storage.claimKey(from));
   s.renameFrom = from;
   s.reply(350, "Ready for RNTO");
 }
@@ -95,16 +93,15 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   }
   const to = s.vpath(arg);
   if (to === "/") throw new MyftpError("denied", "Can't rename over the home directory");
-  const [fromKey, toKey] = await Promise.all([from, to].map((p) => s.storage.claimKey(p)));
+  const fromKey = await s.storage.claimKey(from);
+  const toKey = await s.storage.claimKey(to);
   // The rename's own claim on `to` (taken below) is not an upload, even where `to` leads to `from` itself.
-  const fromFree = () => {
-    if (user.ledger.isWriting(fromKey!, toKey)) throw new MyftpError("busy", `${from} is being uploaded; try again later`);
-  };
+  const fromFree = () => notBeingWritten(s, from, fromKey, toKey);
   fromFree();
-  if (user.ledger.isWriting(toKey!)) throw new MyftpError("busy", `${to} is being uploaded; try again later`);
+  notBeingWritten(s, to, toKey);
   // The rename checks again after anything it awaits (a long walk below a directory), before it moves anything: an
   // upload that started below `from` meanwhile would lose its file. (`to` is claimed for the rename's whole run.)
-  const replaced = await whileClaimed(s, to, () => s.storage.rename(from, to, fromFree));
+  const replaced = await whileClaimed(s, to, toKey, () => s.storage.rename(from, to, fromFree));
   user.ledger.release(replaced);
   s.log.info({ event: "rename", user: user.name, from, to }, "renamed");
   s.reply(250, "Rename successful");

@@ -1,7 +1,7 @@
 // Transfer commands: RETR, STOR, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
 
 import { MyftpError, toMyftpError } from "../../core/errors.js";
-import { currentAccessor, formatLsLine, formatMlsxLine, MAY_SEARCH, MAY_WRITE, mayAccess, stickyOf, type ListEntry } from "../../protocol/listing.js";
+import { currentAccessor, formatLsLine, formatMlsxLine, MAY_SEARCH, MAY_WRITE, mayAccess, stickyOf, type ListEntry, type StickyDir } from "../../protocol/listing.js";
 import { compileNamePattern } from "../../protocol/glob.js";
 import { virtualBase, virtualParent } from "../../protocol/vpath.js";
 import { runTransfer } from "../data-transfer.js";
@@ -213,7 +213,7 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
   let target: string;
   let entries: ListEntry[];
   let writable: boolean;
-  let sticky: { uid: number } | undefined;
+  let sticky: StickyDir | undefined;
   const who = currentAccessor();
   try {
     target = arg.length > 0 ? s.vpath(arg) : s.cwd;
