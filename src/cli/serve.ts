@@ -118,14 +118,21 @@ export async function serve(settings: ServeSettings): Promise<void> {
   // with a password nobody ever saw, and the next start would not print one.
   const demoPassword = await ensureDemoUser(store, settings.data);
   const host = reachableHost(settings.host);
-  process.stdout.write(`myftpd listening on ftp://${host}:${port}/ (data ${settings.data})\n`);
+  // Standard output carries the log (JSON lines) alone; the lines for the person who started the server, the demo
+  // password among them, go to standard error.
+  log.info(
+    { event: "listening", host: settings.host, port, ...(server.implicitTlsPort !== null ? { implicitTlsPort: server.implicitTlsPort } : {}), data: settings.data },
+    "listening",
+  );
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  say(`myftpd listening on ftp://${host}:${port}/ (data ${settings.data})`);
   if (tls) {
     const rules = [settings.requireTls && "required", settings.requireTlsSessionReuse && "data must resume the session"].filter(Boolean);
-    process.stdout.write(`FTPS: AUTH TLS with ${tls.cert}${rules.length > 0 ? ` (${rules.join("; ")})` : ""}\n`);
+    say(`FTPS: AUTH TLS with ${tls.cert}${rules.length > 0 ? ` (${rules.join("; ")})` : ""}`);
   }
-  if (server.implicitTlsPort !== null) process.stdout.write(`implicit FTPS on ftps://${host}:${server.implicitTlsPort}/\n`);
+  if (server.implicitTlsPort !== null) say(`implicit FTPS on ftps://${host}:${server.implicitTlsPort}/`);
   if (demoPassword) {
     const how = settings.requireTls ? " (TLS required: use explicit FTPS, e.g. curl --ssl-reqd)" : "";
-    process.stdout.write(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/${how}\n`);
+    say(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/${how}`);
   }
 }

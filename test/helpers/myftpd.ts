@@ -134,6 +134,7 @@ export async function startServerProcess(
       }
     };
     child.stdout!.on("data", check);
+    child.stderr!.on("data", check);
     child.once("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`myftpd exited with ${code}:\n${out}`));

@@ -304,6 +304,7 @@ describe("one server per data directory", () => {
     try {
       let out = "";
       inside.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+      inside.stderr!.on("data", (b: Buffer) => (out += b.toString()));
       await until(() => out.includes("ftp://"), 10_000, "namespaced server listening");
       expect(readFileSync(pidFile(data), "utf8").trim()).toBe("1");
       const third = await myftpd(["serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"]);
@@ -343,7 +344,7 @@ describe("the demo user of a fresh data directory", () => {
       const r = await myftpd(["serve", "--data", data, "--host", "127.0.0.1", "--port", String(port), "--log-level", "silent"]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/EADDRINUSE/);
-      expect(r.stdout).not.toMatch(/created user demo/);
+      expect(r.stdout + r.stderr).not.toMatch(/created user demo/);
       expect(await userNames(data)).toEqual([]);
     } finally {
       blocker.close();
@@ -354,6 +355,36 @@ describe("the demo user of a fresh data directory", () => {
     const m = /ftp:\/\/demo:([^@\s]+)@/.exec(p.output());
     const c = await RawFtp.login(p.port, "demo", m![1]!);
     await c.close();
+  });
+});
+
+describe("the server's standard output", () => {
+  it("is JSON log lines only; the lines for a person, the demo password among them, go to standard error", async () => {
+    const data = path.join(newDir(), "fresh");
+    const child = spawn(process.execPath, [MYFTPD_BIN, "serve", "--data", data, "--host", "127.0.0.1", "--port", "0"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    try {
+      await until(() => /created user demo/.test(err), 15_000, `demo password on stderr:\n${err}\n${out}`);
+      const m = /^myftpd listening on ftp:\/\/127\.0\.0\.1:(\d+)\/ /m.exec(err);
+      expect(m, err).not.toBeNull();
+      const password = /ftp:\/\/demo:([^@\s]+)@/.exec(err)![1]!;
+      const c = await RawFtp.login(Number(m![1]), "demo", password);
+      await c.close();
+      await until(() => out.includes('"session-close"') || out.includes('"session-open"'), 10_000, `session logged:\n${out}`);
+      const lines = out.trimEnd().split("\n");
+      const events = lines.map((l) => (JSON.parse(l) as { event?: string; port?: number }));
+      expect(events.find((e) => e.event === "listening")?.port).toBe(Number(m![1]));
+      expect(out).not.toContain(password);
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+    }
   });
 });
 
@@ -523,7 +554,7 @@ describe("serve and TLS that cannot be set up", () => {
     const r = await myftpd(serveArgs(data));
     expect(r.code, r.stdout).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`is there but .*${gone.replace(".", "\\.")} is missing, so TLS cannot be set up`));
-    expect(r.stdout).not.toMatch(/listening/);
+    expect(r.stdout + r.stderr).not.toMatch(/listening/);
   });
 
   it("--require-tls-session-reuse without a certificate is refused like --require-tls", async () => {
