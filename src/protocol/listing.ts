@@ -230,9 +230,9 @@ function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null, stic
   }
   if (e.type === "file") {
     const write = may(MAY_WRITE);
-    // APPE writes the file in place; STOR over it writes a temporary file beside it, so it needs the directory too
-    // (and, as the server checks, write permission on the file).
-    return (write ? "a" : "") + remove + rename + (may(MAY_READ) ? "r" : "") + (write && removable ? "w" : "");
+    // APPE writes the file in place; STOR over it writes a temporary file beside it where the directory allows
+    // replacing the file, and the file in place where it does not: either way it takes write permission on the file.
+    return (write ? "a" : "") + remove + rename + (may(MAY_READ) ? "r" : "") + (write ? "w" : "");
   }
   // A FIFO, socket or device is never read or written over FTP (RETR and STOR take regular files only): it can
   // only be deleted or renamed.

@@ -2,7 +2,11 @@
 //
 // Bytes are reserved from the user's ledger before each write, counting only growth past what the file already
 // held. A fresh STOR over an existing file writes to a temporary file beside it, so a refused upload leaves the old
-// file untouched. When the upload ends:
+// file untouched. Where the directory does not let the server replace the file (no write permission on it, or a
+// sticky directory and another owner's file) but the file itself may be written, the upload writes it in place
+// instead, as other servers always do: then a failed upload that received anything leaves the file cut at its last
+// byte (a prefix of the upload, which a resume continues), and one that received nothing leaves it as it was. When
+// the upload ends:
 //   success            → the file is final (temp moved over, REST+STOR cut at its last byte); surplus released;
 //   quota / ALLO / no data connection (none, or one refused once open) → the file goes back to what it was (new file
 //                        removed, temp dropped, appended file truncated back) and every reserved byte released;
@@ -42,6 +46,8 @@ interface Target {
   copied?: boolean;
   /** The open descriptor, for a transfer process. */
   fd?: number;
+  /** An overwrite written in place (the directory does not allow a replacement): the old bytes go as new ones come. */
+  inPlace?: boolean;
 }
 
 /** A transfer process asks for room this far ahead of what it is about to write, when there is plenty of room. */
@@ -56,6 +62,10 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
     // Replacing bytes the file already has (a fresh STOR over it, or a REST inside it) goes through a temporary
     // file, so a refused upload can leave the old content as it was.
     const copy = req.offset > 0;
+    if (existing && existing.size > req.offset && !(await storage.mayReplace(req.vpath))) {
+      const w = await storage.openWrite(req.vpath);
+      return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start: req.offset, diskPath: w.diskPath, tempPath: null, fd: w.fd, inPlace: true };
+    }
     if (existing && existing.size > req.offset) {
       const t = await storage.openTemp(req.vpath, copy);
       return {
@@ -157,7 +167,8 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         ledger.release(accounted - finalSize);
         accounted = finalSize;
       } else {
-        const finalSize = ok && !req.range ? end : Math.max(t.sizeBefore, end);
+        // In place, a failed overwrite keeps only what arrived: past it are old bytes no resume would expect.
+        const finalSize = ok && !req.range ? end : t.inPlace ? end : Math.max(t.sizeBefore, end);
         if (finalSize < accounted || (ok && finalSize < t.sizeBefore)) {
           await storage.truncateOpened(t.diskPath, finalSize);
         }
@@ -204,7 +215,8 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         const noData = failure.stage === "connect" || failure.error instanceof DataConnectionError;
         // An overwrite that ran out of disk needed room for the old and the new content at once: dropping the new
         // frees it and keeps the old content, as a quota refusal does.
-        const noRoom = code === "quota-exceeded" || (t.tempPath !== null && code === "disk-full");
+        // (In place, the old content is gone once bytes came: what arrived is kept, as for any other failure.)
+        const noRoom = (code === "quota-exceeded" && !(t.inPlace && written > 0)) || (t.tempPath !== null && code === "disk-full");
         if (noData || noRoom || finalizing || (t.tempPath && written === 0)) {
           // Refused, never started, could not be put in place, or an overwrite that received nothing: the file
           // goes back to what it was.

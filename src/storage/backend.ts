@@ -68,6 +68,11 @@ export interface StorageBackend {
    * (an upload that rewrites bytes inside it); otherwise it starts empty.
    */
   openTemp(vpath: string, copy?: boolean): Promise<WriteOpen & { tempPath: string }>;
+  /**
+   * Whether the directory of `vpath` lets this server put a new file in place of the entry by a rename (write and
+   * search permission on it, and the sticky rule); what openTemp and commitTemp need.
+   */
+  mayReplace(vpath: string): Promise<boolean>;
   /** Moves a temporary file over its target. */
   commitTemp(tempPath: string, vpath: string): Promise<void>;
   removeTemp(tempPath: string): Promise<void>;

@@ -454,6 +454,18 @@ export class LocalStorage implements StorageBackend {
     }
   }
 
+  async mayReplace(vpath: string): Promise<boolean> {
+    const target = this.resolveForWrite(vpath);
+    const dir = path.dirname(target);
+    try {
+      fs.accessSync(dir, constants.W_OK | constants.X_OK);
+    } catch {
+      return false;
+    }
+    const st = lstatOrNull(target);
+    return !st || stickyAllows(dir, st);
+  }
+
   async commitTemp(tempPath: string, vpath: string): Promise<void> {
     const target = this.resolveForWrite(vpath);
     await renameOver(tempPath, target, lstatOrNull(target)?.isFile() === true);

@@ -135,10 +135,10 @@ describe("MLSx facts (RFC 3659 §7)", () => {
 
   it("gives directories no size and directory permissions", () => {
     expect(formatMlsxLine(dir, DEFAULT_MLST_FACTS, { writable: true })).toBe("type=dir;modify=20200102030405;perm=flcdmpe; photos");
-    // In a directory that takes no new names: no delete or rename, no STOR over a file (it writes beside it); what
-    // happens inside the entry itself is still allowed.
+    // In a directory that takes no new names: no delete or rename; what happens inside the entry itself is still
+    // allowed, STOR over a file included (it writes the file in place there).
     expect(formatMlsxLine(dir, ["perm"], { writable: false })).toBe("perm=lcmpe; photos");
-    expect(formatMlsxLine(file, ["perm"], { writable: false })).toBe("perm=ar; report.txt");
+    expect(formatMlsxLine(file, ["perm"], { writable: false })).toBe("perm=arw; report.txt");
   });
 
   it("says in perm what the server's user may do, by mode bits for owner, group and others (RFC 3659 §7.5.5)", () => {

@@ -117,7 +117,7 @@ describe("transfer processes as a non-root server (review)", () => {
     child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`myftpd did not start:\n${out}`)), 15_000);
-      child.stdout!.on("data", () => {
+      child.stderr!.on("data", () => {
         const m = /ftp:\/\/[^\s/]+:(\d+)/.exec(out);
         if (m) {
           clearTimeout(timer);

@@ -6,13 +6,14 @@
 // Permissions mean nothing to root, so when the tests run as root the server runs as nobody (65534) over a data
 // directory handed to that user.
 
-import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { hashPassword } from "../../src/users/password.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
+import { until } from "../helpers/util.js";
 
 const NOBODY = 65534;
 const asRoot = process.getuid?.() === 0;
@@ -29,14 +30,14 @@ afterEach(async () => {
 });
 
 /** A data directory with user alice (password "secret") whose home holds what `fill` makes there. */
-async function aliceData(prefix: string, fill: (home: string) => void): Promise<{ data: string; home: string }> {
+async function aliceData(prefix: string, fill: (home: string) => void, quotaBytes = 1024 ** 3): Promise<{ data: string; home: string }> {
   const data = tempDir(prefix);
   dataDir = data;
   const home = path.join(data, "home", "alice");
   mkdirSync(home, { recursive: true });
   fill(home);
   const store = new SqliteUserStore(path.join(data, "users.db"));
-  await store.add({ name: "alice", passwordHash: await hashPassword("secret"), home, quotaBytes: 1024 ** 3 });
+  await store.add({ name: "alice", passwordHash: await hashPassword("secret"), home, quotaBytes });
   store.close();
   return { data, home };
 }
@@ -128,16 +129,19 @@ describe("perm facts", () => {
     expect(await mlst("/")).toBe("lcmpe");
     // In the sticky directory only nobody's own file may be removed, renamed or replaced.
     const sticky = await facts("/sticky");
-    expect(sticky.get("root666.txt")).toBe("ar");
+    expect(sticky.get("root666.txt")).toBe("arw");
     expect(sticky.get("rootown.txt")).toBe("r");
     expect(sticky.get("mine.txt")).toBe("adfrw");
-    expect(sticky.get("rootlink")).toBe("ar");
-    expect(await mlst("/sticky/rootlink")).toBe("ar");
+    expect(sticky.get("rootlink")).toBe("arw");
+    expect(await mlst("/sticky/rootlink")).toBe("arw");
     expect(await mlst("/sticky/mine.txt")).toBe("adfrw");
     expect((await c.cmd("DELE sticky/rootlink")).code).toBe(550);
     expect((await c.retrieve("LIST /")).data.toString()).toMatch(/^drwxrwxrwt .* sticky\r$/m);
-    // Replacing root's file there is refused up front, and leaves no second name of it behind.
-    expect((await c.store("STOR sticky/root666.txt", "x")).final.code).toBe(550);
+    // Root's file there may not be replaced by another, so STOR writes it in place (it may be written), leaving no
+    // second name of it behind; renaming over it is refused.
+    expect((await c.store("STOR sticky/root666.txt", "x")).final.code).toBe(226);
+    expect(readFileSync(path.join(home, "sticky", "root666.txt"), "utf8")).toBe("x");
+    expect(statSync(path.join(home, "sticky", "root666.txt")).uid).toBe(0);
     await c.expect("RNFR sticky/mine.txt", 350);
     expect((await c.cmd("RNTO sticky/root666.txt")).code).toBe(550);
     expect((await c.cmd("DELE sticky/rootown.txt")).code).toBe(550);
@@ -154,5 +158,66 @@ describe("perm facts", () => {
     expect((await c.store("STOR own.txt", "new")).final.code).toBe(226);
     expect((await c.cmd("SIZE rootfile.txt")).text).toBe("4");
     expect((await c.cmd("SIZE own.txt")).text).toBe("3");
+  });
+});
+
+describe("STOR over a writable file in a directory the server may not change", () => {
+  it("writes the file in place: an aborted one keeps just what arrived, and the usage stays exact", async () => {
+    const { data, home } = await aliceData(
+      "myftp-in-place-",
+      (h) => {
+        mkdirSync(path.join(h, "locked"));
+        writeFileSync(path.join(h, "locked", "w.bin"), Buffer.alloc(100_000, "a"));
+        writeFileSync(path.join(h, "locked", "ro.txt"), "ro");
+      },
+      300_000,
+    );
+    if (asRoot) chownAll(data);
+    const locked = path.join(home, "locked");
+    const file = path.join(locked, "w.bin");
+    chmodSync(path.join(locked, "ro.txt"), 0o444);
+    chmodSync(locked, 0o555);
+    proc = await startServerProcess(["--log-level", "silent"], data, asRoot ? { uid: NOBODY } : {});
+    const c = await RawFtp.login(proc.port, "alice", "secret", { type: "I" });
+    clients.push(c);
+    const used = async () => Number(/used (\d+) of/.exec((await c.expect("SITE QUOTA", 200)).text)![1]);
+    const diskBytes = () => readdirSync(locked).reduce((n, f) => n + statSync(path.join(locked, f)).size, 0);
+
+    const mlsd = (await c.retrieve("MLSD /locked")).data.toString("utf8");
+    expect(mlsd).toMatch(/perm=arw; w\.bin\r\n/);
+    expect(mlsd).toMatch(/perm=r; ro\.txt\r\n/);
+    expect((await c.store("STOR locked/w.bin", "new")).final.code).toBe(226);
+    expect(readFileSync(file, "utf8")).toBe("new");
+    expect(readdirSync(locked).sort()).toEqual(["ro.txt", "w.bin"]);
+    // What the directory or the file does not allow stays refused.
+    expect((await c.store("STOR locked/ro.txt", "x")).final.code).toBe(550);
+    expect((await c.store("STOR locked/other.bin", "x")).final.code).toBe(550);
+    expect(await used()).toBe(diskBytes());
+
+    // An overwrite that stops after 1000 bytes leaves those 1000 bytes (a prefix a resume continues), not them
+    // followed by the old content.
+    expect((await c.store("STOR locked/w.bin", Buffer.alloc(100_000, "a"))).final.code).toBe(226);
+    const d = await c.epsv();
+    expect((await c.cmd("STOR locked/w.bin")).code).toBe(150);
+    d.write(Buffer.alloc(1000, "b"));
+    await until(() => readFileSync(file).subarray(0, 1000).equals(Buffer.alloc(1000, "b")), 10_000, "first bytes written in place");
+    c.send("ABOR");
+    expect((await c.read()).code).toBe(426);
+    expect((await c.read()).code).toBe(226);
+    d.destroy();
+    expect(readFileSync(file).equals(Buffer.alloc(1000, "b"))).toBe(true);
+    expect((await c.cmd("SIZE locked/w.bin")).text).toBe("1000");
+    expect(await used()).toBe(diskBytes());
+    // A resume from there completes the file.
+    await c.expect("REST 1000", 350);
+    expect((await c.store("STOR locked/w.bin", Buffer.alloc(500, "c"))).final.code).toBe(226);
+    expect(readFileSync(file).equals(Buffer.concat([Buffer.alloc(1000, "b"), Buffer.alloc(500, "c")]))).toBe(true);
+
+    // Past the quota: refused, and whatever is left of the file is counted exactly.
+    expect((await c.store("STOR locked/w.bin", Buffer.alloc(400_000, "q"))).final.code).toBe(552);
+    const left = readFileSync(file);
+    expect(left.length).toBeLessThanOrEqual(300_000);
+    expect(await used()).toBe(diskBytes());
+    expect(readdirSync(locked).sort()).toEqual(["ro.txt", "w.bin"]);
   });
 });
