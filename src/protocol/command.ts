@@ -14,8 +14,11 @@ export type ParseResult = { ok: true; command: ParsedCommand } | { ok: false; re
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Verbs are 3 or 4 letters in the RFCs; allow up to 8 ASCII letters (SITE subcommands are arguments). */
-const VERB = /^[A-Za-z]{1,8}$/;
+/**
+ * Verbs are 3 or 4 letters in the RFCs; allow up to 8 ASCII letters and digits after a first letter (XMD5, XSHA256:
+ * well-formed verbs this server does not implement, answered 502 like any other). SITE subcommands are arguments.
+ */
+const VERB = /^[A-Za-z][A-Za-z0-9]{0,7}$/;
 
 export function parseCommand(line: Buffer): ParseResult {
   let text: string;

@@ -1,9 +1,12 @@
 // Splits the control connection's byte stream into command lines.
 //
-// RFC 959 §4.1 ends a command with Telnet end-of-line (CRLF); clients also send bare LF, and a client that sends
-// ABOR as urgent data (Telnet "Synch") can lose the final LF, so a CR alone ends a line too and an LF (or NUL)
-// directly after it is skipped. Telnet IAC sequences (RFC 854), which some clients put before ABOR, are removed:
-// 0xFF never occurs in UTF-8 text, so removing them cannot damage a file name.
+// RFC 959 §4.1 ends a command with Telnet end-of-line (CRLF); clients also send bare LF. A CR followed by anything
+// else is part of the line (CR NUL is Telnet's CR, how RFC 2640 §3.1 sends a CR inside a name; the NUL goes): the
+// session refuses such a line whole, so a name holding a CR can never act on the name cut short at the CR. The one
+// exception is ABOR: a client that sends it as urgent data (Telnet "Synch") can lose the final LF and then waits,
+// so a CR ends a line that is just ABOR at once (an LF or NUL after it is skipped). Telnet IAC sequences (RFC 854),
+// which some clients put before ABOR, are removed: 0xFF never occurs in UTF-8 text, so removing them cannot damage a
+// file name.
 //
 // The Synch (RFC 854) is IAC DM with one byte sent as TCP urgent data, and without SO_OOBINLINE the kernel takes
 // that byte out of the stream. lftp makes DM the urgent byte (the stream holds IAC IP IAC "ABOR"); BSD-style clients
@@ -32,6 +35,8 @@ export class LineSplitter {
   private len = 0;
   private overflow = false;
   private skipAfterCr = false;
+  /** A CR was read that does not end an ABOR line: the next byte says whether it ends the line (LF) or not. */
+  private pendingCr = false;
   private telnet = Telnet.None;
   // The last thing read was a Telnet command (IAC IP, IAC DM, ...): a bare DM now is a Synch remnant.
   private afterCommand = false;
@@ -48,6 +53,16 @@ export class LineSplitter {
       if (this.skipAfterCr) {
         this.skipAfterCr = false;
         if (b === LF || b === NUL) continue;
+      }
+      if (this.pendingCr) {
+        this.pendingCr = false;
+        if (b === LF) {
+          out.push(this.finish());
+          continue;
+        }
+        // A CR inside the line: kept (Telnet's CR NUL gives one CR), so that the session can refuse the line.
+        this.append(CR);
+        if (b === NUL) continue;
       }
       if (this.telnet === Telnet.Iac) {
         if (b === IAC) {
@@ -80,14 +95,32 @@ export class LineSplitter {
         this.telnet = Telnet.Iac;
         continue;
       }
-      if (b === CR || b === LF) {
-        if (b === CR) this.skipAfterCr = true;
+      if (b === LF) {
         out.push(this.finish());
+        continue;
+      }
+      if (b === CR) {
+        if (this.isAbor()) {
+          this.skipAfterCr = true;
+          out.push(this.finish());
+        } else {
+          this.pendingCr = true;
+        }
         continue;
       }
       this.append(b);
     }
     return out;
+  }
+
+  /** Whether the line so far is ABOR (any case, spaces around it allowed). */
+  private isAbor(): boolean {
+    if (this.overflow) return false;
+    let start = 0;
+    let end = this.len;
+    while (start < end && this.buf[start] === 0x20) start++;
+    while (end > start && this.buf[end - 1] === 0x20) end--;
+    return end - start === 4 && this.buf.toString("latin1", start, end).toUpperCase() === "ABOR";
   }
 
   /** Bytes of the line not yet finished (for flood accounting). */

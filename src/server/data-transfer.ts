@@ -46,6 +46,7 @@ export async function runTransfer(
     done,
   };
   s.transfer = t;
+  s.transferStarted();
   let lastMove = Date.now();
   // Counted among the transfers on this event loop until handed to a transfer process.
   let onLoop = true;

@@ -1,9 +1,10 @@
 // One control connection: reads command lines, enforces the command table, runs handlers one at a time, and keeps
 // the session's state (login, directory, transfer parameters, data channel).
 //
-// Commands run strictly in order. While a transfer runs, commands marked `special` in the table (ABOR, STAT, QUIT,
-// NOOP) are answered at once; all others wait their turn. A client that floods lines is paused once enough are
-// waiting, so memory stays bounded.
+// Commands run strictly in order. While a transfer runs, ABOR acts at once, also when it came in before the
+// transfer began (sent in one packet with RETR, say), and so are STAT and NOOP answered when no other command waits
+// ahead of them (else they wait their turn too, so that replies keep the order of the commands); all others wait
+// their turn. A client that floods lines is paused once enough are waiting, so memory stays bounded.
 
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -187,16 +188,32 @@ export class Session {
     }
   }
 
-  /** During a transfer, answers a special command at once. Returns false for anything else. */
+  /**
+   * During a transfer, answers a special command at once: ABOR always, STAT and NOOP when no command waits ahead of
+   * them. Returns false for anything else.
+   */
   private trySpecial(line: Buffer): boolean {
+    if (line.includes(0x0d)) return false;
     const parsed = parseCommand(line);
     if (!parsed.ok) return false;
     const spec = COMMANDS[parsed.command.verb];
     if (!spec?.special) return false;
+    if (parsed.command.verb !== "ABOR" && this.queue.length > 0) return false;
     this.touch();
     this.log.debug({ cmd: parsed.command.verb }, "command during transfer");
     void this.runHandler(parsed.command.verb, parsed.command.arg, parsed.command.hasArg);
     return true;
+  }
+
+  /**
+   * Called as a transfer begins: an ABOR that came in before it (behind the transfer command in the queue) acts on
+   * it now, as it would have had it come a moment later.
+   */
+  transferStarted(): void {
+    const i = this.queue.findIndex((l) => l !== null && !l.includes(0x0d) && isAbor(l));
+    if (i < 0) return;
+    const [line] = this.queue.splice(i, 1);
+    this.trySpecial(line!);
   }
 
   private enqueue(line: Buffer | null): void {
@@ -230,6 +247,11 @@ export class Session {
   }
 
   private async dispatch(line: Buffer): Promise<void> {
+    if (line.includes(0x0d)) {
+      // A CR inside a command (see LineSplitter): acting on the line as far as the CR would act on another name.
+      this.reply(501, "Invalid character (CR) in command line");
+      return;
+    }
     const parsed = parseCommand(line);
     if (!parsed.ok) {
       if (parsed.reason === "bad-utf8") this.reply(501, "Invalid UTF-8 in command");
@@ -363,4 +385,9 @@ export class Session {
       }
     }
   }
+}
+
+function isAbor(line: Buffer): boolean {
+  const parsed = parseCommand(line);
+  return parsed.ok && parsed.command.verb === "ABOR";
 }

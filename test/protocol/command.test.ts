@@ -37,9 +37,14 @@ describe("parseCommand", () => {
     expect(parse("   ")).toEqual({ ok: false, reason: "empty" });
   });
 
-  it("refuses verbs that are not 1-8 ASCII letters", () => {
-    for (const s of ["123 x", "RE-TR a", "ABCDEFGHI", " NOOP", "NO\tOP", "NOÖP", "\u0001\u0002"]) {
+  it("refuses verbs that are not a letter then up to 7 ASCII letters or digits", () => {
+    for (const s of ["123 x", "1ABC", "RE-TR a", "ABCDEFGHI", "XSHA25678", " NOOP", "NO\tOP", "NOÖP", "\u0001\u0002"]) {
       expect(parse(s)).toEqual({ ok: false, reason: "bad-verb" });
     }
+  });
+
+  it("takes verbs with digits after the first letter (XMD5, XSHA256)", () => {
+    expect(parse("xmd5 f")).toEqual({ ok: true, command: { verb: "XMD5", arg: "f", hasArg: true } });
+    expect(parse("XSHA256")).toEqual({ ok: true, command: { verb: "XSHA256", arg: "", hasArg: false } });
   });
 });

@@ -39,8 +39,22 @@ describe("LineSplitter", () => {
     expect(feed(["ABOR\rNOOP\r\n"])).toEqual(["ABOR", "NOOP"]);
   });
 
-  it("skips the NUL of Telnet CR NUL", () => {
-    expect(feed([[0x4e, 0x4f, 0x4f, 0x50, 0x0d, 0x00, 0x53, 0x59, 0x53, 0x54, 0x0d, 0x0a]])).toEqual(["NOOP", "SYST"]);
+  it("takes Telnet CR NUL as a CR inside the line (RFC 2640 §3.1), the NUL dropped", () => {
+    expect(feed([[0x4e, 0x4f, 0x4f, 0x50, 0x0d, 0x00, 0x53, 0x59, 0x53, 0x54, 0x0d, 0x0a]])).toEqual(["NOOP\rSYST"]);
+    expect(feed(["DELE victim\r", "\0zzz\r\n"])).toEqual(["DELE victim\rzzz"]);
+  });
+
+  it("keeps a CR followed by text in the line, so the line is not cut short there", () => {
+    expect(feed(["MKD d\rq\r\n"])).toEqual(["MKD d\rq"]);
+    expect(feed(["MKD d\r", "q\r", "\n"])).toEqual(["MKD d\rq"]);
+    expect(feed(["STOR a\r\rb\r\n"])).toEqual(["STOR a\r\rb"]);
+  });
+
+  it("ends an ABOR line at its CR at once, so an urgent ABOR that lost its LF is still answered", () => {
+    const sp = new LineSplitter();
+    expect(texts(sp.push(b("ABOR\r")))).toEqual(["ABOR"]);
+    expect(texts(sp.push(b("\nNOOP\r\n")))).toEqual(["NOOP"]);
+    expect(feed([" abor \r"])).toEqual([" abor "]);
   });
 
   it("reports an empty line as an empty line", () => {

@@ -132,6 +132,9 @@ describe("informational commands", () => {
     for (const v of ["USER", "PASS", "RETR", "STOR", "MLSD", "XMKD", "EPSV", "ABOR"]) expect(words).toContain(v);
     expect((await c.cmd("HELP retr")).all).toBe("214 Syntax: RETR <sp> path");
     expect((await c.cmd("HELP NOPE")).code).toBe(502);
+    // Well-formed verbs with digits this server does not implement are 502 too, not a syntax error.
+    expect((await c.cmd("XMD5 f")).code).toBe(502);
+    expect((await c.cmd("XSHA256 f")).code).toBe(502);
   });
 
   it("STAT without argument answers 211 with the session's status", async () => {

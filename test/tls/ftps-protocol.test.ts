@@ -52,6 +52,11 @@ describe("without a certificate", () => {
     expect(feat.lines.map((l) => l.trim())).not.toContain("PBSZ");
     expect((await c.cmd("AUTH TLS")).code).toBe(502);
     expect((await c.cmd("PBSZ 0")).code).toBe(503);
+    // HELP leaves them out as FEAT does.
+    const help = (await c.cmd("HELP")).lines.join(" ").split(/\s+/);
+    expect(help).toContain("RETR");
+    for (const v of ["AUTH", "PBSZ", "PROT"]) expect(help).not.toContain(v);
+    expect((await c.cmd("HELP AUTH")).code).toBe(502);
     await c.close();
   });
 });
@@ -66,6 +71,9 @@ describe("explicit FTPS (AUTH TLS)", () => {
     const c = await RawFtp.connect(s.port);
     const lines = (await c.cmd("FEAT")).lines.map((l) => l.trim());
     expect(lines).toEqual(expect.arrayContaining(["AUTH TLS", "PBSZ", "PROT"]));
+    const help = (await c.cmd("HELP")).lines.join(" ").split(/\s+/);
+    expect(help).toEqual(expect.arrayContaining(["AUTH", "PBSZ", "PROT"]));
+    expect((await c.cmd("HELP AUTH")).code).toBe(214);
     await c.close();
   });
 

@@ -58,16 +58,21 @@ export function opts(s: Session, arg: string): void {
 
 export function help(s: Session, arg: string): void {
   const verb = arg.trim().toUpperCase();
+  // A command whose feature this server does not offer now (AUTH, PBSZ and PROT without a certificate) answers
+  // 502, so HELP leaves it out as FEAT does.
+  const offered = (v: string) => {
+    const spec = COMMANDS[v];
+    return spec !== undefined && (typeof spec.feat !== "function" || spec.feat(s) !== null);
+  };
   if (verb.length > 0) {
-    const spec = COMMANDS[verb];
-    if (!spec) {
+    if (!offered(verb)) {
       s.reply(502, `Unknown command ${verb}`);
       return;
     }
-    s.reply(214, `Syntax: ${spec.help}`);
+    s.reply(214, `Syntax: ${COMMANDS[verb]!.help}`);
     return;
   }
-  const verbs = Object.keys(COMMANDS).sort();
+  const verbs = Object.keys(COMMANDS).filter(offered).sort();
   const rows: string[] = [];
   for (let i = 0; i < verbs.length; i += 8) rows.push(verbs.slice(i, i + 8).map((v) => v.padEnd(5)).join(" ").trimEnd());
   s.write(formatIndentedReply(214, "The following commands are recognized:", rows, "Help OK"));

@@ -24,9 +24,20 @@ function modeName(s: Session): string {
   return s.type === "A" ? "ASCII" : "BINARY";
 }
 
+/**
+ * REST and RANG count bytes of the file; in ASCII mode the bytes on the wire differ (each LF goes as CRLF), so a
+ * client's offset would land elsewhere in the file: refused, as SIZE is.
+ */
+function refuseAsciiOffset(s: Session, offset: number, range: unknown): void {
+  if (s.type !== "A" || (offset === 0 && !range)) return;
+  s.data.reset();
+  throw new MyftpError("denied", "Resuming in ASCII mode is not supported; use TYPE I");
+}
+
 export async function retr(s: Session, arg: string): Promise<void> {
   const range = takeRange(s);
   const offset = range ? range.start : takeRest(s);
+  refuseAsciiOffset(s, offset, range);
   const target = s.vpath(arg);
   let opened;
   try {
@@ -47,7 +58,8 @@ export async function retr(s: Session, arg: string): Promise<void> {
     await runTransfer(s, {
       verb: "RETR",
       path: target,
-      opening: `Opening ${modeName(s)} mode data connection for ${target} (${size - start} bytes)`,
+      // In ASCII mode the bytes sent are not the file's (each LF goes as CRLF), so no count is announced.
+      opening: `Opening ${modeName(s)} mode data connection for ${target}${s.type === "A" ? "" : ` (${size - start} bytes)`}`,
       run: async (sock, progress) => {
         // Binary downloads worth it go to a transfer process, so the copy does not hold up the control connections.
         const lease =
@@ -69,6 +81,7 @@ export async function stor(s: Session, arg: string): Promise<void> {
   const offset = range ? range.start : takeRest(s);
   const announced = s.allocate;
   s.allocate = null;
+  refuseAsciiOffset(s, offset, range);
   await upload(s, { vpath: s.vpath(arg), mode: "stor", offset, announced, range }, user.ledger);
 }
 
@@ -78,6 +91,7 @@ export async function appe(s: Session, arg: string): Promise<void> {
   const range = takeRange(s);
   const announced = s.allocate;
   s.allocate = null;
+  refuseAsciiOffset(s, 0, range);
   // With a range APPE acts as STOR (draft-bryan-ftp-range §4.3).
   const mode = range ? "stor" : "appe";
   await upload(s, { vpath: s.vpath(arg), mode, offset: range?.start ?? 0, announced, range }, user.ledger);
