@@ -326,10 +326,14 @@ async function addToStore(dataDir: string, name: string, home: string, quotaByte
 export function formatUserTable(users: UserRecord[]): string {
   const rows = [["NAME", "HOME", "USED", "QUOTA"]];
   for (const u of users) {
-    rows.push([u.name, u.home, u.usedBytes === null ? "-" : formatSize(u.usedBytes), formatSize(u.quotaBytes)]);
+    const used = u.usedBytes === null ? "-" : `${formatSize(u.usedBytes)}${u.usageDirty ? "*" : ""}`;
+    rows.push([u.name, u.home, used, formatSize(u.quotaBytes)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+  const table = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+  return users.some((u) => u.usageDirty && u.usedBytes !== null)
+    ? `${table}\n* an upload is running, or one was cut off by a crash: the server counts the home again at the next login`
+    : table;
 }
 
 export async function userList(dataDir: string, json: boolean): Promise<string> {
@@ -337,7 +341,7 @@ export async function userList(dataDir: string, json: boolean): Promise<string> 
     const users = await store.list();
     if (json) {
       return JSON.stringify(
-        users.map((u) => ({ name: u.name, home: u.home, usedBytes: u.usedBytes, quotaBytes: u.quotaBytes })),
+        users.map((u) => ({ name: u.name, home: u.home, usedBytes: u.usedBytes, usageDirty: u.usageDirty, quotaBytes: u.quotaBytes })),
         null,
         2,
       );
@@ -424,9 +428,13 @@ export async function userRescan(dataDir: string, name: string | undefined, all:
         );
         process.exitCode = 1;
       });
-      await store.setUsage(u.name, used, false);
+      // A figure marked dirty stays so: an upload may be running in a server right now (it clears the mark when its
+      // uploads end), or one was cut off by a crash; either way the home is counted again at the next login should
+      // the server stop before clearing it, and leftovers of a crash are swept then.
+      await store.setUsage(u.name, used, u.usageDirty);
       const before = u.usedBytes === null ? "not counted" : `${u.usedBytes} bytes`;
-      lines.push(`${u.name}: ${used} bytes (${formatSize(used)}); was ${before}`);
+      const due = u.usageDirty ? "; an upload was running or was cut off, so the server counts again at the next login" : "";
+      lines.push(`${u.name}: ${used} bytes (${formatSize(used)}); was ${before}${due}`);
     }
     return lines.join("\n");
   });

@@ -13,6 +13,8 @@ export interface UsageStore {
 
 export interface LedgerSource {
   name: string;
+  /** The home whose bytes the figure counts, as the user store gives it. */
+  home: string;
   quotaBytes: number | null;
   usedBytes: number | null;
   usageDirty: boolean;
@@ -37,6 +39,11 @@ export class QuotaLedger {
   private lastStored: { used: number; dirty: boolean } | null = null;
   /** An outside figure arrived (see adoptOutsideChange): count the home once no upload is writing. */
   private recountPending = false;
+  /**
+   * The account this ledger counted for changed its home, or is gone: the figure stored under its name now belongs
+   * to the new home (counted by a new ledger), so this one writes nothing more there.
+   */
+  private retired = false;
 
   constructor(
     readonly name: string,
@@ -149,7 +156,7 @@ export class QuotaLedger {
    */
   private async adoptOutsideChange(): Promise<void> {
     const last = this.lastStored;
-    if (!last) return;
+    if (!last || this.retired) return;
     const row = await this.store.get(this.name);
     if (!row || row.usedBytes === null) return;
     if (row.usedBytes === last.used && row.usageDirty === last.dirty) return;
@@ -169,7 +176,13 @@ export class QuotaLedger {
     return true;
   }
 
+  /** Stops writing to the store for good (see `retired`). Uploads still running go on counting in memory. */
+  retire(): void {
+    this.retired = true;
+  }
+
   private async writeStore(): Promise<void> {
+    if (this.retired) return;
     const used = this.usedBytes;
     const dirty = this.writers > 0;
     try {
@@ -213,13 +226,21 @@ export class QuotaLedger {
 /** A loaded (or loading) ledger and who holds it. */
 interface Entry {
   ledger: Promise<QuotaLedger>;
+  /** The home it counts (as the user store gives it). */
+  home: string;
   /** Sessions and uploads holding the ledger, counted from the moment they ask for it. */
   holders: number;
 }
 
-/** Hands out one ledger per user name and drops it when nothing holds it. */
+/**
+ * Hands out one ledger per user name and home, and drops it when nothing holds it. A login that finds the live
+ * ledger counting another home (the user was given another home, or deleted and added again with another one) retires
+ * it and gets a new one for its own home.
+ */
 export class QuotaManager {
   private readonly ledgers = new Map<string, Entry>();
+  /** Each loaded ledger's entry, also after a newer entry took its name. */
+  private readonly entries = new WeakMap<QuotaLedger, Entry>();
 
   constructor(
     private readonly store: UsageStore,
@@ -229,8 +250,16 @@ export class QuotaManager {
   /** The user's ledger, loaded (and counted if needed) on first use. Call release() when the session ends. */
   async acquire(src: LedgerSource): Promise<QuotaLedger> {
     let entry = this.ledgers.get(src.name);
+    if (entry && entry.home !== src.home) {
+      this.retire(src.name);
+      entry = undefined;
+    }
     if (!entry) {
-      const e: Entry = { ledger: this.load(src), holders: 0 };
+      const e: Entry = { ledger: Promise.resolve(null as never), home: src.home, holders: 0 };
+      e.ledger = this.load(src).then((l) => {
+        this.entries.set(l, e);
+        return l;
+      });
       e.ledger.catch(() => {
         if (this.ledgers.get(src.name) === e) this.ledgers.delete(src.name);
       });
@@ -260,14 +289,25 @@ export class QuotaManager {
     return ledger;
   }
 
+  /**
+   * Takes the user's live ledger out of service: it writes no more figures to the store, and the next login loads a
+   * new one. For an account whose home changed or that is gone.
+   */
+  retire(name: string): void {
+    const entry = this.ledgers.get(name);
+    if (!entry) return;
+    this.ledgers.delete(name);
+    void entry.ledger.then((l) => l.retire()).catch(() => undefined);
+  }
+
   /** One more holder of a ledger already acquired (an upload that may outlive its session). */
   retain(ledger: QuotaLedger): void {
-    const entry = this.ledgers.get(ledger.name);
+    const entry = this.entries.get(ledger);
     if (entry) entry.holders++;
   }
 
   release(ledger: QuotaLedger): void {
-    const entry = this.ledgers.get(ledger.name);
+    const entry = this.entries.get(ledger);
     if (!entry) return;
     entry.holders--;
     if (entry.holders > 0) return;

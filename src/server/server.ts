@@ -1,5 +1,6 @@
 // The FTP server: listeners, per-address limits, the admission queue, and the sessions it runs.
 
+import { realpathSync } from "node:fs";
 import * as net from "node:net";
 import type { SecureContext } from "node:tls";
 import type { Duplex } from "node:stream";
@@ -24,6 +25,8 @@ export interface ServerOptions {
   host: string;
   port: number;
   users: UserStore;
+  /** How often the user store is checked for changes made by the `myftpd user` commands (ms; default 1000). */
+  accountSyncMs?: number;
   pasvRange: [number, number];
   pasvAddress?: string | null;
   idleTimeoutMs?: number;
@@ -79,6 +82,9 @@ export class FtpServer implements ServerContext {
 
   private readonly listeners: net.Server[] = [];
   private readonly sessions = new Set<Session>();
+  /** Looks at the user store for changes made by `myftpd user` commands (see syncAccounts). */
+  private accountWatch: NodeJS.Timeout | null = null;
+  private syncing = false;
   private readonly perIp = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
   private readonly pendingSockets = new Set<net.Socket>();
@@ -142,6 +148,11 @@ export class FtpServer implements ServerContext {
     const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (sock) => this.accept(sock));
     await this.bind(server, this.opts.host, this.opts.port);
     this.listeners.push(server);
+    if (!this.accountWatch && this.users.changedElsewhere) {
+      this.users.changedElsewhere();
+      this.accountWatch = setInterval(() => void this.syncAccounts(), this.opts.accountSyncMs ?? 1000);
+      this.accountWatch.unref();
+    }
     if (this.tlsSupport && this.opts.implicitTlsPort != null) {
       const implicit = this.tlsSupport.implicitListener((raw, secure) => this.accept(raw, secure));
       await this.bind(implicit, this.opts.host, this.opts.implicitTlsPort);
@@ -346,7 +357,54 @@ export class FtpServer implements ServerContext {
     return this.closing;
   }
 
+  /**
+   * Applies what an admin changed in the user store to the sessions already logged in: a new quota holds at once
+   * (for uploads running too, from their next write); a user deleted, or given another home, is told 421 and
+   * disconnected (the session works in the old home, which is no longer the user's), and the usage counter of the
+   * old home stops writing to the user's figure; a figure an admin recounted (`user rescan`) is taken over. A new
+   * password leaves sessions already logged in alone.
+   */
+  private async syncAccounts(): Promise<void> {
+    if (this.syncing || this.stopping || !this.users.changedElsewhere?.()) return;
+    this.syncing = true;
+    try {
+      const byUser = new Map<string, Session[]>();
+      for (const s of this.sessions) {
+        if (!s.user) continue;
+        const list = byUser.get(s.user.name);
+        if (list) list.push(s);
+        else byUser.set(s.user.name, [s]);
+      }
+      for (const [name, sessions] of byUser) {
+        const record = await this.users.get(name);
+        const home = record ? canonicalHome(record.home) : null;
+        const gone = sessions.filter((s) => s.user && s.user.storage.root !== home);
+        if (gone.length > 0) {
+          this.quota.retire(name);
+          this.log.warn(
+            { event: record ? "account-home-changed" : "account-removed", user: name, sessions: gone.length },
+            record ? "the user's home changed: closing the sessions working in the old one" : "the user was removed: closing the user's sessions",
+          );
+          for (const s of gone) {
+            s.reply(421, record ? "Your home directory changed; log in again" : "Your account was removed; closing control connection");
+            s.close(record ? "home changed" : "account removed");
+          }
+        }
+        for (const s of sessions) {
+          if (gone.includes(s) || !s.user || !record) continue;
+          s.user.ledger.limit = record.quotaBytes;
+          void s.user.ledger.refresh();
+        }
+      }
+    } catch (err) {
+      this.log.error({ err }, "cannot read the user store to apply account changes");
+    } finally {
+      this.syncing = false;
+    }
+  }
+
   private async shutdown(): Promise<void> {
+    if (this.accountWatch) clearInterval(this.accountWatch);
     for (const l of this.listeners) l.close();
     for (const sock of this.pendingSockets) this.refuse(sock, "Server shutting down");
     this.pendingSockets.clear();
@@ -372,5 +430,14 @@ export class FtpServer implements ServerContext {
     await this.quota.flushAll();
     await this.hashPool.close();
     this.transfers.close();
+  }
+}
+
+/** A home as the sessions' storage knows it (links resolved), or as written when it cannot be resolved. */
+function canonicalHome(home: string): string {
+  try {
+    return realpathSync.native(home);
+  } catch {
+    return home;
   }
 }

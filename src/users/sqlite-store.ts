@@ -249,6 +249,16 @@ export class SqliteUserStore implements UserStore {
     return this.db.prepare(`UPDATE users SET ${sets.join(", ")} WHERE name = @name`).run(params).changes > 0;
   }
 
+  private dataVersion: number | null = null;
+
+  /** SQLite's data_version moves when another connection commits, and only then (not for this one's own writes). */
+  changedElsewhere(): boolean {
+    const v = this.db.pragma("data_version", { simple: true }) as number;
+    const changed = this.dataVersion !== null && v !== this.dataVersion;
+    this.dataVersion = v;
+    return changed;
+  }
+
   async setUsage(name: string, usedBytes: number | null, dirty: boolean): Promise<void> {
     this.stmts.usage.run(usedBytes, dirty ? 1 : 0, name);
   }

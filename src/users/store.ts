@@ -31,6 +31,11 @@ export interface UserStore {
   remove(name: string): Promise<boolean>;
   update(name: string, changes: Partial<Pick<UserRecord, "passwordHash" | "home" | "quotaBytes">>): Promise<boolean>;
   setUsage(name: string, usedBytes: number | null, dirty: boolean): Promise<void>;
+  /**
+   * Whether someone else (the `myftpd user` commands, another process) changed the store since the last call; cheap
+   * enough to ask every second. Stores that cannot tell leave it out.
+   */
+  changedElsewhere?(): boolean;
   close(): void;
 }
 

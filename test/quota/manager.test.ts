@@ -22,7 +22,7 @@ async function setup(): Promise<{ manager: QuotaManager; src: LedgerSource }> {
   stores.push(store);
   await store.add({ name: "alice", passwordHash: "$argon2id$x", home: dir, quotaBytes: 1000 });
   await store.setUsage("alice", 100, false);
-  const src: LedgerSource = { name: "alice", quotaBytes: 1000, usedBytes: 100, usageDirty: false, scan: async () => 100 };
+  const src: LedgerSource = { name: "alice", home: dir, quotaBytes: 1000, usedBytes: 100, usageDirty: false, scan: async () => 100 };
   return { manager: new QuotaManager(store), src };
 }
 
