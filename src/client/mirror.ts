@@ -167,9 +167,14 @@ async function transferAll<F>(
 
 /** Remote tree → local directory. */
 export async function mirrorDown(session: FtpSession, remoteDir: string, localDir: string, opts: MirrorOptions): Promise<MirrorSummary> {
-  const remote = await walkRemote(session, remoteDir).catch((err) => {
-    throw toClientError(err, { action: `mirror ${remoteDir || "."}` });
-  });
+  // The source must be a directory: a missing one (listed as empty by some servers) or a file (whose listing is that
+  // file) would otherwise make --delete remove everything in the target.
+  const remote = await session
+    .assertDirectory(remoteDir)
+    .then(() => walkRemote(session, remoteDir))
+    .catch((err) => {
+      throw toClientError(err, { action: `mirror ${remoteDir || "."}` });
+    });
   await mkdir(localDir, { recursive: true });
   for (const d of remote.dirs) await mkdir(joinLocal(localDir, d), { recursive: true });
   const local = await walkLocal(localDir);

@@ -301,6 +301,16 @@ export class FtpSession {
   }
 
   /**
+   * Throws the server's refusal (a 550 FTPError) unless `path` is a directory it lets us into: CWD there and back.
+   * A listing alone cannot tell: some servers list a missing directory as empty, and LIST of a file lists that file.
+   */
+  async assertDirectory(path: string): Promise<void> {
+    if (path === "" || path === ".") return;
+    await this.client.cd(path);
+    await this.client.cd(this.cwd);
+  }
+
+  /**
    * Entries of a remote directory. Only plain names are kept: a listed "../x" or "a/b" (a hostile or broken server;
    * basic-ftp drops them from MLSD but not from LIST) would make mirror and mget write outside their target.
    */
