@@ -158,6 +158,10 @@ export class FtpSession {
   aborted = false;
   private readonly clones = new Set<FtpSession>();
   private rangWorks = true;
+  /** MLSD until the server says it has no such command. */
+  private mlsdWorks = true;
+  /** LIST -a (hidden files too) until the server refuses it where plain LIST works. */
+  private listA = true;
   /** Notes said once per run ("server has no HASH …"), shared with clones. */
   readonly saidOnce: Set<string>;
 
@@ -251,6 +255,8 @@ export class FtpSession {
     this.features = parseFeatures(await this.client.features());
     this.selectedHash = undefined;
     this.rangWorks = this.features.rang;
+    this.mlsdWorks = true;
+    this.listA = true;
     this.hashAlgorithm = pickAlgorithm({ algorithms: this.features.hash, selected: undefined });
     if (this.cwd !== "/") {
       await this.client.cd(this.cwd);
@@ -315,8 +321,46 @@ export class FtpSession {
    * basic-ftp drops them from MLSD but not from LIST) would make mirror and mget write outside their target.
    */
   async list(path = ""): Promise<RemoteEntry[]> {
-    const entries = await this.client.list(path);
+    const entries = await this.listRaw(path);
     return entries.filter((e) => isPlainName(e.name)).map(toRemoteEntry);
+  }
+
+  /**
+   * MLSD where FEAT offers MLST, LIST otherwise. Only a reply saying the command is unknown (500, 502, 504) makes MLSD
+   * give way to LIST for the rest of the session; any other refusal (550 for a missing directory) is the answer.
+   * LIST answers a missing directory with an empty listing on some servers, so an empty LIST of a named path counts
+   * only once CWD shows the directory is there.
+   */
+  private async listRaw(path: string): Promise<FileInfo[]> {
+    const client = this.client;
+    const request = (client as unknown as { _requestListWithCommand(command: string): Promise<FileInfo[]> })._requestListWithCommand.bind(client);
+    const validPath = await client.protectWhitespace(path);
+    const withPath = (verb: string) => (validPath === "" ? verb : `${verb} ${validPath}`);
+    if (this.features.mlst && this.mlsdWorks) {
+      await client.prepareTransfer(client.ftp);
+      try {
+        return await request(withPath("MLSD"));
+      } catch (err) {
+        if (!(err instanceof FTPError) || !isUnknownCommand(err.code)) throw err;
+        this.mlsdWorks = false;
+      }
+    }
+    let files: FileInfo[] | undefined;
+    if (this.listA) {
+      await client.prepareTransfer(client.ftp);
+      // Some servers take "-a" for a name and refuse it: plain LIST then.
+      files = await request(withPath("LIST -a")).catch((err: unknown) => {
+        if (!(err instanceof FTPError)) throw err;
+        return undefined;
+      });
+    }
+    if (files === undefined) {
+      await client.prepareTransfer(client.ftp);
+      files = await request(withPath("LIST"));
+      if (this.listA) this.listA = false;
+    }
+    if (files.length === 0) await this.assertDirectory(path);
+    return files;
   }
 
   /**
@@ -495,6 +539,11 @@ const HASH_TIMEOUT_MS = 10 * 60_000;
 /** HASH refused for this file only (551 not deliverable as TYPE I, 552 not allowed, 556 policy). */
 export function isHashRefusal(err: unknown): boolean {
   return err instanceof ClientError && (err.ftpCode === 551 || err.ftpCode === 552 || err.ftpCode === 556);
+}
+
+/** A reply saying the server does not know or does not implement a command (not a refusal about its argument). */
+export function isUnknownCommand(code: number): boolean {
+  return code === 500 || code === 502 || code === 504;
 }
 
 export function shouldRetry(err: unknown): boolean {

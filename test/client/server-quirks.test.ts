@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { startVsftpd, type VsftpdServer } from "../helpers/peers.js";
+import { startScripted, type ScriptedServer } from "../helpers/scripted-ftp.js";
 import { assertBuilt, killAll, runMyftp, tempDir } from "./cli-helpers.js";
 
 const USER = { name: "alice", password: "s3cret alice" };
@@ -13,6 +14,12 @@ describe("myftp where servers differ", () => {
   let my: RunningServer;
   let vs: VsftpdServer;
   let work: { path: string; remove(): Promise<void> };
+  const scripted: ScriptedServer[] = [];
+  async function scriptedServer(opts: Parameters<typeof startScripted>[0]): Promise<ScriptedServer> {
+    const srv = await startScripted(opts);
+    scripted.push(srv);
+    return srv;
+  }
 
   beforeAll(async () => {
     assertBuilt();
@@ -25,6 +32,7 @@ describe("myftp where servers differ", () => {
     killAll();
     await my?.close();
     await vs?.stop();
+    for (const srv of scripted) await srv.stop();
     await work?.remove();
   });
 
@@ -66,5 +74,41 @@ describe("myftp where servers differ", () => {
     const r = await runMyftp(["mirror", vs.url("no_such_dir"), fresh]);
     expect(r.code).toBe(5);
     await expect(readdir(fresh)).rejects.toThrow(/ENOENT/);
+  });
+
+  it("ls of a missing directory fails with 550 where the server lists it as empty or refuses MLSD on it", async () => {
+    await mkdir(join(vs.home, "emptydir"));
+    const r1 = await runMyftp(["ls", vs.url("nodir/")]);
+    expect(r1.stderr).toMatch(/^myftp: ls nodir\/: the server refused: .*\(550\)\n$/);
+    expect(r1.code).toBe(5);
+    // An empty directory that is there is listed as empty.
+    const r2 = await runMyftp(["ls", vs.url("emptydir/")]);
+    expect(r2.stderr).toBe("");
+    expect(r2.stdout).toBe("");
+    expect(r2.code).toBe(0);
+    const sh = await runMyftp([vs.url()], { stdin: "ls nodir\nls emptydir\n" });
+    expect(sh.stderr).toMatch(/^myftp: ls: the server refused: .*\(550\)\n$/);
+    expect(sh.code).toBe(5);
+
+    // A server with MLSD that refuses it for a missing path (550): that refusal is the answer, no LIST fallback.
+    const mlsd = await scriptedServer({ feat: ["MLST type*;size*;modify*;", "SIZE"], files: { "a.txt": 3 }, dirs: ["d"] });
+    const r3 = await runMyftp(["ls", mlsd.url("nodir/")]);
+    expect(r3.stderr).toBe("myftp: ls nodir/: the server refused: Can't check for file existence (550)\n");
+    expect(r3.code).toBe(5);
+    expect(mlsd.commands().filter((c) => c.startsWith("LIST"))).toEqual([]);
+    const r4 = await runMyftp(["ls", mlsd.url()]);
+    expect(r4.code).toBe(0);
+    expect(r4.stdout).toMatch(/^- +3 .* a\.txt$/m);
+    expect(r4.stdout).toMatch(/^d .* d\/$/m);
+
+    // A server that says it has no MLSD (500) after all is listed with LIST, and its empty LIST of a missing path is checked.
+    const noMlsd = await scriptedServer({ feat: ["MLST type*;size*;modify*;", "SIZE"], mlsd: "500", files: { "a.txt": 3 } });
+    const r5 = await runMyftp(["ls", noMlsd.url()]);
+    expect(r5.stderr).toBe("");
+    expect(r5.stdout).toMatch(/^- +3 .* a\.txt$/m);
+    expect(r5.code).toBe(0);
+    const r6 = await runMyftp(["ls", noMlsd.url("nodir/")]);
+    expect(r6.stderr).toBe("myftp: ls nodir/: the server refused: No such directory (550)\n");
+    expect(r6.code).toBe(5);
   });
 });
