@@ -3,8 +3,8 @@
 import { readFile } from "node:fs/promises";
 import { sep } from "node:path";
 import type { Socket } from "node:net";
-import type { Writable } from "node:stream";
-import { downloadTo as ftpDownload } from "basic-ftp/dist/transfer.js";
+import type { Readable, Writable } from "node:stream";
+import { downloadTo as ftpDownload, uploadFrom as ftpUpload } from "basic-ftp/dist/transfer.js";
 import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
 import { Client, FTPError, type FileInfo, type FTPContext } from "basic-ftp";
 import type { ConnectionOptions } from "node:tls";
@@ -67,25 +67,48 @@ interface ContextInternals {
   closeWithError(err: Error): void;
 }
 
+/** The final reply that follows a failed data connection, where the server sends one. */
+export interface ReplyWatch {
+  /** Whether FtpSession.transfer runs a transfer now (a data failure then waits for the reply, even after the library gave up the command). */
+  transferring: boolean;
+  /** Errors of data connections, as they reach the streams piped to or from them. */
+  readonly dataErrors: WeakSet<Error>;
+  /** A final reply (2xx-5xx) that arrives within `ms` outside any command, or one that already did since the failure. */
+  lateReply(ms: number): Promise<{ code: number; message: string } | undefined>;
+}
+
 /**
  * A server refusing a data command (550 for a missing directory, 450 for a busy file) may drop the pending data
- * connection as it answers. Over TLS the reset of that connection often arrives before the reply, and the protocol
- * library would end the whole session with "connection reset". So a data connection that fails before the server
- * said the transfer starts (125/150) waits a moment: if the command's final reply comes meanwhile, that reply is the
- * outcome and the data connection's failure is moot; if not, the session ends with the data error as before. Failures
- * after the transfer started, or outside a command, end the session at once, as they always did.
+ * connection as it answers, and a server refusing an upload midway (552, quota) may reset the data connection and
+ * then say why. The reset often arrives before the reply, and the protocol library would end the whole session with
+ * "connection reset". So a data connection that fails while its command awaits the final reply keeps the control
+ * connection for a moment: if a final reply comes meanwhile, it is the outcome (FtpSession.transfer reads it after
+ * the transfer failed); if not, the session ends with the data error as before. Failures outside a command, or after
+ * its final reply, end the session at once, as they always did.
  */
-function preferControlReplies(ftp: FTPContext): void {
+function preferControlReplies(ftp: FTPContext): ReplyWatch {
   const ctx = ftp as unknown as ContextInternals;
   const setupHandlers = ctx._setupDefaultErrorHandlers.bind(ftp);
   const passToHandler = ctx._passToHandler.bind(ftp);
-  let started: unknown;
   let answered: unknown;
+  /** Final replies seen so far, and the last that came while no command waited for it. */
+  let finals = 0;
+  let orphan: { code: number; message: string; at: number } | undefined;
+  let failedAt = -1;
+  let waiter: ((reply: { code: number; message: string }) => void) | undefined;
   ctx._passToHandler = (response) => {
     const code = (response as { code?: unknown }).code;
-    if (ctx._task !== undefined && typeof code === "number") {
-      if (code < 200) started = ctx._task;
-      else answered = ctx._task;
+    if (typeof code === "number" && code >= 200 && code < 600) {
+      finals++;
+      if (ctx._task !== undefined) answered = ctx._task;
+      else {
+        const reply = { code, message: String((response as { message?: unknown }).message ?? "") };
+        if (waiter) {
+          const w = waiter;
+          waiter = undefined;
+          w(reply);
+        } else orphan = { ...reply, at: finals };
+      }
     }
     passToHandler(response);
   };
@@ -95,13 +118,16 @@ function preferControlReplies(ftp: FTPContext): void {
       return;
     }
     const fail = (err: Error) => {
+      watch.dataErrors.add(err);
       const task = ctx._task;
-      if (task === undefined || started === task || answered === task) {
+      if (task === undefined ? !watch.transferring : answered === task) {
         ftp.closeWithError(err);
         return;
       }
+      const seen = finals;
+      failedAt = seen;
       setTimeout(() => {
-        if (answered !== task) ftp.closeWithError(err);
+        if (finals === seen) ftp.closeWithError(err);
       }, DATA_ERROR_GRACE_MS);
     };
     socket.once("error", (err) => {
@@ -116,6 +142,29 @@ function preferControlReplies(ftp: FTPContext): void {
       ftp.closeWithError(new Error(`Timeout (${identifier})`));
     });
   };
+  const watch: ReplyWatch = {
+    transferring: false,
+    dataErrors: new WeakSet(),
+    async lateReply(ms) {
+      if (orphan !== undefined && failedAt >= 0 && orphan.at > failedAt) {
+        const { code, message } = orphan;
+        orphan = undefined;
+        return { code, message };
+      }
+      if (ftp.closed) return undefined;
+      return await new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          waiter = undefined;
+          resolve(undefined);
+        }, ms);
+        waiter = (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        };
+      });
+    },
+  };
+  return watch;
 }
 
 export interface Credentials {
@@ -158,6 +207,7 @@ export class FtpSession {
   aborted = false;
   private readonly clones = new Set<FtpSession>();
   private rangWorks = true;
+  private replies: ReplyWatch | undefined;
   /** MLSD until the server says it has no such command. */
   private mlsdWorks = true;
   /** LIST -a (hidden files too) until the server refuses it where plain LIST works. */
@@ -221,7 +271,7 @@ export class FtpSession {
     ftp.log = (message: string) => {
       if (ftp.verbose) process.stderr.write(`${message}\n`);
     };
-    preferControlReplies(ftp);
+    this.replies = preferControlReplies(ftp);
     const mode = this.tlsMode;
     const endpoint = endpointOf(this.target);
     const client = this.client;
@@ -307,6 +357,49 @@ export class FtpSession {
   }
 
   /**
+   * Run one data transfer of the protocol library. When it fails on the data connection while the control connection
+   * is still up, the server's final reply to the command may follow (a 552 after it reset an upload over quota): a
+   * refusal (4xx/5xx) arriving within a moment is thrown instead of the data error, so it is reported and retried
+   * (or not) for what it is.
+   */
+  async transfer<T>(run: () => Promise<T>): Promise<T> {
+    const watch = this.replies;
+    if (watch) watch.transferring = true;
+    try {
+      return await run();
+    } catch (err) {
+      if (isFtpReplyError(err) || this.client.closed || !watch) throw err;
+      const reply = await watch.lateReply(DATA_ERROR_GRACE_MS);
+      if (reply && reply.code >= 400) throw new FTPError(reply);
+      throw err;
+    } finally {
+      if (watch) watch.transferring = false;
+    }
+  }
+
+  /**
+   * STOR (or APPE) from `source`, after REST `restAt` where given (RFC 3659 §5.3: REST right before STOR, after the
+   * data connection is set up). A failure of the source itself (a local read error) ends the session, as the library
+   * does; the data connection's own failure reaching the source does not, so the server's reply can still be read.
+   */
+  async upload(source: Readable, remote: string, command: "STOR" | "APPE", restAt?: number): Promise<void> {
+    const client = this.client;
+    const watch = this.replies;
+    const onError = (err: Error) => {
+      if (!watch?.dataErrors.has(err)) client.ftp.closeWithError(err);
+    };
+    source.once("error", onError);
+    try {
+      const path = await client.protectWhitespace(remote);
+      await client.prepareTransfer(client.ftp);
+      if (restAt !== undefined) await client.send(`REST ${restAt}`);
+      await ftpUpload(source, { ftp: client.ftp, tracker: new ProgressTracker(), command, remotePath: path, type: "upload" });
+    } finally {
+      source.removeListener("error", onError);
+    }
+  }
+
+  /**
    * Throws the server's refusal (a 550 FTPError) unless `path` is a directory it lets us into: CWD there and back.
    * A listing alone cannot tell: some servers list a missing directory as empty, and LIST of a file lists that file.
    */
@@ -339,7 +432,7 @@ export class FtpSession {
     if (this.features.mlst && this.mlsdWorks) {
       await client.prepareTransfer(client.ftp);
       try {
-        return await request(withPath("MLSD"));
+        return await this.transfer(() => request(withPath("MLSD")));
       } catch (err) {
         if (!(err instanceof FTPError) || !isUnknownCommand(err.code)) throw err;
         this.mlsdWorks = false;
@@ -349,14 +442,14 @@ export class FtpSession {
     if (this.listA) {
       await client.prepareTransfer(client.ftp);
       // Some servers take "-a" for a name and refuse it: plain LIST then.
-      files = await request(withPath("LIST -a")).catch((err: unknown) => {
+      files = await this.transfer(() => request(withPath("LIST -a"))).catch((err: unknown) => {
         if (!(err instanceof FTPError)) throw err;
         return undefined;
       });
     }
     if (files === undefined) {
       await client.prepareTransfer(client.ftp);
-      files = await request(withPath("LIST"));
+      files = await this.transfer(() => request(withPath("LIST")));
       if (this.listA) this.listA = false;
     }
     if (files.length === 0) await this.assertDirectory(path);
@@ -472,7 +565,7 @@ export class FtpSession {
     const client = this.client;
     if (!this.rangWorks) {
       onMode(false);
-      await client.downloadTo(sink, path, start);
+      await this.transfer(() => client.downloadTo(sink, path, start));
       return;
     }
     const remotePath = await client.protectWhitespace(path);
@@ -485,13 +578,15 @@ export class FtpSession {
     const onError = (err: Error) => client.ftp.closeWithError(err);
     sink.once("error", onError);
     try {
-      await ftpDownload(sink, {
-        ftp: client.ftp,
-        tracker: new ProgressTracker(),
-        command: ranged ? `RETR ${remotePath}` : start > 0 ? `REST ${start}` : `RETR ${remotePath}`,
-        remotePath,
-        type: "download",
-      });
+      await this.transfer(() =>
+        ftpDownload(sink, {
+          ftp: client.ftp,
+          tracker: new ProgressTracker(),
+          command: ranged ? `RETR ${remotePath}` : start > 0 ? `REST ${start}` : `RETR ${remotePath}`,
+          remotePath,
+          type: "download",
+        }),
+      );
     } finally {
       sink.removeListener("error", onError);
       sink.end();

@@ -3,8 +3,6 @@
 import { createReadStream } from "node:fs";
 import { open, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
-import { uploadFrom as ftpUpload } from "basic-ftp/dist/transfer.js";
-import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
 import { ClientError, isFtpReplyError, replyText, toClientError } from "./errors.js";
 import { hashLocalFile, type HashAlgorithm, HASH_PREFERENCE } from "./hashing.js";
 import type { ProgressHandle, ProgressReporter } from "./progress.js";
@@ -206,7 +204,7 @@ export async function getFile(session: FtpSession, remote: string, local: string
               bar?.update(done);
             },
           });
-          await session.client.downloadTo(sink, remote, offset);
+          await session.transfer(() => session.client.downloadTo(sink, remote, offset));
           await handle.truncate(done);
         } finally {
           await handle.close();
@@ -339,9 +337,11 @@ export async function putFile(session: FtpSession, local: string, remote: string
         const trace: AttemptTrace = { offset, moved: 0 };
         last = trace;
         try {
-          if (offset === 0) await session.client.uploadFrom(meter, remote);
-          else if (session.features.restStream) await storeAt(session, meter, remote, offset);
-          else await session.client.appendFrom(meter, remote);
+          await session.transfer(async () => {
+            if (offset === 0) await session.upload(meter, remote, "STOR");
+            else if (session.features.restStream) await session.upload(meter, remote, "STOR", offset);
+            else await session.upload(meter, remote, "APPE");
+          });
         } finally {
           // What left the meter went to the data connection; what still waits in it never did (a refused STOR).
           trace.moved = meter.bytes - meter.readableLength;
@@ -400,14 +400,3 @@ async function planPutResume(
   else opts.note(`put ${local}: resuming at byte ${have} with ${how} (sizes only: the server cannot hash a range to check the existing part)`);
   return have;
 }
-
-/** REST offset, then STOR: the server writes from the offset and keeps what is before it. */
-async function storeAt(session: FtpSession, source: Meter, remote: string, offset: number): Promise<void> {
-  const client = session.client;
-  const path = await client.protectWhitespace(remote);
-  await client.prepareTransfer(client.ftp);
-  // REST must come right before STOR (RFC 3659 §5.3), after the data connection is set up.
-  await client.send(`REST ${offset}`);
-  await ftpUpload(source, { ftp: client.ftp, tracker: new ProgressTracker(), command: "STOR", remotePath: path, type: "upload" });
-}
-

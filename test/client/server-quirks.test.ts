@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { startVsftpd, type VsftpdServer } from "../helpers/peers.js";
 import { startScripted, type ScriptedServer } from "../helpers/scripted-ftp.js";
-import { assertBuilt, killAll, runMyftp, tempDir } from "./cli-helpers.js";
+import { assertBuilt, killAll, makeFile, runMyftp, tempDir } from "./cli-helpers.js";
 
 const USER = { name: "alice", password: "s3cret alice" };
 
@@ -110,5 +110,16 @@ describe("myftp where servers differ", () => {
     const r6 = await runMyftp(["ls", noMlsd.url("nodir/")]);
     expect(r6.stderr).toBe("myftp: ls nodir/: the server refused: No such directory (550)\n");
     expect(r6.code).toBe(5);
+  });
+
+  it("reports a quota refusal (552) that follows a reset of the data connection, with exit 6 and no retry", async () => {
+    const srv = await scriptedServer({ storQuotaReset: true });
+    const src = join(work.path, "big.bin");
+    await makeFile(src, 4 * 1024 * 1024);
+    const r = await runMyftp(["put", src, srv.url("big.bin")]);
+    expect(r.stderr).toBe(`myftp: put ${src}: no space left on the server: quota full (552 Transfer aborted (quota) Quota exceeded: won't be saved)\n`);
+    expect(r.code).toBe(6);
+    expect(r.stdout).not.toContain("retry");
+    expect(srv.commands().filter((c) => c.startsWith("STOR"))).toHaveLength(1);
   });
 });
