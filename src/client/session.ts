@@ -4,10 +4,10 @@ import { readFile } from "node:fs/promises";
 import { sep } from "node:path";
 import type { Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
-import { downloadTo as ftpDownload, uploadFrom as ftpUpload } from "basic-ftp/dist/transfer.js";
+import { downloadTo as ftpDownload, parseEpsvResponse, parsePasvResponse, uploadFrom as ftpUpload } from "basic-ftp/dist/transfer.js";
 import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
 import { Client, FTPError, type FileInfo, type FTPContext } from "basic-ftp";
-import type { ConnectionOptions } from "node:tls";
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import { ClientError, toClientError, isFtpReplyError, isTransientReply, replyText } from "./errors.js";
 import { parseHashFeature, parseHashReply, pickAlgorithm, type HashAlgorithm, type HashReply } from "./hashing.js";
 import { endpointOf, type FtpTarget, type TlsMode } from "./url.js";
@@ -67,6 +67,87 @@ interface ContextInternals {
   closeWithError(err: Error): void;
 }
 
+/** Plain data connections that get TLS once the server answers their transfer command. */
+const pendingTls = new WeakSet<Socket>();
+
+interface DataInternals {
+  _dataSocket: Socket | undefined;
+  _newSocket(): Socket;
+  ipFamily: number | undefined;
+  tlsOptions: ConnectionOptions;
+  tlsSessionStore: Buffer | undefined;
+}
+
+/**
+ * Passive mode (EPSV, then PASV at the control connection's address) for a session under TLS: the data connection
+ * is opened in clear and gets its TLS handshake only after the server answered the transfer command with 150/125
+ * (upgradeDataSocket), in the order of RFC 4217's examples. Some servers reset a data connection whose handshake
+ * comes before the command.
+ */
+export function deferredTlsTransfer(): (ftp: FTPContext) => Promise<{ code: number; message: string }> {
+  let usePasv = false;
+  const open = async (ftp: FTPContext, host: string, port: number) => {
+    const internals = ftp as unknown as DataInternals;
+    const raw = internals._newSocket();
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => {
+        err.message = `Can't open data connection in passive mode: ${err.message}`;
+        reject(err);
+      };
+      const onTimeout = () => {
+        raw.destroy();
+        reject(new Error(`Timeout when trying to open data connection to ${host}:${port}`));
+      };
+      raw.setTimeout(ftp.timeout);
+      raw.once("error", onError);
+      raw.once("timeout", onTimeout);
+      raw.connect({ port, host, family: internals.ipFamily }, () => {
+        raw.setTimeout(0);
+        raw.removeListener("error", onError);
+        raw.removeListener("timeout", onTimeout);
+        pendingTls.add(raw);
+        ftp.dataSocket = raw;
+        resolve();
+      });
+    });
+  };
+  return async (ftp) => {
+    if (!usePasv) {
+      try {
+        const res = await ftp.request("EPSV");
+        await open(ftp, ftp.socket.remoteAddress ?? "", parseEpsvResponse(res.message));
+        return res;
+      } catch (err) {
+        if (!(err instanceof FTPError)) throw err;
+        usePasv = true;
+      }
+    }
+    const res = await ftp.request("PASV");
+    await open(ftp, ftp.socket.remoteAddress ?? "", parsePasvResponse(res.message).port);
+    return res;
+  };
+}
+
+/** Start TLS on a data connection opened in clear by deferredTlsTransfer, reusing the control connection's session. */
+function upgradeDataSocket(ftp: FTPContext, handlersOf: WeakMap<Socket, () => void>): void {
+  const internals = ftp as unknown as DataInternals;
+  const raw = internals._dataSocket;
+  if (raw === undefined || !pendingTls.has(raw)) return;
+  pendingTls.delete(raw);
+  handlersOf.get(raw)?.();
+  // Hand the socket over without the setter closing it.
+  internals._dataSocket = undefined;
+  const secure = tlsConnect({
+    ...internals.tlsOptions,
+    socket: raw,
+    session: internals.tlsSessionStore ?? (ftp.socket as TLSSocket).getSession(),
+  });
+  secure.on("session", (session: Buffer) => {
+    internals.tlsSessionStore = session;
+  });
+  ftp.dataSocket = secure;
+}
+
 /** The final reply that follows a failed data connection, where the server sends one. */
 export interface ReplyWatch {
   /** Whether FtpSession.transfer runs a transfer now (a data failure then waits for the reply, even after the library gave up the command). */
@@ -96,8 +177,12 @@ function preferControlReplies(ftp: FTPContext): ReplyWatch {
   let orphan: { code: number; message: string; at: number } | undefined;
   let failedAt = -1;
   let waiter: ((reply: { code: number; message: string }) => void) | undefined;
+  /** How to take this context's handlers off a data socket again. */
+  const handlersOf = new WeakMap<Socket, () => void>();
   ctx._passToHandler = (response) => {
     const code = (response as { code?: unknown }).code;
+    // RFC 4217: the TLS handshake on a data connection follows the server's 150/125 to the transfer command.
+    if ((code === 150 || code === 125) && ctx._task !== undefined) upgradeDataSocket(ftp, handlersOf);
     if (typeof code === "number" && code >= 200 && code < 600) {
       finals++;
       if (ctx._task !== undefined) answered = ctx._task;
@@ -130,16 +215,24 @@ function preferControlReplies(ftp: FTPContext): ReplyWatch {
         if (finals === seen) ftp.closeWithError(err);
       }, DATA_ERROR_GRACE_MS);
     };
-    socket.once("error", (err) => {
+    const onError = (err: Error) => {
       err.message += ` (${identifier})`;
       fail(err);
-    });
-    socket.once("close", (hadError) => {
+    };
+    const onClose = (hadError: boolean) => {
       if (hadError) fail(new Error(`Socket closed due to transmission error (${identifier})`));
-    });
-    socket.once("timeout", () => {
+    };
+    const onTimeout = () => {
       socket.destroy();
       ftp.closeWithError(new Error(`Timeout (${identifier})`));
+    };
+    socket.once("error", onError);
+    socket.once("close", onClose);
+    socket.once("timeout", onTimeout);
+    handlersOf.set(socket, () => {
+      socket.removeListener("error", onError);
+      socket.removeListener("close", onClose);
+      socket.removeListener("timeout", onTimeout);
     });
   };
   const watch: ReplyWatch = {
@@ -298,6 +391,7 @@ export class FtpSession {
         throw err;
       }
       await client.useDefaultSettings();
+      if (mode !== "none") client.prepareTransfer = deferredTlsTransfer();
     } catch (err) {
       client.close();
       throw toClientError(err, { endpoint, tls: mode, caFile: this.options.caFile });

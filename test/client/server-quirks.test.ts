@@ -1,11 +1,12 @@
 // myftp where servers differ: a missing directory that lists as empty, a file named where a directory is wanted,
 // and other answers a client must not misread. Real servers (myftpd, vsftpd) on 127.0.0.1 port 0.
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { startVsftpd, type VsftpdServer } from "../helpers/peers.js";
+import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
+import { startPyftpd, startVsftpd, type PeerServer, type VsftpdServer } from "../helpers/peers.js";
 import { startScripted, type ScriptedServer } from "../helpers/scripted-ftp.js";
+import { sha256File } from "../helpers/util.js";
 import { assertBuilt, killAll, makeFile, runMyftp, tempDir } from "./cli-helpers.js";
 
 const USER = { name: "alice", password: "s3cret alice" };
@@ -121,5 +122,39 @@ describe("myftp where servers differ", () => {
     expect(r.code).toBe(6);
     expect(r.stdout).not.toContain("retry");
     expect(srv.commands().filter((c) => c.startsWith("STOR"))).toHaveLength(1);
+  });
+
+  it("over explicit TLS, starts the data connection's handshake after the server's 150, as RFC 4217 shows", async () => {
+    // pyftpdlib resets a data connection whose handshake comes before the transfer command.
+    const certDir = await testCertificate();
+    const both = join(certDir.dir, "both.pem");
+    await writeFile(both, (await readFile(certDir.cert, "utf8")) + (await readFile(certDir.key, "utf8")));
+    let py: PeerServer | undefined;
+    try {
+      py = await startPyftpd({ tlsCertKeyFile: both });
+      const tls = ["--tls", "--ca", certDir.cert];
+      const src = join(work.path, "tls-up.bin");
+      await makeFile(src, 300_000);
+      for (let i = 0; i < 3; i++) {
+        const up = await runMyftp([...tls, "put", src, py.url(undefined, `up${i}.bin`)]);
+        expect(up.stderr).toBe("");
+        expect(up.stdout).not.toContain("retry");
+        expect(up.code).toBe(0);
+        expect(await sha256File(join(py.home, `up${i}.bin`))).toBe(await sha256File(src));
+        const dst = join(work.path, `tls-down${i}.bin`);
+        const down = await runMyftp([...tls, "get", py.url(undefined, `up${i}.bin`), dst]);
+        expect(down.stderr).toBe("");
+        expect(down.stdout).not.toContain("retry");
+        expect(down.code).toBe(0);
+        expect(await sha256File(dst)).toBe(await sha256File(src));
+      }
+      const ls = await runMyftp([...tls, "ls", py.url()]);
+      expect(ls.stderr).toBe("");
+      expect(ls.stdout).toMatch(/^- +300000 .* up2\.bin$/m);
+      expect(ls.code).toBe(0);
+    } finally {
+      await py?.stop();
+      await rm(certDir.dir, { recursive: true, force: true });
+    }
   });
 });

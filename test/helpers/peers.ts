@@ -22,6 +22,8 @@ export interface PeerOptions {
   readonly home?: string;
   /** Listen on this port instead of port 0 (to restart a server where clients expect it). */
   readonly port?: number;
+  /** PEM file holding the certificate and its key: explicit TLS (AUTH TLS) is offered. */
+  readonly tlsCertKeyFile?: string;
 }
 
 export interface PeerServer {
@@ -48,6 +50,10 @@ auth = DummyAuthorizer()
 for u in cfg["users"]:
     auth.add_user(u["name"], u["password"], cfg["home"], perm="elradfmwMT")
 handler = FTPHandler
+if cfg.get("tlsCertKeyFile"):
+    from pyftpdlib.handlers import TLS_FTPHandler
+    handler = TLS_FTPHandler
+    handler.certfile = cfg["tlsCertKeyFile"]
 handler.authorizer = auth
 handler.passive_ports = None
 handler.banner = "peer ready"
@@ -65,7 +71,7 @@ export async function startPyftpd(opts: PeerOptions = {}): Promise<PeerServer> {
   const ownHome = opts.home === undefined;
   const home = opts.home ?? (await mkdtemp(join(tmpdir(), "myftp-peer-")));
   const users = opts.users ?? [defaultPeerUser];
-  const cfg = { users, home, maxConsPerIp: opts.maxConsPerIp, port: opts.port };
+  const cfg = { users, home, maxConsPerIp: opts.maxConsPerIp, port: opts.port, tlsCertKeyFile: opts.tlsCertKeyFile };
   const child: ChildProcess = spawn(PYTHON, ["-c", SCRIPT, JSON.stringify(cfg)], {
     stdio: ["ignore", "pipe", "pipe"],
   });
