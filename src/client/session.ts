@@ -562,6 +562,28 @@ export class FtpSession {
     return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
   }
 
+  /**
+   * Size of a remote file as its listing shows it (MLST where offered, else LIST of the file), for servers without
+   * SIZE; undefined when no listing shows it.
+   */
+  async listedSize(path: string): Promise<number | undefined> {
+    if (this.features.mlst) {
+      const res = await this.client.sendIgnoringError(`MLST ${path}`);
+      const facts = res.code === 250 ? /(?:^|;|\s)size=(\d+);/i.exec(res.message) : null;
+      if (facts) return Number(facts[1]);
+    }
+    const name = path.split("/").filter((p) => p !== "").at(-1);
+    let entries: RemoteEntry[];
+    try {
+      entries = await this.list(path);
+    } catch (err) {
+      if (isFtpReplyError(err)) return undefined;
+      throw err;
+    }
+    const file = entries.length === 1 ? entries[0]! : entries.find((e) => e.name === name);
+    return file && file.type === "file" && Number.isSafeInteger(file.size) && file.size >= 0 ? file.size : undefined;
+  }
+
   /** Modification time (RFC 3659 MDTM), or undefined. */
   async mtime(path: string): Promise<Date | undefined> {
     if (!this.features.mdtm) return undefined;

@@ -155,8 +155,12 @@ export async function verifyWhole(
     session.saidOnce.add("no-hash");
     opts.note("note: the server has no HASH command; transfers are verified by size only");
   }
-  const remoteSize = await session.size(remote);
-  if (remoteSize === undefined) throw new ClientError("verify", `verification failed: the server will not tell the size of ${remote}`);
+  const remoteSize = (await session.size(remote)) ?? (await session.listedSize(remote));
+  if (remoteSize === undefined) {
+    // SIZE is optional (RFC 3659) and not every listing shows a file: nothing to compare, which is not a mismatch.
+    opts.note(`note: the server tells the size of ${remote} neither by SIZE nor in a listing; the transfer is not verified`);
+    return "not verified";
+  }
   if (remoteSize !== size) throw new ClientError("verify", `verification failed: sizes differ (local ${size} bytes, server ${remoteSize} bytes)`);
   return "size verified";
 }

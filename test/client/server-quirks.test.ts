@@ -157,4 +157,27 @@ describe("myftp where servers differ", () => {
       await rm(certDir.dir, { recursive: true, force: true });
     }
   });
+
+  it("verifies by the listed size where the server has no SIZE, and calls a size nobody tells 'not verified', not a mismatch", async () => {
+    const size = 200_000;
+    const expected = Buffer.from(Array.from({ length: size }, (_, i) => i % 251));
+    for (const listNoFiles of [false, true]) {
+      const srv = await scriptedServer({ feat: ["MDTM", "REST STREAM"], noSize: true, listNoFiles, files: { "f.bin": size } });
+      const dst = join(work.path, `nosize-${listNoFiles}.bin`);
+      const r = await runMyftp(["get", srv.url("f.bin"), dst]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(await readFile(dst)).toEqual(expected);
+      await expect(readFile(`${dst}.myftp-mismatch`)).rejects.toThrow(/ENOENT/);
+      if (listNoFiles) {
+        expect(r.stdout).toContain("note: the server tells the size of f.bin neither by SIZE nor in a listing; the transfer is not verified");
+        expect(r.stdout).toContain("not verified");
+      } else {
+        expect(r.stdout).toContain("size verified");
+      }
+      const up = await runMyftp(["put", dst, srv.url("up.bin")]);
+      expect(up.stderr).toBe("");
+      expect(up.code).toBe(0);
+    }
+  });
 });

@@ -17,6 +17,8 @@ export interface ScriptedOptions {
   readonly listMissing?: "empty" | "550";
   /** SIZE answers 502. */
   readonly noSize?: boolean;
+  /** LIST of a file lists nothing (the file's size shows in no listing). */
+  readonly listNoFiles?: boolean;
   /** Close the control connection on this (1-based) SIZE of each connection, until this many connections did. */
   readonly dropAtSize?: { readonly nth: number; readonly times: number };
   /** Greet this many connections with 421 and close them. */
@@ -109,7 +111,7 @@ def handle(c):
                 else:
                     out = "".join("-rw-r--r-- 1 u g %d Jan 01 2020 %s\r\n" % (s, nm) for nm, s in files.items())
                     out += "".join("drwxr-xr-x 2 u g 4096 Jan 01 2020 %s\r\n" % nm for nm in dirs)
-            elif p in files and verb == "LIST":
+            elif p in files and verb == "LIST" and not cfg.get("listNoFiles"):
                 out = "-rw-r--r-- 1 u g %d Jan 01 2020 %s\r\n" % (files[p], p)
             else:
                 out = ""
