@@ -14,7 +14,7 @@ import {
   getFile,
   rateLimiter,
   remoteIsNewer,
-  verifyWhole,
+  verifyWithRetries,
   MISMATCH_SUFFIX,
   SEGMENT_STATE_SUFFIX,
   type TransferOptions,
@@ -309,7 +309,7 @@ export async function getSegmented(
     await handle.close().catch(() => undefined);
     let verified: string;
     try {
-      verified = await verifyWhole(session, remote, local, opts);
+      verified = await verifyWithRetries(session, remote, local, opts);
     } catch (err) {
       if (err instanceof ClientError && err.kind === "verify") {
         await rename(local, local + MISMATCH_SUFFIX).catch(() => undefined);

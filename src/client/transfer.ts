@@ -279,6 +279,22 @@ async function planGetResume(
   return have;
 }
 
+/** verifyWhole, reconnecting when the connection drops during the check, as a transfer does (--retries). */
+export async function verifyWithRetries(
+  session: FtpSession,
+  remote: string,
+  local: string,
+  opts: Pick<TransferOptions, "note" | "retries">,
+  name = remote,
+  verb = "get",
+): Promise<string> {
+  return await session.withReconnect(
+    opts.retries,
+    () => verifyWhole(session, remote, local, opts),
+    (err, n) => opts.note(retryNote(verb, name, err, n, opts.retries)),
+  );
+}
+
 async function verifyOrSetAside(
   session: FtpSession,
   remote: string,
@@ -287,7 +303,7 @@ async function verifyOrSetAside(
   direction: "get" | "put",
 ): Promise<string> {
   try {
-    return await verifyWhole(session, remote, local, opts);
+    return await verifyWithRetries(session, remote, local, opts, direction === "get" ? remote : local, direction);
   } catch (err) {
     if (err instanceof ClientError && err.kind === "verify") {
       if (direction === "get") {

@@ -180,4 +180,22 @@ describe("myftp where servers differ", () => {
       expect(up.code).toBe(0);
     }
   });
+
+  it("reconnects and verifies again when the connection drops during the check after a transfer", async () => {
+    const size = 150_000;
+    // The second SIZE on a connection (the check after the transfer) closes it, on the first two connections.
+    const srv = await scriptedServer({ files: { "f.bin": size }, dropAtSize: { nth: 2, times: 2 } });
+    const dst = join(work.path, "dropcheck.bin");
+    const r = await runMyftp(["get", srv.url("f.bin"), dst]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^connection lost during get f\.bin \(.*\); retry 1\/3$/m);
+    expect(r.stdout).toContain("size verified");
+    expect(await readFile(dst)).toEqual(Buffer.from(Array.from({ length: size }, (_, i) => i % 251)));
+    const up = await runMyftp(["put", dst, srv.url("up.bin")]);
+    expect(up.stderr).toBe("");
+    expect(up.code).toBe(0);
+    expect(up.stdout).toMatch(/^connection lost during put .*dropcheck\.bin \(.*\); retry 1\/3$/m);
+    expect(up.stdout).toContain("size verified");
+  });
 });
