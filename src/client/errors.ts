@@ -142,7 +142,21 @@ export function toClientError(err: unknown, ctx: ErrorContext = {}): ClientError
     if (code === "ENOENT") return new ClientError("local", `${prefix}no such local file or directory: ${errno.path ?? err.message}`, { cause: err });
     if (code === "EACCES" || code === "EPERM") return new ClientError("local", `${prefix}permission denied: ${errno.path ?? err.message}`, { cause: err });
     if (code === "EISDIR") return new ClientError("local", `${prefix}is a directory: ${errno.path ?? err.message}`, { cause: err });
-    if (code === "ENOSPC") return new ClientError("local", `${prefix}no space left on the local disk`, { cause: err });
+    if (code === "ENOSPC" || code === "EDQUOT") return new ClientError("local", `${prefix}no space left on the local disk`, { cause: err });
+    if (code === "ENOTDIR") {
+      const path = errno.path ?? err.message;
+      // Reading a directory names the path itself; opening or statting a file names a path below a non-directory.
+      if (errno.syscall === "scandir" || errno.syscall === "opendir") return new ClientError("local", `${prefix}not a directory: ${path}`, { cause: err });
+      return new ClientError("local", `${prefix}not a directory: a parent of ${path}`, { cause: err });
+    }
+    const LOCAL: Record<string, string> = {
+      EROFS: "read-only file system",
+      ENAMETOOLONG: "name too long",
+      ELOOP: "too many symbolic links",
+      EEXIST: "already exists",
+      EBUSY: "busy",
+    };
+    if (code !== undefined && code in LOCAL) return new ClientError("local", `${prefix}${LOCAL[code]}: ${errno.path ?? err.message}`, { cause: err });
     if (/timeout/i.test(err.message)) return new ClientError("connect", `${prefix}the server stopped answering (${err.message})`, { cause: err });
     if (/closed|FIN packet/i.test(err.message)) return new ClientError("connect", `${prefix}the connection was lost (${err.message})`, { cause: err });
     return new ClientError("failed", `${prefix}${err.message}`, { cause: err });

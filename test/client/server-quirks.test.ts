@@ -198,4 +198,16 @@ describe("myftp where servers differ", () => {
     expect(up.stdout).toMatch(/^connection lost during put .*dropcheck\.bin \(.*\); retry 1\/3$/m);
     expect(up.stdout).toContain("size verified");
   });
+
+  it("a local path under a file, or a file where a directory is wanted, is a local problem (exit 8), said plainly", async () => {
+    await writeFile(join(my.homeOf(USER.name), "small.bin"), "small\n");
+    const r1 = await runMyftp(["get", myUrl("small.bin"), "/dev/null/x"]);
+    expect(r1.stderr).toBe("myftp: get small.bin: not a directory: a parent of /dev/null/x\n");
+    expect(r1.code).toBe(8);
+    const file = join(work.path, "plain-file.txt");
+    await writeFile(file, "x\n");
+    const r2 = await runMyftp(["mirror", "-R", "--delete", file, myUrl("victim-up/")]);
+    expect(r2.stderr).toBe(`myftp: mirror --reverse ${file}: not a directory: ${file}\n`);
+    expect(r2.code).toBe(8);
+  });
 });
