@@ -8,7 +8,7 @@ import { ClientError, toClientError } from "./errors.js";
 import { mirrorDown, mirrorUp } from "./mirror.js";
 import { ProgressReporter, type ProgressMode } from "./progress.js";
 import { getSegmented, hasSegmentState } from "./segments.js";
-import { FtpSession, type ConnectOptions } from "./session.js";
+import { FtpSession, sleep, type ConnectOptions } from "./session.js";
 import { formatEntry, transferOptions, type ShellContext, type ShellSettings } from "./commands.js";
 import { getFile, putFile, type TransferOptions } from "./transfer.js";
 import { displayUrl, parseFtpUrl, redactUrl, type FtpTarget } from "./url.js";
@@ -133,6 +133,22 @@ export class Runtime implements ShellContext {
     return await FtpSession.open(target, creds, this.connectOptions);
   }
 
+  /**
+   * Connect for a one-shot command. A server that answers the connection or the login with 421 (too many users, say)
+   * is transient: the connection is tried again, --retries times, waiting longer each time.
+   */
+  private async connectRetrying(target: FtpTarget, what: string): Promise<FtpSession> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.connect(target);
+      } catch (err) {
+        if (!(err instanceof ClientError) || err.ftpCode !== 421 || attempt >= this.settings.retries) throw err;
+        this.note(`${what}: ${err.message}; retry ${attempt + 1}/${this.settings.retries}`);
+        await sleep(Math.min(250 * 2 ** attempt, 4000));
+      }
+    }
+  }
+
   async open(url: string): Promise<void> {
     const target = parseFtpUrl(url);
     const s = await this.connect(target);
@@ -181,7 +197,7 @@ export class Runtime implements ShellContext {
     const target = parseFtpUrl(url);
     if (target.isDir) throw new ClientError("usage", `get: the URL names a directory, not a file: ${redactUrl(url)}`);
     const dest = local ?? basename(target.path);
-    this.session = await this.connect(target);
+    this.session = await this.connectRetrying(target, `get ${target.path}`);
     const st = await stat(dest).catch(() => undefined);
     const file = st?.isDirectory() ? `${dest}/${posix.basename(target.path)}` : dest;
     if (segments > 1 || (this.settings.resume && (await hasSegmentState(file))))
@@ -192,13 +208,13 @@ export class Runtime implements ShellContext {
   private async put(local: string, url: string): Promise<void> {
     const target = parseFtpUrl(url);
     const remote = target.isDir ? `${target.path}${basename(local)}` : target.path;
-    this.session = await this.connect(target);
+    this.session = await this.connectRetrying(target, `put ${local}`);
     await putFile(this.session, local, remote, this.transferOptions());
   }
 
   private async ls(url: string): Promise<void> {
     const target = parseFtpUrl(url);
-    this.session = await this.connect(target);
+    this.session = await this.connectRetrying(target, `ls ${target.path || "."}`);
     let entries;
     try {
       entries = await this.session.list(target.path);
@@ -212,7 +228,7 @@ export class Runtime implements ShellContext {
   private async mirror(source: string, dest: string, reverse: boolean, parallel: number, del: boolean): Promise<void> {
     const url = reverse ? dest : source;
     const target = parseFtpUrl(url);
-    this.session = await this.connect(target);
+    this.session = await this.connectRetrying(target, reverse ? `mirror --reverse ${source}` : `mirror ${target.path || "."}`);
     const mo = { ...this.transferOptions(), parallel, delete: del };
     const remoteDir = target.path.replace(/\/+$/, "");
     if (reverse) await mirrorUp(this.session, source, remoteDir, mo);

@@ -210,4 +210,19 @@ describe("myftp where servers differ", () => {
     expect(r2.stderr).toBe(`myftp: mirror --reverse ${file}: not a directory: ${file}\n`);
     expect(r2.code).toBe(8);
   });
+
+  it("one-shot get and put try again when the server greets with 421, as for other transient replies", async () => {
+    const srv = await scriptedServer({ files: { "f.bin": 1000 }, greet421: 2 });
+    const dst = join(work.path, "greet421.bin");
+    const r = await runMyftp(["get", srv.url("f.bin"), dst]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("get f.bin: the server is closing the connection (421 Too many users, try later); retry 1/3\n");
+    expect(r.stdout).toContain("retry 2/3");
+    const busy = await scriptedServer({ greet421: 100 });
+    const up = await runMyftp(["put", "--retries", "1", dst, busy.url("up.bin")]);
+    expect(up.stdout).toContain(`put ${dst}: the server is closing the connection (421 Too many users, try later); retry 1/1\n`);
+    expect(up.stderr).toBe("myftp: the server is closing the connection (421 Too many users, try later)\n");
+    expect(up.code).toBe(3);
+  });
 });
