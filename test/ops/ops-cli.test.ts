@@ -126,7 +126,7 @@ describe("the user store file", () => {
     const p = await startServerProcess(["--log-level", "warn"], data);
     procs.push(p);
     expect(modeOf(db)).toBe(0o600);
-    expect(p.output()).toMatch(/"event":"store-mode".*users\.db was readable by others \(mode 0640\)/);
+    await until(() => /"event":"store-mode".*users\.db was readable by others \(mode 0640\)/.test(p.output()), 5000, "store-mode logged");
   });
 
   it("a read-only user list tightens a loose store too, and leaves no -wal or -shm readable by others", async () => {
@@ -486,8 +486,8 @@ describe("homes that are missing", () => {
     rmSync(home, { recursive: true });
     const p = await startServerProcess(["--log-level", "info"], data);
     procs.push(p);
-    // Named at start already.
-    expect(p.output()).toMatch(/"event":"home-missing","user":"alice"/);
+    // Named at start already (the log is on stdout, which may reach us after the listening line on stderr).
+    await until(() => /"event":"home-missing","user":"alice"/.test(p.output()), 5000, "home-missing at start");
     const c = await RawFtp.connect(p.port);
     try {
       expect((await c.cmd("USER alice")).code).toBe(331);
