@@ -1,14 +1,18 @@
 // Overwrites that end early: an overwrite that received nothing keeps the old file, and temporary upload files left
-// behind by a crash are removed (not counted) when the user's usage is recounted at the next login.
+// behind by a crash are removed (not counted) when the user's usage is recounted at the next login. A delete or a
+// rename over a file marks the stored figure dirty before it removes anything, so a crash in the middle of one is
+// recounted too.
 
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { TEMP_PREFIX } from "../../src/storage/local.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { diskBytes, until, withTimeout } from "../helpers/util.js";
+import { holdThreadPool, type HeldPool } from "../review/review-util.js";
 
 let servers: RunningServer[] = [];
 let clients: RawFtp[] = [];
@@ -20,8 +24,8 @@ afterEach(async () => {
   servers = [];
 });
 
-async function start(): Promise<RunningServer> {
-  const s = await startServer([{ name: "alice", password: "pw", quota: 1 << 20 }]);
+async function start(home?: string): Promise<RunningServer> {
+  const s = await startServer([{ name: "alice", password: "pw", quota: 1 << 20, home }]);
   servers.push(s);
   return s;
 }
@@ -116,5 +120,90 @@ describe("temporary upload files left by a crash", () => {
     );
     expect(diskBytes(home)).toBe(3000);
     await withTimeout(c.quit(), 5000, "quit");
+  });
+});
+
+describe("a crash while a delete or a rename over a file frees its blocks", () => {
+  const tempNames = (dir: string) => readdirSync(dir).filter((n) => n.startsWith(TEMP_PREFIX));
+
+  for (const verb of ["DELE", "RNTO"] as const) {
+    it(`${verb}: the stored figure is dirty before the file goes, so a crash then is recounted and swept at the next login`, async () => {
+      const s = await start();
+      const home = s.homeOf("alice");
+      const c = await login(s);
+      expect((await c.store("STOR f.bin", randomBytes(300_000))).final.code).toBe(226);
+      const g = randomBytes(100_000);
+      if (verb === "RNTO") expect((await c.store("STOR g.bin", g)).final.code).toBe(226);
+      await s.server.quota.flushAll();
+      const before = verb === "DELE" ? 300_000 : 400_000;
+      expect(await s.users.get("alice")).toMatchObject({ usedBytes: before, usageDirty: false });
+
+      // With every thread of the pool held, the old content waits under a temporary name to be freed: the state a
+      // kill -9 at this point leaves behind is the store as it is and the home as it is.
+      const scratch = mkdtempSync(path.join(tmpdir(), "myftp-pool-"));
+      const snapshot = mkdtempSync(path.join(tmpdir(), "myftp-crash-"));
+      let held: HeldPool | null = holdThreadPool(scratch);
+      let crashed: { usedBytes: number | null; usageDirty: boolean };
+      try {
+        if (verb === "DELE") c.send("DELE f.bin");
+        else {
+          await c.expect("RNFR g.bin", 350);
+          c.send("RNTO f.bin");
+        }
+        await until(() => tempNames(home).length === 1, 5000, "the old content under a temporary name");
+        const row = (await s.users.get("alice"))!;
+        crashed = { usedBytes: row.usedBytes, usageDirty: row.usageDirty };
+        cpSync(home, snapshot, { recursive: true });
+        await held.release();
+        held = null;
+        expect((await c.read()).code).toBe(250);
+      } finally {
+        await held?.release();
+        rmSync(scratch, { recursive: true, force: true });
+      }
+      // The figure the crash would have left is marked dirty (its count still holds the file being freed).
+      expect(crashed).toEqual({ usedBytes: before, usageDirty: true });
+
+      // Without the crash: a clean figure that matches the disk, and no temporary name.
+      const after = verb === "DELE" ? 0 : g.length;
+      await until(
+        async () => {
+          await s.server.quota.flushAll();
+          const u = (await s.users.get("alice"))!;
+          return u.usedBytes === after && !u.usageDirty;
+        },
+        5000,
+        "clean stored figure",
+      );
+      expect(tempNames(home)).toEqual([]);
+      expect(diskBytes(home)).toBe(after);
+
+      // The restart after the crash: that home and that figure. The login recounts, and the temporary name goes.
+      expect(tempNames(snapshot)).toHaveLength(1);
+      const s2 = await start(snapshot);
+      await s2.users.setUsage("alice", crashed.usedBytes, crashed.usageDirty);
+      const c2 = await login(s2);
+      expect((await c2.expect("SITE QUOTA", 200)).text).toContain(`used ${after} of`);
+      expect(tempNames(snapshot)).toEqual([]);
+      expect(diskBytes(snapshot)).toBe(after);
+      expect(readdirSync(snapshot)).toEqual(verb === "DELE" ? [] : ["f.bin"]);
+      if (verb === "RNTO") expect(readFileSync(path.join(snapshot, "f.bin")).equals(g)).toBe(true);
+      rmSync(snapshot, { recursive: true, force: true });
+    });
+  }
+
+  it("DELE of a missing file writes nothing to the store", async () => {
+    const s = await start();
+    const c = await login(s);
+    await s.server.quota.flushAll();
+    let writes = 0;
+    const setUsage = s.users.setUsage.bind(s.users);
+    s.users.setUsage = async (...args) => {
+      writes++;
+      return setUsage(...args);
+    };
+    expect((await c.cmd("DELE nothing.bin")).code).toBe(550);
+    await s.server.quota.flushAll();
+    expect(writes).toBe(0);
   });
 });

@@ -63,13 +63,48 @@ async function whileClaimed<T>(s: Session, p: string, key: string, run: () => Pr
   }
 }
 
+/**
+ * Runs a delete or a rename (`run` returns the bytes it freed) and gives those bytes back to the ledger. When `frees`
+ * (there is a file it may remove or replace), the user's stored usage figure is marked dirty, and that is written to
+ * the store, before anything is removed, until the ledger holds the freed bytes: a crash in between (the name gone,
+ * the figure not lowered yet, the old content perhaps still under a temporary name) then makes the next login recount
+ * the home and sweep that name, instead of trusting a figure that counts a file no longer there.
+ */
+async function freeing(s: Session, frees: boolean, run: () => Promise<number>): Promise<number> {
+  const { ledger } = requireUser(s);
+  if (!frees) {
+    const freed = await run();
+    ledger.release(freed);
+    return freed;
+  }
+  ledger.beginWrite();
+  try {
+    // One store write, unless an upload of the user has the figure marked dirty already.
+    await ledger.flush();
+    const freed = await run();
+    ledger.release(freed);
+    return freed;
+  } finally {
+    ledger.endWrite();
+  }
+}
+
+/** Whether `p` names something that deleting or replacing may free blocks of (missing, or not a file: nothing). */
+async function mayFree(s: Session, p: string): Promise<boolean> {
+  try {
+    return (await s.storage.stat(p)).type === "file";
+  } catch (err) {
+    // Not there (nothing to free), or in doubt (the delete or rename itself answers): only a file frees bytes.
+    return (err as NodeJS.ErrnoException).code !== "ENOENT" && !(err instanceof MyftpError);
+  }
+}
+
 export async function dele(s: Session, arg: string): Promise<void> {
   const user = requireUser(s);
   const target = s.vpath(arg);
   const key = await s.storage.claimKey(target);
   notBeingWritten(s, target, key);
-  const freed = await whileClaimed(s, target, key, () => s.storage.unlink(target));
-  user.ledger.release(freed);
+  const freed = await whileClaimed(s, target, key, async () => freeing(s, await mayFree(s, target), () => s.storage.unlink(target)));
   s.log.info({ event: "delete", user: user.name, path: target, bytes: freed }, "file deleted");
   s.reply(250, `File ${target} deleted`);
 }
@@ -101,8 +136,9 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   notBeingWritten(s, to, toKey);
   // The rename checks again after anything it awaits (a long walk below a directory), before it moves anything: an
   // upload that started below `from` meanwhile would lose its file. (`to` is claimed for the rename's whole run.)
-  const replaced = await whileClaimed(s, to, toKey, () => s.storage.rename(from, to, fromFree));
-  user.ledger.release(replaced);
+  const replaced = await whileClaimed(s, to, toKey, async () =>
+    freeing(s, await mayFree(s, to), () => s.storage.rename(from, to, fromFree)),
+  );
   s.log.info({ event: "rename", user: user.name, from, to }, "renamed");
   s.reply(250, "Rename successful");
 }
