@@ -12,6 +12,8 @@
 //                        removed, temp dropped, appended file truncated back) and every reserved byte released;
 //   disk full during an overwrite (old and new content need room at once) → as for quota: the old file is kept;
 //   abort, broken connection, disk full otherwise → what arrived is kept for a later resume, and the ledger matches it.
+// After a crash, the recount at the user's next login does the same with an overwrite's temporary file left behind
+// (its name names the target): what arrived takes the target's place (see recoverLeftovers in storage/local.ts).
 
 import { MyftpError, toMyftpError } from "../core/errors.js";
 import type { QuotaLedger } from "../core/quota.js";

@@ -82,9 +82,11 @@ export interface StorageBackend {
   removeOpened(diskPath: string): Promise<void>;
   setMtime(vpath: string, mtimeMs: number): Promise<void>;
   /**
-   * Total bytes of regular files below the home, temporary upload files left out. removeLeftovers also deletes those;
-   * only safe when no upload of this home is running. onUnreadable hears of each directory that could not be read
-   * (its bytes are not in the total).
+   * Total bytes of regular files below the home, temporary upload files left out. removeLeftovers (the recount after a
+   * crash) first puts right what a crash left under temporary names: an upload's temporary file that received
+   * something takes its target's place, as after a broken connection, and every other one is deleted; only safe when
+   * no upload of this home is running. onUnreadable hears of each directory that could not be read (its bytes are not
+   * in the total).
    */
   usage(opts?: { removeLeftovers?: boolean; onUnreadable?: (dir: string, err: unknown) => void }): Promise<number>;
   /** Bytes free on the file system that holds the home. */

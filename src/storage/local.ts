@@ -69,9 +69,26 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-/** A fresh temporary name in the directory of `p` (hidden from clients, never counted, swept after a crash). */
+/** A fresh temporary name in the directory of `p` (hidden from clients, never counted, removed after a crash). */
 function tempNameBeside(p: string): string {
   return path.join(path.dirname(p), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+}
+
+/** The longest file name, in bytes (NAME_MAX of the file systems a home lives on). */
+const MAX_NAME = 255;
+
+/** An upload's temporary file that names its target: `.myftp-upload-<12 hex>.<the target's name>`. */
+const UPLOAD_TEMP = /^\.myftp-upload-[0-9a-f]{12}\.(.+)$/s;
+
+/**
+ * A fresh name for the temporary file of an upload that replaces `p`, beside it: it names the target, so that after a
+ * crash the recount at the next login puts what arrived in place of the target, as a broken connection would (see
+ * recoverLeftovers). Where such a name would be too long, a plain temporary name, removed after a crash.
+ */
+function uploadTempBeside(p: string): string {
+  const name = `${TEMP_PREFIX}${randomBytes(6).toString("hex")}.${path.basename(p)}`;
+  const full = path.join(path.dirname(p), name);
+  return Buffer.byteLength(name) <= MAX_NAME && Buffer.byteLength(full) <= MAX_DISK_PATH ? full : tempNameBeside(p);
 }
 
 function statOrNull(p: string): fs.Stats | null {
@@ -439,11 +456,20 @@ export class LocalStorage implements StorageBackend {
       fs.accessSync(target, constants.W_OK);
       if (!stickyAllows(path.dirname(target), st)) throw new MyftpError("denied", "Permission denied");
     }
-    const tempPath = tempNameBeside(target);
+    const tempPath = uploadTempBeside(target);
     const mode = st ? st.mode & 0o777 : 0o644;
     if (copy) {
-      // A clone where the file system can share blocks, a plain copy elsewhere; either way on the thread pool.
-      await fsp.copyFile(target, tempPath, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      // A clone where the file system can share blocks, a plain copy elsewhere; either way on the thread pool. It is
+      // made under a plain temporary name and takes the one that names the target only once whole: a copy cut short
+      // by a crash is removed at the next login, never put in place of the file it holds a part of.
+      const copying = tempNameBeside(target);
+      await fsp.copyFile(target, copying, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      try {
+        fs.renameSync(copying, tempPath);
+      } catch (err) {
+        await fsp.unlink(copying).catch(() => undefined);
+        throw err;
+      }
     }
     try {
       const { file } = openRegular(tempPath, O_WRONLY | O_NOFOLLOW | (copy ? 0 : O_CREAT | O_EXCL), mode);
@@ -599,8 +625,44 @@ async function longestPathBelow(dir: string): Promise<number> {
 }
 
 /**
- * Bytes of regular files below a directory; links are not followed. Temporary upload files are never counted; with
- * removeLeftovers they (left behind when the server died in the middle of an overwrite) are deleted.
+ * What a crash left in directory `d` (`entries`, as read from it) under temporary names, put right as the server would
+ * have had it lived: an upload's temporary file that names its target and received something takes the target's place
+ * (what arrived is kept, as after a broken connection, so a client can resume; one that started as a copy of the old
+ * file holds the old bytes past what arrived), the newest one where there are several; every other temporary name
+ * (the old content of a file being deleted or replaced, an upload's file that received nothing or whose name could not
+ * hold its target's) is removed. Only safe while no upload of the home runs.
+ */
+async function recoverLeftovers(d: string, entries: Dirent[]): Promise<void> {
+  const uploads: { temp: string; target: string; mtimeMs: number }[] = [];
+  for (const e of entries) {
+    if (!e.name.startsWith(TEMP_PREFIX) || e.isDirectory()) continue;
+    const full = path.join(d, e.name);
+    const target = UPLOAD_TEMP.exec(e.name)?.[1];
+    if (e.isFile() && target !== undefined && target !== "." && target !== ".." && !target.startsWith(TEMP_PREFIX)) {
+      const st = await fsp.lstat(full).catch(() => null);
+      if (st && st.size > 0) {
+        uploads.push({ temp: full, target: path.join(d, target), mtimeMs: st.mtimeMs });
+        continue;
+      }
+    }
+    await fsp.unlink(full).catch(() => undefined);
+  }
+  uploads.sort((a, b) => a.mtimeMs - b.mtimeMs);
+  for (const u of uploads) {
+    // In place of a file, or of nothing; not of what took the name since (a directory, a link).
+    const now = await fsp.lstat(u.target).then(
+      (st) => (st.isFile() ? "file" : "other"),
+      (err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? "none" : "other"),
+    );
+    const put = now !== "other" && (await fsp.rename(u.temp, u.target).then(() => true, () => false));
+    if (!put) await fsp.unlink(u.temp).catch(() => undefined);
+  }
+}
+
+/**
+ * Bytes of regular files below a directory; links are not followed. Temporary upload files are never counted. With
+ * removeLeftovers (the recount after a crash, while no upload of the home runs) what a crash left under temporary
+ * names is put right first (see recoverLeftovers), and the directory read again to be counted as it is then.
  */
 export async function sumTree(
   dir: string,
@@ -609,17 +671,24 @@ export async function sumTree(
 ): Promise<number> {
   let total = 0;
   const stack = [dir];
-  while (stack.length > 0) {
-    const d = stack.pop()!;
-    let entries: Dirent[];
+  const read = async (d: string): Promise<Dirent[] | null> => {
     try {
-      entries = await fsp.readdir(d, { withFileTypes: true });
+      return await fsp.readdir(d, { withFileTypes: true });
     } catch (err) {
       // Gone since it was listed: nothing to count. Anything else (no permission, a path too long) hides bytes that
       // are there, so the caller hears of it.
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") onUnreadable?.(d, err);
-      continue;
+      return null;
     }
+  };
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    let entries = await read(d);
+    if (entries && removeLeftovers && entries.some((e) => e.name.startsWith(TEMP_PREFIX))) {
+      await recoverLeftovers(d, entries);
+      entries = await read(d);
+    }
+    if (!entries) continue;
     // Files listed here but not reachable (a directory without search permission, a path too long) are bytes that
     // are there: the caller hears of the directory once.
     let unreachable: unknown = null;
@@ -634,7 +703,8 @@ export async function sumTree(
           }
           if (!e.isFile()) return 0;
           if (e.name.startsWith(TEMP_PREFIX)) {
-            // A running overwrite's growth is counted on its target; a leftover is not the user's.
+            // A running overwrite's growth is counted on its target; a leftover that could not be put right is not
+            // the user's.
             if (removeLeftovers) await fsp.unlink(full).catch(() => undefined);
             return 0;
           }

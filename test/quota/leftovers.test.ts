@@ -1,10 +1,11 @@
 // Overwrites that end early: an overwrite that received nothing keeps the old file, and temporary upload files left
-// behind by a crash are removed (not counted) when the user's usage is recounted at the next login. A delete or a
-// rename over a file marks the stored figure dirty before it removes anything, so a crash in the middle of one is
-// recounted too.
+// behind by a crash are put right when the user's usage is recounted at the next login: an upload's temporary file
+// takes its target's place (what arrived is kept, as after a broken connection, so a resume continues it), any other
+// is removed, and neither is counted twice. A delete or a rename over a file marks the stored figure dirty before it
+// removes anything, so a crash in the middle of one is recounted too.
 
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -96,6 +97,118 @@ describe("REST+STOR inside an existing file", () => {
 });
 
 describe("temporary upload files left by a crash", () => {
+  const tempNames = (dir: string) => readdirSync(dir).filter((n) => n.startsWith(TEMP_PREFIX));
+
+  it("an upload's named temporary file takes its target's place; others go; the figure is the disk's", async () => {
+    const s = await start();
+    const home = s.homeOf("alice");
+    writeFileSync(path.join(home, "doc.bin"), Buffer.alloc(3000, "a"));
+    const partial = randomBytes(5000);
+    writeFileSync(path.join(home, `${TEMP_PREFIX}0123456789ab.doc.bin`), partial);
+    // A REST inside a file: its temporary file is a copy of the old one, with new bytes from the offset.
+    mkdirSync(path.join(home, "sub"));
+    writeFileSync(path.join(home, "sub", "mid.bin"), Buffer.alloc(4000, "m"));
+    const copied = Buffer.concat([Buffer.alloc(1000, "m"), Buffer.alloc(500, "n"), Buffer.alloc(2500, "m")]);
+    writeFileSync(path.join(home, "sub", `${TEMP_PREFIX}00000000000a.mid.bin`), copied);
+    // An overwrite that received nothing: the old file stays.
+    writeFileSync(path.join(home, "keep.bin"), Buffer.alloc(700, "k"));
+    writeFileSync(path.join(home, `${TEMP_PREFIX}aaaaaaaaaaaa.keep.bin`), "");
+    // The old content of a file being freed (a plain temporary name), and a temporary file whose target is now a directory.
+    writeFileSync(path.join(home, `${TEMP_PREFIX}bbbbbbbbbbbb`), randomBytes(9000));
+    mkdirSync(path.join(home, "d"));
+    writeFileSync(path.join(home, `${TEMP_PREFIX}cccccccccccc.d`), randomBytes(600));
+    await s.users.setUsage("alice", 3000 + 4000 + 700, true);
+
+    const c = await login(s);
+    const used = 5000 + 4000 + 700;
+    expect((await c.expect("SITE QUOTA", 200)).text).toContain(`used ${used} of`);
+    expect(readFileSync(path.join(home, "doc.bin")).equals(partial)).toBe(true);
+    expect(readFileSync(path.join(home, "sub", "mid.bin")).equals(copied)).toBe(true);
+    expect(readFileSync(path.join(home, "keep.bin")).equals(Buffer.alloc(700, "k"))).toBe(true);
+    expect(readdirSync(home).sort()).toEqual(["d", "doc.bin", "keep.bin", "sub"]);
+    expect(readdirSync(path.join(home, "sub"))).toEqual(["mid.bin"]);
+    expect(readdirSync(path.join(home, "d"))).toEqual([]);
+    expect(diskBytes(home)).toBe(used);
+    await until(
+      async () => {
+        await s.server.quota.flushAll();
+        const u = await s.users.get("alice");
+        return u!.usedBytes === used && !u!.usageDirty;
+      },
+      5000,
+      "clean stored figure",
+    );
+    await withTimeout(c.quit(), 5000, "quit");
+  });
+
+  for (const rest of [0, 2000]) {
+    it(`a crash in the middle of an overwrite${rest ? " with REST inside the file" : ""} keeps what arrived, so a resume makes the new file`, async () => {
+      const s = await start();
+      const home = s.homeOf("alice");
+      const c = await login(s);
+      const old = Buffer.alloc(30_000, "o");
+      const neu = randomBytes(60_000);
+      expect((await c.store("STOR doc.bin", old)).final.code).toBe(226);
+      // The client sends new content (from the REST offset) and the server dies after 20,000 bytes of it arrived.
+      const d = await c.epsv();
+      if (rest) await c.expect(`REST ${rest}`, 350);
+      expect((await c.cmd("STOR doc.bin")).code).toBe(150);
+      d.write(neu.subarray(rest, rest + 20_000));
+      const temp = () => tempNames(home).find((n) => statSync(path.join(home, n)).size >= (rest ? old.length : 20_000));
+      await until(() => temp() !== undefined, 5000, "the bytes in the temporary file");
+      // It names its target, so that the recount after a crash can put it in place.
+      expect(temp()).toMatch(/^\.myftp-upload-[0-9a-f]{12}\.doc\.bin$/);
+      await until(
+        () => readFileSync(path.join(home, temp()!)).subarray(rest, rest + 20_000).equals(neu.subarray(rest, rest + 20_000)),
+        5000,
+        "all 20,000 bytes written",
+      );
+      const row = (await s.users.get("alice"))!;
+      expect(row.usageDirty).toBe(true);
+      const snapshot = mkdtempSync(path.join(tmpdir(), "myftp-crash-"));
+      cpSync(home, snapshot, { recursive: true });
+      d.destroy();
+
+      // The restart: that home and that figure.
+      const s2 = await start(snapshot);
+      await s2.users.setUsage("alice", row.usedBytes, row.usageDirty);
+      const c2 = await login(s2);
+      // What arrived replaced the old content (a copy keeps the old bytes past it), and the figure is the disk's.
+      const kept = rest ? Buffer.concat([old.subarray(0, rest), neu.subarray(rest, rest + 20_000), old.subarray(rest + 20_000)]) : neu.subarray(0, 20_000);
+      expect(readFileSync(path.join(snapshot, "doc.bin")).equals(kept)).toBe(true);
+      expect(tempNames(snapshot)).toEqual([]);
+      expect((await c2.expect("SITE QUOTA", 200)).text).toContain(`used ${kept.length} of`);
+      // A client resuming at the server's SIZE, as curl -C - does, ends with the new file.
+      const size = Number((await c2.expect("SIZE doc.bin", 213)).text);
+      expect(size).toBe(rest ? old.length : 20_000);
+      if (!rest) {
+        await c2.expect(`REST ${size}`, 350);
+        expect((await c2.store("STOR doc.bin", neu.subarray(size))).final.code).toBe(226);
+        expect(readFileSync(path.join(snapshot, "doc.bin")).equals(neu)).toBe(true);
+        expect((await c2.expect("SITE QUOTA", 200)).text).toContain(`used ${neu.length} of`);
+      }
+      expect(diskBytes(snapshot)).toBe(rest ? old.length : neu.length);
+      await withTimeout(c2.quit(), 5000, "quit");
+      rmSync(snapshot, { recursive: true, force: true });
+    });
+  }
+
+  it("an upload over a file whose name leaves no room in a temporary name uses a plain one, removed after a crash", async () => {
+    const s = await start();
+    const home = s.homeOf("alice");
+    const c = await login(s);
+    const name = "n".repeat(240);
+    expect((await c.store(`STOR ${name}`, Buffer.alloc(1000, "o"))).final.code).toBe(226);
+    const d = await c.epsv();
+    expect((await c.cmd(`STOR ${name}`)).code).toBe(150);
+    d.write(Buffer.alloc(500, "n"));
+    await until(() => tempNames(home).some((n) => statSync(path.join(home, n)).size === 500), 5000, "temporary file written");
+    expect(tempNames(home)[0]).toMatch(/^\.myftp-upload-[0-9a-f]{12}$/);
+    d.end();
+    expect((await c.read()).code).toBe(226);
+    expect(statSync(path.join(home, name)).size).toBe(500);
+  });
+
   it("are removed when a dirty usage figure is recounted at login", async () => {
     const s = await start();
     const home = s.homeOf("alice");
