@@ -74,8 +74,15 @@ export function lockDataDir(dataDir: string): () => void {
   }
   // The PID file is written whole under another name, then moved into place.
   const temp = `${pidFile}.${process.pid}`;
-  writeFileSync(temp, `${process.pid}\n`, { mode: 0o644 });
-  renameSync(temp, pidFile);
+  try {
+    writeFileSync(temp, `${process.pid}\n`, { mode: 0o644 });
+    renameSync(temp, pidFile);
+  } catch (err) {
+    db.close();
+    throw new Error(
+      `cannot write ${pidFile}: the server needs a data directory it can write (it keeps the usage figures there too): ${(err as Error).message}`,
+    );
+  }
 
   let released = false;
   const release = () => {

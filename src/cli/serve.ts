@@ -31,10 +31,7 @@ async function ensureDemoUser(store: SqliteUserStore, dataDir: string): Promise<
 }
 
 export async function serve(settings: ServeSettings): Promise<void> {
-  mkdirSync(settings.data, { recursive: true, mode: 0o700 });
-  // Held until the process exits (lockDataDir removes the file then, however the exit comes).
-  lockDataDir(settings.data);
-  const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
+  // The TLS files are only read: a start refused for them leaves no data directory behind.
   const tls = loadTls(settings.data, settings.tlsCert, settings.tlsKey);
   if (!tls && (settings.requireTls || settings.requireTlsSessionReuse || settings.implicitTlsPort !== null)) {
     const flag = settings.requireTls
@@ -44,6 +41,10 @@ export async function serve(settings: ServeSettings): Promise<void> {
         : "--implicit-tls-port";
     throw new ConfigError(`${flag} needs a certificate: run "myftpd cert" or give --tls-cert and --tls-key`);
   }
+  mkdirSync(settings.data, { recursive: true, mode: 0o700 });
+  // Held until the process exits (lockDataDir removes the file then, however the exit comes).
+  lockDataDir(settings.data);
+  const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const store = openStore(settings.data, "create", (message) => log.warn({ event: "store-mode" }, message));
   // What no home may hold: the user store and everything else in the data directory, and the TLS files.

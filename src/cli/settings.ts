@@ -48,7 +48,7 @@ export const SERVE_SETTINGS: readonly SettingDef[] = [
     min: 0,
     max: 64,
     arg: "n",
-    description: "processes that copy binary file data, off the control thread (default: cores - 1, at least 1; 0 = none)",
+    description: "processes that copy binary file data, off the control thread (default: cores - 1, from 1 to 4; 0 = none)",
   },
   { key: "tls-cert", kind: "path", arg: "file", description: "TLS certificate (PEM); default DATA/tls/cert.pem if present" },
   { key: "tls-key", kind: "path", arg: "file", description: "TLS private key (PEM); default DATA/tls/key.pem if present" },

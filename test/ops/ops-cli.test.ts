@@ -557,12 +557,13 @@ describe("serve and TLS that cannot be set up", () => {
     expect(r.stdout + r.stderr).not.toMatch(/listening/);
   });
 
-  it("--require-tls-session-reuse without a certificate is refused like --require-tls", async () => {
-    const data = newDir();
+  it("--require-tls-session-reuse without a certificate is refused like --require-tls, leaving no data directory behind", async () => {
+    const data = path.join(newDir(), "fresh");
     for (const flag of ["--require-tls", "--require-tls-session-reuse"]) {
       const r = await myftpd(serveArgs(data, flag));
       expect(r.code, `${flag}: ${r.stdout}`).toBe(2);
       expect(r.stderr).toMatch(new RegExp(`${flag} needs a certificate`));
+      expect(existsSync(data)).toBe(false);
     }
   });
 
