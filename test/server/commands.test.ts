@@ -376,10 +376,10 @@ describe("files", () => {
 });
 
 describe("transfer parameters", () => {
-  it("TYPE accepts A, A N, I, L 8; refuses E and A T with 504, nonsense with 501", async () => {
+  it("TYPE accepts A, A N, I, L 8 (also written L8); refuses E and A T with 504, nonsense with 501", async () => {
     const c = await login();
-    for (const t of ["A", "a", "A N", "I", "i", "L 8"]) expect((await c.cmd(`TYPE ${t}`)).code, t).toBe(200);
-    for (const t of ["E", "A T", "L 7"]) expect((await c.cmd(`TYPE ${t}`)).code, t).toBe(504);
+    for (const t of ["A", "a", "A N", "I", "i", "L 8", "L8", "l8"]) expect((await c.cmd(`TYPE ${t}`)).code, t).toBe(200);
+    for (const t of ["E", "A T", "L 7", "L7"]) expect((await c.cmd(`TYPE ${t}`)).code, t).toBe(504);
     expect((await c.cmd("TYPE Q")).code).toBe(501);
   });
 

@@ -16,7 +16,8 @@ import { MyftpError } from "../../core/errors.js";
 import type { Session } from "../session.js";
 
 export function type(s: Session, arg: string): void {
-  const parts = arg.trim().toUpperCase().split(/\s+/);
+  // "L8" (no space) is how several clients and servers write TYPE L 8.
+  const parts = arg.trim().toUpperCase().replace(/^L(\d+)$/, "L $1").split(/\s+/);
   const t = parts[0];
   if (t === "I" || (t === "L" && (parts[1] ?? "8") === "8")) {
     s.type = "I";
