@@ -1,7 +1,7 @@
 // What one `myftp` run shares between its commands: output streams, progress mode, connect options,
 // transfer settings, and how to connect to a URL (credentials resolved from URL, env, netrc or prompt).
 import { stat } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import { posix } from "node:path";
 import { resolveCredentials } from "./credentials.js";
 import { ClientError, toClientError } from "./errors.js";
@@ -199,7 +199,7 @@ export class Runtime implements ShellContext {
     const dest = local ?? basename(target.path);
     this.session = await this.connectRetrying(target, `get ${target.path}`);
     const st = await stat(dest).catch(() => undefined);
-    const file = st?.isDirectory() ? `${dest}/${posix.basename(target.path)}` : dest;
+    const file = st?.isDirectory() ? join(dest, posix.basename(target.path)) : dest;
     if (segments > 1 || (this.settings.resume && (await hasSegmentState(file))))
       await getSegmented(this.session, target.path, file, Math.max(2, segments), this.transferOptions());
     else await getFile(this.session, target.path, file, this.transferOptions());

@@ -37,6 +37,15 @@ describe("myftp's command line against myftpd", () => {
   const url = (p = "") => s.url(USER.name, USER.password, `/${p}`);
   const implicitUrl = (p = "") => `ftps://${USER.name}:${encodeURIComponent(USER.password)}@127.0.0.1:${implicitPort}/${p}`;
 
+  it("names a download into a directory given with a trailing slash without a double slash", async () => {
+    const dir = join(work.path, "into");
+    await mkdir(join(dir, "here.txt"), { recursive: true });
+    const get = await runMyftp(["get", url("here.txt"), `${dir}/`]);
+    expect(get.code).toBe(8);
+    expect(get.stderr).toContain(`${dir}/here.txt is a directory`);
+    expect(get.stderr).not.toContain("//");
+  });
+
   it("reports the server's refusal of a data command over TLS, not the reset of the data connection", async () => {
     // The server answers 550 and drops the pending data connection; which the client sees first varies, so try often.
     for (let i = 0; i < 4; i++) {
