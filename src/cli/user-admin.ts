@@ -9,6 +9,7 @@ import { sumTree } from "../storage/local.js";
 import { hashPassword } from "../users/password.js";
 import { SqliteUserStore } from "../users/sqlite-store.js";
 import { isValidUserName, UserExistsError, type UserRecord } from "../users/store.js";
+import { DataDirBusyError, lockDataDir } from "./pid-lock.js";
 import { promptHidden, readStdinLine } from "./prompt.js";
 
 export const DEFAULT_QUOTA = 1024 ** 3;
@@ -410,32 +411,51 @@ export async function userRescan(dataDir: string, name: string | undefined, all:
   return withStore(dataDir, "write", async (store) => {
     const users = all ? await store.list() : [await store.get(name!)].filter((u): u is UserRecord => u !== undefined);
     if (users.length === 0) throw new UsageError(all ? "no users" : `no user ${name}`);
-    const lines: string[] = [];
-    for (const u of users) {
-      if (!isDirectory(u.home)) {
-        process.stderr.write(
-          `myftpd: error: ${u.name}: home ${u.home} does not exist or is not a directory (is its volume mounted?); usage not changed\n`,
-        );
-        process.exitCode = 1;
-        lines.push(`${u.name}: not counted (home ${u.home} missing)`);
-        continue;
-      }
-      const used = await sumTree(u.home, false, (dir, err) => {
-        // The figure is still stored (it is the best known), but the files below such a directory are not in it.
-        process.stderr.write(
-          `myftpd: warning: ${u.name}: cannot read ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
-            "the files below it are not counted\n",
-        );
-        process.exitCode = 1;
-      });
-      // A figure marked dirty stays so: an upload may be running in a server right now (it clears the mark when its
-      // uploads end), or one was cut off by a crash; either way the home is counted again at the next login should
-      // the server stop before clearing it, and leftovers of a crash are swept then.
-      await store.setUsage(u.name, used, u.usageDirty);
-      const before = u.usedBytes === null ? "not counted" : `${u.usedBytes} bytes`;
-      const due = u.usageDirty ? "; an upload was running or was cut off, so the server counts again at the next login" : "";
-      lines.push(`${u.name}: ${used} bytes (${formatSize(used)}); was ${before}${due}`);
+    // With no server on the data directory (its lock is free, and held for the rescan), nothing is writing in the
+    // homes: what a crash left of interrupted uploads is settled as the server's recount at login does (an upload's
+    // temporary file put in place of its target, other temporary names removed), and the figure is clean. With a
+    // server running, its uploads' temporary files are live: they are left alone and a dirty mark is kept.
+    let unlock: (() => void) | null = null;
+    try {
+      unlock = lockDataDir(dataDir);
+    } catch (err) {
+      if (!(err instanceof DataDirBusyError)) throw err;
     }
-    return lines.join("\n");
+    try {
+      return await rescanUsers(store, users, unlock !== null);
+    } finally {
+      unlock?.();
+    }
   });
+}
+
+/** Counts each user's home and stores the figure; `settle` when no server runs (see userRescan). */
+async function rescanUsers(store: SqliteUserStore, users: UserRecord[], settle: boolean): Promise<string> {
+  const lines: string[] = [];
+  for (const u of users) {
+    if (!isDirectory(u.home)) {
+      process.stderr.write(
+        `myftpd: error: ${u.name}: home ${u.home} does not exist or is not a directory (is its volume mounted?); usage not changed\n`,
+      );
+      process.exitCode = 1;
+      lines.push(`${u.name}: not counted (home ${u.home} missing)`);
+      continue;
+    }
+    const used = await sumTree(u.home, settle, (dir, err) => {
+      // The figure is still stored (it is the best known), but the files below such a directory are not in it.
+      process.stderr.write(
+        `myftpd: warning: ${u.name}: cannot read ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+          "the files below it are not counted\n",
+      );
+      process.exitCode = 1;
+    });
+    // With a server running, a figure marked dirty stays so: an upload may be writing right now (the server clears
+    // the mark when its uploads end), and should the server stop before that, the next login counts again.
+    const dirty = u.usageDirty && !settle;
+    await store.setUsage(u.name, used, dirty);
+    const before = u.usedBytes === null ? "not counted" : `${u.usedBytes} bytes`;
+    const due = dirty ? "; an upload is running in the server, so it counts again at the next login" : "";
+    lines.push(`${u.name}: ${used} bytes (${formatSize(used)}); was ${before}${due}`);
+  }
+  return lines.join("\n");
 }
