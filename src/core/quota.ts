@@ -13,7 +13,7 @@ export interface UsageStore {
 
 export interface LedgerSource {
   name: string;
-  /** The home whose bytes the figure counts, as the user store gives it. */
+  /** The home whose bytes the figure counts, with its links resolved (one directory, one ledger). */
   home: string;
   quotaBytes: number | null;
   usedBytes: number | null;
@@ -226,7 +226,7 @@ export class QuotaLedger {
 /** A loaded (or loading) ledger and who holds it. */
 interface Entry {
   ledger: Promise<QuotaLedger>;
-  /** The home it counts (as the user store gives it). */
+  /** The home it counts, links resolved. */
   home: string;
   /** Sessions and uploads holding the ledger, counted from the moment they ask for it. */
   holders: number;
@@ -251,7 +251,7 @@ export class QuotaManager {
   async acquire(src: LedgerSource): Promise<QuotaLedger> {
     let entry = this.ledgers.get(src.name);
     if (entry && entry.home !== src.home) {
-      this.retire(src.name);
+      this.retireName(src.name);
       entry = undefined;
     }
     if (!entry) {
@@ -290,10 +290,18 @@ export class QuotaManager {
   }
 
   /**
-   * Takes the user's live ledger out of service: it writes no more figures to the store, and the next login loads a
-   * new one. For an account whose home changed or that is gone.
+   * Takes a ledger out of service: it writes no more figures to the store, and if it is still the user's live one,
+   * the next login loads a new one. For the ledger of a home that is no longer the user's, or of a user that is
+   * gone; a ledger a login already made for the new home is another one, and stays.
    */
-  retire(name: string): void {
+  retire(ledger: QuotaLedger): void {
+    ledger.retire();
+    const entry = this.entries.get(ledger);
+    if (entry && this.ledgers.get(ledger.name) === entry) this.ledgers.delete(ledger.name);
+  }
+
+  /** Retires whatever ledger is live under `name` (a login for another home replaces it). */
+  private retireName(name: string): void {
     const entry = this.ledgers.get(name);
     if (!entry) return;
     this.ledgers.delete(name);

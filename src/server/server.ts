@@ -85,6 +85,8 @@ export class FtpServer implements ServerContext {
   /** Looks at the user store for changes made by `myftpd user` commands (see syncAccounts). */
   private accountWatch: NodeJS.Timeout | null = null;
   private syncing = false;
+  /** The last look at a changed store could not be applied (the store could not be read). */
+  private syncPending = false;
   private readonly perIp = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
   private readonly pendingSockets = new Set<net.Socket>();
@@ -365,8 +367,12 @@ export class FtpServer implements ServerContext {
    * password leaves sessions already logged in alone.
    */
   private async syncAccounts(): Promise<void> {
-    if (this.syncing || this.stopping || !this.users.changedElsewhere?.()) return;
+    if (this.syncing || this.stopping) return;
+    const changed = this.users.changedElsewhere?.() ?? false;
+    if (!changed && !this.syncPending) return;
+    this.syncPending = false;
     this.syncing = true;
+    let done = false;
     try {
       const byUser = new Map<string, Session[]>();
       for (const s of this.sessions) {
@@ -380,7 +386,8 @@ export class FtpServer implements ServerContext {
         const home = record ? canonicalHome(record.home) : null;
         const gone = sessions.filter((s) => s.user && s.user.storage.root !== home);
         if (gone.length > 0) {
-          this.quota.retire(name);
+          // The ledgers of the old home (a login since the change may hold a new one for the new home, which stays).
+          for (const ledger of new Set(gone.map((s) => s.user!.ledger))) this.quota.retire(ledger);
           this.log.warn(
             { event: record ? "account-home-changed" : "account-removed", user: name, sessions: gone.length },
             record ? "the user's home changed: closing the sessions working in the old one" : "the user was removed: closing the user's sessions",
@@ -396,10 +403,13 @@ export class FtpServer implements ServerContext {
           void s.user.ledger.refresh();
         }
       }
+      done = true;
     } catch (err) {
-      this.log.error({ err }, "cannot read the user store to apply account changes");
+      this.log.error({ err }, "cannot read the user store to apply account changes; trying again");
     } finally {
       this.syncing = false;
+      // Not applied: the next tick tries again, changed store or not.
+      if (!done) this.syncPending = true;
     }
   }
 

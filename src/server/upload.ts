@@ -219,7 +219,7 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         // frees it and keeps the old content, as a quota refusal does.
         // (In place, the old content is gone once bytes came: what arrived is kept, as for any other failure.)
         const noRoom = (code === "quota-exceeded" && !(t.inPlace && written > 0)) || (t.tempPath !== null && code === "disk-full");
-        if (noData || noRoom || finalizing || (t.tempPath && written === 0)) {
+        if (noData || noRoom || finalizing || ((t.tempPath || t.inPlace) && written === 0)) {
           // Refused, never started, could not be put in place, or an overwrite that received nothing: the file
           // goes back to what it was.
           await refuse();

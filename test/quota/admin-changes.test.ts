@@ -2,11 +2,11 @@
 // quota holds at once; a deleted user, or one given another home, is disconnected with 421 and the counter of the
 // old home never writes over the new home's figure; a rescan during an upload keeps the figure marked dirty, so a
 // crash before the upload ends still makes the next login count the home.
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
-import { runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { runMyftpd as myftpd, startServer, startServerProcess, tempDir, type RunningProcess, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { until } from "../helpers/util.js";
 
@@ -137,5 +137,55 @@ describe("admin changes while sessions are logged in", () => {
       10_000,
       "clean figure after the upload",
     );
+  });
+});
+
+describe("one live usage counter per home", () => {
+  let rs: RunningServer | null = null;
+  afterEach(async () => {
+    await rs?.close();
+    rs = null;
+  });
+  /** The server's look at the store, now (its timer is set far off in these tests). */
+  const sync = () => (rs!.server as unknown as { syncAccounts(): Promise<void> }).syncAccounts();
+  const sessionOf = async (name: string) => {
+    const c = await RawFtp.login(rs!.port, name, "secret", { type: "I" });
+    clients.push(c);
+    return c;
+  };
+
+  it("a login to the new home before the server's look at the store keeps the one counter of that home", async () => {
+    rs = await startServer([{ name: "alice", password: "secret", quota: 10_000_000 }], { accountSyncMs: 3_600_000 });
+    const old = await sessionOf("alice");
+    const newHome = path.join(rs.dataDir, "newhome");
+    mkdirSync(newHome);
+    // The admin's change, through another connection to the store (as `myftpd user set --home` makes it).
+    const admin = new SqliteUserStore(path.join(rs.dataDir, "users.db"));
+    await admin.update("alice", { home: newHome });
+    admin.close();
+    const early = await sessionOf("alice");
+    await sync();
+    expect((await old.read(5_000)).code).toBe(421);
+    const later = await sessionOf("alice");
+    const a = await early.store("STOR a.bin", Buffer.alloc(6_000_000, 1));
+    const b = await later.store("STOR b.bin", Buffer.alloc(6_000_000, 2));
+    expect([a.final.code, b.final.code].sort()).toEqual([226, 552]);
+    expect(bytesIn(newHome)).toBe(6_000_000);
+  });
+
+  it("a home changed to another path of the same directory keeps its sessions and its one counter", async () => {
+    rs = await startServer([{ name: "alice", password: "secret", quota: 10_000_000 }], { accountSyncMs: 3_600_000 });
+    const first = await sessionOf("alice");
+    const link = path.join(rs.dataDir, "homes-link");
+    symlinkSync(path.join(rs.dataDir, "home"), link);
+    const admin = new SqliteUserStore(path.join(rs.dataDir, "users.db"));
+    await admin.update("alice", { home: path.join(link, "alice") });
+    admin.close();
+    await sync();
+    expect(await first.silentFor(300)).toBe(true);
+    const second = await sessionOf("alice");
+    const a = await first.store("STOR a.bin", Buffer.alloc(6_000_000, 1));
+    const b = await second.store("STOR b.bin", Buffer.alloc(6_000_000, 2));
+    expect([a.final.code, b.final.code].sort()).toEqual([226, 552]);
   });
 });

@@ -221,3 +221,39 @@ describe("STOR over a writable file in a directory the server may not change", (
     expect(readdirSync(locked).sort()).toEqual(["ro.txt", "w.bin"]);
   });
 });
+
+describe("STOR in place that ends before any byte came", () => {
+  async function lockedFile(): Promise<{ c: RawFtp; file: string }> {
+    const { data, home } = await aliceData("myftp-in-place-early-", (h) => {
+      mkdirSync(path.join(h, "locked"));
+      writeFileSync(path.join(h, "locked", "w.bin"), Buffer.alloc(100_000, "a"));
+    });
+    if (asRoot) chownAll(data);
+    chmodSync(path.join(home, "locked"), 0o555);
+    proc = await startServerProcess(["--log-level", "silent"], data, asRoot ? { uid: NOBODY } : {});
+    const c = await RawFtp.login(proc.port, "alice", "secret", { type: "I" });
+    clients.push(c);
+    return { c, file: path.join(home, "locked", "w.bin") };
+  }
+
+  it("leaves the file as it was after an ABOR", async () => {
+    const { c, file } = await lockedFile();
+    const d = await c.epsv();
+    expect((await c.cmd("STOR locked/w.bin")).code).toBe(150);
+    c.send("ABOR");
+    expect((await c.read()).code).toBe(426);
+    expect((await c.read()).code).toBe(226);
+    d.destroy();
+    expect(readFileSync(file).equals(Buffer.alloc(100_000, "a"))).toBe(true);
+  });
+
+  it("leaves the file as it was after REST and a reset data connection", async () => {
+    const { c, file } = await lockedFile();
+    const d = await c.epsv();
+    await c.expect("REST 1000", 350);
+    expect((await c.cmd("STOR locked/w.bin")).code).toBe(150);
+    d.resetAndDestroy();
+    expect((await c.read()).code).toBeGreaterThanOrEqual(400);
+    expect(readFileSync(file).equals(Buffer.alloc(100_000, "a"))).toBe(true);
+  });
+});
