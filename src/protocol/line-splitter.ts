@@ -2,9 +2,11 @@
 //
 // RFC 959 §4.1 ends a command with Telnet end-of-line (CRLF); clients also send bare LF. A CR followed by anything
 // else is part of the line (CR NUL is Telnet's CR, how RFC 2640 §3.1 sends a CR inside a name; the NUL goes): the
-// session refuses such a line whole, so a name holding a CR can never act on the name cut short at the CR. The one
-// exception is ABOR: a client that sends it as urgent data (Telnet "Synch") can lose the final LF and then waits,
-// so a CR ends a line that is just ABOR at once (an LF or NUL after it is skipped). Telnet IAC sequences (RFC 854),
+// session refuses such a line whole, so a name holding a CR can never act on the name cut short at the CR. A CR (or
+// CR NUL) with nothing after it yet is left pending: the session ends the line there (endPending) when nothing more
+// comes for a moment, which is how a Telnet-style client that ends its lines with CR NUL, or CR alone, is answered.
+// ABOR is ended by its CR at once: a client that sends it as urgent data (Telnet "Synch") can lose the final LF and
+// then waits (an LF or NUL after that CR is skipped). Telnet IAC sequences (RFC 854),
 // which some clients put before ABOR, are removed: 0xFF never occurs in UTF-8 text, so removing them cannot damage a
 // file name.
 //
@@ -37,6 +39,8 @@ export class LineSplitter {
   private skipAfterCr = false;
   /** A CR was read that does not end an ABOR line: the next byte says whether it ends the line (LF) or not. */
   private pendingCr = false;
+  /** ...and a NUL after it (Telnet's CR): the next byte keeps the CR in the line; none ends the line (endPending). */
+  private pendingCrNul = false;
   private telnet = Telnet.None;
   // The last thing read was a Telnet command (IAC IP, IAC DM, ...): a bare DM now is a Synch remnant.
   private afterCommand = false;
@@ -54,15 +58,22 @@ export class LineSplitter {
         this.skipAfterCr = false;
         if (b === LF || b === NUL) continue;
       }
-      if (this.pendingCr) {
+      if (this.pendingCrNul) {
+        // Something came after CR NUL: that was a CR inside the line, kept so that the session can refuse the line.
+        this.pendingCrNul = false;
+        this.append(CR);
+      } else if (this.pendingCr) {
         this.pendingCr = false;
         if (b === LF) {
           out.push(this.finish());
           continue;
         }
-        // A CR inside the line: kept (Telnet's CR NUL gives one CR), so that the session can refuse the line.
+        if (b === NUL) {
+          this.pendingCrNul = true;
+          continue;
+        }
+        // A CR inside the line: kept, so that the session can refuse the line.
         this.append(CR);
-        if (b === NUL) continue;
       }
       if (this.telnet === Telnet.Iac) {
         if (b === IAC) {
@@ -111,6 +122,19 @@ export class LineSplitter {
       this.append(b);
     }
     return out;
+  }
+
+  /** A CR (or CR NUL) ends what has come so far, unless more follows: see endPending. */
+  get awaitingAfterCr(): boolean {
+    return this.pendingCr || this.pendingCrNul;
+  }
+
+  /** Ends the line at a pending CR (or CR NUL) after which nothing came; null when there is none. */
+  endPending(): SplitLine | null {
+    if (!this.awaitingAfterCr) return null;
+    this.pendingCr = false;
+    this.pendingCrNul = false;
+    return this.finish();
   }
 
   /** Whether the line so far is ABOR (any case, spaces around it allowed). */

@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import { errorReply, MyftpError } from "../core/errors.js";
 import type { QuotaLedger } from "../core/quota.js";
 import { parseCommand } from "../protocol/command.js";
-import { LineSplitter } from "../protocol/line-splitter.js";
+import { LineSplitter, type SplitLine } from "../protocol/line-splitter.js";
 import { DEFAULT_MLST_FACTS, type MlstFact } from "../protocol/listing.js";
 import { formatReply } from "../protocol/reply.js";
 import { BadPathError, resolveVirtual } from "../protocol/vpath.js";
@@ -23,6 +23,8 @@ import { DataChannel } from "./data-channel.js";
 import type { ServerContext } from "./context.js";
 
 const MAX_QUEUED_LINES = 32;
+/** How long a line left on a CR (or CR NUL) waits for more before it ends there. */
+const LINE_END_WAIT_MS = 200;
 
 export interface LoggedInUser {
   name: string;
@@ -174,18 +176,39 @@ export class Session {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     try {
-      for (const line of this.splitter.push(chunk)) {
-        if (!line.ok) {
-          this.enqueue(null);
-          continue;
-        }
-        if (this.transfer && this.trySpecial(line.line)) continue;
-        this.enqueue(line.line);
+      if (this.crTimer) {
+        clearTimeout(this.crTimer);
+        this.crTimer = null;
       }
+      for (const line of this.splitter.push(chunk)) this.takeLine(line);
+      // A line left on a CR (or CR NUL) ends there if nothing more comes soon: a Telnet-style client ends lines so.
+      if (this.splitter.awaitingAfterCr) this.crTimer = setTimeout(this.endPendingLine, LINE_END_WAIT_MS);
       if (this.queue.length >= MAX_QUEUED_LINES && !this.socket.isPaused()) this.socket.pause();
     } catch (err) {
       this.internalError(err, "input");
     }
+  }
+
+  private crTimer: NodeJS.Timeout | null = null;
+
+  private readonly endPendingLine = () => {
+    this.crTimer = null;
+    if (this.closed) return;
+    try {
+      const line = this.splitter.endPending();
+      if (line) this.takeLine(line);
+    } catch (err) {
+      this.internalError(err, "input");
+    }
+  };
+
+  private takeLine(line: SplitLine): void {
+    if (!line.ok) {
+      this.enqueue(null);
+      return;
+    }
+    if (this.transfer && this.trySpecial(line.line)) return;
+    this.enqueue(line.line);
   }
 
   /**
@@ -368,6 +391,7 @@ export class Session {
     this.closed = true;
     this.ended.abort();
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.crTimer) clearTimeout(this.crTimer);
     this.transfer?.controller.abort();
     this.data.close();
     this.queue.length = 0;

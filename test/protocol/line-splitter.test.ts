@@ -50,6 +50,19 @@ describe("LineSplitter", () => {
     expect(feed(["STOR a\r\rb\r\n"])).toEqual(["STOR a\r\rb"]);
   });
 
+  it("leaves a CR or CR NUL with nothing after it pending: endPending ends the line there, more bytes keep the CR", () => {
+    for (const end of ["\r", "\r\0"]) {
+      const sp = new LineSplitter();
+      expect(texts(sp.push(b(`USER alice${end}`)))).toEqual([]);
+      expect(sp.awaitingAfterCr).toBe(true);
+      expect(texts([sp.endPending()!])).toEqual(["USER alice"]);
+      expect(sp.awaitingAfterCr).toBe(false);
+      expect(sp.endPending()).toBeNull();
+      expect(texts(sp.push(b(`PASS x${end}`)))).toEqual([]);
+      expect(texts(sp.push(b("y\r\n")))).toEqual(["PASS x\ry"]);
+    }
+  });
+
   it("ends an ABOR line at its CR at once, so an urgent ABOR that lost its LF is still answered", () => {
     const sp = new LineSplitter();
     expect(texts(sp.push(b("ABOR\r")))).toEqual(["ABOR"]);

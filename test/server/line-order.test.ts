@@ -63,6 +63,20 @@ describe("a CR inside a command line", () => {
   });
 });
 
+describe("lines ended by CR NUL or a CR alone (Telnet-style clients)", () => {
+  it("are answered once nothing more follows the CR", async () => {
+    const c = await RawFtp.open(srv.port);
+    open.push(c);
+    expect((await c.read()).code).toBe(220);
+    c.sendRaw(Buffer.from("USER alice\r\0", "latin1"));
+    expect((await c.read()).code).toBe(331);
+    c.sendRaw(Buffer.from("PASS secret\r\0", "latin1"));
+    expect((await c.read()).code).toBe(230);
+    c.sendRaw("PWD\r");
+    expect((await c.read()).code).toBe(257);
+  });
+});
+
 describe("REST and RANG in ASCII mode", () => {
   it("are refused at RETR and STOR (550), and ASCII RETR announces no byte count", async () => {
     writeFileSync(path.join(home, "lines.txt"), "l1\nl2\nl3\n");
