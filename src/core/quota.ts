@@ -39,6 +39,8 @@ export class QuotaLedger {
   private lastStored: { used: number; dirty: boolean } | null = null;
   /** An outside figure arrived (see adoptOutsideChange): count the home once no upload is writing. */
   private recountPending = false;
+  /** Moves of the counter (uploads begun, bytes reserved or given back): a count taken across one is not used. */
+  private changes = 0;
   /**
    * The account this ledger counted for changed its home, or is gone: the figure stored under its name now belongs
    * to the new home (counted by a new ledger), so this one writes nothing more there.
@@ -93,6 +95,7 @@ export class QuotaLedger {
     if (n <= 0) return true;
     if (this.limit !== null && this.usedBytes + n > this.limit) return false;
     this.usedBytes += n;
+    this.changes++;
     return true;
   }
 
@@ -103,6 +106,7 @@ export class QuotaLedger {
   /** Gives n bytes back (a delete, a shrink, a refused upload). */
   release(n: number): void {
     if (n <= 0) return;
+    this.changes++;
     this.usedBytes = Math.max(0, this.usedBytes - n);
     this.persist();
   }
@@ -133,6 +137,7 @@ export class QuotaLedger {
   /** Marks the start of an upload: the stored figure is flagged dirty until every upload has ended. */
   beginWrite(): void {
     this.writers++;
+    this.changes++;
     if (this.writers === 1) this.persist();
   }
 
@@ -143,6 +148,7 @@ export class QuotaLedger {
 
   /** Replaces the counter with a fresh count of the home (admin rescan). */
   reset(used: number): void {
+    this.changes++;
     this.usedBytes = used;
     this.persist();
   }
@@ -168,9 +174,11 @@ export class QuotaLedger {
   /** Counts the home when an outside figure asked for it and no upload is writing; true when it did. */
   private async recountIfPending(): Promise<boolean> {
     if (!this.recountPending || this.writers > 0 || !this.recount) return false;
+    const before = this.changes;
     const counted = await this.recount();
-    // An upload that began meanwhile may have been counted in part: try again when it ends.
-    if (this.writers > 0) return false;
+    // Anything that moved the counter meanwhile (an upload, even one that began and ended during the count, a delete)
+    // may or may not be in the count: drop it and count again when things are still.
+    if (this.writers > 0 || this.changes !== before) return false;
     this.usedBytes = counted;
     this.recountPending = false;
     return true;

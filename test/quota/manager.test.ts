@@ -51,3 +51,36 @@ describe("QuotaManager", () => {
     expect(next.used).toBe(100);
   });
 });
+
+describe("the recount after an admin's figure", () => {
+  it("drops a count during which an upload began and ended, and counts again once things are still", async () => {
+    const { manager, src } = await setup();
+    let firstCount: ((n: number) => void) | null = null;
+    let counts = 0;
+    const ledger = await manager.acquire({
+      ...src,
+      recount: () => {
+        counts++;
+        // The first count reads the disk before the upload below lands; the second one after it.
+        return counts === 1 ? new Promise<number>((resolve) => (firstCount = resolve)) : Promise.resolve(5500);
+      },
+    });
+    expect(ledger.used).toBe(100);
+    // `myftpd user rescan` from another process stores a figure: the ledger counts the home itself.
+    const admin = new SqliteUserStore(path.join(dirs[0]!, "users.db"));
+    stores.push(admin);
+    await admin.setUsage("alice", 5000, false);
+    const refreshed = ledger.refresh();
+    for (let i = 0; i < 100 && !firstCount; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(firstCount).not.toBeNull();
+    // An upload that begins and ends while the count runs.
+    ledger.beginWrite();
+    ledger.reserve(500);
+    ledger.endWrite();
+    firstCount!(5000);
+    await refreshed;
+    await ledger.flush();
+    expect(counts).toBe(2);
+    expect(ledger.used).toBe(5500);
+  });
+});
