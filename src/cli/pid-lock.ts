@@ -28,20 +28,37 @@ export function lockFilePath(dataDir: string): string {
   return path.join(dataDir, "myftpd.lock");
 }
 
-function readPid(file: string): number | null {
+/** Who holds the data directory: a server, or `myftpd user rescan` settling what a crash left while none runs. */
+export type LockRole = "serve" | "rescan";
+
+/** The PID file: "PID" for a server, "PID rescan" for a rescan. */
+function readHolder(file: string): { pid: number; role: LockRole } | null {
   try {
-    const text = readFileSync(file, "utf8").trim();
-    return /^\d+$/.test(text) ? Number(text) : null;
+    const m = /^(\d+)(?: (rescan))?$/.exec(readFileSync(file, "utf8").trim());
+    return m ? { pid: Number(m[1]), role: m[2] === "rescan" ? "rescan" : "serve" } : null;
   } catch {
     return null;
   }
+}
+
+function readPid(file: string): number | null {
+  return readHolder(file)?.pid ?? null;
+}
+
+export interface LockOptions {
+  role?: LockRole;
+  /** When a rescan holds the directory, wait up to this long for it (a server start; 0: do not wait). */
+  waitForRescanMs?: number;
+  /** Told once before such a wait, with the rescan's PID. */
+  onWait?: (pid: number) => void;
 }
 
 /**
  * Takes the data directory for this process, or throws DataDirBusyError. Returns the release function (also run
  * when the process exits), which lets the lock go and removes the PID file if it still names this process.
  */
-export function lockDataDir(dataDir: string): () => void {
+export function lockDataDir(dataDir: string, opts: LockOptions = {}): () => void {
+  const role = opts.role ?? "serve";
   const lockFile = lockFilePath(dataDir);
   const pidFile = pidFilePath(dataDir);
   // Made 0600 before SQLite opens it, like the user store.
@@ -58,12 +75,28 @@ export function lockDataDir(dataDir: string): () => void {
   } catch (err) {
     throw new Error(`cannot open ${lockFile}, which marks the data directory as served: ${(err as Error).message}`);
   }
+  const busy = (err: unknown) => (err as { code?: string }).code?.startsWith("SQLITE_BUSY") === true;
   try {
-    db.exec("BEGIN EXCLUSIVE");
+    try {
+      db.exec("BEGIN EXCLUSIVE");
+    } catch (err) {
+      const holder = readHolder(pidFile);
+      if (!busy(err) || holder?.role !== "rescan" || !opts.waitForRescanMs) throw err;
+      // A rescan is short, and a server started meanwhile (by a service manager, say) should not fail for it: wait
+      // for the lock, within a bound (SQLite's busy timeout retries until then).
+      opts.onWait?.(holder.pid);
+      db.pragma(`busy_timeout = ${Math.floor(opts.waitForRescanMs)}`);
+      db.exec("BEGIN EXCLUSIVE");
+      db.pragma("busy_timeout = 0");
+    }
   } catch (err) {
     db.close();
-    if ((err as { code?: string }).code?.startsWith("SQLITE_BUSY")) {
-      const pid = readPid(pidFile);
+    if (busy(err)) {
+      const holder = readHolder(pidFile);
+      const pid = holder?.pid ?? null;
+      if (holder?.role === "rescan") {
+        throw new DataDirBusyError(`myftpd user rescan (PID ${holder.pid}) holds the data directory ${dataDir}; try again when it is done`, pid);
+      }
       throw new DataDirBusyError(
         `another myftpd${pid === null ? "" : ` (PID ${pid})`} is serving the data directory ${dataDir}; one server per ` +
           "data directory (two would each keep their own quota count). Stop it first, or give this one another --data",
@@ -75,7 +108,7 @@ export function lockDataDir(dataDir: string): () => void {
   // The PID file is written whole under another name, then moved into place.
   const temp = `${pidFile}.${process.pid}`;
   try {
-    writeFileSync(temp, `${process.pid}\n`, { mode: 0o644 });
+    writeFileSync(temp, role === "rescan" ? `${process.pid} rescan\n` : `${process.pid}\n`, { mode: 0o644 });
     renameSync(temp, pidFile);
   } catch (err) {
     db.close();

@@ -13,6 +13,9 @@ import { ConfigError, type ServeSettings } from "./settings.js";
 import { isWithin } from "../core/paths.js";
 import { canonicalPath, DEFAULT_QUOTA, defaultHome, makeHome, openStore, overlappingHomes } from "./user-admin.js";
 
+/** Longest a starting server waits for a `myftpd user rescan` that holds the data directory. */
+const RESCAN_WAIT_MS = 10 * 60_000;
+
 /** Hosts that mean "every interface": a client reaches them through loopback. */
 function reachableHost(host: string): string {
   if (host === "0.0.0.0") return "127.0.0.1";
@@ -43,7 +46,10 @@ export async function serve(settings: ServeSettings): Promise<void> {
   }
   mkdirSync(settings.data, { recursive: true, mode: 0o700 });
   // Held until the process exits (lockDataDir removes the file then, however the exit comes).
-  lockDataDir(settings.data);
+  lockDataDir(settings.data, {
+    waitForRescanMs: RESCAN_WAIT_MS,
+    onWait: (pid) => process.stderr.write(`myftpd: waiting for myftpd user rescan (PID ${pid}) to finish with the data directory\n`),
+  });
   const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const store = openStore(settings.data, "create", (message) => log.warn({ event: "store-mode" }, message));

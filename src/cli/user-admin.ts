@@ -417,7 +417,7 @@ export async function userRescan(dataDir: string, name: string | undefined, all:
     // server running, its uploads' temporary files are live: they are left alone and a dirty mark is kept.
     let unlock: (() => void) | null = null;
     try {
-      unlock = lockDataDir(dataDir);
+      unlock = lockDataDir(dataDir, { role: "rescan" });
     } catch (err) {
       if (!(err instanceof DataDirBusyError)) throw err;
     }

@@ -6,6 +6,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
+import { lockDataDir } from "../../src/cli/pid-lock.js";
 import { MYFTPD_BIN, ROOT, runMyftpd as myftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { runProcess, until, withTimeout } from "../helpers/util.js";
@@ -331,6 +332,45 @@ describe("one server per data directory", () => {
       expect(readFileSync(pidFile(data), "utf8").trim()).toBe(String(winner.child.pid));
       await winner.stop("SIGTERM");
     }
+  });
+});
+
+describe("a server started while `myftpd user rescan` holds the data directory", () => {
+  it("waits for the rescan, saying so, and then starts", async () => {
+    const data = newDir();
+    expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], "secret\n")).code).toBe(0);
+    // What a rescan with no server running holds while it settles the homes.
+    const unlock = lockDataDir(data, { role: "rescan" });
+    let unlocked = false;
+    const child = spawn(process.execPath, [MYFTPD_BIN, "serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let err = "";
+    child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      await until(() => err.includes(`waiting for myftpd user rescan (PID ${process.pid})`), 10_000, `waiting message:\n${err}`);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(err).not.toMatch(/listening/);
+      expect(child.exitCode).toBeNull();
+      unlock();
+      unlocked = true;
+      await until(() => /myftpd listening on ftp:\/\//.test(err), 15_000, `listening after the rescan:\n${err}`);
+    } finally {
+      if (!unlocked) unlock();
+      child.kill("SIGTERM");
+      await exited;
+    }
+  });
+
+  it("a rescan with a server running leaves the server's lock and PID file alone", async () => {
+    const data = newDir();
+    expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], "secret\n")).code).toBe(0);
+    const p = await startServerProcess(["--log-level", "silent"], data);
+    procs.push(p);
+    const r = await myftpd(["user", "rescan", "alice", "--data", data]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(path.join(data, "myftpd.pid"), "utf8").trim()).toBe(String(p.child.pid));
   });
 });
 
