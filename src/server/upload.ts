@@ -44,8 +44,6 @@ interface Target {
   start: number;
   diskPath: string;
   tempPath: string | null;
-  /** The temporary file started as a copy of the old one (a REST inside it). */
-  copied?: boolean;
   /** The open descriptor, for a transfer process. */
   fd?: number;
   /** An overwrite written in place (the directory does not allow a replacement): the old bytes go as new ones come. */
@@ -63,13 +61,12 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
     if (existing?.type === "dir") throw new MyftpError("is-dir", "Is a directory");
     // Replacing bytes the file already has (a fresh STOR over it, or a REST inside it) goes through a temporary
     // file, so a refused upload can leave the old content as it was.
-    const copy = req.offset > 0;
     if (existing && existing.size > req.offset && !(await storage.mayReplace(req.vpath))) {
       const w = await storage.openWrite(req.vpath);
       return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start: req.offset, diskPath: w.diskPath, tempPath: null, fd: w.fd, inPlace: true };
     }
     if (existing && existing.size > req.offset) {
-      const t = await storage.openTemp(req.vpath, copy);
+      const t = await storage.openTemp(req.vpath, req.offset);
       return {
         handle: t.handle,
         sizeBefore: t.sizeBefore,
@@ -77,7 +74,6 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
         start: req.offset,
         diskPath: t.diskPath,
         tempPath: t.tempPath,
-        copied: copy,
         fd: t.fd,
       };
     }
@@ -161,10 +157,10 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
       const end = t.start + written;
       await closeHandle();
       if (t.tempPath) {
-        // Success, or a partial upload kept for resume: either way the temporary file replaces the old one. A copy
-        // keeps the old bytes past what was written, unless the upload completed (REST+STOR ends the file there).
-        const finalSize = ok || !t.copied ? end : Math.max(t.sizeBefore, end);
-        if (ok && t.copied && end < t.sizeBefore) await storage.truncateOpened(t.tempPath, end);
+        // Success, or a partial upload kept for resume: either way the temporary file replaces the old one. It holds
+        // the old bytes before the offset (a REST inside the file) and what arrived, so the file ends where the data
+        // did, as REST+STOR ends it when complete and as a resume expects when not.
+        const finalSize = end;
         await storage.commitTemp(t.tempPath, req.vpath);
         ledger.release(accounted - finalSize);
         accounted = finalSize;
@@ -185,6 +181,7 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         path: req.vpath,
         opening: `Opening ${s.type === "A" ? "ASCII" : "BINARY"} mode data connection for ${req.vpath}`,
         run: async (sock, progress) => {
+          let cut = false;
           const beforeWrite = (end: number) => {
             if (req.range && end > req.range.end + 1) {
               throw new MyftpError("bad-argument", "More data than the RANG range holds");
@@ -193,9 +190,19 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
               ledger.reserve(end - accounted);
               accounted = end;
             }
+            // In place, the old bytes past the offset go once the first new byte is taken (not before: an upload
+            // that receives nothing leaves the file as it was), so what stands in the file at any moment, a crash
+            // included, is the old prefix and what arrived, which a resume continues. The ledger keeps the old size
+            // counted until the end.
+            if (t.inPlace && !cut) {
+              cut = true;
+              if (t.sizeBefore > t.start) t.handle.truncateNow(t.start);
+            }
           };
-          // Binary uploads go to a transfer process, which asks before it writes past what was reserved.
-          const lease = t.fd !== undefined && s.type === "I" ? await s.server.transfers.acquire(sock, t.fd, true, progress.signal) : null;
+          // Binary uploads go to a transfer process, which asks before it writes past what was reserved (but writes
+          // below that without asking: an in-place overwrite, whose first byte must first cut the file, stays here).
+          const lease =
+            t.fd !== undefined && s.type === "I" && !t.inPlace ? await s.server.transfers.acquire(sock, t.fd, true, progress.signal) : null;
           // With RANG nothing past the range is granted, even below the old size (where no quota is needed).
           const granted = () => (req.range ? Math.min(accounted, req.range.end + 1) : accounted);
           const written = lease

@@ -18,6 +18,8 @@ export interface FileReader {
 
 export interface FileWriter {
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
+  /** Cuts the file at `size` before the call returns. */
+  truncateNow(size: number): void;
   close(): Promise<void>;
 }
 
@@ -64,10 +66,10 @@ export interface StorageBackend {
   openWrite(vpath: string): Promise<WriteOpen>;
   /**
    * Opens a temporary file beside `vpath` for an upload that replaces its content, to be committed with commitTemp,
-   * so a refused upload leaves the old file untouched. With copy, the temporary file starts as a copy of the old one
-   * (an upload that rewrites bytes inside it); otherwise it starts empty.
+   * so a refused upload leaves the old file untouched. With `keep`, the temporary file starts with the old file's
+   * first `keep` bytes (a REST inside it: the upload continues from there); otherwise it starts empty.
    */
-  openTemp(vpath: string, copy?: boolean): Promise<WriteOpen & { tempPath: string }>;
+  openTemp(vpath: string, keep?: number): Promise<WriteOpen & { tempPath: string }>;
   /**
    * Whether the directory of `vpath` lets this server put a new file in place of the entry by a rename (write and
    * search permission on it, and the sticky rule); what openTemp and commitTemp need.

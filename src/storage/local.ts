@@ -154,6 +154,12 @@ export class OpenFile implements FileReader, FileWriter {
     return n;
   }
 
+  /** Cuts the file at `size` at once (an in-place overwrite as its first byte comes). */
+  truncateNow(size: number): void {
+    if (this.closed) throw Object.assign(new Error("file is closed"), { code: "EBADF" });
+    fs.ftruncateSync(this.fd, size);
+  }
+
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
     return this.track((done) => fs.writev(this.fd, buffers, position, (err, n) => done(err, { bytesWritten: n })));
   }
@@ -440,7 +446,8 @@ export class LocalStorage implements StorageBackend {
     return { handle: file, sizeBefore: 0, existed: false, diskPath: target, fd: file.fd };
   }
 
-  async openTemp(vpath: string, copy = false): Promise<WriteOpen & { tempPath: string }> {
+  async openTemp(vpath: string, keep = 0): Promise<WriteOpen & { tempPath: string }> {
+    const copy = keep > 0;
     const target = this.resolveForWrite(vpath);
     let st: fs.Stats | null = null;
     try {
@@ -465,6 +472,9 @@ export class LocalStorage implements StorageBackend {
       const copying = tempNameBeside(target);
       await fsp.copyFile(target, copying, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
       try {
+        // Only the part before the offset: the upload replaces the rest, so what stands in the file at any moment
+        // (a crash, a failure) is the old prefix and what arrived, which a resume continues.
+        await fsp.truncate(copying, keep);
         fs.renameSync(copying, tempPath);
       } catch (err) {
         await fsp.unlink(copying).catch(() => undefined);

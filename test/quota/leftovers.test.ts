@@ -84,6 +84,29 @@ describe("REST+STOR inside an existing file", () => {
     expect(diskBytes(s.homeOf("alice"))).toBe(1_000_000);
   });
 
+  it("broken off, it keeps the prefix and what arrived, and ends the file there (a resume continues it)", async () => {
+    const s = await start();
+    const c = await login(s);
+    expect((await c.store("STOR mid.bin", a)).final.code).toBe(226);
+    const d = await c.epsv();
+    await c.expect("REST 50000", 350);
+    expect((await c.cmd("STOR mid.bin")).code).toBe(150);
+    d.write(Buffer.alloc(10_000, "b"));
+    const home = s.homeOf("alice");
+    await until(
+      () => readdirSync(home).some((n) => n.startsWith(TEMP_PREFIX) && statSync(path.join(home, n)).size === 60_000),
+      5000,
+      "10,000 bytes after the offset",
+    );
+    c.send("ABOR");
+    expect((await c.read()).code).toBe(426);
+    expect((await c.read()).code).toBe(226);
+    d.destroy();
+    const got = readFileSync(path.join(home, "mid.bin"));
+    expect(got.equals(Buffer.concat([a.subarray(0, 50_000), Buffer.alloc(10_000, "b")]))).toBe(true);
+    expect((await c.expect("SITE QUOTA", 200)).text).toContain("used 60000 of");
+  });
+
   it("completed, it keeps the prefix, writes from the offset and ends the file there", async () => {
     const s = await start();
     const c = await login(s);
@@ -154,7 +177,7 @@ describe("temporary upload files left by a crash", () => {
       if (rest) await c.expect(`REST ${rest}`, 350);
       expect((await c.cmd("STOR doc.bin")).code).toBe(150);
       d.write(neu.subarray(rest, rest + 20_000));
-      const temp = () => tempNames(home).find((n) => statSync(path.join(home, n)).size >= (rest ? old.length : 20_000));
+      const temp = () => tempNames(home).find((n) => statSync(path.join(home, n)).size >= rest + 20_000);
       await until(() => temp() !== undefined, 5000, "the bytes in the temporary file");
       // It names its target, so that the recount after a crash can put it in place.
       expect(temp()).toMatch(/^\.myftp-upload-[0-9a-f]{12}\.doc\.bin$/);
@@ -173,21 +196,21 @@ describe("temporary upload files left by a crash", () => {
       const s2 = await start(snapshot);
       await s2.users.setUsage("alice", row.usedBytes, row.usageDirty);
       const c2 = await login(s2);
-      // What arrived replaced the old content (a copy keeps the old bytes past it), and the figure is the disk's.
-      const kept = rest ? Buffer.concat([old.subarray(0, rest), neu.subarray(rest, rest + 20_000), old.subarray(rest + 20_000)]) : neu.subarray(0, 20_000);
+      // What arrived replaced the old content past the offset (the old bytes before it stay), and the figure is
+      // the disk's.
+      const kept = Buffer.concat([old.subarray(0, rest), neu.subarray(rest, rest + 20_000)]);
       expect(readFileSync(path.join(snapshot, "doc.bin")).equals(kept)).toBe(true);
       expect(tempNames(snapshot)).toEqual([]);
       expect((await c2.expect("SITE QUOTA", 200)).text).toContain(`used ${kept.length} of`);
       // A client resuming at the server's SIZE, as curl -C - does, ends with the new file.
       const size = Number((await c2.expect("SIZE doc.bin", 213)).text);
-      expect(size).toBe(rest ? old.length : 20_000);
-      if (!rest) {
-        await c2.expect(`REST ${size}`, 350);
-        expect((await c2.store("STOR doc.bin", neu.subarray(size))).final.code).toBe(226);
-        expect(readFileSync(path.join(snapshot, "doc.bin")).equals(neu)).toBe(true);
-        expect((await c2.expect("SITE QUOTA", 200)).text).toContain(`used ${neu.length} of`);
-      }
-      expect(diskBytes(snapshot)).toBe(rest ? old.length : neu.length);
+      expect(size).toBe(rest + 20_000);
+      await c2.expect(`REST ${size}`, 350);
+      expect((await c2.store("STOR doc.bin", neu.subarray(size))).final.code).toBe(226);
+      const whole = Buffer.concat([old.subarray(0, rest), neu.subarray(rest)]);
+      expect(readFileSync(path.join(snapshot, "doc.bin")).equals(whole)).toBe(true);
+      expect((await c2.expect("SITE QUOTA", 200)).text).toContain(`used ${whole.length} of`);
+      expect(diskBytes(snapshot)).toBe(whole.length);
       await withTimeout(c2.quit(), 5000, "quit");
       rmSync(snapshot, { recursive: true, force: true });
     });
