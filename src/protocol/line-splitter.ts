@@ -134,6 +134,8 @@ export class LineSplitter {
     if (!this.awaitingAfterCr) return null;
     this.pendingCr = false;
     this.pendingCrNul = false;
+    // An LF (or NUL) that still comes, late, belongs to this line's end, not to an empty line of its own.
+    this.skipAfterCr = true;
     return this.finish();
   }
 

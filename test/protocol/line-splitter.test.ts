@@ -58,6 +58,8 @@ describe("LineSplitter", () => {
       expect(texts([sp.endPending()!])).toEqual(["USER alice"]);
       expect(sp.awaitingAfterCr).toBe(false);
       expect(sp.endPending()).toBeNull();
+      // A late LF after the line was ended there makes no empty line.
+      expect(texts(sp.push(b("\nNOOP\r\n")))).toEqual(["NOOP"]);
       expect(texts(sp.push(b(`PASS x${end}`)))).toEqual([]);
       expect(texts(sp.push(b("y\r\n")))).toEqual(["PASS x\ry"]);
     }

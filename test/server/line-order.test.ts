@@ -74,6 +74,9 @@ describe("lines ended by CR NUL or a CR alone (Telnet-style clients)", () => {
     expect((await c.read()).code).toBe(230);
     c.sendRaw("PWD\r");
     expect((await c.read()).code).toBe(257);
+    // An LF that comes after the line was ended at its CR is that line's end, not an empty command.
+    c.sendRaw("\n");
+    expect((await c.cmd("NOOP")).code).toBe(200);
   });
 });
 

@@ -58,11 +58,11 @@ export function opts(s: Session, arg: string): void {
 
 export function help(s: Session, arg: string): void {
   const verb = arg.trim().toUpperCase();
-  // A command whose feature this server does not offer now (AUTH, PBSZ and PROT without a certificate) answers
-  // 502, so HELP leaves it out as FEAT does.
+  // The TLS commands mean nothing without a certificate (AUTH answers 502 then), so HELP leaves them out, as FEAT
+  // leaves out AUTH, PBSZ and PROT.
   const offered = (v: string) => {
     const spec = COMMANDS[v];
-    return spec !== undefined && (typeof spec.feat !== "function" || spec.feat(s) !== null);
+    return spec !== undefined && (!spec.needsTls || s.server.tls !== null);
   };
   if (verb.length > 0) {
     if (!offered(verb)) {

@@ -24,6 +24,8 @@ export interface CommandSpec {
   special?: boolean;
   /** Opens a data connection: refused with 425 when none was set up. */
   transfer?: boolean;
+  /** Only offered with a TLS certificate (HELP leaves it out otherwise). */
+  needsTls?: boolean;
   /** The FEAT line(s) this verb adds, if any; a function when it depends on the session. */
   feat?: string | ((s: Session) => string | null);
   help: string;
@@ -82,10 +84,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
   SITE: { handler: info.site, arg: "required", help: "SITE <sp> HELP | QUOTA" },
   AVBL: { handler: info.avbl, feat: "AVBL", help: "AVBL [<sp> path] (bytes available)" },
   // RFC 4217 (FTPS); FEAT lists them only when the server has a certificate
-  AUTH: { handler: security.auth, auth: false, arg: "required", feat: security.tlsFeat("AUTH TLS"), help: "AUTH <sp> TLS" },
-  PBSZ: { handler: security.pbsz, auth: false, arg: "required", feat: security.tlsFeat("PBSZ"), help: "PBSZ <sp> 0" },
-  PROT: { handler: security.prot, auth: false, arg: "required", feat: security.tlsFeat("PROT"), help: "PROT <sp> C | P" },
-  CCC: { handler: security.ccc, auth: false, arg: "none", help: "CCC (refused: the control connection stays protected)" },
+  AUTH: { handler: security.auth, needsTls: true, auth: false, arg: "required", feat: security.tlsFeat("AUTH TLS"), help: "AUTH <sp> TLS" },
+  PBSZ: { handler: security.pbsz, needsTls: true, auth: false, arg: "required", feat: security.tlsFeat("PBSZ"), help: "PBSZ <sp> 0" },
+  PROT: { handler: security.prot, needsTls: true, auth: false, arg: "required", feat: security.tlsFeat("PROT"), help: "PROT <sp> C | P" },
+  CCC: { handler: security.ccc, needsTls: true, auth: false, arg: "none", help: "CCC (refused: the control connection stays protected)" },
   // draft-bryan-ftpext-hash
   HASH: { handler: hash.hash, arg: "required", feat: hash.hashFeat, help: "HASH <sp> path" },
   RANG: { handler: hash.rang, arg: "required", feat: "RANG STREAM", help: "RANG <sp> start <sp> end" },
