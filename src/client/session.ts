@@ -514,7 +514,8 @@ export class FtpSession {
 
   /**
    * MLSD where FEAT offers MLST, LIST otherwise. Only a reply saying the command is unknown (500, 502, 504) makes MLSD
-   * give way to LIST for the rest of the session; any other refusal (550 for a missing directory) is the answer.
+   * give way to LIST for the rest of the session; a 501 for a named path (a file) makes LIST list it this once; any
+   * other refusal (550 for a missing directory) is the answer.
    * LIST answers a missing directory with an empty listing on some servers, so an empty LIST of a named path counts
    * only once CWD shows the directory is there.
    */
@@ -528,8 +529,11 @@ export class FtpSession {
       try {
         return await this.transfer(() => request(withPath("MLSD")));
       } catch (err) {
-        if (!(err instanceof FTPError) || !isUnknownCommand(err.code)) throw err;
-        this.mlsdWorks = false;
+        if (!(err instanceof FTPError)) throw err;
+        if (isUnknownCommand(err.code)) this.mlsdWorks = false;
+        // MLSD lists directories only (RFC 3659 §7.1 has 501 for anything else), where LIST of a file lists that
+        // file: a named path MLSD refuses so goes to LIST, this once.
+        else if (err.code !== 501 || validPath === "") throw err;
       }
     }
     let files: FileInfo[] | undefined;

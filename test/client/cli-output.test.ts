@@ -37,6 +37,16 @@ describe("myftp's command line against myftpd", () => {
   const url = (p = "") => s.url(USER.name, USER.password, `/${p}`);
   const implicitUrl = (p = "") => `ftps://${USER.name}:${encodeURIComponent(USER.password)}@127.0.0.1:${implicitPort}/${p}`;
 
+  it("lists a file given to ls (MLSD lists directories only; LIST lists the file)", async () => {
+    const ls = await runMyftp(["ls", url("here.txt")]);
+    expect(ls.stderr).toBe("");
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^- +5 .* here\.txt$/m);
+    const sh = await runMyftp([url()], { stdin: "ls here.txt\nls\n" });
+    expect(sh.code).toBe(0);
+    expect(sh.stdout.match(/here\.txt$/gm)).toHaveLength(2);
+  });
+
   it("names a download into a directory given with a trailing slash without a double slash", async () => {
     const dir = join(work.path, "into");
     await mkdir(join(dir, "here.txt"), { recursive: true });
