@@ -129,10 +129,10 @@ export function deferredTlsTransfer(): (ftp: FTPContext) => Promise<{ code: numb
 }
 
 /** Start TLS on a data connection opened in clear by deferredTlsTransfer, reusing the control connection's session. */
-function upgradeDataSocket(ftp: FTPContext, handlersOf: WeakMap<Socket, () => void>): void {
+function upgradeDataSocket(ftp: FTPContext, handlersOf: WeakMap<Socket, () => void>): TLSSocket | undefined {
   const internals = ftp as unknown as DataInternals;
   const raw = internals._dataSocket;
-  if (raw === undefined || !pendingTls.has(raw)) return;
+  if (raw === undefined || !pendingTls.has(raw)) return undefined;
   pendingTls.delete(raw);
   handlersOf.get(raw)?.();
   // Hand the socket over without the setter closing it.
@@ -146,6 +146,7 @@ function upgradeDataSocket(ftp: FTPContext, handlersOf: WeakMap<Socket, () => vo
     internals.tlsSessionStore = session;
   });
   ftp.dataSocket = secure;
+  return secure;
 }
 
 /** The final reply that follows a failed data connection, where the server sends one. */
@@ -182,7 +183,19 @@ function preferControlReplies(ftp: FTPContext): ReplyWatch {
   ctx._passToHandler = (response) => {
     const code = (response as { code?: unknown }).code;
     // RFC 4217: the TLS handshake on a data connection follows the server's 150/125 to the transfer command.
-    if ((code === 150 || code === 125) && ctx._task !== undefined) upgradeDataSocket(ftp, handlersOf);
+    if ((code === 150 || code === 125) && ctx._task !== undefined) {
+      const secure = upgradeDataSocket(ftp, handlersOf);
+      if (secure) {
+        // The transfer starts once the handshake is done: an upload with nothing to send would otherwise end the
+        // connection in the middle of it, and the server would see the end before the client's Finished. (A failed
+        // handshake ends the transfer through the data socket's error handler.)
+        const task = ctx._task;
+        secure.once("secureConnect", () => {
+          if (ctx._task === task) passToHandler(response);
+        });
+        return;
+      }
+    }
     if (typeof code === "number" && code >= 200 && code < 600) {
       finals++;
       if (ctx._task !== undefined) answered = ctx._task;

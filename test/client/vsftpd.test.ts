@@ -57,6 +57,20 @@ describe("myftp against vsftpd", () => {
     expect(await sha256File(join(work.path, "shell.bin"))).toBe(await sha256File(join(tls.home, "secret.bin")));
   });
 
+  it("puts and gets an empty file over explicit TLS (the upload waits for the data handshake before it ends)", async () => {
+    const empty = join(work.path, "empty.bin");
+    await writeFile(empty, "");
+    const up = await runMyftp(["put", "--tls", "--ca", cert, empty, tls.url("empty.bin")]);
+    expect(up.stderr).toBe("");
+    expect(up.code).toBe(0);
+    expect((await readFile(join(tls.home, "empty.bin"))).length).toBe(0);
+    const back = join(work.path, "empty-back.bin");
+    const down = await runMyftp(["get", "--tls", "--ca", cert, tls.url("empty.bin"), back]);
+    expect(down.stderr).toBe("");
+    expect(down.code).toBe(0);
+    expect((await readFile(back)).length).toBe(0);
+  });
+
   it("refuses a certificate it cannot check, and says a server wants TLS, in one line each", async () => {
     const r = await runMyftp(["ls", "--tls", tls.url()]);
     expect(r.code).toBe(3);
