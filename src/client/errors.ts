@@ -157,6 +157,15 @@ export function toClientError(err: unknown, ctx: ErrorContext = {}): ClientError
       EBUSY: "busy",
     };
     if (code !== undefined && code in LOCAL) return new ClientError("local", `${prefix}${LOCAL[code]}: ${errno.path ?? err.message}`, { cause: err });
+    // The protocol library's word for a server that refused both EPSV and PASV (passive mode off).
+    const passive = /None of the available transfer strategies work\. Last error response was '(?:FTPError: )?(\d{3}) ([^']*)'/.exec(err.message);
+    if (passive) {
+      const ftpCode = Number(passive[1]);
+      return new ClientError("remote", `${prefix}the server refused a passive data connection: ${replyText(passive[2]!)} (${ftpCode}); myftp has no active mode`, {
+        cause: err,
+        ftpCode,
+      });
+    }
     if (/timeout/i.test(err.message)) return new ClientError("connect", `${prefix}the server stopped answering (${err.message})`, { cause: err });
     if (/closed|FIN packet/i.test(err.message)) return new ClientError("connect", `${prefix}the connection was lost (${err.message})`, { cause: err });
     return new ClientError("failed", `${prefix}${err.message}`, { cause: err });

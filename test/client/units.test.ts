@@ -442,5 +442,10 @@ describe("errors in plain words", () => {
     const enoent = Object.assign(new Error("ENOENT"), { code: "ENOENT", path: "/x" });
     expect(toClientError(enoent).message).toBe("no such local file or directory: /x");
     expect(toClientError(enoent).exitCode).toBe(8);
+    // A server with passive mode off refuses EPSV and PASV: said so, exit 5, not the protocol library's words.
+    const noPassive = new Error("None of the available transfer strategies work. Last error response was 'FTPError: 550 Permission denied.'.");
+    const e = toClientError(noPassive, { action: "ls ." });
+    expect(e.message).toBe("ls .: the server refused a passive data connection: Permission denied. (550); myftp has no active mode");
+    expect(e.exitCode).toBe(5);
   });
 });
