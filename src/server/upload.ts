@@ -48,6 +48,8 @@ interface Target {
   fd?: number;
   /** An overwrite written in place (the directory does not allow a replacement): the old bytes go as new ones come. */
   inPlace?: boolean;
+  /** In place: the file was cut at the offset (as the first byte came); the old bytes past it are gone. */
+  cut?: boolean;
 }
 
 /** A transfer process asks for room this far ahead of what it is about to write, when there is plenty of room. */
@@ -132,6 +134,17 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
     await t.handle.close().catch(() => undefined);
   };
   const refuse = async () => {
+    if (t.inPlace && t.cut) {
+      // The old bytes past the offset went with the cut and nothing brings them back: the file keeps what it holds
+      // (the old prefix and what arrived, which a resume continues; never the old size filled with zeros), and the
+      // ledger counts that.
+      const size = handleClosed ? (await storage.stat(req.vpath)).size : t.handle.sizeNow();
+      await closeHandle();
+      ledger.release(accounted - size);
+      accounted = size;
+      restored = true;
+      return;
+    }
     await closeHandle();
     await restore(storage, t);
     ledger.release(accounted - t.sizeBefore);
@@ -181,7 +194,6 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         path: req.vpath,
         opening: `Opening ${s.type === "A" ? "ASCII" : "BINARY"} mode data connection for ${req.vpath}`,
         run: async (sock, progress) => {
-          let cut = false;
           const beforeWrite = (end: number) => {
             if (req.range && end > req.range.end + 1) {
               throw new MyftpError("bad-argument", "More data than the RANG range holds");
@@ -194,9 +206,9 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
             // that receives nothing leaves the file as it was), so what stands in the file at any moment, a crash
             // included, is the old prefix and what arrived, which a resume continues. The ledger keeps the old size
             // counted until the end.
-            if (t.inPlace && !cut) {
-              cut = true;
+            if (t.inPlace && !t.cut) {
               if (t.sizeBefore > t.start) t.handle.truncateNow(t.start);
+              t.cut = true;
             }
           };
           // Binary uploads go to a transfer process, which asks before it writes past what was reserved (but writes

@@ -20,6 +20,8 @@ export interface FileWriter {
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
   /** Cuts the file at `size` before the call returns. */
   truncateNow(size: number): void;
+  /** The file's size now. */
+  sizeNow(): number;
   close(): Promise<void>;
 }
 

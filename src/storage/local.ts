@@ -160,6 +160,11 @@ export class OpenFile implements FileReader, FileWriter {
     fs.ftruncateSync(this.fd, size);
   }
 
+  sizeNow(): number {
+    if (this.closed) throw Object.assign(new Error("file is closed"), { code: "EBADF" });
+    return fs.fstatSync(this.fd).size;
+  }
+
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
     return this.track((done) => fs.writev(this.fd, buffers, position, (err, n) => done(err, { bytesWritten: n })));
   }
