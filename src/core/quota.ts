@@ -134,6 +134,14 @@ export class QuotaLedger {
     return false;
   }
 
+  /**
+   * A change to the tree that moves no bytes in or out of the home (a rename, a new or removed directory): a count of
+   * the home taken across it may have seen a file twice or not at all, so it is not used.
+   */
+  noteChange(): void {
+    this.changes++;
+  }
+
   /** Marks the start of an upload: the stored figure is flagged dirty until every upload has ended. */
   beginWrite(): void {
     this.writers++;
@@ -192,7 +200,9 @@ export class QuotaLedger {
   private async writeStore(): Promise<void> {
     if (this.retired) return;
     const used = this.usedBytes;
-    const dirty = this.writers > 0;
+    // While a recount is due, the figure written is the old one, not yet corrected: marked dirty, so that a crash
+    // before the count lands makes the next start count the home instead of trusting it.
+    const dirty = this.writers > 0 || this.recountPending;
     try {
       await this.store.setUsage(this.name, used, dirty);
     } catch (err) {

@@ -4,7 +4,8 @@
 // crash before the upload ends still makes the next login count the home.
 import { mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { QuotaLedger } from "../../src/core/quota.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { runMyftpd as myftpd, startServer, startServerProcess, tempDir, type RunningProcess, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
@@ -153,6 +154,20 @@ describe("one live usage counter per home", () => {
     clients.push(c);
     return c;
   };
+
+  it("a rename tells the user's counter that the tree moved, so a count of the home across it is not used", async () => {
+    rs = await startServer([{ name: "alice", password: "secret", quota: 10_000_000 }], { accountSyncMs: 3_600_000 });
+    const c = await sessionOf("alice");
+    expect((await c.store("STOR a.bin", "abc")).final.code).toBe(226);
+    const noted = vi.spyOn(QuotaLedger.prototype, "noteChange");
+    try {
+      await c.expect("RNFR a.bin", 350);
+      await c.expect("RNTO b.bin", 250);
+      expect(noted).toHaveBeenCalledTimes(1);
+    } finally {
+      noted.mockRestore();
+    }
+  });
 
   it("a login to the new home before the server's look at the store keeps the one counter of that home", async () => {
     rs = await startServer([{ name: "alice", password: "secret", quota: 10_000_000 }], { accountSyncMs: 3_600_000 });

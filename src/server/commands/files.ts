@@ -136,10 +136,16 @@ export async function rnto(s: Session, arg: string): Promise<void> {
   notBeingWritten(s, to, toKey);
   // The rename checks again after anything it awaits (a long walk below a directory), before it moves anything: an
   // upload that started below `from` meanwhile would lose its file. (`to` is claimed for the rename's whole run.)
-  const replaced = await whileClaimed(s, to, toKey, async () =>
-    freeing(s, await mayFree(s, to), () => s.storage.rename(from, to, fromFree)),
-  );
-  s.log.info({ event: "rename", user: user.name, from, to }, "renamed");
+  let replaced: number;
+  try {
+    replaced = await whileClaimed(s, to, toKey, async () =>
+      freeing(s, await mayFree(s, to), () => s.storage.rename(from, to, fromFree)),
+    );
+  } finally {
+    // A count of the home running meanwhile may have seen the moved entry twice, or not at all.
+    user.ledger.noteChange();
+  }
+  s.log.info({ event: "rename", user: user.name, from, to, bytes: replaced }, "renamed");
   s.reply(250, "Rename successful");
 }
 
