@@ -83,10 +83,19 @@ export function lockDataDir(dataDir: string, opts: LockOptions = {}): () => void
       const holder = readHolder(pidFile);
       if (!busy(err) || holder?.role !== "rescan" || !opts.waitForRescanMs) throw err;
       // A rescan is short, and a server started meanwhile (by a service manager, say) should not fail for it: wait
-      // for the lock, within a bound (SQLite's busy timeout retries until then).
+      // for the lock, within a bound, a second at a time (SQLite's busy timeout retries within each), for as long as
+      // a rescan holds it: a server that took it first is refused at once.
       opts.onWait?.(holder.pid);
-      db.pragma(`busy_timeout = ${Math.floor(opts.waitForRescanMs)}`);
-      db.exec("BEGIN EXCLUSIVE");
+      const deadline = Date.now() + opts.waitForRescanMs;
+      db.pragma("busy_timeout = 1000");
+      for (;;) {
+        try {
+          db.exec("BEGIN EXCLUSIVE");
+          break;
+        } catch (e) {
+          if (!busy(e) || Date.now() >= deadline || readHolder(pidFile)?.role !== "rescan") throw e;
+        }
+      }
       db.pragma("busy_timeout = 0");
     }
   } catch (err) {

@@ -69,6 +69,55 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/** Bytes copied per read and write when a file's prefix is copied (copyPrefix). */
+const COPY_CHUNK = 1 << 20;
+
+/**
+ * Makes `dst` (a new name) hold the first `keep` bytes of `src`, on the thread pool: a clone cut to size where the
+ * file system shares blocks (no data moves), else those bytes alone, read and written a chunk at a time (a REST near
+ * the start of a large file copies little).
+ */
+async function copyPrefix(src: string, dst: string, keep: number, mode: number): Promise<void> {
+  try {
+    await fsp.copyFile(src, dst, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+    try {
+      await fsp.truncate(dst, keep);
+    } catch (err) {
+      await fsp.unlink(dst).catch(() => undefined);
+      throw err;
+    }
+    return;
+  } catch (err) {
+    // No cloning here (or between these two files): copy the bytes. Anything else is a real failure.
+    if (!["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOSYS"].includes(errno(err) ?? "")) throw err;
+  }
+  const from = await fsp.open(src, O_RDONLY | O_NOFOLLOW);
+  try {
+    const to = await fsp.open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    try {
+      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(COPY_CHUNK, keep)));
+      for (let pos = 0; pos < keep; ) {
+        const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, keep - pos), pos);
+        if (bytesRead === 0) throw new MyftpError("io", "the file shrank while its start was copied");
+        // A short write on a regular file means the disk is full; the next write says so (or writes nothing).
+        for (let done = 0; done < bytesRead; ) {
+          const { bytesWritten } = await to.write(buf, done, bytesRead - done, pos + done);
+          if (bytesWritten === 0) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+          done += bytesWritten;
+        }
+        pos += bytesRead;
+      }
+    } catch (err) {
+      await to.close().catch(() => undefined);
+      await fsp.unlink(dst).catch(() => undefined);
+      throw err;
+    }
+    await to.close();
+  } finally {
+    await from.close();
+  }
+}
+
 /** A fresh temporary name in the directory of `p` (hidden from clients, never counted, removed after a crash). */
 function tempNameBeside(p: string): string {
   return path.join(path.dirname(p), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
@@ -475,11 +524,10 @@ export class LocalStorage implements StorageBackend {
       // made under a plain temporary name and takes the one that names the target only once whole: a copy cut short
       // by a crash is removed at the next login, never put in place of the file it holds a part of.
       const copying = tempNameBeside(target);
-      await fsp.copyFile(target, copying, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      // Only the part before the offset: the upload replaces the rest, so what stands in the file at any moment (a
+      // crash, a failure) is the old prefix and what arrived, which a resume continues.
+      await copyPrefix(target, copying, keep, mode);
       try {
-        // Only the part before the offset: the upload replaces the rest, so what stands in the file at any moment
-        // (a crash, a failure) is the old prefix and what arrived, which a resume continues.
-        await fsp.truncate(copying, keep);
         fs.renameSync(copying, tempPath);
       } catch (err) {
         await fsp.unlink(copying).catch(() => undefined);
@@ -642,8 +690,8 @@ async function longestPathBelow(dir: string): Promise<number> {
 /**
  * What a crash left in directory `d` (`entries`, as read from it) under temporary names, put right as the server would
  * have had it lived: an upload's temporary file that names its target and received something takes the target's place
- * (what arrived is kept, as after a broken connection, so a client can resume; one that started as a copy of the old
- * file holds the old bytes past what arrived), the newest one where there are several; every other temporary name
+ * (what arrived is kept, as after a broken connection, so a client can resume; one for a REST inside the file starts
+ * with the old bytes before the offset), the newest one where there are several; every other temporary name
  * (the old content of a file being deleted or replaced, an upload's file that received nothing or whose name could not
  * hold its target's) is removed. Only safe while no upload of the home runs.
  */

@@ -363,6 +363,35 @@ describe("a server started while `myftpd user rescan` holds the data directory",
     }
   });
 
+  it("of two servers waiting for a rescan, one starts when it is done and the other is refused at once", async () => {
+    const data = newDir();
+    expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], "secret\n")).code).toBe(0);
+    const unlock = lockDataDir(data, { role: "rescan" });
+    let unlocked = false;
+    const servers = [0, 1].map(() => {
+      const child = spawn(process.execPath, [MYFTPD_BIN, "serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const s = { child, err: "", code: undefined as number | null | undefined };
+      child.stderr!.on("data", (b: Buffer) => (s.err += b.toString()));
+      child.once("exit", (code) => (s.code = code));
+      return s;
+    });
+    try {
+      await until(() => servers.every((s) => s.err.includes("waiting for myftpd user rescan")), 10_000, "both waiting");
+      unlock();
+      unlocked = true;
+      await until(() => servers.some((s) => /myftpd listening/.test(s.err)) && servers.some((s) => s.code !== undefined), 10_000, "one serves, one refused");
+      const refused = servers.find((s) => s.code !== undefined)!;
+      expect(refused.code).toBe(1);
+      expect(refused.err).toMatch(/another myftpd \(PID \d+\) is serving the data directory/);
+    } finally {
+      if (!unlocked) unlock();
+      for (const s of servers) if (s.code === undefined) s.child.kill("SIGTERM");
+      await until(() => servers.every((s) => s.code !== undefined), 10_000, "servers stopped");
+    }
+  });
+
   it("a rescan with a server running leaves the server's lock and PID file alone", async () => {
     const data = newDir();
     expect((await myftpd(["user", "add", "alice", "--password-stdin", "--data", data], "secret\n")).code).toBe(0);
