@@ -85,18 +85,24 @@ describe("the recount after an admin's figure", () => {
   });
 });
 
+/** A user store of one row, in memory, for a ledger on its own. */
+function memoryStore(used: number): { row: { usedBytes: number | null; usageDirty: boolean }; store: UsageStore } {
+  const row = { usedBytes: used as number | null, usageDirty: false };
+  const store: UsageStore = {
+    async setUsage(_n, usedBytes, dirty) {
+      row.usedBytes = usedBytes;
+      row.usageDirty = dirty;
+    },
+    async get() {
+      return { ...row };
+    },
+  };
+  return { row, store };
+}
+
 describe("a recount that things keep moving under", () => {
   it("is dropped when a rename came during it (the moved entry may be counted twice or not at all)", async () => {
-    const row = { usedBytes: 1000 as number | null, usageDirty: false };
-    const store: UsageStore = {
-      async setUsage(_n, used, dirty) {
-        row.usedBytes = used;
-        row.usageDirty = dirty;
-      },
-      async get() {
-        return { ...row };
-      },
-    };
+    const { row, store } = memoryStore(1000);
     let ledger!: QuotaLedger;
     let counts = 0;
     // The first count misses a file a rename moved across the walk; the second sees the tree as it is.
@@ -117,16 +123,7 @@ describe("a recount that things keep moving under", () => {
   });
 
   it("leaves the stored figure marked dirty while the count is due, so a crash then counts the home at the next start", async () => {
-    const row = { usedBytes: 1000 as number | null, usageDirty: false };
-    const store: UsageStore = {
-      async setUsage(_n, used, dirty) {
-        row.usedBytes = used;
-        row.usageDirty = dirty;
-      },
-      async get() {
-        return { ...row };
-      },
-    };
+    const { row, store } = memoryStore(1000);
     let ledger!: QuotaLedger;
     // The first counts each see a delete of 10 bytes happen meanwhile, so they are not used; then things are still.
     let disk = 5000;
