@@ -1,11 +1,12 @@
 // One logged-in control connection with what the server said it can do (RFC 2389 FEAT), and the
 // commands the protocol library has no method for: HASH, RANG, AVBL, SITE QUOTA.
 import { readFile } from "node:fs/promises";
-import { sep } from "node:path";
+import { posix, sep } from "node:path";
 import type { Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import { downloadTo as ftpDownload, parseEpsvResponse, parsePasvResponse, uploadFrom as ftpUpload } from "basic-ftp/dist/transfer.js";
 import { ProgressTracker } from "basic-ftp/dist/ProgressTracker.js";
+import { parseLine as parseMlsxLine } from "basic-ftp/dist/parseListMLSD.js";
 import { Client, FTPError, type FileInfo, type FTPContext } from "basic-ftp";
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import { ClientError, toClientError, isFtpReplyError, isTransientReply, replyText } from "./errors.js";
@@ -544,9 +545,14 @@ export class FtpSession {
       } catch (err) {
         if (!(err instanceof FTPError)) throw err;
         if (isUnknownCommand(err.code)) this.mlsdWorks = false;
-        // MLSD lists directories only (RFC 3659 §7.1 has 501 for anything else), where LIST of a file lists that
-        // file: a named path MLSD refuses so goes to LIST, this once.
-        else if (err.code !== 501 || validPath === "") throw err;
+        else if (validPath === "" || (err.code !== 501 && err.code !== 550)) throw err;
+        // MLSD lists a directory, as written (RFC 3659 §7.1: 501 for anything else; some servers say 550). A file is
+        // listed from MLST; a name with wildcards goes to LIST, which servers expand; a 550 for anything else stands.
+        else if (!/[*?[]/.test(path)) {
+          const one = await this.mlstEntry(validPath);
+          if (one && !one.isDirectory) return [one];
+          if (err.code === 550) throw err;
+        }
       }
     }
     let files: FileInfo[] | undefined;
@@ -577,6 +583,18 @@ export class FtpSession {
     if (res.code !== 213) return undefined;
     const n = Number.parseInt(replyText(res.message), 10);
     return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  }
+
+  /** The entry MLST gives for one path, named by its last segment; undefined when the server will not say. */
+  private async mlstEntry(path: string): Promise<FileInfo | undefined> {
+    const res = await this.client.sendIgnoringError(`MLST ${path}`);
+    if (res.code !== 250) return undefined;
+    // The entry is the reply's second line: " facts; name".
+    const line = res.message.split(/\r?\n/).find((l) => l.startsWith(" ") && l.includes(";"));
+    const info = line ? parseMlsxLine(line.trim()) : undefined;
+    if (!info) return undefined;
+    info.name = posix.basename(info.name) || info.name;
+    return info;
   }
 
   /**

@@ -45,6 +45,11 @@ describe("myftp's command line against myftpd", () => {
     const sh = await runMyftp([url()], { stdin: "ls here.txt\nls\n" });
     expect(sh.code).toBe(0);
     expect(sh.stdout.match(/here\.txt$/gm)).toHaveLength(2);
+    // A name with wildcards is for the server to expand (LIST does; MLSD lists a directory as written).
+    const glob = await runMyftp(["ls", url("*.txt")]);
+    expect(glob.stderr).toBe("");
+    expect(glob.code).toBe(0);
+    expect(glob.stdout).toMatch(/here\.txt$/m);
   });
 
   it("names a download into a directory given with a trailing slash without a double slash", async () => {

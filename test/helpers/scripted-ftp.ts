@@ -15,6 +15,8 @@ export interface ScriptedOptions {
   readonly mlsd?: "550" | "500";
   /** LIST of a missing directory: "empty" (150, then 226 with no data) or "550". Default "empty". */
   readonly listMissing?: "empty" | "550";
+  /** MLST answers for files and directories (else it is 502). */
+  readonly mlst?: boolean;
   /** SIZE answers 502. */
   readonly noSize?: boolean;
   /** LIST of a file lists nothing (the file's size shows in no listing). */
@@ -96,6 +98,11 @@ def handle(c):
         elif verb == "PASV":
             pasv = socket.socket(); pasv.bind(("127.0.0.1", 0)); pasv.listen(1); p = pasv.getsockname()[1]
             send("227 Entering Passive Mode (127,0,0,1,%d,%d)" % (p // 256, p % 256))
+        elif verb == "MLST" and cfg.get("mlst"):
+            p = norm(arg)
+            if p in files: send("250-Listing /%s\r\n type=file;size=%d;modify=20200101000000; /%s\r\n250 End" % (p, files[p], p))
+            elif p in dirs: send("250-Listing /%s\r\n type=dir;modify=20200101000000; /%s\r\n250 End" % (p, p))
+            else: send("550 No such file")
         elif verb in ("MLSD", "LIST", "NLST"):
             p = norm(arg)
             exists = p in ("", ".") or p in dirs
