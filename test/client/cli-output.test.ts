@@ -37,7 +37,7 @@ describe("myftp's command line against myftpd", () => {
   const url = (p = "") => s.url(USER.name, USER.password, `/${p}`);
   const implicitUrl = (p = "") => `ftps://${USER.name}:${encodeURIComponent(USER.password)}@127.0.0.1:${implicitPort}/${p}`;
 
-  it("lists a file given to ls (MLSD lists directories only; LIST lists the file)", async () => {
+  it("lists a file given to ls (MLSD lists directories only; MLST gives the file), and a name with wildcards", async () => {
     const ls = await runMyftp(["ls", url("here.txt")]);
     expect(ls.stderr).toBe("");
     expect(ls.code).toBe(0);
