@@ -137,6 +137,10 @@ export class Session {
 
   /** Drops lines received but not yet run, and any partial line (what came in clear before AUTH TLS took over). */
   discardInput(): void {
+    if (this.crTimer) {
+      clearTimeout(this.crTimer);
+      this.crTimer = null;
+    }
     this.queue.length = 0;
     this.splitter = new LineSplitter();
   }
@@ -182,7 +186,7 @@ export class Session {
       }
       for (const line of this.splitter.push(chunk)) this.takeLine(line);
       // A line left on a CR (or CR NUL) ends there if nothing more comes soon: a Telnet-style client ends lines so.
-      if (this.splitter.awaitingAfterCr) this.crTimer = setTimeout(this.endPendingLine, LINE_END_WAIT_MS);
+      if (this.splitter.awaitingAfterCr) this.crTimer = setTimeout(() => this.endPendingLine(), LINE_END_WAIT_MS);
       if (this.queue.length >= MAX_QUEUED_LINES && !this.socket.isPaused()) this.socket.pause();
     } catch (err) {
       this.internalError(err, "input");
@@ -191,7 +195,7 @@ export class Session {
 
   private crTimer: NodeJS.Timeout | null = null;
 
-  private readonly endPendingLine = () => {
+  private endPendingLine(): void {
     this.crTimer = null;
     if (this.closed) return;
     try {
@@ -200,7 +204,7 @@ export class Session {
     } catch (err) {
       this.internalError(err, "input");
     }
-  };
+  }
 
   private takeLine(line: SplitLine): void {
     if (!line.ok) {
