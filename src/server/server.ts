@@ -383,8 +383,9 @@ export class FtpServer implements ServerContext {
       }
       for (const [name, sessions] of byUser) {
         const record = await this.users.get(name);
+        // A home that cannot be resolved now (a volume gone for a moment) is not taken as a change of home.
         const home = record ? canonicalHome(record.home) : null;
-        const gone = sessions.filter((s) => s.user && s.user.storage.root !== home);
+        const gone = sessions.filter((s) => s.user && (!record || (home !== null && s.user.storage.root !== home)));
         if (gone.length > 0) {
           // The ledgers of the old home (a login since the change may hold a new one for the new home, which stays).
           for (const ledger of new Set(gone.map((s) => s.user!.ledger))) this.quota.retire(ledger);
@@ -443,11 +444,11 @@ export class FtpServer implements ServerContext {
   }
 }
 
-/** A home as the sessions' storage knows it (links resolved), or as written when it cannot be resolved. */
-function canonicalHome(home: string): string {
+/** A home as the sessions' storage knows it (links resolved); null when it cannot be resolved. */
+function canonicalHome(home: string): string | null {
   try {
     return realpathSync.native(home);
   } catch {
-    return home;
+    return null;
   }
 }
