@@ -239,7 +239,13 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "mv", aliases: ["rename"], usage: "mv FROM TO", min: 2, max: 2, connected: true, args: [R, R],
     help: "Rename or move a remote file or directory.",
-    run: async (ctx, [from, to]) => void (await session(ctx).client.rename(from!, to!)),
+    run: async (ctx, [from, to]) => {
+      try {
+        await session(ctx).client.rename(from!, to!);
+      } catch (err) {
+        throw toClientError(err, { action: `mv ${from} ${to}` });
+      }
+    },
   },
   {
     name: "get", aliases: ["recv"], usage: "get [-n N] REMOTE [LOCAL]", min: 1, max: 2, connected: true, args: [R, L],

@@ -52,6 +52,12 @@ describe("myftp's command line against myftpd", () => {
     expect(glob.stdout).toMatch(/here\.txt$/m);
   });
 
+  it("names both files when the server refuses an mv", async () => {
+    const sh = await runMyftp([url()], { stdin: "mv nosuch.txt other.txt\n" });
+    expect(sh.stderr).toMatch(/^myftp: mv nosuch\.txt other\.txt: the server refused: .*\(550\)\n$/);
+    expect(sh.code).toBe(5);
+  });
+
   it("names a download into a directory given with a trailing slash without a double slash", async () => {
     const dir = join(work.path, "into");
     await mkdir(join(dir, "here.txt"), { recursive: true });
