@@ -386,7 +386,19 @@ export class FtpSession {
       // The steps of a login, one by one, so that a failure can say which step failed.
       const tlsOptions = mode === "none" ? undefined : { ...(await this.tlsOptions()), host: this.target.host };
       if (mode === "implicit") await client.connectImplicitTLS(this.target.host, this.target.port, tlsOptions);
-      else await client.connect(this.target.host, this.target.port);
+      else {
+        try {
+          await client.connect(this.target.host, this.target.port);
+        } catch (err) {
+          // A port that takes the connection but never greets in clear is likely an implicit-TLS one.
+          if (err instanceof Error && !isFtpReplyError(err) && /timeout/i.test(err.message)) {
+            throw new ClientError("connect", `the server at ${endpoint} sent no greeting (${err.message}); if that port speaks implicit TLS, use ftps://`, {
+              cause: err,
+            });
+          }
+          throw err;
+        }
+      }
       if (mode === "explicit") {
         try {
           await client.useTLS(tlsOptions);

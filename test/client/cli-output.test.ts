@@ -52,6 +52,12 @@ describe("myftp's command line against myftpd", () => {
     expect(glob.stdout).toMatch(/here\.txt$/m);
   });
 
+  it("suggests ftps:// when a plain ftp:// connection gets no greeting (an implicit-TLS port)", async () => {
+    const r = await runMyftp(["ls", "--timeout", "1", "--retries", "0", `ftp://${USER.name}:${encodeURIComponent(USER.password)}@127.0.0.1:${implicitPort}/`]);
+    expect(r.stderr).toMatch(/sent no greeting .*; if that port speaks implicit TLS, use ftps:\/\//);
+    expect(r.code).toBe(3);
+  });
+
   it("names both files when the server refuses an mv", async () => {
     const sh = await runMyftp([url()], { stdin: "mv nosuch.txt other.txt\n" });
     expect(sh.stderr).toMatch(/^myftp: mv nosuch\.txt other\.txt: the server refused: .*\(550\)\n$/);
