@@ -17,7 +17,7 @@ import type { HashRequest, HashResult } from "../workers/hash-types.js";
 import type { CommandSpec } from "./commands/table.js";
 import type { ServerContext, SessionOptions } from "./context.js";
 import { PassivePorts } from "./passive-ports.js";
-import { Session } from "./session.js";
+import { Session, type LoggedInUser } from "./session.js";
 import { TlsSupport, type TlsMaterial } from "./tls.js";
 import { defaultTransferProcesses, TransferProcesses } from "./transfer-processes.js";
 
@@ -373,6 +373,7 @@ export class FtpServer implements ServerContext {
     this.syncPending = false;
     this.syncing = true;
     let done = false;
+    let retry = false;
     try {
       const byUser = new Map<string, Session[]>();
       for (const s of this.sessions) {
@@ -383,9 +384,12 @@ export class FtpServer implements ServerContext {
       }
       for (const [name, sessions] of byUser) {
         const record = await this.users.get(name);
-        // A home that cannot be resolved now (a volume gone for a moment) is not taken as a change of home.
+        // The home as it resolves now; where it cannot be resolved (a volume gone for a moment), the home as written
+        // decides, and the next tick looks again.
         const home = record ? canonicalHome(record.home) : null;
-        const gone = sessions.filter((s) => s.user && (!record || (home !== null && s.user.storage.root !== home)));
+        if (record && home === null) retry = true;
+        const moved = (u: LoggedInUser) => (home !== null ? u.storage.root !== home : u.home !== record!.home);
+        const gone = sessions.filter((s) => s.user && (!record || moved(s.user)));
         if (gone.length > 0) {
           // The ledgers of the old home (a login since the change may hold a new one for the new home, which stays).
           for (const ledger of new Set(gone.map((s) => s.user!.ledger))) this.quota.retire(ledger);
@@ -404,7 +408,7 @@ export class FtpServer implements ServerContext {
           void s.user.ledger.refresh();
         }
       }
-      done = true;
+      done = !retry;
     } catch (err) {
       this.log.error({ err }, "cannot read the user store to apply account changes; trying again");
     } finally {

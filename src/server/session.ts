@@ -28,6 +28,8 @@ const LINE_END_WAIT_MS = 200;
 
 export interface LoggedInUser {
   name: string;
+  /** The home as the user store gave it at login. */
+  home: string;
   storage: StorageBackend;
   ledger: QuotaLedger;
 }

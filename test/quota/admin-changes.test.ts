@@ -188,6 +188,21 @@ describe("one live usage counter per home", () => {
     expect(bytesIn(newHome)).toBe(6_000_000);
   });
 
+  it("a new home that does not resolve yet (its volume not mounted) still disconnects the old home's sessions", async () => {
+    rs = await startServer([{ name: "alice", password: "secret", quota: 10_000_000 }], { accountSyncMs: 3_600_000 });
+    const old = await sessionOf("alice");
+    expect((await old.store("STOR six.bin", Buffer.alloc(6_000_000, 6))).final.code).toBe(226);
+    const newHome = path.join(rs.dataDir, "vol", "newhome");
+    const admin = new SqliteUserStore(path.join(rs.dataDir, "users.db"));
+    await admin.update("alice", { home: newHome });
+    admin.close();
+    await sync();
+    expect((await old.read(5_000)).code).toBe(421);
+    mkdirSync(newHome, { recursive: true });
+    const fresh = await sessionOf("alice");
+    expect(await quota(fresh)).toEqual({ used: 0, limit: 10_000_000 });
+  });
+
   it("a home changed to another path of the same directory keeps its sessions and its one counter", async () => {
     rs = await startServer([{ name: "alice", password: "secret", quota: 10_000_000 }], { accountSyncMs: 3_600_000 });
     const first = await sessionOf("alice");

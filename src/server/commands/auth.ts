@@ -91,7 +91,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
     s.server.quota.release(ledger);
     return;
   }
-  s.user = { name: record.name, storage, ledger };
+  s.user = { name: record.name, home: record.home, storage, ledger };
   s.onClose(() => s.server.quota.release(ledger));
   s.cwd = "/";
   s.log.info({ event: "login", user: record.name }, "login succeeded");
