@@ -87,13 +87,15 @@ export function lockDataDir(dataDir: string, opts: LockOptions = {}): () => void
       // a rescan holds it: a server that took it first is refused at once.
       opts.onWait?.(holder.pid);
       const deadline = Date.now() + opts.waitForRescanMs;
-      db.pragma("busy_timeout = 1000");
       for (;;) {
+        db.pragma(`busy_timeout = ${Math.max(1, Math.min(1000, deadline - Date.now()))}`);
         try {
           db.exec("BEGIN EXCLUSIVE");
           break;
         } catch (e) {
-          if (!busy(e) || Date.now() >= deadline || readHolder(pidFile)?.role !== "rescan") throw e;
+          // No PID file for a moment (the rescan removes it just before it lets go) means: wait on.
+          const now = readHolder(pidFile);
+          if (!busy(e) || Date.now() >= deadline || (now !== null && now.role !== "rescan")) throw e;
         }
       }
       db.pragma("busy_timeout = 0");

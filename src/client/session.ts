@@ -558,12 +558,13 @@ export class FtpSession {
         if (!(err instanceof FTPError)) throw err;
         if (isUnknownCommand(err.code)) this.mlsdWorks = false;
         else if (validPath === "" || (err.code !== 501 && err.code !== 550)) throw err;
-        // MLSD lists a directory, as written (RFC 3659 §7.1: 501 for anything else; some servers say 550). A file is
-        // listed from MLST; a name with wildcards goes to LIST, which servers expand; a 550 for anything else stands.
-        else if (!/[*?[]/.test(path)) {
+        else {
+          // MLSD lists a directory, as written (RFC 3659 §7.1: 501 for anything else; some servers say 550). A file
+          // is listed from MLST; a name with wildcards that names nothing goes to LIST, which servers expand; a 550
+          // for anything else stands.
           const one = await this.mlstEntry(validPath);
           if (one && !one.isDirectory) return [one];
-          if (err.code === 550) throw err;
+          if (err.code === 550 && !/[*?[]/.test(path)) throw err;
         }
       }
     }
@@ -603,7 +604,8 @@ export class FtpSession {
     if (res.code !== 250) return undefined;
     // The entry is the reply's second line: " facts; name".
     const line = res.message.split(/\r?\n/).find((l) => l.startsWith(" ") && l.includes(";"));
-    const info = line ? parseMlsxLine(line.trim()) : undefined;
+    // Only the one leading space goes: a name may end in spaces.
+    const info = line ? parseMlsxLine(line.slice(1)) : undefined;
     if (!info) return undefined;
     info.name = posix.basename(info.name) || info.name;
     return info;

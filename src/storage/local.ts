@@ -73,48 +73,68 @@ function errno(err: unknown): string | undefined {
 const COPY_CHUNK = 1 << 20;
 
 /**
- * Makes `dst` (a new name) hold the first `keep` bytes of `src`, on the thread pool: a clone cut to size where the
- * file system shares blocks (no data moves), else those bytes alone, read and written a chunk at a time (a REST near
- * the start of a large file copies little).
+ * Makes `dst` (a new name) hold the first `keep` bytes of `src`, with permission bits `mode`, on the thread pool: a
+ * clone cut to size where the file system shares blocks (no data moves); elsewhere a whole copy cut to size when the
+ * prefix is most of the file (the kernel's copy is the fastest way there), else those bytes alone, read and written a
+ * chunk at a time (a REST near the start of a large file copies little). A source that is shorter than `keep` by
+ * then (it shrank meanwhile) fails the copy rather than leaving zeros in its place.
  */
 async function copyPrefix(src: string, dst: string, keep: number, mode: number): Promise<void> {
-  try {
-    await fsp.copyFile(src, dst, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+  const whole = async (flags: number): Promise<void> => {
+    await fsp.copyFile(src, dst, constants.COPYFILE_EXCL | flags);
     try {
+      if ((await fsp.stat(dst)).size < keep) throw new MyftpError("io", "the file shrank while its start was copied");
       await fsp.truncate(dst, keep);
     } catch (err) {
       await fsp.unlink(dst).catch(() => undefined);
       throw err;
     }
-    return;
+  };
+  let copied = false;
+  try {
+    await whole(constants.COPYFILE_FICLONE_FORCE);
+    copied = true;
   } catch (err) {
     // No cloning here (or between these two files): copy the bytes. Anything else is a real failure.
     if (!["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOSYS"].includes(errno(err) ?? "")) throw err;
   }
-  const from = await fsp.open(src, O_RDONLY | O_NOFOLLOW);
-  try {
-    const to = await fsp.open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+  if (!copied && keep * 2 > (await fsp.stat(src)).size) {
+    await whole(0);
+    copied = true;
+  }
+  if (!copied) {
+    const from = await fsp.open(src, O_RDONLY | O_NOFOLLOW);
     try {
-      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(COPY_CHUNK, keep)));
-      for (let pos = 0; pos < keep; ) {
-        const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, keep - pos), pos);
-        if (bytesRead === 0) throw new MyftpError("io", "the file shrank while its start was copied");
-        // A short write on a regular file means the disk is full; the next write says so (or writes nothing).
-        for (let done = 0; done < bytesRead; ) {
-          const { bytesWritten } = await to.write(buf, done, bytesRead - done, pos + done);
-          if (bytesWritten === 0) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
-          done += bytesWritten;
+      const to = await fsp.open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+      try {
+        const buf = Buffer.allocUnsafe(Math.max(1, Math.min(COPY_CHUNK, keep)));
+        for (let pos = 0; pos < keep; ) {
+          const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, keep - pos), pos);
+          if (bytesRead === 0) throw new MyftpError("io", "the file shrank while its start was copied");
+          // A short write on a regular file means the disk is full; the next write says so (or writes nothing).
+          for (let done = 0; done < bytesRead; ) {
+            const { bytesWritten } = await to.write(buf, done, bytesRead - done, pos + done);
+            if (bytesWritten === 0) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+            done += bytesWritten;
+          }
+          pos += bytesRead;
         }
-        pos += bytesRead;
+        await to.close();
+      } catch (err) {
+        await to.close().catch(() => undefined);
+        await fsp.unlink(dst).catch(() => undefined);
+        throw err;
       }
-    } catch (err) {
-      await to.close().catch(() => undefined);
-      await fsp.unlink(dst).catch(() => undefined);
-      throw err;
+    } finally {
+      await from.close();
     }
-    await to.close();
-  } finally {
-    await from.close();
+  }
+  // The same permission bits whichever way the copy went (a copy takes the source's, a new file the umask's).
+  try {
+    await fsp.chmod(dst, mode);
+  } catch (err) {
+    await fsp.unlink(dst).catch(() => undefined);
+    throw err;
   }
 }
 

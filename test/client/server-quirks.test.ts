@@ -103,11 +103,16 @@ describe("myftp where servers differ", () => {
     expect(r4.stdout).toMatch(/^d .* d\/$/m);
 
     // MLSD of a file refused with 550, as some servers do (MLSD lists directories only): the file is listed from MLST.
-    const withMlst = await scriptedServer({ feat: ["MLST type*;size*;modify*;", "SIZE"], files: { "a.txt": 3 }, mlst: true });
+    const withMlst = await scriptedServer({ feat: ["MLST type*;size*;modify*;", "SIZE"], files: { "a.txt": 3, "r[1].txt": 4 }, mlst: true });
     const r7 = await runMyftp(["ls", withMlst.url("a.txt")]);
     expect(r7.stderr).toBe("");
     expect(r7.stdout).toMatch(/^- +3 .* a\.txt$/m);
     expect(r7.code).toBe(0);
+    // A name that looks like a pattern is still a name first.
+    const r9 = await runMyftp(["ls", withMlst.url("r[1].txt")]);
+    expect(r9.stderr).toBe("");
+    expect(r9.stdout).toMatch(/^- +4 .* r\[1\]\.txt$/m);
+    expect(r9.code).toBe(0);
     const r8 = await runMyftp(["ls", withMlst.url("nodir/")]);
     expect(r8.stderr).toBe("myftp: ls nodir/: the server refused: Can't check for file existence (550)\n");
     expect(r8.code).toBe(5);

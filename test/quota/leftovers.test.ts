@@ -5,7 +5,7 @@
 // removes anything, so a crash in the middle of one is recounted too.
 
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -105,6 +105,18 @@ describe("REST+STOR inside an existing file", () => {
     const got = readFileSync(path.join(home, "mid.bin"));
     expect(got.equals(Buffer.concat([a.subarray(0, 50_000), Buffer.alloc(10_000, "b")]))).toBe(true);
     expect((await c.expect("SITE QUOTA", 200)).text).toContain("used 60000 of");
+  });
+
+  it.each([10_000, 90_000])("REST %i keeps the file's permission bits and its prefix, however the prefix is copied", async (rest) => {
+    const s = await start();
+    const c = await login(s);
+    expect((await c.store("STOR mid.bin", a)).final.code).toBe(226);
+    const file = path.join(s.homeOf("alice"), "mid.bin");
+    chmodSync(file, 0o664);
+    expect((await c.cmd(`REST ${rest}`)).code).toBe(350);
+    expect((await c.store("STOR mid.bin", Buffer.alloc(1000, "r"))).final.code).toBe(226);
+    expect(statSync(file).mode & 0o777).toBe(0o664);
+    expect(readFileSync(file).equals(Buffer.concat([a.subarray(0, rest), Buffer.alloc(1000, "r")]))).toBe(true);
   });
 
   it("completed, it keeps the prefix, writes from the offset and ends the file there", async () => {
