@@ -20,6 +20,9 @@ export class DataDirBusyError extends Error {
   }
 }
 
+/** How long taking the lock waits for a holder to let go (only two starts at once need it). */
+const START_RACE_MS = 250;
+
 export function pidFilePath(dataDir: string): string {
   return path.join(dataDir, "myftpd.pid");
 }
@@ -71,7 +74,9 @@ export function lockDataDir(dataDir: string, opts: LockOptions = {}): () => void
   }
   let db: Database.Database;
   try {
-    db = new Database(lockFile, { timeout: 0 });
+    // A short busy timeout: two servers starting at the same instant can each hold a step of the lock the other
+    // needs, and with none both would give up; with it, one waits for the other to give up, then takes the lock.
+    db = new Database(lockFile, { timeout: START_RACE_MS });
   } catch (err) {
     throw new Error(`cannot open ${lockFile}, which marks the data directory as served: ${(err as Error).message}`);
   }
