@@ -540,8 +540,8 @@ export class FtpSession {
 
   /**
    * MLSD where FEAT offers MLST, LIST otherwise. Only a reply saying the command is unknown (500, 502, 504) makes MLSD
-   * give way to LIST for the rest of the session; a 501 for a named path (a file) makes LIST list it this once; any
-   * other refusal (550 for a missing directory) is the answer.
+   * give way to LIST for the rest of the session; a 501 or 550 for a named path is answered from MLST when it names a
+   * file, and otherwise stands (a 550) or goes to LIST (a 501, or a name with wildcards).
    * LIST answers a missing directory with an empty listing on some servers, so an empty LIST of a named path counts
    * only once CWD shows the directory is there.
    */
@@ -563,7 +563,7 @@ export class FtpSession {
           // is listed from MLST; a name with wildcards that names nothing goes to LIST, which servers expand; a 550
           // for anything else stands.
           const one = await this.mlstEntry(validPath);
-          if (one && !one.isDirectory) return [one];
+          if (one && !one.info.isDirectory) return [one.info];
           if (err.code === 550 && !/[*?[]/.test(path)) throw err;
         }
       }
@@ -580,7 +580,7 @@ export class FtpSession {
     if (files === undefined) {
       await client.prepareTransfer(client.ftp);
       files = await this.transfer(() => request(withPath("LIST")));
-      if (this.listA) this.listA = false;
+      this.listA = false;
     }
     if (files.length === 0) await this.assertDirectory(path);
     return files;
@@ -598,17 +598,19 @@ export class FtpSession {
     return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
   }
 
-  /** The entry MLST gives for one path, named by its last segment; undefined when the server will not say. */
-  private async mlstEntry(path: string): Promise<FileInfo | undefined> {
+  /**
+   * The entry MLST gives for one path, named by its last segment, and whether it gave a size (the parsed entry says 0
+   * without one); undefined when the server will not say.
+   */
+  private async mlstEntry(path: string): Promise<{ info: FileInfo; sized: boolean } | undefined> {
     const res = await this.client.sendIgnoringError(`MLST ${path}`);
     if (res.code !== 250) return undefined;
-    // The entry is the reply's second line: " facts; name".
-    const line = res.message.split(/\r?\n/).find((l) => l.startsWith(" ") && l.includes(";"));
-    // Only the one leading space goes: a name may end in spaces.
-    const info = line ? parseMlsxLine(line.slice(1)) : undefined;
+    // The entry is the reply's second line: " facts; name". Only the one leading space goes: a name may end in spaces.
+    const line = res.message.split(/\r?\n/).find((l) => l.startsWith(" ") && l.includes(";"))?.slice(1);
+    const info = line ? parseMlsxLine(line) : undefined;
     if (!info) return undefined;
     info.name = posix.basename(info.name) || info.name;
-    return info;
+    return { info, sized: /(?:^|;)size=\d+;/i.test(line!) };
   }
 
   /**
@@ -617,9 +619,8 @@ export class FtpSession {
    */
   async listedSize(path: string): Promise<number | undefined> {
     if (this.features.mlst) {
-      const res = await this.client.sendIgnoringError(`MLST ${path}`);
-      const facts = res.code === 250 ? /(?:^|;|\s)size=(\d+);/i.exec(res.message) : null;
-      if (facts) return Number(facts[1]);
+      const one = await this.mlstEntry(path);
+      if (one?.sized && one.info.isFile) return one.info.size;
     }
     const name = path.split("/").filter((p) => p !== "").at(-1);
     let entries: RemoteEntry[];
