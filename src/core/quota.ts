@@ -269,18 +269,19 @@ export class QuotaManager {
   async acquire(src: LedgerSource): Promise<QuotaLedger> {
     let entry = this.ledgers.get(src.name);
     if (entry && entry.home !== src.home) {
-      this.retireName(src.name);
+      // The live ledger counts another home: it writes no more, and this login gets one of its own home.
+      void entry.ledger.then((l) => l.retire(), () => undefined);
       entry = undefined;
     }
     if (!entry) {
-      const e: Entry = { ledger: Promise.resolve(null as never), home: src.home, holders: 0 };
-      e.ledger = this.load(src).then((l) => {
-        this.entries.set(l, e);
-        return l;
-      });
-      e.ledger.catch(() => {
-        if (this.ledgers.get(src.name) === e) this.ledgers.delete(src.name);
-      });
+      const e: Entry = { ledger: this.load(src), home: src.home, holders: 0 };
+      // Registered before any caller awaits the ledger, so it is known by its entry when they get it.
+      e.ledger.then(
+        (l) => this.entries.set(l, e),
+        () => {
+          if (this.ledgers.get(src.name) === e) this.ledgers.delete(src.name);
+        },
+      );
       this.ledgers.set(src.name, e);
       entry = e;
     }
@@ -316,14 +317,6 @@ export class QuotaManager {
     ledger.retire();
     const entry = this.entries.get(ledger);
     if (entry && this.ledgers.get(ledger.name) === entry) this.ledgers.delete(ledger.name);
-  }
-
-  /** Retires whatever ledger is live under `name` (a login for another home replaces it). */
-  private retireName(name: string): void {
-    const entry = this.ledgers.get(name);
-    if (!entry) return;
-    this.ledgers.delete(name);
-    void entry.ledger.then((l) => l.retire()).catch(() => undefined);
   }
 
   /** One more holder of a ledger already acquired (an upload that may outlive its session). */

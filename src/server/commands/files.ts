@@ -72,20 +72,15 @@ async function whileClaimed<T>(s: Session, p: string, key: string, run: () => Pr
  */
 async function freeing(s: Session, frees: boolean, run: () => Promise<number>): Promise<number> {
   const { ledger } = requireUser(s);
-  if (!frees) {
-    const freed = await run();
-    ledger.release(freed);
-    return freed;
-  }
-  ledger.beginWrite();
+  if (frees) ledger.beginWrite();
   try {
     // One store write, unless an upload of the user has the figure marked dirty already.
-    await ledger.flush();
+    if (frees) await ledger.flush();
     const freed = await run();
     ledger.release(freed);
     return freed;
   } finally {
-    ledger.endWrite();
+    if (frees) ledger.endWrite();
   }
 }
 
