@@ -69,7 +69,8 @@ export interface StorageBackend {
   /**
    * Opens a temporary file beside `vpath` for an upload that replaces its content, to be committed with commitTemp,
    * so a refused upload leaves the old file untouched. With `keep`, the temporary file starts with the old file's
-   * first `keep` bytes (a REST inside it: the upload continues from there); otherwise it starts empty.
+   * first `keep` bytes (a REST inside it: the upload continues from there); otherwise it starts empty. For a path
+   * mayReplace allows.
    */
   openTemp(vpath: string, keep?: number): Promise<WriteOpen & { tempPath: string }>;
   /**

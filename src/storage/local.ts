@@ -532,11 +532,9 @@ export class LocalStorage implements StorageBackend {
     if (st?.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
     if (copy && !st?.isFile()) throw new MyftpError("not-found", "No such file or directory");
     // The new content replaces the file by a rename, which the directory alone would allow: a file this server may
-    // not write is refused, as writing it in place would be.
-    if (st) {
-      fs.accessSync(target, constants.W_OK);
-      if (!stickyAllows(path.dirname(target), st)) throw new MyftpError("denied", "Permission denied");
-    }
+    // not write is refused, as writing it in place would be. (Whether the directory allows the rename, the sticky
+    // rule included, the caller asked mayReplace; commitTemp checks the sticky rule again when it renames.)
+    if (st) fs.accessSync(target, constants.W_OK);
     const tempPath = uploadTempBeside(target);
     const mode = st ? st.mode & 0o777 : 0o644;
     if (copy) {
