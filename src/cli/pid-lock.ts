@@ -82,28 +82,25 @@ export function lockDataDir(dataDir: string, opts: LockOptions = {}): () => void
   }
   const busy = (err: unknown) => (err as { code?: string }).code?.startsWith("SQLITE_BUSY") === true;
   try {
-    try {
-      db.exec("BEGIN EXCLUSIVE");
-    } catch (err) {
-      const holder = readHolder(pidFile);
-      if (!busy(err) || holder?.role !== "rescan" || !opts.waitForRescanMs) throw err;
-      // A rescan is short, and a server started meanwhile (by a service manager, say) should not fail for it: wait
-      // for the lock, within a bound, a second at a time (SQLite's busy timeout retries within each), for as long as
-      // a rescan holds it: a server that took it first is refused at once.
-      opts.onWait?.(holder.pid);
-      const deadline = Date.now() + opts.waitForRescanMs;
-      for (;;) {
-        db.pragma(`busy_timeout = ${Math.max(1, Math.min(1000, deadline - Date.now()))}`);
-        try {
-          db.exec("BEGIN EXCLUSIVE");
-          break;
-        } catch (e) {
-          // No PID file for a moment (the rescan removes it just before it lets go) means: wait on.
-          const now = readHolder(pidFile);
-          if (!busy(e) || Date.now() >= deadline || (now !== null && now.role !== "rescan")) throw e;
+    // A rescan is short, and a server started meanwhile (by a service manager, say) should not fail for it: with
+    // waitForRescanMs, it waits for the lock a second at a time (SQLite's busy timeout retries within each), within
+    // that bound and for as long as a rescan holds it (no PID file for a moment, as the rescan lets go, means: wait
+    // on); a server that holds it is refused at once.
+    let deadline: number | null = null;
+    for (;;) {
+      try {
+        db.exec("BEGIN EXCLUSIVE");
+        break;
+      } catch (err) {
+        const holder = readHolder(pidFile);
+        const rescan = holder === null ? deadline !== null : holder.role === "rescan";
+        if (!busy(err) || !opts.waitForRescanMs || !rescan || (deadline !== null && Date.now() >= deadline)) throw err;
+        if (deadline === null) {
+          deadline = Date.now() + opts.waitForRescanMs;
+          opts.onWait?.(holder!.pid);
         }
+        db.pragma(`busy_timeout = ${Math.max(1, Math.min(1000, deadline - Date.now()))}`);
       }
-      db.pragma("busy_timeout = 0");
     }
   } catch (err) {
     db.close();
