@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { until } from "../helpers/util.js";
 
 export const BIN = resolve(import.meta.dirname, "../../dist/cli/myftp.js");
@@ -124,6 +125,31 @@ export async function makeFile(path: string, size: number): Promise<void> {
 export async function tempDir(prefix = "myftp-client-"): Promise<{ path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/**
+ * The usual hooks of a client test file: the built client checked and a work directory made before all tests, the
+ * myftp processes killed after each, and at the end `cleanup` (servers to stop) then the directory removed. `path`
+ * is the work directory once the tests run.
+ */
+export function clientWorkDir(cleanup?: () => Promise<void>): { readonly path: string } {
+  let work: { path: string; remove(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    assertBuilt();
+    work = await tempDir();
+  });
+  afterEach(() => killAll());
+  afterAll(async () => {
+    killAll();
+    await cleanup?.();
+    await work?.remove();
+  });
+  return {
+    get path() {
+      if (!work) throw new Error("the work directory exists only while the tests run");
+      return work.path;
+    },
+  };
 }
 
 /** Wait until `cond()` holds, polling every 20 ms for at most `ms`; false if it never did. */

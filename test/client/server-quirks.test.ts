@@ -2,20 +2,24 @@
 // and other answers a client must not misread. Real servers (myftpd, vsftpd) on 127.0.0.1 port 0.
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
 import { startPyftpd, startVsftpd, type PeerServer, type VsftpdServer } from "../helpers/peers.js";
 import { startScripted, type ScriptedServer } from "../helpers/scripted-ftp.js";
 import { sha256File } from "../helpers/util.js";
-import { assertBuilt, killAll, makeFile, runMyftp, tempDir } from "./cli-helpers.js";
+import { clientWorkDir, makeFile, runMyftp } from "./cli-helpers.js";
 
 const USER = { name: "alice", password: "s3cret alice" };
 
 describe("myftp where servers differ", () => {
   let my: RunningServer;
   let vs: VsftpdServer;
-  let work: { path: string; remove(): Promise<void> };
   const scripted: ScriptedServer[] = [];
+  const work = clientWorkDir(async () => {
+    await my?.close();
+    await vs?.stop();
+    for (const srv of scripted) await srv.stop();
+  });
   async function scriptedServer(opts: Parameters<typeof startScripted>[0]): Promise<ScriptedServer> {
     const srv = await startScripted(opts);
     scripted.push(srv);
@@ -23,18 +27,8 @@ describe("myftp where servers differ", () => {
   }
 
   beforeAll(async () => {
-    assertBuilt();
-    work = await tempDir();
     my = await startServer([{ ...USER, quota: null }]);
     vs = await startVsftpd();
-  });
-  afterEach(() => killAll());
-  afterAll(async () => {
-    killAll();
-    await my?.close();
-    await vs?.stop();
-    for (const srv of scripted) await srv.stop();
-    await work?.remove();
   });
 
   const myUrl = (p = "") => my.url(USER.name, USER.password, `/${p}`);

@@ -2,21 +2,11 @@
 // passwords and is readable by its owner only.
 import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { freePort } from "../helpers/util.js";
-import { assertBuilt, killAll, runMyftp, spawnPty, tempDir } from "./cli-helpers.js";
+import { clientWorkDir, runMyftp, spawnPty } from "./cli-helpers.js";
 
-let work: { path: string; remove(): Promise<void> };
-
-beforeAll(async () => {
-  assertBuilt();
-  work = await tempDir();
-});
-afterEach(() => killAll());
-afterAll(async () => {
-  killAll();
-  await work?.remove();
-});
+const work = clientWorkDir();
 
 describe("myftp's local side", () => {
   it("names the directory lcd could not change to, and takes ~ and ~/DIR for the home", async () => {

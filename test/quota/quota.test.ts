@@ -458,16 +458,24 @@ describe("quota: paths past the system's limit", () => {
   });
 });
 
+/**
+ * A server (no transfer processes), two sessions of alice, and `dir` in her home (with an empty `sub`) holding more
+ * entries than a rename's length check reads inline, so that its walk goes on through the thread pool; and a scratch
+ * directory for holding that pool.
+ */
+async function renameWalkSetup(dir: string) {
+  const s = await start(4 * MiB, { transferProcesses: 0 });
+  const home = s.homeOf("alice");
+  mkdirSync(path.join(home, dir, "sub"), { recursive: true });
+  for (let i = 0; i < 4200; i++) writeFileSync(path.join(home, dir, `e${i}`), "");
+  const a = await login(s);
+  const b = await login(s);
+  return { s, home, a, b, scratch: mkdtempSync(path.join(tmpdir(), "myftp-pool-")) };
+}
+
 describe("quota: a rename that waits", () => {
   it("an upload that starts below a directory while its RNTO reads the tree stops the rename with 450", async () => {
-    const s = await start(4 * MiB, { transferProcesses: 0 });
-    const home = s.homeOf("alice");
-    // More entries than the rename's length check reads inline, so it goes on through the thread pool.
-    mkdirSync(path.join(home, "big", "sub"), { recursive: true });
-    for (let i = 0; i < 4200; i++) writeFileSync(path.join(home, "big", `e${i}`), "");
-    const a = await login(s);
-    const b = await login(s);
-    const scratch = mkdtempSync(path.join(tmpdir(), "myftp-pool-"));
+    const { s, home, a, b, scratch } = await renameWalkSetup("big");
     let held: HeldPool | null = holdThreadPool(scratch);
     try {
       await a.expect("RNFR big", 350);
@@ -501,16 +509,10 @@ describe("quota: a rename that waits", () => {
 
 describe("quota: a rename whose paths change while it waits", () => {
   it("RNTO stops with 450 when its directory was swapped for another during its tree walk, and moves nothing", async () => {
-    const s = await start(4 * MiB, { transferProcesses: 0 });
-    const home = s.homeOf("alice");
-    mkdirSync(path.join(home, "x", "big", "sub"), { recursive: true });
-    for (let i = 0; i < 4200; i++) writeFileSync(path.join(home, "x", "big", `e${i}`), "");
+    const { home, a, b, scratch } = await renameWalkSetup("x/big");
     mkdirSync(path.join(home, "y"));
     mkdirSync(path.join(home, "other", "big"), { recursive: true });
     writeFileSync(path.join(home, "other", "big", "marker"), "other");
-    const a = await login(s);
-    const b = await login(s);
-    const scratch = mkdtempSync(path.join(tmpdir(), "myftp-pool-"));
     let held: HeldPool | null = holdThreadPool(scratch);
     try {
       await a.expect("RNFR x/big", 350);
