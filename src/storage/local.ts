@@ -23,7 +23,7 @@ import * as fs from "node:fs";
 import { constants, type Dirent } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { MyftpError } from "../core/errors.js";
 import { isWithin } from "../core/paths.js";
 import { currentAccessor, stickyPermits, type EntryType } from "../protocol/listing.js";
@@ -148,16 +148,27 @@ const MAX_NAME = 255;
 
 /** An upload's temporary file that names its target: `.myftp-upload-<12 hex>.<the target's name>`. */
 const UPLOAD_TEMP = /^\.myftp-upload-[0-9a-f]{12}\.(.+)$/s;
+/** ...or, where that name would pass NAME_MAX, one that holds a digest of it: `.myftp-upload-<12 hex>#<32 hex>`. */
+const UPLOAD_TEMP_DIGEST = /^\.myftp-upload-[0-9a-f]{12}#([0-9a-f]{32})$/;
+
+/** The digest of a target's name that a temporary file of an upload over it holds when the name itself does not fit. */
+function nameDigest(name: string): string {
+  return createHash("sha256").update(name).digest("hex").slice(0, 32);
+}
 
 /**
- * A fresh name for the temporary file of an upload that replaces `p`, beside it: it names the target, so that after a
- * crash the recount at the next login puts what arrived in place of the target, as a broken connection would (see
- * recoverLeftovers). Where such a name would be too long, a plain temporary name, removed after a crash.
+ * A fresh name for the temporary file of an upload that replaces `p`, beside it: it names the target (or, for a name
+ * too long to fit, holds its digest), so that after a crash the recount at the next login puts what arrived in place of
+ * the target, as a broken connection would (see recoverLeftovers).
  */
 function uploadTempBeside(p: string): string {
-  const name = `${TEMP_PREFIX}${randomBytes(6).toString("hex")}.${path.basename(p)}`;
+  const base = path.basename(p);
+  const tag = randomBytes(6).toString("hex");
+  const name = `${TEMP_PREFIX}${tag}.${base}`;
   const full = path.join(path.dirname(p), name);
-  return Buffer.byteLength(name) <= MAX_NAME && Buffer.byteLength(full) <= MAX_DISK_PATH ? full : tempNameBeside(p);
+  if (Buffer.byteLength(name) <= MAX_NAME && Buffer.byteLength(full) <= MAX_DISK_PATH) return full;
+  // Shorter than the target's own name, so its path fits wherever the target's does.
+  return path.join(path.dirname(p), `${TEMP_PREFIX}${tag}#${nameDigest(base)}`);
 }
 
 function statOrNull(p: string): fs.Stats | null {
@@ -710,15 +721,22 @@ async function longestPathBelow(dir: string): Promise<number> {
  * have had it lived: an upload's temporary file that names its target and received something takes the target's place
  * (what arrived is kept, as after a broken connection, so a client can resume; one for a REST inside the file starts
  * with the old bytes before the offset), the newest one where there are several; every other temporary name
- * (the old content of a file being deleted or replaced, an upload's file that received nothing or whose name could not
- * hold its target's) is removed. Only safe while no upload of the home runs.
+ * (the old content of a file being deleted or replaced, an upload's file that received nothing or whose target is no
+ * longer there to be found by its digest) is removed. Only safe while no upload of the home runs.
  */
 async function recoverLeftovers(d: string, entries: Dirent[]): Promise<void> {
   const uploads: { temp: string; target: string; mtimeMs: number }[] = [];
+  // The names a digest may stand for: this directory's, made only when a temporary name holds one.
+  let byDigest: Map<string, string> | undefined;
+  const digestTarget = (digest: string): string | undefined => {
+    byDigest ??= new Map(entries.filter((e) => !e.name.startsWith(TEMP_PREFIX)).map((e) => [nameDigest(e.name), e.name]));
+    return byDigest.get(digest);
+  };
   for (const e of entries) {
     if (!e.name.startsWith(TEMP_PREFIX) || e.isDirectory()) continue;
     const full = path.join(d, e.name);
-    const target = UPLOAD_TEMP.exec(e.name)?.[1];
+    const digest = UPLOAD_TEMP_DIGEST.exec(e.name)?.[1];
+    const target = digest !== undefined ? digestTarget(digest) : UPLOAD_TEMP.exec(e.name)?.[1];
     if (e.isFile() && target !== undefined && target !== "." && target !== ".." && !target.startsWith(TEMP_PREFIX)) {
       const st = await fsp.lstat(full).catch(() => null);
       if (st && st.size > 0) {

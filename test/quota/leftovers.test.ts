@@ -228,20 +228,37 @@ describe("temporary upload files left by a crash", () => {
     });
   }
 
-  it("an upload over a file whose name leaves no room in a temporary name uses a plain one, removed after a crash", async () => {
+  it("an upload over a file whose name leaves no room in a temporary name holds its digest, so a crash keeps what arrived", async () => {
     const s = await start();
     const home = s.homeOf("alice");
     const c = await login(s);
     const name = "n".repeat(240);
+    const other = "m".repeat(240); // a neighbour of the same length, which must not be taken for the target
     expect((await c.store(`STOR ${name}`, Buffer.alloc(1000, "o"))).final.code).toBe(226);
+    expect((await c.store(`STOR ${other}`, Buffer.alloc(300, "x"))).final.code).toBe(226);
     const d = await c.epsv();
     expect((await c.cmd(`STOR ${name}`)).code).toBe(150);
     d.write(Buffer.alloc(500, "n"));
     await until(() => tempNames(home).some((n) => statSync(path.join(home, n)).size === 500), 5000, "temporary file written");
-    expect(tempNames(home)[0]).toMatch(/^\.myftp-upload-[0-9a-f]{12}$/);
+    expect(tempNames(home)[0]).toMatch(/^\.myftp-upload-[0-9a-f]{12}#[0-9a-f]{32}$/);
+    const row = (await s.users.get("alice"))!;
+    expect(row.usageDirty).toBe(true);
+    const snapshot = mkdtempSync(path.join(tmpdir(), "myftp-crash-"));
+    cpSync(home, snapshot, { recursive: true });
     d.end();
     expect((await c.read()).code).toBe(226);
     expect(statSync(path.join(home, name)).size).toBe(500);
+
+    // The restart over the home as the crash left it: what arrived takes the long name's place.
+    const s2 = await start(snapshot);
+    await s2.users.setUsage("alice", row.usedBytes, row.usageDirty);
+    const c2 = await login(s2);
+    expect((await c2.expect("SITE QUOTA", 200)).text).toContain(`used ${500 + 300} of`);
+    expect(readFileSync(path.join(snapshot, name)).equals(Buffer.alloc(500, "n"))).toBe(true);
+    expect(readFileSync(path.join(snapshot, other)).equals(Buffer.alloc(300, "x"))).toBe(true);
+    expect(tempNames(snapshot)).toEqual([]);
+    await withTimeout(c2.quit(), 5000, "quit");
+    rmSync(snapshot, { recursive: true, force: true });
   });
 
   it("are removed when a dirty usage figure is recounted at login", async () => {
