@@ -144,7 +144,7 @@ withCommonOptions(program)
 withCommonOptions(program.command("get"))
   .description("download a file (resumes a partial local copy, verifies the result)")
   .argument("<url>", "ftp://user@host[:port]/path/to/file")
-  .argument("[local]", "local file or directory (default: the remote name, here)")
+  .argument("[local]", "local file or directory (default: the remote name, here); - for standard output")
   .option("-n, --connections <n>", "fetch N ranges over N connections at once", "1")
   .action(async (url: string, local: string | undefined, o: CommonOptions & { connections: string }, cmd: Command) => {
     await oneShot(o, cmd, (rt) => rt.getUrl(url, local, parseCount(o.connections, "-n", 1)));

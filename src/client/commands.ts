@@ -1,6 +1,6 @@
 // The shell's command table: one row per command (aliases are extra names on the row), with its usage,
 // help text, argument counts, what its arguments complete to, and the handler.
-import { readdir, stat } from "node:fs/promises";
+import { open as openLocal, readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, join as joinLocal, resolve as resolveLocal } from "node:path";
 import { posix } from "node:path";
@@ -10,7 +10,7 @@ import { mirrorDown, mirrorUp } from "./mirror.js";
 import { formatBytes, type ProgressReporter } from "./progress.js";
 import { getSegmented, hasSegmentState } from "./segments.js";
 import type { FtpSession, RemoteEntry, ConnectOptions } from "./session.js";
-import { getFile, putFile, type TransferOptions } from "./transfer.js";
+import { getFile, getStream, putFile, type TransferOptions } from "./transfer.js";
 
 export interface ShellSettings {
   resume: boolean;
@@ -25,6 +25,10 @@ export interface ShellContext {
   readonly connectOptions: ConnectOptions;
   readonly settings: ShellSettings;
   readonly progress: ProgressReporter;
+  /** Where `get REMOTE -` writes the file's bytes. */
+  readonly stdout: NodeJS.WritableStream;
+  /** Run `run` with standard output holding a file's bytes: progress and notes go to standard error meanwhile. */
+  withStdoutTaken<T>(run: () => Promise<T>): Promise<T>;
   /** Results (listings, pwd): always printed. */
   out(line: string): void;
   /** Information about what happened; silent with --quiet. */
@@ -114,10 +118,35 @@ async function localTarget(remote: string, local: string | undefined): Promise<s
 }
 
 async function download(ctx: ShellContext, remote: string, local: string | undefined, n: number): Promise<void> {
-  const s = session(ctx);
-  const target = await localTarget(remote, local);
-  if (n > 1 || (ctx.settings.resume && (await hasSegmentState(target)))) await getSegmented(s, remote, target, Math.max(n, 2), transferOptions(ctx));
-  else await getFile(s, remote, target, transferOptions(ctx));
+  await fetchInto(ctx, session(ctx), remote, await localTarget(remote, local), n);
+}
+
+/**
+ * Download `remote` into `target`: a file (in N ranges with n > 1, or where a segmented run left its record), or as a
+ * stream into standard output (`-`) or into a device or FIFO that is there (`/dev/null`), which cannot be resumed
+ * from before the run or cut to size.
+ */
+export async function fetchInto(ctx: ShellContext, s: FtpSession, remote: string, target: string, n: number): Promise<void> {
+  const st = target === "-" ? undefined : await stat(target).catch(() => undefined);
+  const stream = target === "-" || (st !== undefined && !st.isFile() && !st.isDirectory());
+  if (stream && n > 1) throw new ClientError("usage", `get -n ${n} needs a regular file to write its ranges into, not ${target === "-" ? "standard output" : target}`);
+  if (target === "-") {
+    await ctx.withStdoutTaken(() => getStream(s, remote, ctx.stdout, "standard output", transferOptions(ctx)));
+  } else if (stream) {
+    let out;
+    try {
+      out = (await openLocal(target, "w")).createWriteStream();
+    } catch (err) {
+      throw toClientError(err, { action: `get ${remote}` });
+    }
+    try {
+      await getStream(s, remote, out, target, transferOptions(ctx));
+    } finally {
+      await new Promise<void>((r) => out.end(() => r()));
+    }
+  } else if (n > 1 || (ctx.settings.resume && (await hasSegmentState(target)))) {
+    await getSegmented(s, remote, target, Math.max(n, 2), transferOptions(ctx));
+  } else await getFile(s, remote, target, transferOptions(ctx));
 }
 
 /** Remote names matching a pattern, with the directory part kept. */
@@ -249,7 +278,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "get", aliases: ["recv"], usage: "get [-n N] REMOTE [LOCAL]", min: 1, max: 2, connected: true, args: [R, L],
-    help: "Download a file, resuming a partial local copy; -n N fetches N ranges over N connections.",
+    help: "Download a file, resuming a partial local copy; -n N fetches N ranges over N connections; LOCAL - is standard output.",
     run: async (ctx, argv) => {
       const { opts, rest } = takeOptions(argv, { "-n": "number" });
       if (rest.length < 1 || rest.length > 2) throw new ClientError("usage", "usage: get [-n N] REMOTE [LOCAL]");

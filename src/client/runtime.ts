@@ -7,10 +7,9 @@ import { resolveCredentials } from "./credentials.js";
 import { ClientError, toClientError } from "./errors.js";
 import { mirrorDown, mirrorUp } from "./mirror.js";
 import { ProgressReporter, type ProgressMode } from "./progress.js";
-import { getSegmented, hasSegmentState } from "./segments.js";
 import { FtpSession, sleep, type ConnectOptions } from "./session.js";
-import { formatEntry, transferOptions, type ShellContext, type ShellSettings } from "./commands.js";
-import { getFile, putFile, type TransferOptions } from "./transfer.js";
+import { fetchInto, formatEntry, transferOptions, type ShellContext, type ShellSettings } from "./commands.js";
+import { putFile, type TransferOptions } from "./transfer.js";
 import { displayUrl, parseFtpUrl, redactUrl, type FtpTarget } from "./url.js";
 
 export interface RuntimeOptions {
@@ -49,7 +48,10 @@ export class Runtime implements ShellContext {
   busy = false;
   readonly connectOptions: ConnectOptions;
   readonly settings: ShellSettings;
-  readonly progress: ProgressReporter;
+  /** Progress and notes: on standard output as lines (or a bar on standard error), all on standard error while standard output holds a file. */
+  private readonly reporter: ProgressReporter;
+  private readonly errReporter: ProgressReporter;
+  private stdoutTaken = false;
   prompt?: (question: string) => Promise<string>;
   private readonly opts: RuntimeOptions;
 
@@ -59,12 +61,14 @@ export class Runtime implements ShellContext {
     this.settings = opts.settings;
     // Bars only when a person watches: a terminal on stderr and commands typed, not scripted.
     const mode: ProgressMode = opts.quiet ? "quiet" : opts.stderr.isTTY && opts.stdin.isTTY ? "bar" : "lines";
-    this.progress = new ProgressReporter(mode, (l) => opts.stdout.write(`${l}\n`), {
-      write: (s) => opts.stderr.write(s),
+    const term = {
+      write: (s: string) => opts.stderr.write(s),
       get columns() {
         return opts.stderr.columns;
       },
-    });
+    };
+    this.reporter = new ProgressReporter(mode, (l) => opts.stdout.write(`${l}\n`), term);
+    this.errReporter = new ProgressReporter(mode, (l) => opts.stderr.write(`${l}\n`), term);
     // A reader that went away (`myftp ls URL | head -1`) ends the run quietly, as SIGPIPE ends other programs: no
     // stack trace, and not a success that a script could take for a finished transfer.
     for (const stream of [opts.stdout, opts.stderr]) {
@@ -104,6 +108,23 @@ export class Runtime implements ShellContext {
     this.close();
     for (const stream of [this.opts.stdout, this.opts.stderr]) await new Promise<void>((r) => stream.write("", () => r()));
     process.exit(EXIT_INTERRUPTED);
+  }
+
+  get progress(): ProgressReporter {
+    return this.stdoutTaken ? this.errReporter : this.reporter;
+  }
+
+  get stdout(): NodeJS.WritableStream {
+    return this.opts.stdout;
+  }
+
+  async withStdoutTaken<T>(run: () => Promise<T>): Promise<T> {
+    this.stdoutTaken = true;
+    try {
+      return await run();
+    } finally {
+      this.stdoutTaken = false;
+    }
   }
 
   get interactive(): boolean {
@@ -197,12 +218,15 @@ export class Runtime implements ShellContext {
     const target = parseFtpUrl(url);
     if (target.isDir) throw new ClientError("usage", `get: the URL names a directory, not a file: ${redactUrl(url)}`);
     const dest = local ?? basename(target.path);
-    this.session = await this.connectRetrying(target, `get ${target.path}`);
-    const st = await stat(dest).catch(() => undefined);
-    const file = st?.isDirectory() ? join(dest, posix.basename(target.path)) : dest;
-    if (segments > 1 || (this.settings.resume && (await hasSegmentState(file))))
-      await getSegmented(this.session, target.path, file, Math.max(2, segments), this.transferOptions());
-    else await getFile(this.session, target.path, file, this.transferOptions());
+    const run = async () => {
+      this.session = await this.connectRetrying(target, `get ${target.path}`);
+      const st = dest === "-" ? undefined : await stat(dest).catch(() => undefined);
+      const file = st?.isDirectory() ? join(dest, posix.basename(target.path)) : dest;
+      await fetchInto(this, this.session, target.path, file, segments);
+    };
+    // Into standard output: what the connection says goes to standard error from the start.
+    if (dest === "-") await this.withStdoutTaken(run);
+    else await run();
   }
 
   private async put(local: string, url: string): Promise<void> {

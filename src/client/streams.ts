@@ -98,3 +98,28 @@ export class Meter extends Transform {
     else cb(null, chunk);
   }
 }
+
+/**
+ * Passes bytes on to a stream that is not a file the client may position or truncate (standard output, a device, a
+ * FIFO), in order; each chunk is reported only once that stream took it. Ending this sink leaves the target open.
+ */
+export class PassSink extends Writable {
+  constructor(
+    private readonly target: NodeJS.WritableStream,
+    private readonly onWritten: (chunk: Buffer) => void,
+    private readonly limiter?: RateLimiter,
+  ) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const pass = () =>
+      this.target.write(chunk, (err?: Error | null) => {
+        if (err) return cb(err);
+        this.onWritten(chunk);
+        cb();
+      });
+    if (this.limiter) this.limiter.take(chunk.length).then(pass, cb);
+    else pass();
+  }
+}

@@ -4,10 +4,10 @@ import { createReadStream } from "node:fs";
 import { open, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
 import { ClientError, isFtpReplyError, replyText, toClientError } from "./errors.js";
-import { hashLocalFile, type HashAlgorithm, HASH_PREFERENCE } from "./hashing.js";
+import { createHasher, hashLocalFile, type HashAlgorithm, HASH_PREFERENCE } from "./hashing.js";
 import type { ProgressHandle, ProgressReporter } from "./progress.js";
 import { isHashRefusal, type FtpSession } from "./session.js";
-import { FileSink, Meter, RateLimiter } from "./streams.js";
+import { FileSink, Meter, PassSink, RateLimiter } from "./streams.js";
 
 export interface TransferOptions {
   /** Continue a partial file (default); false starts over. */
@@ -238,6 +238,90 @@ export async function getFile(session: FtpSession, remote: string, local: string
     if (!existed && transferred === 0) await unlink(local).catch(() => undefined);
     throw toClientError(err, { action: `get ${remote}` });
   }
+}
+
+/**
+ * Download one file into a stream the client cannot position or truncate: standard output, or a device or FIFO
+ * (`label` names it). The bytes go out in order, so nothing is resumed from before the run, and a retry continues at
+ * the count already written (REST). The whole is verified by hashing the bytes as they pass where the server has
+ * HASH, else by their count against the server's size; a mismatch cannot be taken back, so it is reported (exit 7).
+ */
+export async function getStream(session: FtpSession, remote: string, out: NodeJS.WritableStream, label: string, opts: TransferOptions): Promise<TransferResult> {
+  const name = remote.replace(/^\.\//, "");
+  const started = Date.now();
+  const limiter = rateLimiter(opts);
+  const algo = session.hashAlgorithm;
+  const hasher = algo ? createHasher(algo) : undefined;
+  let done = 0;
+  let bar: ProgressHandle | undefined;
+  try {
+    await session.withReconnect(
+      opts.retries,
+      async () => {
+        const remoteSize = await session.size(remote, true);
+        if (done > 0 && !session.features.restStream)
+          throw new ClientError("remote", `the connection was lost after ${done} bytes went to ${label}, and the server cannot restart a transfer there (no REST STREAM)`);
+        bar ??= opts.progress.start("get", name, remoteSize, 0);
+        bar.setTotal(remoteSize);
+        const sink = new PassSink(
+          out,
+          (chunk) => {
+            hasher?.update(chunk);
+            done += chunk.length;
+            bar?.update(done);
+          },
+          limiter,
+        );
+        await session.transfer(() => session.client.downloadTo(sink, remote, done));
+      },
+      (err, n) => opts.note(retryNote("get", remote, err, n, opts.retries)),
+    );
+    const verified = await session.withReconnect(
+      opts.retries,
+      () => verifyPassed(session, remote, label, done, algo, hasher?.digestHex(), opts),
+      (err, n) => opts.note(retryNote("get", remote, err, n, opts.retries)),
+    );
+    const result = { size: done, transferred: done, resumedFrom: 0, verified, skipped: false };
+    bar ??= opts.progress.start("get", name, done, done);
+    bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    return result;
+  } catch (err) {
+    bar?.abort();
+    throw toClientError(err, { action: `get ${remote}` });
+  }
+}
+
+/** verifyWhole for bytes that went to a stream: their digest (`mine`, by `algo`) and count against the server's. */
+async function verifyPassed(
+  session: FtpSession,
+  remote: string,
+  label: string,
+  count: number,
+  algo: HashAlgorithm | undefined,
+  mine: string | undefined,
+  opts: Pick<TransferOptions, "note">,
+): Promise<string> {
+  if (algo && mine !== undefined && session.hasHash) {
+    let reply;
+    try {
+      reply = await session.remoteHash(remote);
+    } catch (err) {
+      if (!isHashRefusal(err)) throw err;
+      opts.note(`note: ${(err as Error).message}; checking its size only`);
+    }
+    if (reply && algorithmOf(reply.algorithm) === algo) {
+      if (mine !== reply.hex)
+        throw new ClientError("verify", `verification failed: ${algo} of the bytes written to ${label} differs (${mine.slice(0, 16)}…, server ${reply.hex.slice(0, 16)}…)`);
+      return `${algo} verified`;
+    }
+  }
+  const remoteSize = (await session.size(remote)) ?? (await session.listedSize(remote));
+  if (remoteSize === undefined) {
+    opts.note(`note: the server tells the size of ${remote} neither by SIZE nor in a listing; the transfer is not verified`);
+    return "not verified";
+  }
+  if (remoteSize !== count) throw new ClientError("verify", `verification failed: ${count} bytes went to ${label}, the server's file has ${remoteSize}`);
+  return "size verified";
 }
 
 async function planGetResume(
