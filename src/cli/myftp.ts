@@ -152,7 +152,7 @@ withCommonOptions(program.command("get"))
 
 withCommonOptions(program.command("put"))
   .description("upload a file (resumes a partial remote copy, verifies the result)")
-  .argument("<local>", "local file")
+  .argument("<local>", "local file; - for standard input (read once: not resumed or retried)")
   .argument("<url>", "ftp://user@host[:port]/path (ending in / for a directory)")
   .action(async (local: string, url: string, o: CommonOptions, cmd: Command) => {
     await oneShot(o, cmd, (rt) => rt.putUrl(local, url));

@@ -9,7 +9,7 @@ import { mirrorDown, mirrorUp } from "./mirror.js";
 import { ProgressReporter, type ProgressMode } from "./progress.js";
 import { FtpSession, sleep, type ConnectOptions } from "./session.js";
 import { fetchInto, formatEntry, transferOptions, type ShellContext, type ShellSettings } from "./commands.js";
-import { putFile, type TransferOptions } from "./transfer.js";
+import { putFile, putStream, type TransferOptions } from "./transfer.js";
 import { displayUrl, parseFtpUrl, redactUrl, type FtpTarget } from "./url.js";
 
 export interface RuntimeOptions {
@@ -231,6 +231,12 @@ export class Runtime implements ShellContext {
 
   private async put(local: string, url: string): Promise<void> {
     const target = parseFtpUrl(url);
+    if (local === "-") {
+      if (target.isDir) throw new ClientError("usage", `put -: the URL must name the file to write, not a directory: ${redactUrl(url)}`);
+      this.session = await this.connectRetrying(target, "put standard input");
+      await putStream(this.session, this.opts.stdin, target.path, "standard input", this.transferOptions());
+      return;
+    }
     const remote = target.isDir ? `${target.path}${basename(local)}` : target.path;
     this.session = await this.connectRetrying(target, `put ${local}`);
     await putFile(this.session, local, remote, this.transferOptions());

@@ -6,7 +6,7 @@ import { basename } from "node:path";
 import { ClientError, isFtpReplyError, replyText, toClientError } from "./errors.js";
 import { createHasher, hashLocalFile, type HashAlgorithm, HASH_PREFERENCE } from "./hashing.js";
 import type { ProgressHandle, ProgressReporter } from "./progress.js";
-import { isHashRefusal, type FtpSession } from "./session.js";
+import { isHashRefusal, shouldRetry, type FtpSession } from "./session.js";
 import { FileSink, Meter, PassSink, RateLimiter } from "./streams.js";
 
 export interface TransferOptions {
@@ -472,6 +472,54 @@ export async function putFile(session: FtpSession, local: string, remote: string
   } catch (err) {
     bar?.abort();
     throw toClientError(err, { action: `put ${local}` });
+  }
+}
+
+/**
+ * Upload what `input` gives (standard input, named `label`) as `remote`, from its start: the bytes are read once, so
+ * there is nothing to resume from and no retry once the transfer began. The whole is verified as getStream does, and
+ * a remote file that does not match is set aside as `REMOTE.myftp-mismatch`.
+ */
+export async function putStream(session: FtpSession, input: NodeJS.ReadableStream, remote: string, label: string, opts: TransferOptions): Promise<TransferResult> {
+  const started = Date.now();
+  const algo = session.hashAlgorithm;
+  const hasher = algo ? createHasher(algo) : undefined;
+  const bar = opts.progress.start("put", label, undefined, 0);
+  let sent = 0;
+  try {
+    const meter = new Meter((n) => {
+      sent += n;
+      bar.update(sent);
+    }, rateLimiter(opts));
+    input.on("data", (chunk: Buffer) => hasher?.update(chunk));
+    input.on("error", (e: Error) => meter.destroy(e));
+    input.pipe(meter);
+    try {
+      await session.transfer(() => session.upload(meter, remote, "STOR"));
+    } catch (err) {
+      const e = toClientError(err, { action: `put ${label}` });
+      if (!shouldRetry(err)) throw e;
+      throw new ClientError(e.kind, `${e.message} (${label} cannot be read again, so this is not retried)`, { cause: err, ftpCode: e.ftpCode });
+    }
+    let verified;
+    try {
+      verified = await session.withReconnect(
+        opts.retries,
+        () => verifyPassed(session, remote, label, meter.bytes, algo, hasher?.digestHex(), opts),
+        (err, n) => opts.note(retryNote("put", label, err, n, opts.retries)),
+      );
+    } catch (err) {
+      if (!(err instanceof ClientError && err.kind === "verify")) throw err;
+      const aside = remote + MISMATCH_SUFFIX;
+      const moved = await session.client.rename(remote, aside).then(() => true, () => false);
+      throw new ClientError("verify", moved ? `${err.message}; the remote file was kept aside as ${aside}` : err.message);
+    }
+    const result = { size: meter.bytes, transferred: meter.bytes, resumedFrom: 0, verified, skipped: false };
+    bar.finish({ ...result, seconds: (Date.now() - started) / 1000 });
+    return result;
+  } catch (err) {
+    bar.abort();
+    throw toClientError(err, { action: `put ${label}` });
   }
 }
 

@@ -1,13 +1,13 @@
 // `get` into what is not a file the client can position or cut: standard output (`-`), a device, a FIFO. The bytes
 // go out in order and are verified as they pass; progress and notes stay off standard output.
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { clientWorkDir, collect, makeFile, runMyftp, spawnMyftp } from "./cli-helpers.js";
+import { BIN, clientWorkDir, collect, makeFile, runMyftp, spawnMyftp } from "./cli-helpers.js";
 
 const USER = { name: "alice", password: "pw" };
 
@@ -80,5 +80,19 @@ describe("get into standard output, a device or a FIFO", () => {
     const r = await runMyftp(["get", "-n", "2", url("data.bin"), "-"], { cwd: work.path });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/needs a regular file/);
+  });
+
+  it("put - uploads standard input, verified by its hash; a directory URL is refused (exit 2)", async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 5);
+    const child = spawn(process.execPath, [BIN, "put", "-", url("sub-in.bin")], { cwd: work.path, env: { ...process.env, HOME: work.path } });
+    child.stdin.end(data);
+    const r = await collect(child);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/put standard input: .*SHA-256 verified/);
+    expect((await readFile(join(s.homeOf(USER.name), "sub-in.bin"))).equals(data)).toBe(true);
+    const dir = await runMyftp(["put", "-", url("")], { cwd: work.path, stdin: "x" });
+    expect(dir.code).toBe(2);
+    expect(dir.stderr).toMatch(/must name the file/);
   });
 });
