@@ -17,7 +17,7 @@
 
 import { MyftpError, toMyftpError } from "../core/errors.js";
 import type { QuotaLedger } from "../core/quota.js";
-import type { FileWriter, StorageBackend } from "../storage/backend.js";
+import type { FileIdent, FileWriter, StorageBackend } from "../storage/backend.js";
 import { DataConnectionError } from "./data-channel.js";
 import { runTransfer } from "./data-transfer.js";
 import type { Session } from "./session.js";
@@ -43,6 +43,8 @@ interface Target {
   /** Where the first byte goes. */
   start: number;
   diskPath: string;
+  /** The file opened at diskPath: what is truncated or removed there, never whatever the path leads to by then. */
+  ident: FileIdent;
   tempPath: string | null;
   /** The open descriptor, for a transfer process. */
   fd?: number;
@@ -65,7 +67,7 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
     // file, so a refused upload can leave the old content as it was.
     if (existing && existing.size > req.offset && !(await storage.mayReplace(req.vpath))) {
       const w = await storage.openWrite(req.vpath);
-      return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start: req.offset, diskPath: w.diskPath, tempPath: null, fd: w.fd, inPlace: true };
+      return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start: req.offset, diskPath: w.diskPath, ident: w.ident, tempPath: null, fd: w.fd, inPlace: true };
     }
     if (existing && existing.size > req.offset) {
       const t = await storage.openTemp(req.vpath, req.offset);
@@ -75,6 +77,7 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
         existed: true,
         start: req.offset,
         diskPath: t.diskPath,
+        ident: t.ident,
         tempPath: t.tempPath,
         fd: t.fd,
       };
@@ -84,17 +87,23 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
   const start = req.mode === "appe" ? w.sizeBefore : req.offset;
   if (start > w.sizeBefore) {
     await w.handle.close();
-    if (!w.existed) await storage.removeOpened(w.diskPath);
+    if (!w.existed) await storage.removeOpened(w.diskPath, w.ident);
     throw new MyftpError("bad-offset", `${req.range ? "RANG start" : "REST offset"} ${start} is past the end of the file (${w.sizeBefore} bytes)`);
   }
-  return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start, diskPath: w.diskPath, tempPath: null, fd: w.fd };
+  return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start, diskPath: w.diskPath, ident: w.ident, tempPath: null, fd: w.fd };
 }
 
-/** Puts the file back as it was before the upload. */
-async function restore(storage: StorageBackend, t: Target): Promise<void> {
+/**
+ * Puts the file back as it was before the upload. While its descriptor is open (`open`) the file is cut through it: by
+ * path, the cut would reach whatever the path leads to by then, not the file the upload wrote.
+ */
+async function restore(storage: StorageBackend, t: Target, open: boolean): Promise<void> {
   if (t.tempPath) await storage.removeTemp(t.tempPath);
-  else if (!t.existed) await storage.removeOpened(t.diskPath);
-  else await storage.truncateOpened(t.diskPath, t.sizeBefore);
+  else {
+    if (open) await t.handle.truncate(t.existed ? t.sizeBefore : 0);
+    else if (t.existed) await storage.truncateOpened(t.diskPath, t.sizeBefore, t.ident);
+    if (!t.existed) await storage.removeOpened(t.diskPath, t.ident);
+  }
 }
 
 export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger): Promise<void> {
@@ -145,8 +154,8 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
       restored = true;
       return;
     }
+    await restore(storage, t, !handleClosed);
     await closeHandle();
-    await restore(storage, t);
     ledger.release(accounted - t.sizeBefore);
     accounted = t.sizeBefore;
     restored = true;
@@ -168,8 +177,8 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
     const finalize = async (ok: boolean, written: number) => {
       finalizing = true;
       const end = t.start + written;
-      await closeHandle();
       if (t.tempPath) {
+        await closeHandle();
         // Success, or a partial upload kept for resume: either way the temporary file replaces the old one. It holds
         // the old bytes before the offset (a REST inside the file) and what arrived, so the file ends where the data
         // did, as REST+STOR ends it when complete and as a resume expects when not.
@@ -181,8 +190,11 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         // In place, a failed overwrite keeps only what arrived: past it are old bytes no resume would expect.
         const finalSize = ok && !req.range ? end : t.inPlace ? end : Math.max(t.sizeBefore, end);
         if (finalSize < accounted || (ok && finalSize < t.sizeBefore)) {
-          await storage.truncateOpened(t.diskPath, finalSize);
+          // Through the descriptor: by path, the cut would reach whatever the path leads to by then.
+          if (handleClosed) await storage.truncateOpened(t.diskPath, finalSize, t.ident);
+          else await t.handle.truncate(finalSize);
         }
+        await closeHandle();
         ledger.release(accounted - finalSize);
         accounted = finalSize;
       }

@@ -20,6 +20,8 @@ export interface FileWriter {
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
   /** Cuts the file at `size` before the call returns. */
   truncateNow(size: number): void;
+  /** Cuts the file at `size` (off the calling thread where the backend can: freeing blocks may take a while). */
+  truncate(size: number): Promise<void>;
   /** The file's size now. */
   sizeNow(): number;
   close(): Promise<void>;
@@ -42,6 +44,14 @@ export interface WriteOpen {
   diskPath: string;
   /** The open descriptor, for a transfer process to reopen (absent where the backend has none). */
   fd?: number;
+  /** Which file was opened (device and inode): truncateOpened and removeOpened act only on that file. */
+  ident: FileIdent;
+}
+
+/** A file's identity on its file system. */
+export interface FileIdent {
+  dev: number;
+  ino: number;
 }
 
 export interface StorageBackend {
@@ -81,10 +91,13 @@ export interface StorageBackend {
   /** Moves a temporary file over its target. */
   commitTemp(tempPath: string, vpath: string): Promise<void>;
   removeTemp(tempPath: string): Promise<void>;
-  /** Truncates the file at a disk path this backend opened (restore after a refused upload). */
-  truncateOpened(diskPath: string, size: number): Promise<void>;
-  /** Removes a file this backend created for an upload that was refused. */
-  removeOpened(diskPath: string): Promise<void>;
+  /**
+   * Truncates the file at a disk path this backend opened (restore after a refused upload), as long as the path still
+   * leads to that file (`ident`); fails otherwise, touching nothing.
+   */
+  truncateOpened(diskPath: string, size: number, ident: FileIdent): Promise<void>;
+  /** Removes a file this backend created for an upload that was refused, if the path still leads to it (`ident`). */
+  removeOpened(diskPath: string, ident: FileIdent): Promise<void>;
   setMtime(vpath: string, mtimeMs: number): Promise<void>;
   /**
    * Total bytes of regular files below the home, temporary upload files left out. removeLeftovers (the recount after a

@@ -27,7 +27,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { MyftpError } from "../core/errors.js";
 import { isWithin } from "../core/paths.js";
 import { currentAccessor, stickyPermits, type EntryType } from "../protocol/listing.js";
-import type { FileReader, FileWriter, ReadOpen, StatResult, StorageBackend, WriteOpen } from "./backend.js";
+import type { FileIdent, FileReader, FileWriter, ReadOpen, StatResult, StorageBackend, WriteOpen } from "./backend.js";
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 const STAT_BATCH = 128;
@@ -171,6 +171,14 @@ function uploadTempBeside(p: string): string {
   return path.join(path.dirname(p), `${TEMP_PREFIX}${tag}#${nameDigest(base)}`);
 }
 
+function identOf(st: fs.Stats): FileIdent {
+  return { dev: st.dev, ino: st.ino };
+}
+
+function sameFile(st: fs.Stats, ident: FileIdent): boolean {
+  return st.dev === ident.dev && st.ino === ident.ino;
+}
+
 function statOrNull(p: string): fs.Stats | null {
   try {
     return fs.statSync(p);
@@ -238,6 +246,10 @@ export class OpenFile implements FileReader, FileWriter {
   truncateNow(size: number): void {
     if (this.closed) throw Object.assign(new Error("file is closed"), { code: "EBADF" });
     fs.ftruncateSync(this.fd, size);
+  }
+
+  truncate(size: number): Promise<void> {
+    return this.track((done) => fs.ftruncate(this.fd, size, (err) => done(err)));
   }
 
   sizeNow(): number {
@@ -522,13 +534,13 @@ export class LocalStorage implements StorageBackend {
     const target = this.resolveForWrite(vpath);
     try {
       const { file, st } = openRegular(target, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
-      return { handle: file, sizeBefore: st.size, existed: true, diskPath: target, fd: file.fd };
+      return { handle: file, sizeBefore: st.size, existed: true, diskPath: target, fd: file.fd, ident: identOf(st) };
     } catch (err) {
       if (errno(err) === "ENXIO") throw new MyftpError("denied", "Not a regular file"); // a FIFO with no reader
       if (errno(err) !== "ENOENT") throw err;
     }
-    const { file } = openRegular(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
-    return { handle: file, sizeBefore: 0, existed: false, diskPath: target, fd: file.fd };
+    const { file, st } = openRegular(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+    return { handle: file, sizeBefore: 0, existed: false, diskPath: target, fd: file.fd, ident: identOf(st) };
   }
 
   async openTemp(vpath: string, keep = 0): Promise<WriteOpen & { tempPath: string }> {
@@ -564,8 +576,17 @@ export class LocalStorage implements StorageBackend {
       }
     }
     try {
-      const { file } = openRegular(tempPath, O_WRONLY | O_NOFOLLOW | (copy ? 0 : O_CREAT | O_EXCL), mode);
-      return { handle: file, tempPath, diskPath: tempPath, sizeBefore: st?.size ?? 0, existed: st !== null, fd: file.fd };
+      const opened = openRegular(tempPath, O_WRONLY | O_NOFOLLOW | (copy ? 0 : O_CREAT | O_EXCL), mode);
+      const { file } = opened;
+      return {
+        handle: file,
+        tempPath,
+        diskPath: tempPath,
+        sizeBefore: st?.size ?? 0,
+        existed: st !== null,
+        fd: file.fd,
+        ident: identOf(opened.st),
+      };
     } catch (err) {
       if (copy) await fsp.unlink(tempPath).catch(() => undefined);
       throw err;
@@ -594,14 +615,38 @@ export class LocalStorage implements StorageBackend {
     await fsp.unlink(tempPath).catch(() => undefined);
   }
 
-  async truncateOpened(diskPath: string, size: number): Promise<void> {
+  async truncateOpened(diskPath: string, size: number, ident: FileIdent): Promise<void> {
     if (!this.contains(diskPath)) throw outside();
-    await fsp.truncate(diskPath, size);
+    // The path is looked up once, here on the loop, and the file it opens must be the one the upload opened: a
+    // truncate by path on the pool would follow whatever the path leads to by then (a directory of it renamed away and
+    // a link to the outside put in its place by a local process), and cut a file outside the home.
+    const fd = fs.openSync(diskPath, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+    try {
+      if (!sameFile(fs.fstatSync(fd), ident)) throw new MyftpError("io", "The file was moved while it was uploaded");
+      await new Promise<void>((resolve, reject) => fs.ftruncate(fd, size, (err) => (err ? reject(err) : resolve())));
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
-  async removeOpened(diskPath: string): Promise<void> {
+  async removeOpened(diskPath: string, ident: FileIdent): Promise<void> {
     if (!this.contains(diskPath)) throw outside();
-    await fsp.unlink(diskPath).catch(() => undefined);
+    // Only while the path still names the file the upload created (checked and renamed here on the loop, as unlink
+    // does): by path on the pool it could reach a file outside the home through a link put in a directory's place.
+    let st: fs.Stats | null;
+    try {
+      st = lstatOrNull(diskPath);
+    } catch {
+      return;
+    }
+    if (!st || !sameFile(st, ident)) return;
+    const doomed = tempNameBeside(diskPath);
+    try {
+      fs.renameSync(diskPath, doomed);
+    } catch {
+      return;
+    }
+    await fsp.unlink(doomed).catch(() => undefined);
   }
 
   async setMtime(vpath: string, mtimeMs: number): Promise<void> {
