@@ -72,70 +72,62 @@ function errno(err: unknown): string | undefined {
 /** Bytes copied per read and write when a file's prefix is copied (copyPrefix). */
 const COPY_CHUNK = 1 << 20;
 
+const fdCall = <T = void>(run: (cb: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> =>
+  new Promise<T>((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value as T))));
+
 /**
- * Makes `dst` (a new name) hold the first `keep` bytes of `src`, with permission bits `mode`, on the thread pool: a
- * clone cut to size where the file system shares blocks (no data moves); elsewhere a whole copy cut to size when the
- * prefix is most of the file (the kernel's copy is the fastest way there), else those bytes alone, read and written a
- * chunk at a time (a REST near the start of a large file copies little). A source that is shorter than `keep` by
- * then (it shrank meanwhile) fails the copy rather than leaving zeros in its place.
+ * Makes the new, empty file open at `dst` hold the first `keep` bytes of the file open at `src`, with permission bits
+ * `mode`, on the thread pool: a clone cut to size where the file system shares blocks (no data moves); elsewhere a whole
+ * copy cut to size when the prefix is most of the file (the kernel's copy is the fastest way there), else those bytes
+ * alone, read and written a chunk at a time (a REST near the start of a large file copies little). A source that is
+ * shorter than `keep` by then (it shrank meanwhile) fails the copy rather than leaving zeros in its place.
+ *
+ * Both files are reached through their descriptors, opened on the event loop where their paths were checked: looked up
+ * by path on the pool, a directory of the home swapped meanwhile for a link to the outside would have the copy read a
+ * file outside the home and write one there. The kernel's copy and clone take paths: /proc/self/fd names the very
+ * files open here (Linux); elsewhere the bytes are copied through the descriptors.
  */
-async function copyPrefix(src: string, dst: string, keep: number, mode: number): Promise<void> {
+async function copyPrefix(src: number, dst: number, keep: number, mode: number): Promise<void> {
+  const viaProc = process.platform === "linux";
   const whole = async (flags: number): Promise<void> => {
-    await fsp.copyFile(src, dst, constants.COPYFILE_EXCL | flags);
-    try {
-      if ((await fsp.stat(dst)).size < keep) throw new MyftpError("io", "the file shrank while its start was copied");
-      await fsp.truncate(dst, keep);
-    } catch (err) {
-      await fsp.unlink(dst).catch(() => undefined);
-      throw err;
-    }
+    // No COPYFILE_EXCL: the destination is the file already created (and open) under its temporary name.
+    await fsp.copyFile(`/proc/self/fd/${src}`, `/proc/self/fd/${dst}`, flags);
+    const st = await fdCall<fs.Stats>((cb) => fs.fstat(dst, cb));
+    if (st.size < keep) throw new MyftpError("io", "the file shrank while its start was copied");
+    await fdCall((cb) => fs.ftruncate(dst, keep, cb));
   };
   let copied = false;
-  try {
-    await whole(constants.COPYFILE_FICLONE_FORCE);
-    copied = true;
-  } catch (err) {
-    // No cloning here (or between these two files): copy the bytes. Anything else is a real failure.
-    if (!["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOSYS"].includes(errno(err) ?? "")) throw err;
-  }
-  if (!copied && keep * 2 > (await fsp.stat(src)).size) {
-    await whole(0);
-    copied = true;
-  }
-  if (!copied) {
-    const from = await fsp.open(src, O_RDONLY | O_NOFOLLOW);
+  if (viaProc) {
     try {
-      const to = await fsp.open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
-      try {
-        const buf = Buffer.allocUnsafe(Math.max(1, Math.min(COPY_CHUNK, keep)));
-        for (let pos = 0; pos < keep; ) {
-          const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, keep - pos), pos);
-          if (bytesRead === 0) throw new MyftpError("io", "the file shrank while its start was copied");
-          // A short write on a regular file means the disk is full; the next write says so (or writes nothing).
-          for (let done = 0; done < bytesRead; ) {
-            const { bytesWritten } = await to.write(buf, done, bytesRead - done, pos + done);
-            if (bytesWritten === 0) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
-            done += bytesWritten;
-          }
-          pos += bytesRead;
-        }
-        await to.close();
-      } catch (err) {
-        await to.close().catch(() => undefined);
-        await fsp.unlink(dst).catch(() => undefined);
-        throw err;
-      }
-    } finally {
-      await from.close();
+      await whole(constants.COPYFILE_FICLONE_FORCE);
+      copied = true;
+    } catch (err) {
+      // No cloning here (or between these two files): copy the bytes. Anything else is a real failure.
+      if (!["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOSYS"].includes(errno(err) ?? "")) throw err;
+    }
+    if (!copied && keep * 2 > (await fdCall<fs.Stats>((cb) => fs.fstat(src, cb))).size) {
+      await whole(0);
+      copied = true;
     }
   }
-  // The same permission bits whichever way the copy went (a copy takes the source's, a new file the umask's).
-  try {
-    await fsp.chmod(dst, mode);
-  } catch (err) {
-    await fsp.unlink(dst).catch(() => undefined);
-    throw err;
+  if (!copied) {
+    // A failed whole copy may have left bytes: start from an empty file.
+    await fdCall((cb) => fs.ftruncate(dst, 0, cb));
+    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(COPY_CHUNK, keep)));
+    for (let pos = 0; pos < keep; ) {
+      const bytesRead = await fdCall<number>((cb) => fs.read(src, buf, 0, Math.min(buf.length, keep - pos), pos, cb));
+      if (bytesRead === 0) throw new MyftpError("io", "the file shrank while its start was copied");
+      // A short write on a regular file means the disk is full; the next write says so (or writes nothing).
+      for (let done = 0; done < bytesRead; ) {
+        const bytesWritten = await fdCall<number>((cb) => fs.write(dst, buf, done, bytesRead - done, pos + done, cb));
+        if (bytesWritten === 0) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+        done += bytesWritten;
+      }
+      pos += bytesRead;
+    }
   }
+  // The same permission bits whichever way the copy went (a copy takes the source's).
+  await fdCall((cb) => fs.fchmod(dst, mode, cb));
 }
 
 /** A fresh temporary name in the directory of `p` (hidden from clients, never counted, removed after a crash). */
@@ -563,34 +555,58 @@ export class LocalStorage implements StorageBackend {
     if (copy) {
       // A clone where the file system can share blocks, a plain copy elsewhere; either way on the thread pool. It is
       // made under a plain temporary name and takes the one that names the target only once whole: a copy cut short
-      // by a crash is removed at the next login, never put in place of the file it holds a part of.
+      // by a crash is removed at the next login, never put in place of the file it holds a part of. Both files are
+      // opened here, where their paths were checked, and the copy goes through those descriptors (see copyPrefix).
+      const old = st as fs.Stats; // a file: checked above
+      const source = openRegular(target, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      let made: { file: OpenFile; st: fs.Stats } | null = null;
       const copying = tempNameBeside(target);
-      // Only the part before the offset: the upload replaces the rest, so what stands in the file at any moment (a
-      // crash, a failure) is the old prefix and what arrived, which a resume continues.
-      await copyPrefix(target, copying, keep, mode);
       try {
+        if (source.st.dev !== old.dev || source.st.ino !== old.ino) {
+          throw new MyftpError("busy", "The file changed while the upload was prepared; try again");
+        }
+        // Owner-only until the copy is whole (copyPrefix sets `mode` at its end).
+        made = openRegular(copying, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+        // Only the part before the offset: the upload replaces the rest, so what stands in the file at any moment (a
+        // crash, a failure) is the old prefix and what arrived, which a resume continues.
+        await copyPrefix(source.file.fd, made.file.fd, keep, mode);
+        // The copy's own name still leads to it (nothing was swapped in its directory meanwhile): it takes the name
+        // that names the target.
+        const now = lstatOrNull(copying);
+        if (!now || now.dev !== made.st.dev || now.ino !== made.st.ino) {
+          throw new MyftpError("busy", "The directory changed while the upload was prepared; try again");
+        }
         fs.renameSync(copying, tempPath);
       } catch (err) {
-        await fsp.unlink(copying).catch(() => undefined);
+        if (made) {
+          await made.file.close();
+          await this.removeOpened(copying, identOf(made.st)).catch(() => undefined);
+        }
         throw err;
+      } finally {
+        await source.file.close();
       }
-    }
-    try {
-      const opened = openRegular(tempPath, O_WRONLY | O_NOFOLLOW | (copy ? 0 : O_CREAT | O_EXCL), mode);
-      const { file } = opened;
       return {
-        handle: file,
+        handle: made.file,
         tempPath,
         diskPath: tempPath,
-        sizeBefore: st?.size ?? 0,
-        existed: st !== null,
-        fd: file.fd,
-        ident: identOf(opened.st),
+        sizeBefore: old.size,
+        existed: true,
+        fd: made.file.fd,
+        ident: identOf(made.st),
       };
-    } catch (err) {
-      if (copy) await fsp.unlink(tempPath).catch(() => undefined);
-      throw err;
     }
+    const opened = openRegular(tempPath, O_WRONLY | O_NOFOLLOW | O_CREAT | O_EXCL, mode);
+    const { file } = opened;
+    return {
+      handle: file,
+      tempPath,
+      diskPath: tempPath,
+      sizeBefore: st?.size ?? 0,
+      existed: st !== null,
+      fd: file.fd,
+      ident: identOf(opened.st),
+    };
   }
 
   async mayReplace(vpath: string): Promise<boolean> {
