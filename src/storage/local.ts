@@ -288,6 +288,34 @@ export class LocalStorage implements StorageBackend {
     return isWithin(p, this.root);
   }
 
+  /**
+   * openRegular, and then the file actually opened must lie inside the home. The path was checked just before, but
+   * a local process that swaps a directory of it for a link to the outside between that check and the open would
+   * have it open a file outside: the kernel says where the descriptor's file is (/proc/self/fd, Linux), and one
+   * outside is closed again (and removed, when this open created it) and refused.
+   */
+  private openInside(p: string, flags: number, mode?: number): { file: OpenFile; st: fs.Stats } {
+    const opened = openRegular(p, flags, mode);
+    if (process.platform !== "linux") return opened;
+    let where: string | null;
+    try {
+      where = fs.readlinkSync(`/proc/self/fd/${opened.file.fd}`);
+    } catch {
+      where = null; // no /proc: nothing more to learn
+    }
+    if (where === null || this.contains(where)) return opened;
+    fs.closeSync(opened.file.fd);
+    if (flags & O_CREAT && flags & O_EXCL) {
+      try {
+        const now = fs.lstatSync(where);
+        if (now.dev === opened.st.dev && now.ino === opened.st.ino) fs.unlinkSync(where);
+      } catch {
+        // gone already
+      }
+    }
+    throw outside();
+  }
+
   private lexical(vpath: string): string {
     // Names with the temporary-upload prefix belong to the server: a client that could list, delete or rename one
     // would break the overwrite it holds, and one it made itself would be swept away as a leftover after a crash.
@@ -518,20 +546,20 @@ export class LocalStorage implements StorageBackend {
     const real = this.resolveExisting(vpath);
     // O_NONBLOCK: opening a FIFO found in a home would otherwise block until a writer comes; it changes nothing
     // for regular files, and anything that is not one is refused.
-    const { file, st } = openRegular(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    const { file, st } = this.openInside(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     return { handle: file, size: st.size, diskPath: real, fd: file.fd };
   }
 
   async openWrite(vpath: string): Promise<WriteOpen> {
     const target = this.resolveForWrite(vpath);
     try {
-      const { file, st } = openRegular(target, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+      const { file, st } = this.openInside(target, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
       return { handle: file, sizeBefore: st.size, existed: true, diskPath: target, fd: file.fd, ident: identOf(st) };
     } catch (err) {
       if (errno(err) === "ENXIO") throw new MyftpError("denied", "Not a regular file"); // a FIFO with no reader
       if (errno(err) !== "ENOENT") throw err;
     }
-    const { file, st } = openRegular(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+    const { file, st } = this.openInside(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
     return { handle: file, sizeBefore: 0, existed: false, diskPath: target, fd: file.fd, ident: identOf(st) };
   }
 
@@ -558,7 +586,7 @@ export class LocalStorage implements StorageBackend {
       // by a crash is removed at the next login, never put in place of the file it holds a part of. Both files are
       // opened here, where their paths were checked, and the copy goes through those descriptors (see copyPrefix).
       const old = st as fs.Stats; // a file: checked above
-      const source = openRegular(target, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      const source = this.openInside(target, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
       let made: { file: OpenFile; st: fs.Stats } | null = null;
       const copying = tempNameBeside(target);
       try {
@@ -566,7 +594,7 @@ export class LocalStorage implements StorageBackend {
           throw new MyftpError("busy", "The file changed while the upload was prepared; try again");
         }
         // Owner-only until the copy is whole (copyPrefix sets `mode` at its end).
-        made = openRegular(copying, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+        made = this.openInside(copying, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
         // Only the part before the offset: the upload replaces the rest, so what stands in the file at any moment (a
         // crash, a failure) is the old prefix and what arrived, which a resume continues.
         await copyPrefix(source.file.fd, made.file.fd, keep, mode);
@@ -596,7 +624,7 @@ export class LocalStorage implements StorageBackend {
         ident: identOf(made.st),
       };
     }
-    const opened = openRegular(tempPath, O_WRONLY | O_NOFOLLOW | O_CREAT | O_EXCL, mode);
+    const opened = this.openInside(tempPath, O_WRONLY | O_NOFOLLOW | O_CREAT | O_EXCL, mode);
     const { file } = opened;
     return {
       handle: file,
