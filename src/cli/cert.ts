@@ -5,6 +5,7 @@
 // every machine that has TLS libraries at all.
 
 import { execFile } from "node:child_process";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { isIP } from "node:net";
@@ -128,6 +129,11 @@ export function loadTls(dataDir: string, certFlag: string | null, keyFlag: strin
   }
   try {
     createSecureContext({ cert: material.cert, key: material.key });
+    // OpenSSL checks the key against the certificate only when both are of one type: an RSA key beside an EC
+    // certificate (or the reverse) loads without a word, and then every handshake fails.
+    if (!new X509Certificate(material.cert).checkPrivateKey(createPrivateKey(material.key))) {
+      throw new Error("the key does not belong to the certificate");
+    }
   } catch (err) {
     throw new ConfigError(`cannot use TLS certificate ${files.cert} with key ${files.key}: ${(err as Error).message}`);
   }

@@ -119,4 +119,16 @@ describe("myftpd serve with TLS", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/cannot use TLS certificate/);
   });
+
+  it("refuses to start with a key of another type than the certificate (an RSA key beside an EC certificate)", async () => {
+    const d = dataDir();
+    expect((await myftpd(["cert", "--data", d, "--host", "localhost"])).code).toBe(0);
+    const rsaKey = path.join(d, "rsa-key.pem");
+    const gen = await runProcess("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rsaKey]);
+    expect(gen.code).toBe(0);
+    const cert = path.join(d, "tls", "cert.pem");
+    const r = await myftpd(["serve", "--data", d, "--port", "0", "--tls-cert", cert, "--tls-key", rsaKey]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cannot use TLS certificate .*cert\.pem with key .*rsa-key\.pem: the key does not belong to the certificate/);
+  });
 });
