@@ -80,11 +80,18 @@ export function toIPv4(host: string): string | null {
   return m && isIPv4(m[1]!) ? m[1]! : null;
 }
 
-/** Canonical form for comparing peer addresses: IPv4-mapped IPv6 becomes IPv4, IPv6 lower-cased. */
+/**
+ * Canonical form for comparing peer addresses: IPv4-mapped IPv6 becomes IPv4, IPv6 lower-cased. A link-local
+ * address keeps its zone ("fe80::1%eth0", as Node reports such a peer): the same address on another link is
+ * another host.
+ */
 export function canonicalAddress(host: string): string {
   const v4 = toIPv4(host);
   if (v4) return v4;
   if (!isIPv6(host)) return host.toLowerCase();
+  const zone = host.indexOf("%");
+  // The URL parser below knows no zones.
+  if (zone >= 0) return `${canonicalAddress(host.slice(0, zone))}%${host.slice(zone + 1)}`;
   // The URL parser writes IPv6 addresses in their one canonical (RFC 5952) form.
   const canon = new URL(`http://[${host}]/`).hostname.slice(1, -1);
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canon);

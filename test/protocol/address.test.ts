@@ -97,6 +97,9 @@ describe("address comparison", () => {
     expect(canonicalAddress("::ffff:7f00:1")).toBe("127.0.0.1");
     expect(canonicalAddress("2001:DB8:0:0:0:0:0:1")).toBe("2001:db8::1");
     expect(canonicalAddress("0:0:0:0:0:0:0:1")).toBe("::1");
+    expect(canonicalAddress("FE80:0::1%eth0")).toBe("fe80::1%eth0");
+    expect(sameHost("fe80::1%eth0", "fe80:0:0::1%eth0")).toBe(true);
+    expect(sameHost("fe80::1%eth0", "fe80::1%eth1")).toBe(false);
   });
 
   it("sameHost compares canonical forms and is false for missing addresses", () => {
