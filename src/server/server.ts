@@ -321,6 +321,15 @@ export class FtpServer implements ServerContext {
     const record = isValidUserName(name) ? await this.users.get(name) : undefined;
     const ok = await verifyPassword(record?.passwordHash, password);
     if (ok && record) {
+      if (this.defender.bannedFor(ip) > 0) {
+        // Banned while this password was being checked, by guesses sent on other connections at the same time: a
+        // right guess among them must not get through, or an address would have as many guesses per ban as it may
+        // open connections instead of --max-login-failures.
+        session.log.info({ event: "refused-banned", user: name }, "login from banned address refused");
+        session.reply(421, "Too many failed logins from your address; closing connection");
+        session.close("banned");
+        return null;
+      }
       this.defender.success(ip);
       return record;
     }

@@ -120,6 +120,38 @@ describe("login defender", () => {
     await spare.closed;
   });
 
+  it("refuses a right password whose check was under way when guesses on other connections banned the address", async () => {
+    const { s, log } = await server({ loginFailureDelayMs: 20, maxLoginFailures: 2, banMs: 60_000 });
+    // The right password's check is held at the user store until the other connections' guesses have banned the
+    // address: what a burst of guesses on many connections at once does.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const users = s.users as unknown as { get(name: string): Promise<unknown> };
+    const get = users.get.bind(users);
+    let held = false;
+    users.get = async (name: string) => {
+      if (!held) {
+        held = true;
+        await gate;
+      }
+      return get(name);
+    };
+    const right = await RawFtp.connect(s.port);
+    const guessers = [await RawFtp.connect(s.port), await RawFtp.connect(s.port)];
+    expect((await right.cmd("USER alice")).code).toBe(331);
+    const answer = right.cmd("PASS secret", 20_000);
+    for (let i = 0; i < 50 && !held; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(held).toBe(true);
+    const guesses = await Promise.all(guessers.map((g, i) => attempt(g, "alice", `wrong-${i}`)));
+    expect(guesses.map((g) => g.code)).toContain(421);
+    expect(log.events("address-banned")).toHaveLength(1);
+    release();
+    const r = await answer;
+    expect(r.code).toBe(421);
+    await right.closed;
+    expect(log.events("login").filter((e) => e.user === "alice")).toHaveLength(0);
+  });
+
   it("a failed login held back longer than the idle timeout still gets its 530, and the session goes on", async () => {
     // Delays of 600 then 1200 ms against an idle timeout of 900 ms: the second is answered, not cut as idle.
     const { s } = await server({ loginFailureDelayMs: 600, maxLoginFailures: 10, banMs: 60_000, idleTimeoutMs: 900 });
