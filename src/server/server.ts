@@ -61,6 +61,9 @@ export interface ServerOptions {
   protectedPaths?: readonly string[];
 }
 
+/** Refusals on the implicit FTPS port waiting for their TLS handshake at once, per address (see accept). */
+const MAX_TLS_REFUSALS_PER_IP = 4;
+
 /** Bytes a queued client may send before it is paused (it gets no reply until its turn). */
 const QUEUED_INPUT_LIMIT = 16 * 1024;
 
@@ -88,6 +91,8 @@ export class FtpServer implements ServerContext {
   /** The last look at a changed store could not be applied (the store could not be read). */
   private syncPending = false;
   private readonly perIp = new Map<string, number>();
+  /** Refused connections on the implicit FTPS port still in their TLS handshake, per address. */
+  private readonly refusingTls = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
   private readonly pendingSockets = new Set<net.Socket>();
   private readonly maxConnectionsPerIp: number;
@@ -195,8 +200,23 @@ export class FtpServer implements ServerContext {
       return;
     }
     sock.on("error", () => undefined);
+    const ip = canonicalAddress(sock.remoteAddress ?? "");
     const refuse = (text: string) => {
       if (!secure) return this.refuse(sock, text);
+      // On the implicit port the 421 can only be read after a TLS handshake, and a refused connection counts
+      // against no limit while it waits for one: a few at a time per address, the others are closed unanswered, so
+      // connections that never start a handshake cannot pile up past the very limits being enforced.
+      const refusing = this.refusingTls.get(ip) ?? 0;
+      if (refusing >= MAX_TLS_REFUSALS_PER_IP) {
+        sock.destroy();
+        return;
+      }
+      this.refusingTls.set(ip, refusing + 1);
+      sock.once("close", () => {
+        const n = (this.refusingTls.get(ip) ?? 1) - 1;
+        if (n <= 0) this.refusingTls.delete(ip);
+        else this.refusingTls.set(ip, n);
+      });
       secure(sock).then(
         (tls) => {
           tls.on("error", () => undefined);
@@ -205,7 +225,6 @@ export class FtpServer implements ServerContext {
         () => sock.destroy(),
       );
     };
-    const ip = canonicalAddress(sock.remoteAddress ?? "");
     const banned = this.defender.bannedFor(ip);
     if (banned > 0) {
       this.log.info({ event: "refused-banned", peer: ip }, "connection from banned address refused");

@@ -73,4 +73,34 @@ describe("implicit FTPS and --max-connections-per-ip", () => {
     await sleep(100);
     expect(await firstLine(implicitPort)).toMatch(/^220 /);
   });
+
+  it("does not hold refused connections that never start a handshake past a few per address", async () => {
+    const closed = new Set<net.Socket>();
+    const open = (): Promise<net.Socket> =>
+      new Promise((resolve) => {
+        const s = net.connect({ port: implicitPort, host: "127.0.0.1" });
+        s.on("error", () => undefined);
+        s.once("close", () => closed.add(s));
+        s.resume();
+        s.once("connect", () => resolve(s));
+      });
+    const idle = [await open(), await open()];
+    const refused: net.Socket[] = [];
+    try {
+      await sleep(100);
+      // Over the limit: each of these is refused, and would wait up to 30 s for a handshake to carry its 421.
+      for (let i = 0; i < 30; i++) refused.push(await open());
+      await sleep(500);
+      const stillOpen = refused.filter((s) => !closed.has(s)).length;
+      expect(stillOpen).toBeLessThanOrEqual(4);
+      // The refusals that are answered still say why, over TLS.
+      for (const s of refused) s.destroy();
+      await sleep(100);
+      expect(await firstLine(implicitPort)).toMatch(/^421 .*Too many connections/);
+    } finally {
+      for (const s of [...idle, ...refused]) s.destroy();
+    }
+    await sleep(100);
+    expect(await firstLine(implicitPort)).toMatch(/^220 /);
+  });
 });
