@@ -178,6 +178,18 @@ describe("IPv6 control connections", () => {
     // A foreign IPv6 host is still refused as a bounce.
     expect((await c.cmd("EPRT |2|2001:db8::1|2000|")).code).toBe(500);
   });
+
+  it("refuses PASV over IPv6 with --pasv-address too (the IPv4 address announced could not be used)", async () => {
+    const s = await server({ host: "::", pasvAddress: "127.0.0.1" });
+    const six = await login(s, "::1");
+    const r = await six.cmd("PASV");
+    expect(r.code).toBe(500);
+    expect(r.text).toMatch(/use EPSV/);
+    expect((await six.cmd("EPSV")).code).toBe(229);
+    // Over IPv4 (an IPv4-mapped peer on the same listener) the configured address is announced.
+    const four = await login(s, "127.0.0.1");
+    expect((await four.cmd("PASV")).text).toMatch(/\(127,0,0,1,\d+,\d+\)/);
+  });
 });
 
 describe("a dual-stack listener (host ::)", () => {

@@ -76,7 +76,10 @@ function refuseAfterEpsvAll(s: Session): boolean {
 
 export async function pasv(s: Session): Promise<void> {
   if (refuseAfterEpsvAll(s)) return;
-  const announced = s.server.options.pasvAddress ?? toIPv4(s.localAddress);
+  // PASV can only name an IPv4 address, and the data connection must come from the control connection's peer: over
+  // IPv6 no address works, not even --pasv-address (an IPv6 client would be sent to an IPv4 address it cannot come from).
+  const local = toIPv4(s.localAddress);
+  const announced = local ? (s.server.options.pasvAddress ?? local) : null;
   if (!announced) {
     s.reply(500, "PASV is IPv4 only; use EPSV");
     return;
