@@ -6,6 +6,10 @@
 // cache events. A data connection can therefore resume the TLS session of its control connection, with a TLS 1.3
 // ticket (the context's ticket keys) or a TLS 1.2 session id (the cache below), as clients that tie their data
 // connections to the control session expect.
+//
+// With --require-tls-session-reuse each control connection gets a context and a session cache of its own instead
+// (a "binding", used again for its data connections): a session, or a ticket, that another control connection got
+// cannot be resumed on this one's data connections, so a resumed data connection is one of the client that logged in.
 
 import * as net from "node:net";
 import * as tls from "node:tls";
@@ -25,6 +29,8 @@ export interface TlsMaterial {
 
 /** TLS 1.2 sessions kept for resumption by session id (TLS 1.3 and ticket-capable clients need none). */
 const SESSION_CACHE_MAX = 10_000;
+/** Sessions kept per control connection under --require-tls-session-reuse (its own and its data connections'). */
+const BOUND_SESSION_CACHE_MAX = 64;
 const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
 /** Longest a TLS handshake may take on the control connection. */
 const CONTROL_HANDSHAKE_MS = 30_000;
@@ -32,49 +38,44 @@ const CONTROL_HANDSHAKE_MS = 30_000;
 /** Verbs that carry credentials: refused on a clear control connection under --require-tls. */
 const LOGIN_VERBS = new Set(["USER", "PASS"]);
 
+/** The secure context and the session events (with their cache) a control connection and its data connections use. */
+interface Binding {
+  context: tls.SecureContext;
+  /** Never listens; carries the 'newSession'/'resumeSession' events of the sockets made with this binding. */
+  machinery: tls.Server;
+}
+
+type SessionCache = Map<string, { data: Buffer; expires: number }>;
+
 export class TlsSupport {
   readonly context: tls.SecureContext;
-  /** Never listens; carries the 'newSession'/'resumeSession' events for every socket below. */
-  private readonly machinery: tls.Server;
-  private readonly sessions = new Map<string, { data: Buffer; expires: number }>();
+  private readonly base: tls.SecureContextOptions;
+  /** The one binding of every socket, unless --require-tls-session-reuse asks for one per control connection. */
+  private readonly shared: Binding;
+  /** The binding of each secured control socket (under --require-tls-session-reuse its own). */
+  private readonly bindings = new WeakMap<tls.TLSSocket, Binding>();
 
   constructor(
     material: TlsMaterial,
     private readonly options: SessionOptions,
     private readonly log: Logger,
   ) {
-    const base = { cert: material.cert, key: material.key, minVersion: "TLSv1.2", maxVersion: "TLSv1.3" } as const;
+    this.base = { cert: material.cert, key: material.key, minVersion: "TLSv1.2", maxVersion: "TLSv1.3" };
     // Fails here, at start-up, on a bad certificate or a key that does not match it.
-    this.context = tls.createSecureContext(base);
-    this.machinery = tls.createServer(base);
-    this.machinery.on("newSession", (id: Buffer, data: Buffer, done: () => void) => {
-      this.remember(id.toString("hex"), data);
-      done();
-    });
-    this.machinery.on("resumeSession", (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
-      const key = id.toString("hex");
-      const hit = this.sessions.get(key);
-      if (hit && hit.expires > Date.now()) done(null, hit.data);
-      else {
-        this.sessions.delete(key);
-        done(null, null);
-      }
-    });
+    this.context = tls.createSecureContext(this.base);
+    this.shared = { context: this.context, machinery: sessionMachinery(new Map(), SESSION_CACHE_MAX) };
   }
 
-  private remember(key: string, data: Buffer): void {
-    const now = Date.now();
-    if (this.sessions.size >= SESSION_CACHE_MAX) {
-      for (const [k, v] of this.sessions) if (v.expires <= now) this.sessions.delete(k);
-      // Still full: drop the oldest (a Map iterates in insertion order).
-      while (this.sessions.size >= SESSION_CACHE_MAX) this.sessions.delete(this.sessions.keys().next().value!);
-    }
-    this.sessions.set(key, { data, expires: now + SESSION_TTL_MS });
+  /** The binding for a new control connection: its own under --require-tls-session-reuse, else the shared one. */
+  private newBinding(): Binding {
+    if (!this.options.requireTlsSessionReuse) return this.shared;
+    // A context of its own has ticket keys of its own: TLS 1.3 (and 1.2) tickets from other connections do not open.
+    return { context: tls.createSecureContext(this.base), machinery: sessionMachinery(new Map(), BOUND_SESSION_CACHE_MAX) };
   }
 
   /** Wraps a connected socket as the server side of a TLS connection; resolves after the handshake. */
-  handshake(raw: net.Socket, timeoutMs: number, signal?: AbortSignal): Promise<tls.TLSSocket> {
-    const sock = new tls.TLSSocket(raw, { isServer: true, secureContext: this.context, server: this.machinery });
+  handshake(raw: net.Socket, timeoutMs: number, signal?: AbortSignal, binding: Binding = this.shared): Promise<tls.TLSSocket> {
+    const sock = new tls.TLSSocket(raw, { isServer: true, secureContext: binding.context, server: binding.machinery });
     return new Promise<tls.TLSSocket>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error("TLS handshake timed out")), timeoutMs);
       const cleanup = () => {
@@ -118,13 +119,15 @@ export class TlsSupport {
       raw.write("234 AUTH TLS ok, starting TLS\r\n", () => resolve());
     });
     let secure: tls.TLSSocket;
+    const binding = this.newBinding();
     try {
-      secure = await this.handshake(raw, CONTROL_HANDSHAKE_MS);
+      secure = await this.handshake(raw, CONTROL_HANDSHAKE_MS, undefined, binding);
     } catch (err) {
       s.log.info({ event: "tls-failed", err: (err as Error).message }, "TLS handshake on the control connection failed");
       s.close("TLS handshake failed");
       return;
     }
+    this.bindings.set(secure, binding);
     // Only now: lines that followed AUTH in the same packet were still being queued while it ran.
     s.discardInput();
     s.attach(secure);
@@ -140,7 +143,8 @@ export class TlsSupport {
   async secureData(s: Session, raw: net.Socket): Promise<Duplex> {
     let sock: tls.TLSSocket;
     try {
-      sock = await this.handshake(raw, this.options.dataTimeoutMs, s.transfer?.controller.signal);
+      const binding = this.bindings.get(s.socket as tls.TLSSocket) ?? this.shared;
+      sock = await this.handshake(raw, this.options.dataTimeoutMs, s.transfer?.controller.signal, binding);
     } catch (err) {
       s.log.info({ event: "tls-data-failed", err: (err as Error).message }, "TLS handshake on a data connection failed");
       throw new DataConnectionError("TLS negotiation on the data connection failed");
@@ -162,7 +166,12 @@ export class TlsSupport {
   implicitListener(accept: (raw: net.Socket, secure: (raw: net.Socket) => Promise<tls.TLSSocket>) => void): net.Server {
     return net.createServer({ noDelay: true }, (raw) => {
       raw.on("error", () => undefined);
-      accept(raw, (r) => this.handshake(r, CONTROL_HANDSHAKE_MS));
+      accept(raw, async (r) => {
+        const binding = this.newBinding();
+        const secure = await this.handshake(r, CONTROL_HANDSHAKE_MS, undefined, binding);
+        this.bindings.set(secure, binding);
+        return secure;
+      });
     });
   }
 
@@ -178,4 +187,32 @@ export class TlsSupport {
     }
     return null;
   }
+}
+
+/**
+ * A tls.Server that never listens, only to carry the TLS 1.2 session-id events of the sockets made with it: new
+ * sessions go into `sessions` (at most `max`, the oldest dropped first), and a client offering one of them resumes it.
+ */
+function sessionMachinery(sessions: SessionCache, max: number): tls.Server {
+  const machinery = tls.createServer();
+  machinery.on("newSession", (id: Buffer, data: Buffer, done: () => void) => {
+    const now = Date.now();
+    if (sessions.size >= max) {
+      for (const [k, v] of sessions) if (v.expires <= now) sessions.delete(k);
+      // Still full: drop the oldest (a Map iterates in insertion order).
+      while (sessions.size >= max) sessions.delete(sessions.keys().next().value!);
+    }
+    sessions.set(id.toString("hex"), { data, expires: now + SESSION_TTL_MS });
+    done();
+  });
+  machinery.on("resumeSession", (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+    const key = id.toString("hex");
+    const hit = sessions.get(key);
+    if (hit && hit.expires > Date.now()) done(null, hit.data);
+    else {
+      sessions.delete(key);
+      done(null, null);
+    }
+  });
+  return machinery;
 }

@@ -380,6 +380,85 @@ describe("--require-tls-session-reuse", () => {
     await c.close();
   });
 
+  it("refuses a data connection that resumes another control connection's session", async () => {
+    const victim = await secureLogin(strict.port);
+    const other = await secureLogin(strict.port);
+    await victim.protect();
+    const own = await victim.waitSession();
+    // Another client from the same address, with a session (ticket) of its own from this server.
+    victim.session = await other.waitSession();
+    const r = await victim.retrieve("RETR hello.txt", { secure: true, resume: true });
+    expect(r.final.code).toBe(425);
+    expect(r.data.toString()).not.toContain("hello");
+    // Its own session is taken.
+    victim.session = own;
+    const ok = await victim.retrieve("RETR hello.txt", { secure: true, resume: true });
+    expect(ok.reused).toBe(true);
+    expect(ok.final.code).toBe(226);
+    await victim.close();
+    await other.close();
+  });
+
+  it("refuses Python ftplib resuming another control connection's session, under TLS 1.3 and 1.2", async () => {
+    const dir = tempDir("myftp-client-");
+    const file = path.join(dir, "other_session.py");
+    writeFileSync(
+      file,
+      String.raw`
+import ftplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+if sys.argv[3] == "1.2":
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+class Resuming(ftplib.FTP_TLS):
+    session_from = None
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        session = (self.session_from or self).sock.session
+        return self.context.wrap_socket(conn, server_hostname=self.host, session=session), size
+def login():
+    f = Resuming(context=ctx)
+    f.connect("127.0.0.1", int(sys.argv[1]), timeout=10)
+    f.login("alice", "secret")
+    f.prot_p()
+    return f
+def fetch(f):
+    chunks = []
+    try:
+        f.retrbinary("RETR hello.txt", chunks.append)
+        return "OK " + b"".join(chunks).decode().strip()
+    except Exception as e:
+        return "REFUSED"
+other = login()
+fetch(other)
+victim = login()
+print("own", fetch(victim))
+victim.session_from = other
+print("other", fetch(victim))
+`,
+    );
+    for (const version of ["1.3", "1.2"]) {
+      const r = await runProcess(PYTHON, [file, String(strict.port), cert.cert, version]);
+      expect(r.stdout).toContain("own OK hello over TLS");
+      expect(r.stdout).toContain("other REFUSED");
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("ties implicit FTPS data connections to their own control connection too", async () => {
+    const implicit = await server({ tls: material, requireTlsSessionReuse: true, implicitTlsPort: 0 });
+    const port = implicit.server.implicitTlsPort!;
+    const victim = await RawFtp.login(port, "alice", "secret", { implicit: true, type: "I" });
+    const other = await RawFtp.login(port, "alice", "secret", { implicit: true, type: "I" });
+    const own = await victim.waitSession();
+    victim.session = await other.waitSession();
+    expect((await victim.retrieve("RETR hello.txt", { secure: true, resume: true })).final.code).toBe(425);
+    victim.session = own;
+    const ok = await victim.retrieve("RETR hello.txt", { secure: true, resume: true });
+    expect(ok.final.code).toBe(226);
+    await victim.close();
+    await other.close();
+  });
+
   it("refuses stock Python FTP_TLS (which does not resume) but serves it when reuse is not required", async () => {
     const dir = tempDir("myftp-client-");
     const file = path.join(dir, "stock_ftps.py");
