@@ -28,7 +28,7 @@ export async function auth(s: Session, arg: string): Promise<void> {
     s.reply(503, "AUTH TLS must come before login");
     return;
   }
-  await s.server.upgradeControl(s);
+  await s.server.upgradeControl?.(s);
 }
 
 /** RFC 4217 §8: TLS has no buffer; any size is answered with PBSZ=0. */
