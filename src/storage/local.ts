@@ -17,7 +17,10 @@
 //
 // A path checked on the loop must not be looked up again on the pool: the call may wait there while the client renames
 // a directory away and puts one holding a link to the outside in its place. So what is read or removed on the pool is
-// reached through something opened or renamed inline: a descriptor, a directory handle, a temporary name.
+// reached through something opened or renamed inline: a descriptor, a directory handle, a temporary name. The same
+// swap made between the check and an inline call is caught too: a file opened is checked to lie inside the home once
+// open (openInside), and entries are made, removed, renamed and listed through their directory pinned by a descriptor
+// at the check (pinDir).
 
 import * as fs from "node:fs";
 import { constants, type Dirent } from "node:fs";
@@ -29,7 +32,9 @@ import { isWithin } from "../core/paths.js";
 import { currentAccessor, stickyPermits, type EntryType } from "../protocol/listing.js";
 import type { FileIdent, FileReader, FileWriter, ReadOpen, StatResult, StorageBackend, WriteOpen } from "./backend.js";
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = constants;
+/** Linux's O_PATH (not among Node's constants): a descriptor that only locates a file. */
+const O_PATH = 0o10000000;
 const STAT_BATCH = 128;
 /**
  * Reads up to this size may run inline (readNow). One that takes longer than INLINE_READ_STALL_MS, or two within
@@ -316,6 +321,56 @@ export class LocalStorage implements StorageBackend {
     throw outside();
   }
 
+  /**
+   * The directory at `dir` (a disk path resolved inside the home), opened, with a path that reaches it through that
+   * descriptor: `/proc/self/fd/N` (Linux). A name joined to it is looked up in that very directory, even if a local
+   * process renames the directory away and puts a link to the outside in its place after the path was checked; so
+   * what removes, renames, creates or lists entries acts inside the home. Where the kernel cannot tell where the
+   * descriptor's directory is, the path itself. `close()` once done, also after calls on the pool through it.
+   */
+  private pinDir(dir: string): { at: string; close(): void } {
+    if (process.platform !== "linux") return { at: dir, close: () => undefined };
+    // O_PATH: a directory that may be searched but not read is pinned too.
+    let fd: number;
+    try {
+      fd = fs.openSync(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    } catch (err) {
+      // Resolved as a directory a moment ago, now something else (a link put in its place, say).
+      if ((errno(err) === "ENOTDIR" || errno(err) === "ELOOP") && lstatOrNull(dir)?.isSymbolicLink())
+        throw new MyftpError("busy", "A directory changed while the command was checked; try again");
+      throw err;
+    }
+    let where: string | null;
+    try {
+      where = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      where = null; // no /proc: nothing more to learn
+    }
+    if (where === null || !this.contains(where)) {
+      fs.closeSync(fd);
+      if (where === null) return { at: dir, close: () => undefined };
+      throw outside();
+    }
+    let open = true;
+    return {
+      at: `/proc/self/fd/${fd}`,
+      close: () => {
+        if (open) fs.closeSync(fd);
+        open = false;
+      },
+    };
+  }
+
+  /** Runs `op` with the entry `entry` (a disk path) reached through its pinned directory (see pinDir). */
+  private async inPinned<T>(entry: string, op: (at: string) => T | Promise<T>): Promise<T> {
+    const dir = this.pinDir(path.dirname(entry));
+    try {
+      return await op(path.join(dir.at, path.basename(entry)));
+    } finally {
+      dir.close();
+    }
+  }
+
   private lexical(vpath: string): string {
     // Names with the temporary-upload prefix belong to the server: a client that could list, delete or rename one
     // would break the overwrite it holds, and one it made itself would be swept away as a leftover after a crash.
@@ -416,7 +471,16 @@ export class LocalStorage implements StorageBackend {
   }
 
   async list(vpath: string): Promise<StatResult[]> {
-    const dir = this.resolveExisting(vpath);
+    const pinned = this.pinDir(this.resolveExisting(vpath));
+    try {
+      return await this.listPinned(pinned.at);
+    } finally {
+      pinned.close();
+    }
+  }
+
+  /** The entries of the directory at `dir`, a path reaching it through its descriptor (see pinDir). */
+  private async listPinned(dir: string): Promise<StatResult[]> {
     // Read through a handle opened here: the names are this directory's, wherever its path leads when the pool reads.
     const handle = fs.opendirSync(dir, { bufferSize: 1024 });
     let read: fs.Stats;
@@ -473,26 +537,29 @@ export class LocalStorage implements StorageBackend {
     }
   }
 
+  // Entries are created, removed and renamed through their pinned directory (see pinDir).
+
   async mkdir(vpath: string): Promise<void> {
-    fs.mkdirSync(this.resolveEntry(vpath));
+    await this.inPinned(this.resolveEntry(vpath), (entry) => fs.mkdirSync(entry));
   }
 
   async rmdir(vpath: string): Promise<void> {
-    const entry = this.resolveEntry(vpath);
-    if (!fs.lstatSync(entry).isDirectory()) throw new MyftpError("not-dir", "Not a directory");
-    fs.rmdirSync(entry);
+    await this.inPinned(this.resolveEntry(vpath), (entry) => {
+      if (!fs.lstatSync(entry).isDirectory()) throw new MyftpError("not-dir", "Not a directory");
+      fs.rmdirSync(entry);
+    });
   }
 
   async unlink(vpath: string): Promise<number> {
-    const entry = this.resolveEntry(vpath);
-    const st = fs.lstatSync(entry);
-    if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
-    // The name goes at once; the blocks are freed off the event loop under a temporary name, which a lookup that runs
-    // after its directory was swapped for a link to the outside cannot find there.
-    const doomed = tempNameBeside(entry);
-    fs.renameSync(entry, doomed);
-    await fsp.unlink(doomed).catch(() => undefined);
-    return st.isFile() ? st.size : 0;
+    return await this.inPinned(this.resolveEntry(vpath), async (entry) => {
+      const st = fs.lstatSync(entry);
+      if (st.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
+      // The name goes at once; the blocks are freed off the event loop under a temporary name.
+      const doomed = tempNameBeside(entry);
+      fs.renameSync(entry, doomed);
+      await fsp.unlink(doomed).catch(() => undefined);
+      return st.isFile() ? st.size : 0;
+    });
   }
 
   async rename(from: string, to: string, recheck?: () => void): Promise<number> {
@@ -526,6 +593,22 @@ export class LocalStorage implements StorageBackend {
         throw new MyftpError("busy", `${from} or ${to} changed while the rename was checked; try again`);
       }
     }
+    const srcDir = this.pinDir(path.dirname(src));
+    try {
+      const dstDir = this.pinDir(path.dirname(dst));
+      try {
+        return await this.renamePinned(from, to, path.join(srcDir.at, path.basename(src)), path.join(dstDir.at, path.basename(dst)));
+      } finally {
+        dstDir.close();
+      }
+    } finally {
+      srcDir.close();
+    }
+  }
+
+  /** The last part of rename: `src` and `dst` reach the entries through their pinned directories (see pinDir). */
+  private async renamePinned(from: string, to: string, src: string, dst: string): Promise<number> {
+    const srcSt = fs.lstatSync(src);
     const dstSt = lstatOrNull(dst);
     if (dstSt?.isDirectory() && !srcSt.isDirectory()) throw new MyftpError("is-dir", "Is a directory");
     if (srcSt.isSymbolicLink() && dstSt && !dstSt.isSymbolicLink()) {
@@ -651,12 +734,15 @@ export class LocalStorage implements StorageBackend {
 
   async commitTemp(tempPath: string, vpath: string): Promise<void> {
     const target = this.resolveForWrite(vpath);
-    await renameOver(tempPath, target, lstatOrNull(target)?.isFile() === true);
+    if (!this.contains(tempPath)) throw outside();
+    await this.inPinned(tempPath, (temp) =>
+      this.inPinned(target, (to) => renameOver(temp, to, lstatOrNull(to)?.isFile() === true)),
+    );
   }
 
   async removeTemp(tempPath: string): Promise<void> {
     if (!this.contains(tempPath)) throw outside();
-    await fsp.unlink(tempPath).catch(() => undefined);
+    await this.inPinned(tempPath, (temp) => fsp.unlink(temp).catch(() => undefined)).catch(() => undefined);
   }
 
   async truncateOpened(diskPath: string, size: number, ident: FileIdent): Promise<void> {
@@ -695,7 +781,8 @@ export class LocalStorage implements StorageBackend {
 
   async setMtime(vpath: string, mtimeMs: number): Promise<void> {
     const t = new Date(mtimeMs);
-    fs.utimesSync(this.resolveExisting(vpath), t, t);
+    // Not following the last name (it was resolved already): one swapped for a link meanwhile changes only the link.
+    await this.inPinned(this.resolveExisting(vpath), (entry) => fs.lutimesSync(entry, t, t));
   }
 
   async usage(opts: { removeLeftovers?: boolean; onUnreadable?: (dir: string, err: unknown) => void } = {}): Promise<number> {
