@@ -363,6 +363,8 @@ export class LocalStorage implements StorageBackend {
 
   /** Runs `op` with the entry `entry` (a disk path) reached through its pinned directory (see pinDir). */
   private async inPinned<T>(entry: string, op: (at: string) => T | Promise<T>): Promise<T> {
+    // The home itself has no directory inside it to pin; it is where every check leads from.
+    if (entry === this.root) return await op(entry);
     const dir = this.pinDir(path.dirname(entry));
     try {
       return await op(path.join(dir.at, path.basename(entry)));
@@ -453,7 +455,9 @@ export class LocalStorage implements StorageBackend {
   }
 
   async stat(vpath: string): Promise<StatResult> {
-    const st = fs.statSync(this.resolveExisting(vpath));
+    // Through the pinned directory, not following the last name (resolved already: a link there now was swapped in).
+    const st = await this.inPinned(this.resolveExisting(vpath), (entry) => fs.lstatSync(entry));
+    if (st.isSymbolicLink()) throw new MyftpError("busy", "The file changed while the command was checked; try again");
     return this.toStat(path.basename(vpath) || "/", st);
   }
 

@@ -104,6 +104,13 @@ describe("a directory swapped for a link to the outside between the check and th
     expectOutsideUntouched(mtime);
   });
 
+  it("SIZE, MDTM and MLST tell nothing of an outside file", async () => {
+    swapAfterRealpathOf(path.join(sub, "x.txt"));
+    await expect(storage.stat("/d/sub/x.txt")).rejects.toMatchObject({ code: "outside-home" });
+    // The home itself is looked at directly.
+    expect((await storage.stat("/")).type).toBe("dir");
+  });
+
   it("LIST lists nothing outside", async () => {
     writeFileSync(path.join(outside, "sub", "secret-name.txt"), "");
     swapAfterRealpathOf(sub);
