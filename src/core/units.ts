@@ -22,10 +22,14 @@ export function parseSize(text: string): number | null {
   if (!m || unit === undefined) {
     throw new RangeError(`invalid size "${text}": use bytes, KB/MB/GB/TB, KiB/MiB/GiB/TiB, or "unlimited"`);
   }
-  const bytes = Number(m[1]) * unit;
-  if (!Number.isFinite(bytes) || bytes > Number.MAX_SAFE_INTEGER) throw new RangeError(`size "${text}" is too large`);
-  if (!Number.isInteger(bytes)) throw new RangeError(`size "${text}" is not a whole number of bytes`);
-  return bytes;
+  // In exact integers: a binary fraction times the unit can miss a whole number ("2.01KB" is 2010 bytes, but
+  // 2.01 * 1000 is 2009.9999999999998 in floating point).
+  const [whole, fraction = ""] = m[1]!.split(".");
+  const scale = 10n ** BigInt(fraction.length);
+  const scaled = BigInt(whole! + fraction) * BigInt(unit);
+  if (scaled / scale > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`size "${text}" is too large`);
+  if (scaled % scale !== 0n) throw new RangeError(`size "${text}" is not a whole number of bytes`);
+  return Number(scaled / scale);
 }
 
 /** "1.5 MiB" style, for people; exact bytes stay available elsewhere. */

@@ -27,6 +27,10 @@ describe("parseSize", () => {
     expect(parseSize("10 MB")).toBe(10_000_000);
     expect(parseSize("1.5KiB")).toBe(1536);
     expect(parseSize(" 3kb ")).toBe(3000);
+    // Exact, where a binary fraction times the unit would miss the whole number.
+    expect(parseSize("2.01KB")).toBe(2010);
+    expect(parseSize("1.07GB")).toBe(1_070_000_000);
+    expect(parseSize("0.29KB")).toBe(290);
   });
 
   it("reads unlimited as null", () => {
