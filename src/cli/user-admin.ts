@@ -1,7 +1,7 @@
 // `myftpd user ...`: administration of the user store in a data directory. Every command validates all of its
 // input before it changes anything, so a refused command leaves the store and the disk as they were.
 
-import { chmodSync, existsSync, mkdirSync, realpathSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readlinkSync, realpathSync, rmdirSync, rmSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { isWithin } from "../core/paths.js";
 import { formatSize, parseSize } from "../core/units.js";
@@ -89,6 +89,40 @@ export function openStore(dataDir: string, access: StoreAccess, warn: (message: 
 }
 
 /**
+ * A symbolic link in the path of `home` (the home itself or a directory above it) that leads nowhere, a missing
+ * target or a loop, described for a refusal; undefined when there is none. mkdir cannot make a home through it.
+ */
+function brokenLinkIn(home: string): string | undefined {
+  for (let p = path.resolve(home), i = 0; i < 4096; i++) {
+    let isLink = false;
+    try {
+      isLink = lstatSync(p).isSymbolicLink();
+    } catch {
+      // missing or unreadable: look further up
+    }
+    if (isLink) {
+      try {
+        statSync(p);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        let target = "?";
+        try {
+          target = readlinkSync(p);
+        } catch {
+          // gone meanwhile
+        }
+        const why = code === "ELOOP" ? "a loop of links" : code === "ENOENT" ? "which does not exist" : `which cannot be reached (${code})`;
+        return `${p} is a symbolic link to ${target}, ${why}`;
+      }
+    }
+    const parent = path.dirname(p);
+    if (parent === p) break;
+    p = parent;
+  }
+  return undefined;
+}
+
+/**
  * Creates a home directory that is missing, mode 0750 whatever the umask (an existing one is left as it is). Logins
  * need it to exist: the server does not create homes (see the login's home-missing refusal).
  */
@@ -101,6 +135,8 @@ export function makeHome(home: string): void {
     if (code === "EEXIST" || code === "ENOTDIR") {
       throw new UsageError(`home ${home} cannot be made a directory: it, or a path above it, is a file; nothing changed`);
     }
+    const broken = code === "ENOENT" || code === "ELOOP" ? brokenLinkIn(home) : undefined;
+    if (broken !== undefined) throw new UsageError(`home ${home} cannot be made a directory: ${broken}; nothing changed`);
     throw err;
   }
   if (created !== undefined) chmodSync(home, 0o750);
@@ -232,6 +268,11 @@ async function overlappingUser(store: SqliteUserStore, name: string, mine: strin
 async function checkHomeApart(store: SqliteUserStore, dataDir: string, name: string, home: string): Promise<void> {
   if (existsSync(home) && !isDirectory(home)) {
     throw new UsageError(`home ${home} exists and is not a directory; nothing changed`);
+  }
+  // Before the password is asked for: mkdir would fail on it after.
+  const broken = brokenLinkIn(home);
+  if (broken !== undefined) {
+    throw new UsageError(`home ${home} cannot be made a directory: ${broken}; create the target or give another --home; nothing changed`);
   }
   const mine = canonicalPath(home);
   const u = await overlappingUser(store, name, mine);
