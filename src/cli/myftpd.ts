@@ -2,7 +2,6 @@
 // myftpd: the server and its administration commands.
 
 import { readFileSync } from "node:fs";
-import * as path from "node:path";
 import { Command, Option } from "commander";
 import { makeCertificate } from "./cert.js";
 import { serve } from "./serve.js";
@@ -71,9 +70,16 @@ serveCmd.action(async (opts: Record<string, unknown>) => {
 });
 
 const user = program.command("user").description("manage users");
-/** The data directory of an admin command: --data, else the `data` key of --config's file, else the default. */
+/**
+ * The data directory of an admin command: --data, else the `data` key of --config's file, else the default. --data is
+ * checked as serve checks it: an empty one (an unset shell variable) is refused, not taken as the current directory.
+ */
 const dataOf = (o: { data?: string; config?: string }) =>
-  o.data !== undefined ? path.resolve(o.data) : o.config !== undefined ? resolveServeSettings({}, o.config).data : defaultDataDir();
+  o.data !== undefined
+    ? resolveServeSettings({ data: o.data }).data
+    : o.config !== undefined
+      ? resolveServeSettings({}, o.config).data
+      : defaultDataDir();
 
 user
   .command("add <name>")
