@@ -178,7 +178,8 @@ function parseValue(def: SettingDef, raw: unknown, where: string, baseDir: strin
 export function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    // Without the byte order mark some editors put first: JSON.parse refuses it (TOML allows it).
+    text = readFileSync(file, "utf8").replace(/^\uFEFF/, "");
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
