@@ -6,7 +6,7 @@ import { Command, Option } from "commander";
 import { makeCertificate } from "./cert.js";
 import { serve } from "./serve.js";
 import { ConfigError, defaultDataDir, resolveServeSettings, SERVE_SETTINGS } from "./settings.js";
-import { UsageError, userAdd, userDel, userList, userPasswd, userRescan, userSet } from "./user-admin.js";
+import { dataDirProblem, UsageError, userAdd, userDel, userList, userPasswd, userRescan, userSet } from "./user-admin.js";
 
 /** The version in the package.json next to dist/ (it ships with the package). */
 function packageVersion(): string {
@@ -74,12 +74,17 @@ const user = program.command("user").description("manage users");
  * The data directory of an admin command: --data, else the `data` key of --config's file, else the default. --data is
  * checked as serve checks it: an empty one (an unset shell variable) is refused, not taken as the current directory.
  */
-const dataOf = (o: { data?: string; config?: string }) =>
-  o.data !== undefined
-    ? resolveServeSettings({ data: o.data }).data
-    : o.config !== undefined
-      ? resolveServeSettings({}, o.config).data
-      : defaultDataDir();
+const dataOf = (o: { data?: string; config?: string }) => {
+  const dir =
+    o.data !== undefined
+      ? resolveServeSettings({ data: o.data }).data
+      : o.config !== undefined
+        ? resolveServeSettings({}, o.config).data
+        : defaultDataDir();
+  const problem = dataDirProblem(dir);
+  if (problem !== undefined) throw new UsageError(`${problem}; check --data or --config`);
+  return dir;
+};
 
 user
   .command("add <name>")

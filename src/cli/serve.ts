@@ -11,7 +11,7 @@ import { keyTooOpen, loadTls } from "./cert.js";
 import { lockDataDir } from "./pid-lock.js";
 import { ConfigError, type ServeSettings } from "./settings.js";
 import { isWithin } from "../core/paths.js";
-import { canonicalPath, DEFAULT_QUOTA, defaultHome, makeHome, openStore, overlappingHomes } from "./user-admin.js";
+import { canonicalPath, dataDirProblem, DEFAULT_QUOTA, defaultHome, makeHome, openStore, overlappingHomes } from "./user-admin.js";
 
 /** Longest a starting server waits for a `myftpd user rescan` that holds the data directory. */
 const RESCAN_WAIT_MS = 10 * 60_000;
@@ -34,6 +34,8 @@ async function ensureDemoUser(store: SqliteUserStore, dataDir: string): Promise<
 }
 
 export async function serve(settings: ServeSettings): Promise<void> {
+  const problem = dataDirProblem(settings.data);
+  if (problem !== undefined) throw new ConfigError(`${problem}; check --data or the config file's data key`);
   // The TLS files are only read: a start refused for them leaves no data directory behind.
   const tls = loadTls(settings.data, settings.tlsCert, settings.tlsKey);
   if (!tls && (settings.requireTls || settings.requireTlsSessionReuse || settings.implicitTlsPort !== null)) {

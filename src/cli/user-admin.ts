@@ -58,6 +58,31 @@ export function storeFailure(file: string, err: unknown, access: StoreAccess): E
   return err as Error;
 }
 
+/**
+ * Why `dataDir` cannot be a data directory: the path, or a path above it, is something other than a directory (a
+ * file, a link to one); undefined when it is a directory or can be made one.
+ */
+export function dataDirProblem(dataDir: string): string | undefined {
+  for (let p = path.resolve(dataDir), i = 0; i < 4096; i++) {
+    let isDir: boolean | undefined;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch {
+      // missing (or below a file): look further up
+    }
+    if (isDir === true) return undefined;
+    if (isDir === false) {
+      return p === path.resolve(dataDir)
+        ? `the data directory ${dataDir} is not a directory`
+        : `the data directory ${dataDir} cannot be made, since ${p} is not a directory`;
+    }
+    const parent = path.dirname(p);
+    if (parent === p) break;
+    p = parent;
+  }
+  return undefined;
+}
+
 export function openStore(dataDir: string, access: StoreAccess, warn: (message: string) => void = warnOnStderr): SqliteUserStore {
   const file = storePath(dataDir);
   if (access === "create") {
