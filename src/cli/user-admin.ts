@@ -430,8 +430,13 @@ export async function userDel(dataDir: string, name: string, purge: boolean): Pr
         `refusing to purge ${home}: it overlaps the home of user ${other.name} (${other.home}); nothing changed`,
       );
     }
+    // A home that is a symbolic link: rm removes the link, not the directory it leads to, nor the files in it.
+    const target = purge ? linkTarget(home) : undefined;
     await store.remove(name);
     if (purge) rmSync(home, { recursive: true, force: true });
+    if (target !== undefined) {
+      return `deleted user ${name} and removed ${home}, a symbolic link; the directory it led to, ${target}, is kept with its files: remove it yourself if it has to go`;
+    }
     return purge ? `deleted user ${name} and removed ${home}` : `deleted user ${name} (home ${home} kept)`;
   });
 }
@@ -459,6 +464,16 @@ export async function userSet(dataDir: string, name: string, opts: { home?: stri
     const parts = [home ? `home ${home}` : null, quotaBytes !== undefined ? `quota ${formatSize(quotaBytes)}` : null];
     return `updated ${name}: ${parts.filter(Boolean).join(", ")}`;
   });
+}
+
+/** Where `p` leads when it is a symbolic link (resolved to the end); undefined when it is not one. */
+function linkTarget(p: string): string | undefined {
+  try {
+    if (!lstatSync(p).isSymbolicLink()) return undefined;
+  } catch {
+    return undefined;
+  }
+  return canonicalPath(p);
 }
 
 function isDirectory(p: string): boolean {
