@@ -162,7 +162,7 @@ export function makeHome(home: string): void {
     }
     const broken = code === "ENOENT" || code === "ELOOP" ? brokenLinkIn(home) : undefined;
     if (broken !== undefined) throw new UsageError(`home ${home} cannot be made a directory: ${broken}; nothing changed`);
-    throw err;
+    throw new Error(`cannot make the home ${home}: ${(err as Error).message}; nothing changed`);
   }
   if (created !== undefined) chmodSync(home, 0o750);
 }
@@ -294,7 +294,14 @@ async function checkHomeApart(store: SqliteUserStore, dataDir: string, name: str
   if (existsSync(home) && !isDirectory(home)) {
     throw new UsageError(`home ${home} exists and is not a directory; nothing changed`);
   }
-  // Before the password is asked for: mkdir would fail on it after.
+  // Before the password is asked for: mkdir would fail on these after.
+  const long = path.resolve(home).split(path.sep).find((part) => Buffer.byteLength(part) > 255);
+  if (long !== undefined || Buffer.byteLength(path.resolve(home)) > 4095) {
+    const what = long !== undefined ? `a name in it is ${Buffer.byteLength(long)} bytes long` : `it is ${Buffer.byteLength(path.resolve(home))} bytes long`;
+    throw new UsageError(
+      `home ${home.length > 300 ? `${home.slice(0, 300)}...` : home} is too long: ${what}, where the file system takes names of up to 255 bytes in paths of up to 4095; nothing changed`,
+    );
+  }
   const broken = brokenLinkIn(home);
   if (broken !== undefined) {
     throw new UsageError(`home ${home} cannot be made a directory: ${broken}; create the target or give another --home; nothing changed`);
