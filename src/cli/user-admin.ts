@@ -55,6 +55,11 @@ export function storeFailure(file: string, err: unknown, access: StoreAccess): E
       `cannot ${what} the user store ${file}: the data directory or the file is not ${what === "read" ? "readable" : "writable"} for this user, or the file system is read-only (${(err as Error).message}); nothing changed`,
     );
   }
+  if (c.startsWith("SQLITE_NOTADB") || c.startsWith("SQLITE_CORRUPT")) {
+    return new Error(
+      `the user store ${file} is damaged or not a user store (${(err as Error).message}): restore it from a backup, or move it away to start with no users; nothing changed`,
+    );
+  }
   return err as Error;
 }
 
