@@ -2,7 +2,7 @@
 // SIGTERM or SIGINT.
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, realpathSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync, rmSync } from "node:fs";
 import pino from "pino";
 import { FtpServer } from "../server/server.js";
 import { hashPassword } from "../users/password.js";
@@ -11,7 +11,7 @@ import { keyTooOpen, loadTls } from "./cert.js";
 import { lockDataDir } from "./pid-lock.js";
 import { ConfigError, type ServeSettings } from "./settings.js";
 import { isWithin } from "../core/paths.js";
-import { canonicalPath, dataDirProblem, DEFAULT_QUOTA, defaultHome, makeHome, openStore, overlappingHomes } from "./user-admin.js";
+import { canonicalPath, dataDirProblem, DEFAULT_QUOTA, defaultHome, makeHome, openStore, overlappingHomes, storePath } from "./user-admin.js";
 
 /** Longest a starting server waits for a `myftpd user rescan` that holds the data directory. */
 const RESCAN_WAIT_MS = 10 * 60_000;
@@ -23,9 +23,12 @@ function reachableHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-/** On a fresh data directory, creates user "demo" with a random password and returns it. */
-async function ensureDemoUser(store: SqliteUserStore, dataDir: string): Promise<string | null> {
-  if ((await store.count()) > 0) return null;
+/**
+ * On a fresh data directory (its user store made by this start), creates user "demo" with a random password and
+ * returns it. A store whose users were all deleted stays without users: an admin who deleted demo meant it.
+ */
+async function ensureDemoUser(store: SqliteUserStore, dataDir: string, storeIsNew: boolean): Promise<string | null> {
+  if (!storeIsNew || (await store.count()) > 0) return null;
   const password = randomBytes(12).toString("base64url");
   const home = defaultHome(dataDir, "demo");
   makeHome(home);
@@ -54,6 +57,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
   });
   const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
+  const storeIsNew = !existsSync(storePath(settings.data));
   const store = openStore(settings.data, "create", (message) => log.warn({ event: "store-mode" }, message));
   // What no home may hold: the user store and everything else in the data directory, and the TLS files.
   const protectedPaths = [settings.data, ...(tls ? [tls.key, tls.cert] : [])].map((p) => realpathSync(p));
@@ -122,10 +126,20 @@ export async function serve(settings: ServeSettings): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  const port = await server.listen();
+  let port: number;
+  try {
+    port = await server.listen();
+  } catch (err) {
+    // A fresh data directory stays fresh, so that the next start makes demo and prints its password.
+    if (storeIsNew) {
+      store.close();
+      for (const suffix of ["", "-wal", "-shm", "-journal"]) rmSync(storePath(settings.data) + suffix, { force: true });
+    }
+    throw err;
+  }
   // Only now that the server listens: created before, a start that then failed (the port taken) would leave demo
   // with a password nobody ever saw, and the next start would not print one.
-  const demoPassword = await ensureDemoUser(store, settings.data);
+  const demoPassword = await ensureDemoUser(store, settings.data, storeIsNew);
   const host = reachableHost(settings.host);
   // Standard output carries the log (JSON lines) alone; the lines for the person who started the server, the demo
   // password among them, go to standard error.
@@ -140,6 +154,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
     say(`FTPS: AUTH TLS with ${tls.cert}${rules.length > 0 ? ` (${rules.join("; ")})` : ""}`);
   }
   if (server.implicitTlsPort !== null) say(`implicit FTPS on ftps://${host}:${server.implicitTlsPort}/`);
+  if (!demoPassword && (await store.count()) === 0) say(`no users: nobody can log in; add one with: myftpd user add NAME --data ${settings.data}`);
   if (demoPassword) {
     const how = settings.requireTls ? " (TLS required: use explicit FTPS, e.g. curl --ssl-reqd)" : "";
     say(`created user demo; log in with ftp://demo:${demoPassword}@${host}:${port}/${how}`);
