@@ -97,6 +97,13 @@ export function openStore(dataDir: string, access: StoreAccess, warn: (message: 
       throw storeFailure(file, err, access);
     }
   } else if (!existsSync(file)) {
+    // existsSync says false as well where the data directory cannot be searched: that store is there, unreadable.
+    try {
+      statSync(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EACCES" || code === "EPERM") throw storeFailure(file, err, "read");
+    }
     throw new UsageError(
       `the data directory ${dataDir} has no user store (${path.basename(file)}): check --data or --config; only "myftpd user add" and "myftpd serve" create one`,
     );
