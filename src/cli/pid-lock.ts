@@ -48,6 +48,15 @@ function readPid(file: string): number | null {
   return readHolder(file)?.pid ?? null;
 }
 
+/** Why taking the lock failed for want of permission, for the message; "" for another cause. */
+function permissionHint(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  const c = typeof code === "string" ? code : "";
+  return c === "EACCES" || c === "EPERM" || c === "EROFS" || c.startsWith("SQLITE_CANTOPEN") || c.startsWith("SQLITE_READONLY") || c.startsWith("SQLITE_PERM")
+    ? " (the data directory and this file must be writable by the user myftpd runs as, on a file system mounted read-write)"
+    : "";
+}
+
 export interface LockOptions {
   role?: LockRole;
   /** When a rescan holds the directory, wait up to this long for it (a server start; 0: do not wait). */
@@ -69,7 +78,7 @@ export function lockDataDir(dataDir: string, opts: LockOptions = {}): () => void
     closeSync(openSync(lockFile, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
-      throw new Error(`cannot create ${lockFile}, which marks the data directory as served: ${(err as Error).message}`);
+      throw new Error(`cannot create ${lockFile}, which marks the data directory as served: ${(err as Error).message}${permissionHint(err)}`);
     }
   }
   let db: Database.Database;
@@ -78,7 +87,7 @@ export function lockDataDir(dataDir: string, opts: LockOptions = {}): () => void
     // needs, and with none both would give up; with it, one waits for the other to give up, then takes the lock.
     db = new Database(lockFile, { timeout: START_RACE_MS });
   } catch (err) {
-    throw new Error(`cannot open ${lockFile}, which marks the data directory as served: ${(err as Error).message}`);
+    throw new Error(`cannot open ${lockFile}, which marks the data directory as served: ${(err as Error).message}${permissionHint(err)}`);
   }
   const busy = (err: unknown) => (err as { code?: string }).code?.startsWith("SQLITE_BUSY") === true;
   try {
@@ -116,7 +125,7 @@ export function lockDataDir(dataDir: string, opts: LockOptions = {}): () => void
         pid,
       );
     }
-    throw new Error(`cannot lock ${lockFile}: ${(err as Error).message}`);
+    throw new Error(`cannot lock ${lockFile}: ${(err as Error).message}${permissionHint(err)}`);
   }
   // The PID file is written whole under another name, then moved into place.
   const temp = `${pidFile}.${process.pid}`;
