@@ -211,6 +211,13 @@ async function obtainPassword(fromStdin: boolean): Promise<string> {
     if (pw !== again) throw new UsageError("passwords do not match; nothing changed");
   }
   if (pw.length === 0) throw new UsageError("empty password refused; nothing changed");
+  // Bytes that are not UTF-8 arrive as U+FFFD: such a password could not be sent (the server answers a command line
+  // that is not UTF-8 with 501), and every such byte would be the same character in it.
+  if (pw.includes("\uFFFD")) {
+    throw new UsageError(
+      "password refused: it holds bytes that are not UTF-8 (or the character U+FFFD); FTP clients send it in UTF-8, so use a UTF-8 terminal or input; nothing changed",
+    );
+  }
   const bytes = Buffer.byteLength(pw, "utf8");
   if (bytes > MAX_PASSWORD_BYTES) {
     throw new UsageError(
