@@ -13,6 +13,37 @@ import { ConfigError, type ServeSettings } from "./settings.js";
 import { isWithin } from "../core/paths.js";
 import { canonicalPath, dataDirProblem, DEFAULT_QUOTA, defaultHome, makeHome, openStore, overlappingHomes, storePath } from "./user-admin.js";
 
+/** Bytes of log lines a reader of standard output may leave unread; past them lines are dropped and counted. */
+const LOG_BACKLOG_MAX = 8 << 20;
+
+/**
+ * Where the log goes: standard output through Node's own stream. For a pipe that never blocks the process: a reader
+ * that stops reading leaves lines queued on the event loop, where a write on the thread pool would leave a thread stuck
+ * in write(), which holds the process at its exit (a shutdown that never ends). Past LOG_BACKLOG_MAX bytes queued,
+ * lines are dropped, and how many is logged once the reader takes lines again. A reader gone for good (EPIPE) leaves
+ * the log going nowhere; the server goes on.
+ */
+function logDestination(): { write(line: string): void } {
+  const out = process.stdout;
+  out.on("error", () => undefined);
+  let dropped = 0;
+  return {
+    write(line: string) {
+      if (out.destroyed) return;
+      if (out.writableLength > LOG_BACKLOG_MAX) {
+        dropped++;
+        return;
+      }
+      if (dropped > 0) {
+        const note = { level: 40, time: Date.now(), service: "myftpd", event: "log-dropped", lines: dropped, msg: "log lines dropped: standard output was not read" };
+        out.write(`${JSON.stringify(note)}\n`);
+        dropped = 0;
+      }
+      out.write(line);
+    },
+  };
+}
+
 /** Longest a starting server waits for a `myftpd user rescan` that holds the data directory. */
 const RESCAN_WAIT_MS = 10 * 60_000;
 
@@ -55,7 +86,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
     waitForRescanMs: RESCAN_WAIT_MS,
     onWait: (pid) => process.stderr.write(`myftpd: waiting for myftpd user rescan (PID ${pid}) to finish with the data directory\n`),
   });
-  const log = pino({ level: settings.logLevel, base: { service: "myftpd" } });
+  const log = pino({ level: settings.logLevel, base: { service: "myftpd" } }, logDestination());
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const storeIsNew = !existsSync(storePath(settings.data));
   const store = openStore(settings.data, "create", (message) => log.warn({ event: "store-mode" }, message));
