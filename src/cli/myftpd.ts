@@ -7,6 +7,7 @@ import { makeCertificate } from "./cert.js";
 import { serve } from "./serve.js";
 import { ConfigError, defaultDataDir, resolveServeSettings, SERVE_SETTINGS } from "./settings.js";
 import { dataDirProblem, UsageError, userAdd, userDel, userList, userPasswd, userRescan, userSet } from "./user-admin.js";
+import { PromptInterrupted } from "./prompt.js";
 
 /** The version in the package.json next to dist/ (it ships with the package). */
 function packageVersion(): string {
@@ -42,7 +43,7 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<string>) {
         process.exit(2);
       }
       process.stderr.write(`myftpd: ${(err as Error).message}\n`);
-      process.exit(1);
+      process.exit(err instanceof PromptInterrupted ? 130 : 1);
     }
   };
 }

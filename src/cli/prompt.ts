@@ -13,6 +13,14 @@ export async function readStdinLine(): Promise<string> {
   }
 }
 
+/** Ctrl-C at a prompt: the command is given up, as a shell reports a program stopped by SIGINT (exit 130). */
+export class PromptInterrupted extends Error {
+  constructor() {
+    super("cancelled");
+    this.name = "PromptInterrupted";
+  }
+}
+
 /** Prompts on the terminal and reads a line with echo off. Needs stdin to be a TTY. */
 export function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
@@ -34,7 +42,7 @@ export function promptHidden(prompt: string): Promise<string> {
     const onData = (chunk: string) => {
       for (const ch of chunk) {
         if (ch === "\r" || ch === "\n") return done(null);
-        if (ch === "\u0003") return done(new Error("cancelled"));
+        if (ch === "\u0003") return done(new PromptInterrupted());
         if (ch === "\u0004") return done(value.length > 0 ? null : new Error("cancelled"));
         if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
         else if (ch >= " ") value += ch;

@@ -177,9 +177,9 @@ export interface Pty {
 }
 
 /** Run myftp in a pseudo-terminal (util-linux `script`), so it sees a terminal on every side. */
-export function spawnPty(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Pty {
+export function spawnPty(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; /** Another built bin than myftp. */ bin?: string } = {}): Pty {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const cmd = [process.execPath, BIN, ...args].map(quote).join(" ");
+  const cmd = [process.execPath, opts.bin ?? BIN, ...args].map(quote).join(" ");
   const child = spawn("script", ["-qec", cmd, "/dev/null"], { cwd: opts.cwd, env: { ...baseEnv(opts.env), COLUMNS: "100", LINES: "30" }, stdio: ["pipe", "pipe", "pipe"] });
   live.add(child);
   child.once("exit", () => live.delete(child));

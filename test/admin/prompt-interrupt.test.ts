@@ -1,0 +1,22 @@
+// Ctrl-C at `myftpd user add`'s password prompt gives the command up as a shell reports SIGINT: exit 130, no user.
+import { existsSync, rmSync } from "node:fs";
+import * as path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { spawnPty } from "../client/cli-helpers.js";
+import { MYFTPD_BIN, runMyftpd, tempDir } from "../helpers/myftpd.js";
+
+const data = tempDir("myftp-prompt-");
+afterAll(() => rmSync(data, { recursive: true, force: true }));
+
+describe("the password prompt", () => {
+  it("Ctrl-C exits 130 and adds nobody", async () => {
+    const pty = spawnPty(["user", "add", "bob", "--data", data], { bin: MYFTPD_BIN });
+    await pty.expect(/Password: /);
+    pty.send("sec\u0003");
+    expect(await pty.exit()).toBe(130);
+    expect(pty.output()).toMatch(/cancelled/);
+    const list = await runMyftpd(["user", "list", "--data", data]);
+    expect(list.stdout).not.toMatch(/bob/);
+    expect(existsSync(path.join(data, "home", "bob"))).toBe(false);
+  });
+});
