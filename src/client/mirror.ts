@@ -20,6 +20,8 @@ export interface MirrorSummary {
   readonly unchanged: number;
   readonly deleted: number;
   readonly failed: number;
+  /** Source entries not copied: links and other non-files, and directories deeper than MAX_DEPTH. */
+  readonly skipped: number;
 }
 
 export interface TreeFile {
@@ -32,6 +34,8 @@ export interface TreeFile {
 interface Tree {
   readonly files: Map<string, TreeFile>;
   readonly dirs: string[];
+  /** What the walk left out, each with why: a link, another kind of entry, a directory too deep. */
+  readonly skipped: { rel: string; why: string }[];
 }
 
 /** Times within this many milliseconds are equal: listings carry whole seconds. */
@@ -51,6 +55,7 @@ const MAX_ENTRIES = 1_000_000;
 export async function walkRemote(session: FtpSession, root: string): Promise<Tree> {
   const files = new Map<string, TreeFile>();
   const dirs: string[] = [];
+  const skipped: Tree["skipped"] = [];
   const pending: { rel: string; depth: number }[] = [{ rel: "", depth: 0 }];
   let count = 0;
   while (pending.length > 0) {
@@ -63,19 +68,21 @@ export async function walkRemote(session: FtpSession, root: string): Promise<Tre
       if (e.type === "dir") {
         dirs.push(childRel);
         if (depth + 1 < MAX_DEPTH) pending.push({ rel: childRel, depth: depth + 1 });
+        else skipped.push({ rel: childRel, why: `its contents are deeper than ${MAX_DEPTH} levels` });
       } else if (e.type === "file") {
         let mtime = e.mtime;
         if (!mtime && session.features.mdtm) mtime = await session.mtime(posix.join(root, childRel));
         files.set(childRel, { rel: childRel, size: e.size, mtime });
-      }
+      } else skipped.push({ rel: childRel, why: e.type === "link" ? "a link" : "not a file or directory" });
     }
   }
-  return { files, dirs };
+  return { files, dirs, skipped };
 }
 
 export async function walkLocal(root: string): Promise<Tree> {
   const files = new Map<string, TreeFile>();
   const dirs: string[] = [];
+  const skipped: Tree["skipped"] = [];
   const pending: { rel: string; depth: number }[] = [{ rel: "", depth: 0 }];
   let count = 0;
   while (pending.length > 0) {
@@ -87,14 +94,15 @@ export async function walkLocal(root: string): Promise<Tree> {
       if (e.isDirectory()) {
         dirs.push(childRel);
         if (depth + 1 < MAX_DEPTH) pending.push({ rel: childRel, depth: depth + 1 });
+        else skipped.push({ rel: childRel, why: `its contents are deeper than ${MAX_DEPTH} levels` });
       } else if (e.isFile()) {
         if (/\.myftp-(segments|mismatch)(\.tmp)?$/.test(e.name)) continue;
         const st = await stat(joinLocal(root, childRel));
         files.set(childRel, { rel: childRel, size: st.size, mtime: st.mtime });
-      }
+      } else skipped.push({ rel: childRel, why: e.isSymbolicLink() ? "a link" : "not a file or directory" });
     }
   }
-  return { files, dirs };
+  return { files, dirs, skipped };
 }
 
 /** Run jobs over `sessions` connections at once; each job gets a connection of its own. */
@@ -124,7 +132,15 @@ async function openExtra(session: FtpSession, parallel: number, jobs: number, op
 function summaryLine(verb: string, s: MirrorSummary): string {
   const del = s.deleted > 0 ? `, ${s.deleted} deleted` : "";
   const fail = s.failed > 0 ? `, ${s.failed} failed` : "";
-  return `${verb}: ${s.transferred} transferred (${formatBytes(s.bytes)}), ${s.unchanged} unchanged${del}${fail}`;
+  const skip = s.skipped > 0 ? `, ${s.skipped} skipped` : "";
+  return `${verb}: ${s.transferred} transferred (${formatBytes(s.bytes)}), ${s.unchanged} unchanged${del}${fail}${skip}`;
+}
+
+/** Names what the source walk left out, the first few of them. */
+const SKIPS_NAMED = 10;
+function noteSkipped(verb: string, skipped: Tree["skipped"], opts: Pick<MirrorOptions, "note">): void {
+  for (const s of skipped.slice(0, SKIPS_NAMED)) opts.note(`${verb}: skipped ${s.rel} (${s.why})`);
+  if (skipped.length > SKIPS_NAMED) opts.note(`${verb}: skipped ${skipped.length - SKIPS_NAMED} more`);
 }
 
 /**
@@ -190,7 +206,8 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
       deleted++;
     }
   }
-  const summary = { transferred, bytes, unchanged: remote.files.size - jobs.length, deleted, failed };
+  noteSkipped("mirror", remote.skipped, opts);
+  const summary = { transferred, bytes, unchanged: remote.files.size - jobs.length, deleted, failed, skipped: remote.skipped.length };
   opts.note(summaryLine("mirror", summary));
   if (firstError) throw new ClientError(firstError.kind, `mirror: ${failed} file(s) failed; first: ${firstError.message}`);
   return summary;
@@ -223,7 +240,8 @@ export async function mirrorUp(session: FtpSession, localDir: string, remoteDir:
       deleted++;
     }
   }
-  const summary = { transferred, bytes, unchanged: local.files.size - jobs.length, deleted, failed };
+  noteSkipped("mirror --reverse", local.skipped, opts);
+  const summary = { transferred, bytes, unchanged: local.files.size - jobs.length, deleted, failed, skipped: local.skipped.length };
   opts.note(summaryLine("mirror --reverse", summary));
   if (firstError) throw new ClientError(firstError.kind, `mirror --reverse: ${failed} file(s) failed; first: ${firstError.message}`);
   return summary;
