@@ -82,6 +82,8 @@ export class Session {
   /** Lines waiting their turn; null stands for a line that was too long. */
   private queue: (Buffer | null)[] = [];
   private running = false;
+  /** The pump waits for the client to read its replies (that is idle time, not work). */
+  private awaitingDrain = false;
   private pumping: Promise<void> = Promise.resolve();
   private closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -227,7 +229,9 @@ export class Session {
     if (!parsed.ok) return false;
     const spec = COMMANDS[parsed.command.verb];
     if (!spec?.special) return false;
-    if (parsed.command.verb !== "ABOR" && this.queue.length > 0) return false;
+    // Replies the client has not read yet: STAT and NOOP wait their turn in the queue, which pauses the input once
+    // it is full, so a client that sends them without reading cannot pile up replies in memory.
+    if (parsed.command.verb !== "ABOR" && (this.queue.length > 0 || this.socket.writableNeedDrain)) return false;
     this.touch();
     this.log.debug({ cmd: parsed.command.verb }, "command during transfer");
     void this.runHandler(parsed.command.verb, parsed.command.arg, parsed.command.hasArg);
@@ -267,12 +271,34 @@ export class Session {
           continue;
         }
         await this.dispatch(line);
+        // A client that does not read its replies: the next command waits until they are taken, so the replies
+        // cannot pile up in memory (the input is paused once enough lines wait).
+        if (this.socket.writableNeedDrain) await this.outputDrained();
         // The idle time counts from the reply, not from the command.
         this.touch();
       }
     } finally {
       this.running = false;
     }
+  }
+
+  /** Resolves when the control connection's replies have been taken by the client, or the session ends. */
+  private outputDrained(): Promise<void> {
+    const sock = this.socket;
+    if (this.closed || sock.destroyed) return Promise.resolve();
+    this.awaitingDrain = true;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        sock.off("drain", done);
+        sock.off("close", done);
+        this.ended.signal.removeEventListener("abort", done);
+        this.awaitingDrain = false;
+        resolve();
+      };
+      sock.on("drain", done);
+      sock.on("close", done);
+      this.ended.signal.addEventListener("abort", done);
+    });
   }
 
   private async dispatch(line: Buffer): Promise<void> {
@@ -375,7 +401,7 @@ export class Session {
       this.idleTimer = null;
       const idle = Date.now() - this.lastActivity;
       const limit = this.server.options.idleTimeoutMs;
-      const busy = this.transfer !== null || this.running;
+      const busy = this.transfer !== null || (this.running && !this.awaitingDrain);
       if (busy || idle < limit) {
         // A transfer, or a command the server is still answering (a login held back by the defender's delay, a
         // long HASH), keeps the session alive; check again later.
