@@ -99,8 +99,24 @@ export async function stat(s: Session, arg: string): Promise<void> {
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const now = Date.now();
   const owner = requireUser(s).name;
-  s.write(formatIndentedReply(213, `Status of ${target}:`, entries.map((e) => formatLsLine(e, owner, now)), "End of status"));
+  // A large directory's lines are made a batch per loop turn (as LIST's are), so other sessions get their turns.
+  const pieces = [`213-Status of ${target}:\r\n`];
+  for (let i = 0; i < entries.length; i += STAT_BATCH) {
+    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    let out = "";
+    for (const e of entries.slice(i, i + STAT_BATCH)) out += ` ${formatLsLine(e, owner, now)}\r\n`;
+    pieces.push(out);
+  }
+  pieces.push("213 End of status\r\n");
+  // Written in one go (no wait between the pieces, so no other reply can come between them), without joining them.
+  const sock = s.socket;
+  sock.cork();
+  for (const p of pieces) s.write(p);
+  process.nextTick(() => sock.uncork());
 }
+
+/** Lines of a STAT listing made between two turns of the event loop. */
+const STAT_BATCH = 256;
 
 function quotaText(used: number, limit: number | null): string {
   return limit === null
