@@ -180,3 +180,15 @@ describe("login defender", () => {
     await good.close();
   });
 });
+
+describe("--ban-seconds 0", () => {
+  it("bans nobody and lets each failure fade at once: every failure waits the first delay", () => {
+    let t = 1_000_000;
+    const d = new LoginDefender({ maxFailures: 3, banMs: 0, baseDelayMs: 1000, maxDelayMs: 8000 }, () => undefined, () => t);
+    for (let i = 0; i < 10; i++) {
+      expect(d.failure("10.0.0.1", "alice")).toBe(1000);
+      expect(d.bannedFor("10.0.0.1")).toBe(0);
+      t += i % 2; // failures in the same millisecond and in later ones alike
+    }
+  });
+});
