@@ -4,6 +4,7 @@
 // guarantees (a delay can come late, never early).
 
 import { afterEach, describe, expect, it } from "vitest";
+import { LoginDefender } from "../../src/core/login-defender.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { captureLog } from "./log-capture.js";
