@@ -151,6 +151,14 @@ describe("LineSplitter", () => {
     expect(feed([[0xff], [0xfd], [0x18, ...b("NO")], "OP\r\n"])).toEqual(["NOOP"]);
   });
 
+  it("keeps an IAC inside the line that text follows (not a Telnet command), so the line is not valid UTF-8", () => {
+    const sp = new LineSplitter();
+    const out = sp.push(b([...b("DELE "), 0xff, ...b("a.txt\r\n")]));
+    expect(out[0]!.ok && [...out[0]!.line]).toEqual([...b("DELE "), 0xff, ...b("a.txt")]);
+    // At the line's start it is the lftp Synch's IAC whose DM went as urgent data, and goes.
+    expect(feed([[0xff, 0xf4, 0xff, ...b("ABOR\r\n")]])).toEqual(["ABOR"]);
+  });
+
   it("turns IAC IAC into one 0xFF data byte", () => {
     const sp = new LineSplitter();
     const out = sp.push(b([0x41, 0xff, 0xff, 0x42, 0x0d, 0x0a]));
