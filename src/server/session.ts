@@ -302,6 +302,10 @@ export class Session {
   }
 
   private async dispatch(line: Buffer): Promise<void> {
+    // RFC 959 §4.1.3: RNTO must follow its RNFR at once. Any other line in between ends the rename, a refused one too
+    // (a RNFR of a missing name, a syntax error): a later RNTO would otherwise move the earlier RNFR's file.
+    const renameFrom = this.renameFrom;
+    this.renameFrom = null;
     if (line.includes(0x0d)) {
       // A CR inside a command (see LineSplitter): acting on the line as far as the CR would act on another name.
       this.reply(501, "Invalid character (CR) in command line");
@@ -314,6 +318,7 @@ export class Session {
       return;
     }
     const { verb, arg, hasArg } = parsed.command;
+    if (verb === "RNTO") this.renameFrom = renameFrom;
     this.log.debug({ cmd: verb, arg: verb === "PASS" ? "****" : arg }, "command");
     await this.runHandler(verb, arg, hasArg);
   }
@@ -354,8 +359,8 @@ export class Session {
       this.reply(425, "Use PORT, EPRT, PASV or EPSV first");
       return;
     }
-    // A REST, RNFR or RANG applies to the very next command of its kind; anything else in between clears RNFR.
-    if (verb !== "RNTO" && verb !== "RNFR") this.renameFrom = null;
+    // A REST or RANG applies to the very next command of its kind; RNFR only to an RNTO right after it.
+    if (verb !== "RNTO") this.renameFrom = null;
     await spec.handler(this, arg);
   }
 
