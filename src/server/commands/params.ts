@@ -59,7 +59,12 @@ export function allo(s: Session, arg: string): void {
 
 export function rest(s: Session, arg: string): void {
   const t = arg.trim();
+  // REST and RANG each replace what the other set (as RANG clears a REST), and a refused one leaves neither: a
+  // transfer takes a pending RANG before a REST, and a REST left behind would apply to a later plain STOR or RETR
+  // (a STOR would keep that many bytes of the old file before the new ones).
+  s.hashRange = null;
   if (!/^\d{1,15}$/.test(t)) {
+    s.restOffset = 0;
     s.reply(501, "REST needs a non-negative byte offset");
     return;
   }
