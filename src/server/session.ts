@@ -338,6 +338,12 @@ export class Session {
       this.reply(502, `Command ${verb} not implemented`);
       return;
     }
+    // Without a certificate the security commands are not implemented (502) whatever their argument, as FEAT and HELP
+    // leave them out; a syntax check first would answer 501 for some of them.
+    if (spec.needsTls && !(this.server.tls && this.server.upgradeControl)) {
+      this.reply(502, `${verb} not available: the server has no TLS certificate`);
+      return;
+    }
     if (!this.user && !PRE_LOGIN_ALLOWED.has(verb)) {
       this.reply(530, "Please login with USER and PASS");
       return;
