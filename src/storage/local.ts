@@ -164,8 +164,9 @@ function uploadTempBeside(p: string): string {
   const name = `${TEMP_PREFIX}${tag}.${base}`;
   const full = path.join(path.dirname(p), name);
   if (Buffer.byteLength(name) <= MAX_NAME && Buffer.byteLength(full) <= MAX_DISK_PATH) return full;
-  // Shorter than the target's own name, so its path fits wherever the target's does.
-  return path.join(path.dirname(p), `${TEMP_PREFIX}${tag}#${nameDigest(base)}`);
+  const digested = path.join(path.dirname(p), `${TEMP_PREFIX}${tag}#${nameDigest(base)}`);
+  // Where even that path is too long (a short name deep down), a plain temporary name: removed after a crash.
+  return Buffer.byteLength(digested) <= MAX_DISK_PATH ? digested : tempNameBeside(p);
 }
 
 function identOf(st: fs.Stats): FileIdent {
@@ -301,7 +302,8 @@ export class LocalStorage implements StorageBackend {
    */
   private openInside(p: string, flags: number, mode?: number): { file: OpenFile; st: fs.Stats } {
     const opened = openRegular(p, flags, mode);
-    if (process.platform !== "linux") return opened;
+    // Directly in the home: no directory between the home and the file to swap, and O_NOFOLLOW holds the name itself.
+    if (process.platform !== "linux" || path.dirname(p) === this.root) return opened;
     let where: string | null;
     try {
       where = fs.readlinkSync(`/proc/self/fd/${opened.file.fd}`);
@@ -329,7 +331,8 @@ export class LocalStorage implements StorageBackend {
    * descriptor's directory is, the path itself. `close()` once done, also after calls on the pool through it.
    */
   private pinDir(dir: string): { at: string; close(): void } {
-    if (process.platform !== "linux") return { at: dir, close: () => undefined };
+    // The home itself is where every check leads from: nothing to pin.
+    if (process.platform !== "linux" || dir === this.root) return { at: dir, close: () => undefined };
     // O_PATH: a directory that may be searched but not read is pinned too.
     let fd: number;
     try {
@@ -687,11 +690,14 @@ export class LocalStorage implements StorageBackend {
         await copyPrefix(source.file.fd, made.file.fd, keep, mode);
         // The copy's own name still leads to it (nothing was swapped in its directory meanwhile): it takes the name
         // that names the target.
-        const now = lstatOrNull(copying);
-        if (!now || now.dev !== made.st.dev || now.ino !== made.st.ino) {
-          throw new MyftpError("busy", "The directory changed while the upload was prepared; try again");
-        }
-        fs.renameSync(copying, tempPath);
+        const copied = made;
+        await this.inPinned(copying, (entry) => {
+          const now = lstatOrNull(entry);
+          if (!now || now.dev !== copied.st.dev || now.ino !== copied.st.ino) {
+            throw new MyftpError("busy", "The directory changed while the upload was prepared; try again");
+          }
+          fs.renameSync(entry, path.join(path.dirname(entry), path.basename(tempPath)));
+        });
       } catch (err) {
         if (made) {
           await made.file.close();
@@ -767,20 +773,19 @@ export class LocalStorage implements StorageBackend {
     if (!this.contains(diskPath)) throw outside();
     // Only while the path still names the file the upload created (checked and renamed here on the loop, as unlink
     // does): by path on the pool it could reach a file outside the home through a link put in a directory's place.
-    let st: fs.Stats | null;
-    try {
-      st = lstatOrNull(diskPath);
-    } catch {
-      return;
-    }
-    if (!st || !sameFile(st, ident)) return;
-    const doomed = tempNameBeside(diskPath);
-    try {
-      fs.renameSync(diskPath, doomed);
-    } catch {
-      return;
-    }
-    await fsp.unlink(doomed).catch(() => undefined);
+    // Through the pinned directory: the name's lookups (the check, the rename) all reach the directory the upload's
+    // file was made in.
+    await this.inPinned(diskPath, async (entry) => {
+      const st = lstatOrNull(entry);
+      if (!st || !sameFile(st, ident)) return;
+      const doomed = tempNameBeside(entry);
+      try {
+        fs.renameSync(entry, doomed);
+      } catch {
+        return;
+      }
+      await fsp.unlink(doomed).catch(() => undefined);
+    }).catch(() => undefined);
   }
 
   async setMtime(vpath: string, mtimeMs: number): Promise<void> {

@@ -9,7 +9,7 @@ import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, r
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { TEMP_PREFIX } from "../../src/storage/local.js";
+import { LocalStorage, TEMP_PREFIX } from "../../src/storage/local.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { diskBytes, until, withTimeout } from "../helpers/util.js";
@@ -370,5 +370,36 @@ describe("a crash while a delete or a rename over a file frees its blocks", () =
     expect((await c.cmd("DELE nothing.bin")).code).toBe(550);
     await s.server.quota.flushAll();
     expect(writes).toBe(0);
+  });
+});
+
+describe("an overwrite deep down with a short name", () => {
+  it("still gets a temporary file where the path has no room for the digest form", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), "myftp-deep-"));
+    try {
+      const storage = await LocalStorage.open(root);
+      // Directories of 200-byte names down to a path of about 4090 bytes, then a file of a 40-byte name.
+      let dir = storage.root;
+      const parts: string[] = [];
+      while (Buffer.byteLength(path.join(dir, "d".repeat(200), "f".repeat(40))) < 4050) {
+        dir = path.join(dir, "d".repeat(200));
+        parts.push("d".repeat(200));
+      }
+      const pad = 4090 - Buffer.byteLength(path.join(dir, "f".repeat(40)));
+      if (pad > 1) {
+        dir = path.join(dir, "e".repeat(pad - 1));
+        parts.push("e".repeat(pad - 1));
+      }
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, "f".repeat(40)), "old");
+      const vpath = `/${[...parts, "f".repeat(40)].join("/")}`;
+      const t = await storage.openTemp(vpath, 0);
+      await t.handle.close();
+      expect(Buffer.byteLength(t.tempPath)).toBeLessThanOrEqual(4095);
+      expect(path.basename(t.tempPath)).toMatch(/^\.myftp-upload-[0-9a-f]{12}$/);
+      await storage.removeTemp(t.tempPath);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

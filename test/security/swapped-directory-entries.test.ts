@@ -5,7 +5,9 @@
 // right after the resolver's realpath of the entry's directory.
 import * as fs from "node:fs";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
 import * as path from "node:path";
+import fsDefault from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LocalStorage } from "../../src/storage/local.js";
 import { tempDir } from "../helpers/myftpd.js";
@@ -124,5 +126,36 @@ describe("a directory swapped for a link to the outside between the check and th
     await expect(storage.unlink("/d/x.txt")).rejects.toMatchObject({ code: "busy" });
     expect(readFileSync(path.join(outside, "x.txt"), "utf8")).toBe("SECRET outside\n");
     expectOutsideUntouched(mtime);
+  });
+});
+
+describe("a refused new file removed after its directory was swapped", () => {
+  it("removes nothing outside, even when the swap comes right after the check of the name", async () => {
+    const storage = await LocalStorage.open(home);
+    const w = await storage.openWrite("/d/sub/new.txt");
+    await w.handle.close();
+    writeFileSync(path.join(outside, "sub", "new.txt"), "SECRET outside\n");
+    // The swap lands right after the first lstat of the file's path (the identity check before the removal).
+    const lstatNative = fsDefault.lstatSync;
+    const target = path.join(storage.root, "d", "sub", "new.txt");
+    let swapped = false;
+    // Through the module's own object, then copied to what ES imports of it see.
+    fsDefault.lstatSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+      const r = (lstatNative as (p: fs.PathLike, ...rest: unknown[]) => fs.Stats)(p, ...rest);
+      if (!swapped && p === target) {
+        swapped = true;
+        renameSync(path.join(home, "d"), path.join(home, "d-away"));
+        symlinkSync(outside, path.join(home, "d"));
+      }
+      return r;
+    }) as typeof fs.lstatSync;
+    syncBuiltinESMExports();
+    try {
+      await storage.removeOpened(w.diskPath, w.ident);
+    } finally {
+      fsDefault.lstatSync = lstatNative;
+      syncBuiltinESMExports();
+    }
+    expect(readFileSync(path.join(outside, "sub", "new.txt"), "utf8")).toBe("SECRET outside\n");
   });
 });
