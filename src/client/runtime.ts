@@ -217,7 +217,8 @@ export class Runtime implements ShellContext {
   private async get(url: string, local: string | undefined, segments: number): Promise<void> {
     const target = parseFtpUrl(url);
     if (target.isDir) throw new ClientError("usage", `get: the URL names a directory, not a file: ${redactUrl(url)}`);
-    const dest = local ?? basename(target.path);
+    // Standard output only when asked for: a remote file named "-" is fetched into ./- by default.
+    const dest = local ?? (basename(target.path) === "-" ? "./-" : basename(target.path));
     const run = async () => {
       this.session = await this.connectRetrying(target, `get ${target.path}`);
       const st = dest === "-" ? undefined : await stat(dest).catch(() => undefined);

@@ -2,6 +2,7 @@
 // write only once it reached the file (so recorded progress never runs ahead of the disk), a counting
 // and optionally rate-limited pass-through for uploads.
 import { Transform, Writable, type TransformCallback } from "node:stream";
+import { finished } from "node:stream/promises";
 import type { FileHandle } from "node:fs/promises";
 
 /**
@@ -102,24 +103,48 @@ export class Meter extends Transform {
 /**
  * Passes bytes on to a stream that is not a file the client may position or truncate (standard output, a device, a
  * FIFO), in order; each chunk is reported only once that stream took it. Ending this sink leaves the target open.
+ * An attempt given up (a dropped connection) is stopped: chunks still queued here are dropped, so that what reached
+ * the target, and nothing after it, is what a retry continues from.
  */
 export class PassSink extends Writable {
+  private stopped = false;
+  /** The chunk handed to the target and not yet taken. */
+  private inflight: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly target: NodeJS.WritableStream,
     private readonly onWritten: (chunk: Buffer) => void,
     private readonly limiter?: RateLimiter,
   ) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: 1 << 16 });
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const pass = () =>
-      this.target.write(chunk, (err?: Error | null) => {
-        if (err) return cb(err);
-        this.onWritten(chunk);
-        cb();
+    const pass = () => {
+      if (this.stopped) return cb();
+      this.inflight = new Promise<void>((taken) => {
+        this.target.write(chunk, (err?: Error | null) => {
+          taken();
+          if (err) return cb(err);
+          // Counted even when stopped meanwhile: these bytes are in the target.
+          this.onWritten(chunk);
+          cb();
+        });
       });
+    };
     if (this.limiter) this.limiter.take(chunk.length).then(pass, cb);
     else pass();
+  }
+
+  /** Drops what is still queued; resolves once the chunk already handed to the target was taken. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.inflight;
+  }
+
+  /** Resolves once every byte given to this sink reached the target. */
+  async flushed(): Promise<void> {
+    if (!this.writableEnded) this.end();
+    await finished(this);
   }
 }

@@ -272,7 +272,14 @@ export async function getStream(session: FtpSession, remote: string, out: NodeJS
           },
           limiter,
         );
-        await session.transfer(() => session.client.downloadTo(sink, remote, done));
+        try {
+          await session.transfer(() => session.client.downloadTo(sink, remote, done));
+        } catch (err) {
+          // Nothing more of this attempt goes out: the retry's REST is the count that reached the target.
+          await sink.stop();
+          throw err;
+        }
+        await sink.flushed();
       },
       (err, n) => opts.note(retryNote("get", remote, err, n, opts.retries)),
     );

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
+import { startScripted } from "../helpers/scripted-ftp.js";
 import { BIN, clientWorkDir, collect, makeFile, runMyftp, spawnMyftp } from "./cli-helpers.js";
 
 const USER = { name: "alice", password: "pw" };
@@ -94,5 +95,35 @@ describe("get into standard output, a device or a FIFO", () => {
     const dir = await runMyftp(["put", "-", url("")], { cwd: work.path, stdin: "x" });
     expect(dir.code).toBe(2);
     expect(dir.stderr).toMatch(/must name the file/);
+  });
+
+  it("a retry after a transfer cut off continues standard output at the byte that reached it, nothing twice", async () => {
+    const size = 3 * 1024 * 1024;
+    const srv = await startScripted({ files: { "f.bin": size }, cutFirstRetr: 1024 * 1024 });
+    try {
+      // Slowed, so that bytes of the cut attempt still wait in the client when it gives that attempt up.
+      const r = await runBinary(["--limit-rate", "2M", "get", srv.url("f.bin"), "-"], work.path);
+      expect(r.stderr).toMatch(/retry 1\/3/);
+      expect(r.code).toBe(0);
+      const want = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) want[i] = i % 251;
+      expect(r.out.length).toBe(size);
+      expect(r.out.equals(want)).toBe(true);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it("a remote file named - is fetched into ./- when no LOCAL is given (standard output only when asked for)", async () => {
+    const srv = await startScripted({ files: { "-": 1000 } });
+    try {
+      const r = await runBinary(["get", srv.url("-")], work.path);
+      expect(r.code).toBe(0);
+      expect(r.out.toString()).toMatch(/^get -: .* verified$/m);
+      expect(r.out.length).toBeLessThan(1000); // lines, not the file
+      expect((await readFile(join(work.path, "-"))).length).toBe(1000);
+    } finally {
+      await srv.stop();
+    }
   });
 });

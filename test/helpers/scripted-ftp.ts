@@ -27,6 +27,8 @@ export interface ScriptedOptions {
   readonly greet421?: number;
   /** STOR: read the data, then reset the data connection and answer 552 (a quota refusal). */
   readonly storQuotaReset?: boolean;
+  /** The first RETR (of all connections) sends only this many bytes, closes the data connection and answers 426. */
+  readonly cutFirstRetr?: number;
 }
 
 export interface ScriptedServer {
@@ -127,6 +129,12 @@ def handle(c):
             p = norm(arg)
             if p not in files: send("550 No such file"); continue
             d = data(); send("150 Opening data connection")
+            with lock:
+                state["retrs"] = state.get("retrs", 0) + 1; first = state["retrs"] == 1
+            cut = cfg.get("cutFirstRetr")
+            if first and cut is not None:
+                d.sendall(content(files[p])[rest:rest + cut]); rest = 0; d.close()
+                send("426 Connection closed; transfer aborted"); continue
             d.sendall(content(files[p])[rest:]); rest = 0; d.close(); send("226 Transfer complete")
         elif verb in ("STOR", "APPE"):
             d = data(); send("150 Ok to send data")
