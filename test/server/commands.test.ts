@@ -376,11 +376,13 @@ describe("files", () => {
 });
 
 describe("transfer parameters", () => {
-  it("TYPE accepts A, A N, I, L 8 (also written L8); refuses E and A T with 504, nonsense with 501", async () => {
+  it("TYPE accepts A, A N, I, L 8 (also written L8); refuses E and A T with 504, nonsense and extra parameters with 501", async () => {
     const c = await login();
     for (const t of ["A", "a", "A N", "I", "i", "L 8", "L8", "l8"]) expect((await c.cmd(`TYPE ${t}`)).code, t).toBe(200);
     for (const t of ["E", "A T", "L 7", "L7"]) expect((await c.cmd(`TYPE ${t}`)).code, t).toBe(504);
     expect((await c.cmd("TYPE Q")).code).toBe(501);
+    // A parameter where none belongs, or one too many: a syntax error, and the type stays as it was.
+    for (const t of ["I X", "A N X", "L 8 8"]) expect((await c.cmd(`TYPE ${t}`)).code, t).toBe(501);
   });
 
   it("MODE S and STRU F are accepted; other modes/structures 504; nonsense 501", async () => {

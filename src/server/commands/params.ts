@@ -19,7 +19,10 @@ export function type(s: Session, arg: string): void {
   // "L8" (no space) is how several clients and servers write TYPE L 8.
   const parts = arg.trim().toUpperCase().replace(/^L(\d+)$/, "L $1").split(/\s+/);
   const t = parts[0];
-  if (t === "I" || (t === "L" && (parts[1] ?? "8") === "8")) {
+  // At most a type and one parameter (RFC 959: A/E take a format control, L a byte size, I nothing).
+  if (parts.length > 2 || (t === "I" && parts.length > 1)) {
+    s.reply(501, `Syntax error in TYPE ${arg}`);
+  } else if (t === "I" || (t === "L" && (parts[1] ?? "8") === "8")) {
     s.type = "I";
     s.reply(200, "Type set to I");
   } else if (t === "A" && (parts[1] === undefined || parts[1] === "N")) {
