@@ -72,3 +72,25 @@ describe("EPRT with a zone", () => {
     await c.close();
   });
 });
+
+describe("EPRT from a link-local peer", () => {
+  it("takes the peer's own address written without a zone (the client cannot know the server's name for the link)", async () => {
+    const peer = "fe80::5%lo";
+    const own = net.createServer((sock) => {
+      Object.defineProperty(sock, "remoteAddress", { value: peer });
+      s.server.accept(sock);
+    });
+    await new Promise<void>((r) => own.listen(0, "127.0.0.1", r));
+    try {
+      const c = await RawFtp.login((own.address() as net.AddressInfo).port, "alice", "secret");
+      expect((await c.cmd("EPRT |2|fe80::5|5000|")).code).toBe(200);
+      expect((await c.cmd("EPRT |2|fe80::5%lo|5000|")).code).toBe(200);
+      // Another host on the link, with or without a zone, is still refused.
+      expect((await c.cmd("EPRT |2|fe80::6|5000|")).code).toBe(500);
+      expect((await c.cmd("EPRT |2|fe80::5%eth9|5000|")).code).toBe(500);
+      await c.close();
+    } finally {
+      own.close();
+    }
+  });
+});

@@ -130,8 +130,13 @@ async function openPassive(s: Session): Promise<number | null> {
   }
 }
 
-/** Accepts an active target only when it is the control peer on an unprivileged port. */
+/**
+ * Accepts an active target only when it is the control peer on an unprivileged port. A link-local address written
+ * without its zone (a client cannot know the server's name for the link) is taken in the control connection's zone.
+ */
 function acceptActive(s: Session, verb: string, target: HostPort): boolean {
+  const zone = s.peerAddress.indexOf("%");
+  if (zone >= 0 && !target.host.includes("%")) target.host = `${target.host}${s.peerAddress.slice(zone)}`;
   if (!sameHost(target.host, s.peerAddress)) {
     s.log.warn({ event: "bounce-refused", verb, host: target.host }, "active connection to a foreign host refused");
     s.reply(500, `Illegal ${verb} command: address must be the client's own`);
