@@ -135,6 +135,22 @@ export async function verifyWhole(
   opts: Pick<TransferOptions, "note">,
 ): Promise<string> {
   const size = (await localSize(local)) ?? 0;
+  return await verifyBytes(session, remote, size, (algo) => hashLocalFile(local, algo), "local", opts);
+}
+
+/**
+ * Checks `count` bytes against the server's file `remote`: by the server's HASH where it has one and `hashOf` can
+ * give theirs by the algorithm the server answered with, else by the size (SIZE, else the listing). `label` names
+ * where the bytes are, in the messages. Throws a verify error on a mismatch.
+ */
+async function verifyBytes(
+  session: FtpSession,
+  remote: string,
+  count: number,
+  hashOf: (algo: HashAlgorithm) => Promise<string | undefined>,
+  label: string,
+  opts: Pick<TransferOptions, "note">,
+): Promise<string> {
   if (session.hasHash) {
     let reply;
     try {
@@ -144,10 +160,10 @@ export async function verifyWhole(
       opts.note(`note: ${(err as Error).message}; checking its size only`);
     }
     const algo = reply ? algorithmOf(reply.algorithm) : undefined;
-    if (reply && algo) {
-      const mine = await hashLocalFile(local, algo);
+    const mine = reply && algo ? await hashOf(algo) : undefined;
+    if (reply && algo && mine !== undefined) {
       if (mine !== reply.hex)
-        throw new ClientError("verify", `verification failed: ${algo} differs (local ${mine.slice(0, 16)}…, server ${reply.hex.slice(0, 16)}…)`);
+        throw new ClientError("verify", `verification failed: ${algo} differs (${label} ${mine.slice(0, 16)}…, server ${reply.hex.slice(0, 16)}…)`);
       return `${algo} verified`;
     }
   }
@@ -161,7 +177,7 @@ export async function verifyWhole(
     opts.note(`note: the server tells the size of ${remote} neither by SIZE nor in a listing; the transfer is not verified`);
     return "not verified";
   }
-  if (remoteSize !== size) throw new ClientError("verify", `verification failed: sizes differ (local ${size} bytes, server ${remoteSize} bytes)`);
+  if (remoteSize !== count) throw new ClientError("verify", `verification failed: sizes differ (${label} ${count} bytes, server ${remoteSize} bytes)`);
   return "size verified";
 }
 
@@ -283,9 +299,10 @@ export async function getStream(session: FtpSession, remote: string, out: NodeJS
       },
       (err, n) => opts.note(retryNote("get", remote, err, n, opts.retries)),
     );
+    const mine = hasher?.digestHex();
     const verified = await session.withReconnect(
       opts.retries,
-      () => verifyPassed(session, remote, label, done, algo, hasher?.digestHex(), opts),
+      () => verifyBytes(session, remote, done, async (a) => (a === algo ? mine : undefined), label, opts),
       (err, n) => opts.note(retryNote("get", remote, err, n, opts.retries)),
     );
     const result = { size: done, transferred: done, resumedFrom: 0, verified, skipped: false };
@@ -296,39 +313,6 @@ export async function getStream(session: FtpSession, remote: string, out: NodeJS
     bar?.abort();
     throw toClientError(err, { action: `get ${remote}` });
   }
-}
-
-/** verifyWhole for bytes that went to a stream: their digest (`mine`, by `algo`) and count against the server's. */
-async function verifyPassed(
-  session: FtpSession,
-  remote: string,
-  label: string,
-  count: number,
-  algo: HashAlgorithm | undefined,
-  mine: string | undefined,
-  opts: Pick<TransferOptions, "note">,
-): Promise<string> {
-  if (algo && mine !== undefined && session.hasHash) {
-    let reply;
-    try {
-      reply = await session.remoteHash(remote);
-    } catch (err) {
-      if (!isHashRefusal(err)) throw err;
-      opts.note(`note: ${(err as Error).message}; checking its size only`);
-    }
-    if (reply && algorithmOf(reply.algorithm) === algo) {
-      if (mine !== reply.hex)
-        throw new ClientError("verify", `verification failed: ${algo} of the bytes written to ${label} differs (${mine.slice(0, 16)}…, server ${reply.hex.slice(0, 16)}…)`);
-      return `${algo} verified`;
-    }
-  }
-  const remoteSize = (await session.size(remote)) ?? (await session.listedSize(remote));
-  if (remoteSize === undefined) {
-    opts.note(`note: the server tells the size of ${remote} neither by SIZE nor in a listing; the transfer is not verified`);
-    return "not verified";
-  }
-  if (remoteSize !== count) throw new ClientError("verify", `verification failed: ${count} bytes went to ${label}, the server's file has ${remoteSize}`);
-  return "size verified";
 }
 
 async function planGetResume(
@@ -510,9 +494,10 @@ export async function putStream(session: FtpSession, input: NodeJS.ReadableStrea
     }
     let verified;
     try {
+      const mine = hasher?.digestHex();
       verified = await session.withReconnect(
         opts.retries,
-        () => verifyPassed(session, remote, label, meter.bytes, algo, hasher?.digestHex(), opts),
+        () => verifyBytes(session, remote, meter.bytes, async (a) => (a === algo ? mine : undefined), label, opts),
         (err, n) => opts.note(retryNote("put", label, err, n, opts.retries)),
       );
     } catch (err) {
