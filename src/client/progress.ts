@@ -36,12 +36,70 @@ export interface BarState {
   readonly width: number;
 }
 
-/** Shorten a name to `max` columns, keeping its end (the extension) visible. */
+/**
+ * Code points a terminal shows two columns wide (East Asian Wide and Fullwidth, and emoji), as [first, last] pairs in
+ * ascending order.
+ */
+const WIDE: readonly (readonly [number, number])[] = [
+  [0x1100, 0x115f], [0x231a, 0x231b], [0x2329, 0x232a], [0x23e9, 0x23ec], [0x23f0, 0x23f0], [0x23f3, 0x23f3],
+  [0x25fd, 0x25fe], [0x2614, 0x2615], [0x2648, 0x2653], [0x267f, 0x267f], [0x2693, 0x2693], [0x26a1, 0x26a1],
+  [0x26aa, 0x26ab], [0x26bd, 0x26be], [0x26c4, 0x26c5], [0x26ce, 0x26ce], [0x26d4, 0x26d4], [0x26ea, 0x26ea],
+  [0x26f2, 0x26f3], [0x26f5, 0x26f5], [0x26fa, 0x26fa], [0x26fd, 0x26fd], [0x2705, 0x2705], [0x270a, 0x270b],
+  [0x2728, 0x2728], [0x274c, 0x274c], [0x274e, 0x274e], [0x2753, 0x2755], [0x2757, 0x2757], [0x2795, 0x2797],
+  [0x27b0, 0x27b0], [0x27bf, 0x27bf], [0x2b1b, 0x2b1c], [0x2b50, 0x2b50], [0x2b55, 0x2b55], [0x2e80, 0x303e],
+  [0x3041, 0x33ff], [0x3400, 0x4dbf], [0x4e00, 0x9fff], [0xa000, 0xa4cf], [0xa960, 0xa97f], [0xac00, 0xd7a3],
+  [0xf900, 0xfaff], [0xfe10, 0xfe19], [0xfe30, 0xfe6f], [0xff00, 0xff60], [0xffe0, 0xffe6], [0x16fe0, 0x16fe4],
+  [0x17000, 0x18cff], [0x1b000, 0x1b2ff], [0x1f004, 0x1f004], [0x1f0cf, 0x1f0cf], [0x1f18e, 0x1f18e],
+  [0x1f191, 0x1f19a], [0x1f200, 0x1f251], [0x1f300, 0x1f64f], [0x1f680, 0x1f6ff], [0x1f7e0, 0x1f7eb],
+  [0x1f90c, 0x1f9ff], [0x1fa70, 0x1faff], [0x20000, 0x3fffd],
+];
+
+/** Columns one code point takes on a terminal: 0 for combining marks and format characters, 2 for wide ones. */
+export function charWidth(ch: string): number {
+  const cp = ch.codePointAt(0)!;
+  if (/^[\p{Mn}\p{Me}\p{Cf}]$/u.test(ch)) return 0;
+  let lo = 0;
+  let hi = WIDE.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const [a, b] = WIDE[mid]!;
+    if (cp < a) hi = mid - 1;
+    else if (cp > b) lo = mid + 1;
+    else return 2;
+  }
+  return 1;
+}
+
+/** Columns a string takes on a terminal. */
+export function displayWidth(s: string): number {
+  let w = 0;
+  for (const ch of s) w += charWidth(ch);
+  return w;
+}
+
+/** A name as the bar shows it: control characters (which would move the cursor or end the line) as "?". */
+function printable(name: string): string {
+  return name.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+}
+
+/** Shorten a name to `max` columns, keeping its end (the extension) visible; shorter names are padded to `max`. */
 export function fitName(name: string, max: number): string {
-  const chars = [...name];
-  if (chars.length <= max) return name.padEnd(max);
-  if (max <= 1) return chars.slice(-max).join("");
-  return `…${chars.slice(-(max - 1)).join("")}`;
+  const text = printable(name);
+  const width = displayWidth(text);
+  if (width <= max) return text + " ".repeat(Math.max(0, max - width));
+  const chars = [...text];
+  // The end of the name that fits in the columns left after the "…" (none for a 1-column field).
+  const room = max <= 1 ? max : max - 1;
+  let tail = "";
+  let used = 0;
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const w = charWidth(chars[i]!);
+    if (used + w > room) break;
+    tail = chars[i]! + tail;
+    used += w;
+  }
+  // A wide character that did not fit whole leaves a column: a space fills it, so the field keeps its width.
+  return `${max <= 1 ? "" : "…"}${" ".repeat(room - used)}${tail}`;
 }
 
 /**
@@ -50,7 +108,7 @@ export function fitName(name: string, max: number): string {
  * first, then the ETA, then the rate.
  */
 export function formatBar(st: BarState): string {
-  const width = Math.max(20, st.width - 1);
+  const width = Math.max(10, st.width - 1);
   const known = st.total !== undefined && st.total > 0;
   const fraction = known ? Math.min(1, st.done / st.total!) : st.total === 0 ? 1 : undefined;
   const pct = fraction === undefined ? " --%" : `${String(Math.floor(fraction * 100)).padStart(3)}%`;
@@ -58,7 +116,7 @@ export function formatBar(st: BarState): string {
   const rate = formatRate(st.rate).padStart(10);
   const remaining = known && st.rate > 0 ? (st.total! - st.done) / st.rate : fraction === 1 ? 0 : Number.NaN;
   const eta = `ETA ${formatDuration(remaining)}`.padEnd(9);
-  const nameWidth = Math.min(Math.max(8, [...st.name].length), 20);
+  const nameWidth = Math.min(Math.max(8, displayWidth(printable(st.name))), 20);
   const fields = [pct, bytes, rate, eta];
   const full = fields.join("  ");
   const room = width - nameWidth - full.length - 4;
@@ -71,9 +129,9 @@ export function formatBar(st: BarState): string {
   for (let keep = fields.length; keep >= 1; keep--) {
     const tail = fields.slice(0, keep).map((f) => f.trim()).join("  ");
     const nameRoom = width - tail.length - 2;
-    if (nameRoom >= 4) return `${fitName(st.name, Math.min(nameRoom, Math.max(4, [...st.name].length)))}  ${tail}`;
+    if (nameRoom >= 4) return `${fitName(st.name, Math.min(nameRoom, Math.max(4, displayWidth(printable(st.name)))))}  ${tail}`;
   }
-  return `${fitName(st.name, Math.max(4, width - 6))} ${pct}`.slice(0, width);
+  return fitName(`${fitName(st.name, 4)} ${pct.trim()}`, width).trimEnd();
 }
 
 export interface DoneState {

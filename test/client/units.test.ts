@@ -12,7 +12,7 @@ import { crc32, hashLocalFile, parseHashFeature, parseHashReply, pickAlgorithm }
 import { findNetrc, parseNetrc, resolveCredentials } from "../../src/client/credentials.js";
 import { localDir } from "../../src/client/commands.js";
 import { needsTransfer } from "../../src/client/mirror.js";
-import { ProgressReporter, fitName, formatBar, formatBytes, formatDone, formatDuration, formatRate } from "../../src/client/progress.js";
+import { ProgressReporter, displayWidth, fitName, formatBar, formatBytes, formatDone, formatDuration, formatRate } from "../../src/client/progress.js";
 import { parseCount, parseRate } from "../../src/client/runtime.js";
 import { MIN_SEGMENT, parseSegmentState, splitRanges } from "../../src/client/segments.js";
 import { leftByUs } from "../../src/client/transfer.js";
@@ -119,6 +119,29 @@ describe("progress formatting", () => {
           const line = formatBar({ name, done, total, rate, width });
           return [...line].length <= width - 1;
         },
+      ),
+    );
+  });
+  it("counts wide characters as two columns and shows control characters as ?, so the bar never wraps", () => {
+    expect(displayWidth("日本語.bin")).toBe(10);
+    expect(displayWidth("e\u0301cole")).toBe(5);
+    const name = "日本語のファイル名前がとても長いです.bin";
+    for (const width of [20, 40, 80, 120]) {
+      const line = formatBar({ name, done: 1234567, total: 9999999, rate: 100000, width });
+      expect(displayWidth(line)).toBeLessThanOrEqual(width - 1);
+      expect(line).toContain(".bin");
+    }
+    expect(fitName("日本語のファイル", 8)).toBe("… ァイル");
+    expect(displayWidth(fitName("日本語", 9))).toBe(9);
+    expect(formatBar({ name: "a\x1b[2Jb\rc", done: 1, total: 2, rate: 1, width: 80 })).toMatch(/^a\?\[2Jb\?c /);
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.constantFrom("a", "é", "日", "😀", "\u0301", "ｱ", " ", "\x1b"), maxLength: 60 }),
+        fc.nat(),
+        fc.option(fc.nat(), { nil: undefined }),
+        fc.double({ min: 0, max: 1e12, noNaN: true }),
+        fc.integer({ min: 11, max: 300 }),
+        (n, done, total, rate, width) => displayWidth(formatBar({ name: n, done, total, rate, width })) <= width - 1,
       ),
     );
   });
