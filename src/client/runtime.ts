@@ -61,10 +61,13 @@ export class Runtime implements ShellContext {
     this.settings = opts.settings;
     // Bars only when a person watches: a terminal on stderr and commands typed, not scripted.
     const mode: ProgressMode = opts.quiet ? "quiet" : opts.stderr.isTTY && opts.stdin.isTTY ? "bar" : "lines";
+    // A terminal that reports no size (a pseudo-terminal nobody sized, as under `script`) is taken at $COLUMNS, as
+    // other programs take it.
+    const envColumns = Number.parseInt(opts.env.COLUMNS ?? "", 10);
     const term = {
       write: (s: string) => opts.stderr.write(s),
       get columns() {
-        return opts.stderr.columns;
+        return opts.stderr.columns || (envColumns > 0 ? envColumns : undefined);
       },
     };
     this.reporter = new ProgressReporter(mode, (l) => opts.stdout.write(`${l}\n`), term);

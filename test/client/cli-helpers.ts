@@ -180,7 +180,7 @@ export interface Pty {
 export function spawnPty(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; /** Another built bin than myftp. */ bin?: string } = {}): Pty {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const cmd = [process.execPath, opts.bin ?? BIN, ...args].map(quote).join(" ");
-  const child = spawn("script", ["-qec", cmd, "/dev/null"], { cwd: opts.cwd, env: { ...baseEnv(opts.env), COLUMNS: "100", LINES: "30" }, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn("script", ["-qec", cmd, "/dev/null"], { cwd: opts.cwd, env: { ...baseEnv(opts.env), COLUMNS: opts.env?.COLUMNS ?? "100", LINES: "30" }, stdio: ["pipe", "pipe", "pipe"] });
   live.add(child);
   child.once("exit", () => live.delete(child));
   let out = "";
