@@ -259,7 +259,19 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
     if (mutable?.muted) lines.shift();
     else lines[0] = historyLine(lines[0]!);
   });
-  if (mutable) ctx.prompt = (q) => hiddenQuestion(rl, mutable, q);
+  // The password prompt being answered, if any: Ctrl-C gives it up (and the command that asked), so that what is typed
+  // next is not sent as the password.
+  let pendingQuestion: AbortController | undefined;
+  if (mutable)
+    ctx.prompt = async (q) => {
+      const ac = new AbortController();
+      pendingQuestion = ac;
+      try {
+        return await hiddenQuestion(rl, mutable, q, ac.signal);
+      } finally {
+        if (pendingQuestion === ac) pendingQuestion = undefined;
+      }
+    };
   if (mutable) {
     const prompt = () => `myftp${ctx.session ? `:${ctx.session.cwd}` : ""}> `;
     rl.setPrompt(prompt());
@@ -267,6 +279,10 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
     rl.on("line", () => rl.setPrompt(prompt()));
     // Ctrl-C stops the running command (partial files stay for a resume); at the prompt it clears the line.
     rl.on("SIGINT", () => {
+      if (pendingQuestion) {
+        pendingQuestion.abort();
+        return;
+      }
       if (ctx.busy) {
         ctx.session?.abort();
         return;
@@ -304,17 +320,27 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
   return { exitCode, failures };
 }
 
-/** Ask a question on the shell's terminal without echoing the answer. */
-function hiddenQuestion(rl: Interface, output: MutableOutput, question: string): Promise<string> {
-  return new Promise((resolve) => {
+/** Ask a question on the shell's terminal without echoing the answer; the signal (Ctrl-C) gives it up. */
+function hiddenQuestion(rl: Interface, output: MutableOutput, question: string, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve, reject) => {
     output.muted = false;
     output.write(question);
     output.muted = true;
-    rl.question("", (answer) => {
+    const end = () => {
+      signal.removeEventListener("abort", onAbort);
       output.muted = false;
       output.write("\n");
+    };
+    // Readline gives up the question first (dropping what was typed so far, still unechoed), then this ends the line.
+    const onAbort = () => {
+      end();
+      reject(new ClientError("failed", "password prompt interrupted"));
+    };
+    rl.question("", { signal }, (answer) => {
+      end();
       resolve(answer);
     });
+    signal.addEventListener("abort", onAbort);
   });
 }
 
