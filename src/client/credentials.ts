@@ -87,7 +87,7 @@ export async function promptHidden(question: string, input: NodeJS.ReadStream = 
     const onData = (chunk: Buffer) => {
       for (const ch of chunk.toString("utf8")) {
         if (ch === "\r" || ch === "\n") return done();
-        if (ch === "\u0003") return done(new ClientError("login", "password prompt interrupted"));
+        if (ch === "\u0003") return done(new ClientError("interrupted", "password prompt interrupted"));
         if (ch === "\u0004" && value === "") return done(new ClientError("login", "no password given"));
         if (ch === "\u007f" || ch === "\b") value = [...value].slice(0, -1).join("");
         else if (ch === "\u0015") value = "";

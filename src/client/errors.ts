@@ -12,6 +12,8 @@ export const ExitCode = {
   quota: 6,
   verify: 7,
   local: 8,
+  /** Ctrl-C in a one-shot command (128 + SIGINT, as a shell reports it). */
+  interrupted: 130,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

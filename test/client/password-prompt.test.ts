@@ -1,5 +1,5 @@
 // Ctrl-C at a password prompt gives the login up: in the shell, what is typed next is a command again (never sent as
-// the password).
+// the password), and a one-shot command exits 130 as for any Ctrl-C.
 import { describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { clientWorkDir, spawnPty } from "./cli-helpers.js";
@@ -34,4 +34,11 @@ describe("Ctrl-C at the password prompt", () => {
     expect(pty.output()).not.toContain("typo");
   });
 
+  it("in a one-shot command, exits 130", async () => {
+    const pty = spawnPty(["ls", `ftp://alice@127.0.0.1:${s.port}/`], { cwd: work.path, env: { HOME: work.path } });
+    await pty.expect(/Password for alice@127\.0\.0\.1: /);
+    pty.send("p\x03");
+    expect(await pty.exit()).toBe(130);
+    expect(pty.output()).toContain("myftp: password prompt interrupted");
+  });
 });
