@@ -155,7 +155,8 @@ export function createCompleter(remote: Lister | undefined, local: Lister): Comp
       const hits = entries
         .filter((e) => e.name.startsWith(prefix))
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-        .map((e) => quoteWord(dir + e.name) + (e.dir ? "/" : " "));
+        // A directory's "/" goes inside the quotes: `"my dir/"` runs as typed, and Tab again completes below it.
+        .map((e) => (e.dir ? quoteWord(`${dir}${e.name}/`) : `${quoteWord(dir + e.name)} `));
       return [hits, raw];
     },
   };
