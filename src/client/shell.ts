@@ -48,7 +48,48 @@ const URL_PASSWORD = /([a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\s/@:]*):[^\s/]*@/g;
  * password again when it is run from the history).
  */
 export function historyLine(line: string): string {
-  return line.replace(URL_PASSWORD, "$1@");
+  return quotedWordsWithoutPasswords(line.replace(URL_PASSWORD, "$1@"));
+}
+
+/** scheme://user:password@ at the start of a word's value (a password ends at the authority's end, the first "/"). */
+const VALUE_PASSWORD = /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/@:]*):[^/]*@/;
+
+/**
+ * A password with spaces in it can only be typed in quotes or after backslashes, where the plain pattern does not
+ * reach: each such word that holds a URL with a password is written again without it.
+ */
+function quotedWordsWithoutPasswords(line: string): string {
+  let out = "";
+  let i = 0;
+  while (i < line.length) {
+    if (/\s/.test(line[i]!)) {
+      out += line[i++];
+      continue;
+    }
+    // One word: up to the next whitespace outside quotes (or the end, for an unbalanced quote).
+    const start = i;
+    let quote: string | undefined;
+    while (i < line.length && (quote !== undefined || !/\s/.test(line[i]!))) {
+      const c = line[i]!;
+      if (quote) {
+        if (c === quote) quote = undefined;
+        else if (c === "\\" && quote === '"') i++;
+      } else if (c === '"' || c === "'") quote = c;
+      else if (c === "\\") i++;
+      i++;
+    }
+    const raw = line.slice(start, i);
+    let value: string | undefined;
+    if (/["'\\]/.test(raw)) {
+      try {
+        value = tokenize(quote ? raw + quote : raw)[0];
+      } catch {
+        value = undefined;
+      }
+    }
+    out += value !== undefined && VALUE_PASSWORD.test(value) ? quoteWord(value.replace(VALUE_PASSWORD, "$1@")) : raw;
+  }
+  return out;
 }
 
 /** The history file is private: created with mode 0600, and an older one readable by others is made so. */

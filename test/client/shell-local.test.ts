@@ -90,4 +90,25 @@ describe("the shell's history", () => {
     expect(await readFile(file, "utf8")).toBe("lpwd\nquit\n");
     expect((await stat(file)).mode & 0o777).toBe(0o600);
   });
+
+  it("keeps no password with spaces typed in quotes or after backslashes", async () => {
+    const home = join(work.path, "h3");
+    await mkdir(home);
+    const port = await freePort();
+    const pty = spawnPty([], { cwd: work.path, env: { HOME: home } });
+    await pty.expect(/myftp> /);
+    let mark = pty.output().length;
+    pty.send(`open "ftp://alice:my secret@127.0.0.1:${port}/"\r`);
+    await pty.expect(/myftp> (\x1b\[\d+G)?$/, { from: mark + 10 });
+    mark = pty.output().length;
+    pty.send(`open ftp://alice:other\\ secret@127.0.0.1:${port}/\r`);
+    await pty.expect(/myftp> (\x1b\[\d+G)?$/, { from: mark + 10 });
+    pty.send("\x1b[A");
+    await pty.expect(new RegExp(`open ftp://alice@127\\.0\\.0\\.1:${port}/`), { from: mark + 10 });
+    pty.send("\x15quit\r");
+    await pty.exit();
+    const text = await readFile(join(home, ".myftp_history"), "utf8");
+    expect(text).not.toContain("secret");
+    expect(text.split("\n").filter(Boolean)).toEqual([`open ftp://alice@127.0.0.1:${port}/`, `open ftp://alice@127.0.0.1:${port}/`, "quit"]);
+  });
 });

@@ -442,6 +442,15 @@ describe("the shell's history and lcd", () => {
     for (const same of ["open ftp://alice@host/", "open ftp://host:21/", "get a:b@c", "lcd ~/x"]) expect(historyLine(same)).toBe(same);
   });
 
+  it("drops passwords with spaces, typed in quotes or after backslashes", () => {
+    expect(historyLine('open "ftp://alice:p w@host:2121/dir/"')).toBe("open ftp://alice@host:2121/dir/");
+    expect(historyLine("open 'ftp://alice:a b c@host'")).toBe("open ftp://alice@host");
+    expect(historyLine("open ftp://alice:p\\ w@host")).toBe("open ftp://alice@host");
+    expect(historyLine('open "ftp://alice:p w@host')).toBe("open ftp://alice@host");
+    expect(historyLine('open "ftp://alice:x\\"y z@h"')).toBe("open ftp://alice@h");
+    for (const same of ['get "my file.txt"', "put 'a b' \"c d\"", 'open "ftp://alice@host/a b"', "ls a\\ b"]) expect(historyLine(same)).toBe(same);
+  });
+
   it("reads ~ and ~/DIR in lcd as under the home", () => {
     expect(localDir(undefined, "/home/al")).toBe("/home/al");
     expect(localDir("~", "/home/al")).toBe("/home/al");
