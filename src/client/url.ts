@@ -61,8 +61,12 @@ function parseUrl(input: string): FtpTarget {
   const slash = rest.indexOf("/");
   const authority = slash === -1 ? rest : rest.slice(0, slash);
   const rawPath = slash === -1 ? "" : rest.slice(slash + 1);
-  if (/[\s]/.test(authority)) throw new ClientError("usage", `bad URL "${input}": spaces in the host part`);
   const at = authority.lastIndexOf("@");
+  if (/[\s]/.test(authority)) {
+    // Say which part: a space typed in a password is the likely one, and it is written %20.
+    const inUserinfo = at !== -1 && /\s/.test(authority.slice(0, at));
+    throw new ClientError("usage", `bad URL "${input}": ${inUserinfo ? "spaces in the user name or password (write a space as %20)" : "spaces in the host part"}`);
+  }
   const userinfo = at === -1 ? undefined : authority.slice(0, at);
   const hostport = at === -1 ? authority : authority.slice(at + 1);
   let user: string | undefined;

@@ -28,6 +28,14 @@ describe("passwords in URLs are not repeated in messages", () => {
     expect(r.stderr).toBe('myftp: bad URL "ftp://alice:***@127.0.0.1:21/": invalid percent-encoding\n');
   });
 
+  it("a space in the password: the message says where it is and how to write it", async () => {
+    const r = await runMyftp(["ls", "ftp://alice:my secret@127.0.0.1:21/"], { cwd: work.path });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('myftp: bad URL "ftp://alice:***@127.0.0.1:21/": spaces in the user name or password (write a space as %20)\n');
+    const host = await runMyftp(["ls", "ftp://alice:pw@local host:21/"], { cwd: work.path });
+    expect(host.stderr).toBe('myftp: bad URL "ftp://alice:***@local host:21/": spaces in the host part\n');
+  });
+
   it("get of a URL that names a directory", async () => {
     const r = await runMyftp(["get", "ftp://alice:p@ss@127.0.0.1:1/some/dir/"], { cwd: work.path });
     expect(r.code).toBe(2);
