@@ -298,9 +298,9 @@ export const COMMANDS: readonly CommandSpec[] = [
     help: "Download every remote file matching the patterns into the local directory.",
     run: async (ctx, args) => {
       const s = session(ctx);
-      // "--" ends the options, as for get and put: "rm -- -x" removes the file named -x.
+      // "--" ends the options, as for get and put: "mget -- -x" fetches the file named -x.
       const pats = args[0] === "--" ? args.slice(1) : args;
-      if (pats.length === 0) throw new ClientError("usage", "usage: rm FILE...");
+      if (pats.length === 0) throw new ClientError("usage", "usage: mget PATTERN...");
       const files: string[] = [];
       for (const p of pats) files.push(...(await remoteGlob(s, p)));
       if (files.length === 0) throw new ClientError("remote", `mget: nothing matches ${pats.join(" ")}`);
