@@ -204,6 +204,7 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
       if (remote.files.has(f.rel)) continue;
       await unlink(joinLocal(localDir, f.rel));
       deleted++;
+      opts.note(`mirror: deleted ${f.rel}`);
     }
   }
   noteSkipped("mirror", remote.skipped, opts);
@@ -238,6 +239,7 @@ export async function mirrorUp(session: FtpSession, localDir: string, remoteDir:
       if (local.files.has(f.rel)) continue;
       await session.client.remove(posix.join(remoteDir, f.rel));
       deleted++;
+      opts.note(`mirror --reverse: deleted ${f.rel}`);
     }
   }
   noteSkipped("mirror --reverse", local.skipped, opts);

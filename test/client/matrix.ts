@@ -385,11 +385,14 @@ export function defineClientMatrix(name: string, start: () => Promise<ServerUnde
       const r7 = await runMyftp(["mirror", "-R", "--delete", upSrc, srv.url("up-tree/")]);
       expect(r7.code).toBe(0);
       expect(r7.stdout).toMatch(/^mirror --reverse: 0 transferred .*, 1 unchanged, 1 deleted$/m);
+      // Each deleted file is named, as each copied one is.
+      expect(r7.stdout).toMatch(/^mirror --reverse: deleted u1\.bin$/m);
       expect(await sizeOf(remoteDisk("up-tree", "u1.bin"))).toBe(-1);
       await rm(join(tree, "top.bin"));
       const r8 = await runMyftp(["mirror", "--delete", srv.url("tree"), down]);
       expect(r8.code).toBe(0);
       expect(r8.stdout).toMatch(/^mirror: 0 transferred .*, 2 unchanged, 1 deleted$/m);
+      expect(r8.stdout).toMatch(/^mirror: deleted top\.bin$/m);
       expect(await sizeOf(join(down, "top.bin"))).toBe(-1);
     });
 
