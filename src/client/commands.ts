@@ -176,12 +176,15 @@ async function localGlob(pattern: string): Promise<string[]> {
 async function each(ctx: ShellContext, items: string[], what: string, fn: (item: string) => Promise<void>): Promise<void> {
   let failed = 0;
   let first: ClientError | undefined;
-  for (const item of items) {
+  for (const [index, item] of items.entries()) {
     try {
       await fn(item);
     } catch (err) {
       failed++;
       const e = toClientError(err, { action: `${what} ${item}` });
+      // Ctrl-C stops the whole command, not only the item it came during.
+      if (ctx.session?.aborted && items.length > 1)
+        throw new ClientError(e.kind, `${what}: interrupted at ${item} (${index + 1} of ${items.length}); the rest not done`, { cause: err });
       first ??= e;
       if (items.length > 1) ctx.note(e.message);
     }

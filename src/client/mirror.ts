@@ -110,7 +110,8 @@ async function runParallel<T>(sessions: FtpSession[], jobs: T[], run: (s: FtpSes
   const queue = [...jobs];
   await Promise.all(
     sessions.map(async (s) => {
-      for (let job = queue.shift(); job !== undefined; job = queue.shift()) await run(s, job);
+      // After Ctrl-C (which aborts the first session and its clones) no further job starts.
+      for (let job = queue.shift(); job !== undefined && !sessions[0]!.aborted; job = queue.shift()) await run(s, job);
     }),
   );
 }
@@ -172,12 +173,14 @@ async function transferAll<F>(
         failed++;
         const e = toClientError(err);
         firstError ??= e;
-        opts.note(`mirror: ${e.message}`);
+        if (!session.aborted) opts.note(`mirror: ${e.message}`);
       }
     });
   } finally {
     for (const s of sessions.slice(1)) s.close();
   }
+  // Stopped with Ctrl-C: the files not reached stay as they are, and nothing is deleted.
+  if (session.aborted) throw new ClientError("failed", `interrupted after ${transferred} of ${jobs.length} files`);
   return { transferred, bytes, failed, firstError };
 }
 

@@ -779,6 +779,8 @@ export class FtpSession {
    */
   async withReconnect<T>(retries: number, fn: (attempt: number) => Promise<T>, onRetry?: (err: unknown, attempt: number) => void): Promise<T> {
     for (let attempt = 0; ; attempt++) {
+      // Stopped with Ctrl-C: no reconnecting for what comes after (the next file of an mget or a mirror).
+      if (this.aborted) throw new ClientError("failed", "interrupted");
       try {
         if (this.client.closed) await this.reconnect();
         return await fn(attempt);
