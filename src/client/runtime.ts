@@ -37,6 +37,14 @@ export const EXIT_BROKEN_PIPE = 141;
 /** 128 + SIGINT (2): how a shell reports a program stopped with Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 
+/**
+ * A line as it goes to `stream`: on a terminal, control characters (from names the server sent: an escape sequence
+ * in a file name would act on the terminal) show as "?", as ls shows them; into a pipe or file the line stays whole.
+ */
+function shown(line: string, stream: { isTTY?: boolean }): string {
+  return stream.isTTY ? line.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?") : line;
+}
+
 export function parseCount(text: string, what: string, min = 0): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min) throw new ClientError("usage", `${what} must be a whole number of at least ${min}, not "${text}"`);
@@ -70,8 +78,8 @@ export class Runtime implements ShellContext {
         return opts.stderr.columns || (envColumns > 0 ? envColumns : undefined);
       },
     };
-    this.reporter = new ProgressReporter(mode, (l) => opts.stdout.write(`${l}\n`), term);
-    this.errReporter = new ProgressReporter(mode, (l) => opts.stderr.write(`${l}\n`), term);
+    this.reporter = new ProgressReporter(mode, (l) => opts.stdout.write(`${shown(l, opts.stdout)}\n`), term);
+    this.errReporter = new ProgressReporter(mode, (l) => opts.stderr.write(`${shown(l, opts.stderr)}\n`), term);
     // A reader that went away (`myftp ls URL | head -1`) ends the run quietly, as SIGPIPE ends other programs: no
     // stack trace, and not a success that a script could take for a finished transfer.
     for (const stream of [opts.stdout, opts.stderr]) {
@@ -135,7 +143,7 @@ export class Runtime implements ShellContext {
   }
 
   out(line: string): void {
-    this.opts.stdout.write(`${line}\n`);
+    this.opts.stdout.write(`${shown(line, this.opts.stdout)}\n`);
   }
 
   note(line: string): void {
@@ -143,7 +151,7 @@ export class Runtime implements ShellContext {
   }
 
   error(line: string): void {
-    this.opts.stderr.write(`${line}\n`);
+    this.opts.stderr.write(`${shown(line, this.opts.stderr)}\n`);
   }
 
   quit(): void {}
