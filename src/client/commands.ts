@@ -35,6 +35,8 @@ export interface ShellContext {
   note(line: string): void;
   /** Connect to a URL, replacing any current session. */
   open(url: string): Promise<void>;
+  /** Give up an `open` under way (Ctrl-C); false when none is. */
+  cancelOpen?(): boolean;
   /** Ask the shell to stop after this command. */
   quit(): void;
   /** Ask for a password without echo (set by an interactive shell). */

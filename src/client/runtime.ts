@@ -156,13 +156,22 @@ export class Runtime implements ShellContext {
 
   quit(): void {}
 
-  async connect(target: FtpTarget): Promise<FtpSession> {
+  async connect(target: FtpTarget, signal?: AbortSignal): Promise<FtpSession> {
     const creds = await resolveCredentials(target.host, target.user, target.password, {
       env: this.opts.env,
       interactive: this.interactive,
       prompt: this.prompt,
     });
-    return await FtpSession.open(target, creds, this.connectOptions);
+    return await FtpSession.open(target, creds, this.connectOptions, signal);
+  }
+
+  /** The shell's `open` under way, which Ctrl-C gives up (a server that takes the connection and never answers). */
+  private opening: AbortController | undefined;
+
+  cancelOpen(): boolean {
+    if (!this.opening) return false;
+    this.opening.abort();
+    return true;
   }
 
   /**
@@ -183,7 +192,14 @@ export class Runtime implements ShellContext {
 
   async open(url: string): Promise<void> {
     const target = parseFtpUrl(url);
-    const s = await this.connect(target);
+    const opening = new AbortController();
+    this.opening = opening;
+    let s: FtpSession;
+    try {
+      s = await this.connect(target, opening.signal);
+    } finally {
+      if (this.opening === opening) this.opening = undefined;
+    }
     this.session?.close();
     this.session = s;
     if (target.path !== "") {

@@ -330,9 +330,23 @@ export class FtpSession {
     this.client = new Client(options.timeoutMs ?? 30_000);
   }
 
-  static async open(target: FtpTarget, credentials: Credentials, options: ConnectOptions = {}): Promise<FtpSession> {
+  /** Connect and log in; `signal` (Ctrl-C in the shell) gives the connection up, however far it got. */
+  static async open(target: FtpTarget, credentials: Credentials, options: ConnectOptions = {}, signal?: AbortSignal): Promise<FtpSession> {
     const s = new FtpSession(target, credentials, options);
-    await s.connect();
+    const onAbort = () => s.abort();
+    signal?.addEventListener("abort", onAbort);
+    try {
+      await s.connect();
+    } catch (err) {
+      if (s.aborted) throw new ClientError("failed", "interrupted", { cause: err });
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+    if (s.aborted) {
+      s.close();
+      throw new ClientError("failed", "interrupted");
+    }
     return s;
   }
 

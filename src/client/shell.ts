@@ -326,7 +326,8 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
         return;
       }
       if (ctx.busy) {
-        ctx.session?.abort();
+        // An open under way is given up, and the connection it would have replaced stays.
+        if (!ctx.cancelOpen?.()) ctx.session?.abort();
         return;
       }
       rl.write(null, { ctrl: true, name: "e" });
