@@ -462,7 +462,10 @@ export async function putFile(session: FtpSession, local: string, remote: string
     return result;
   } catch (err) {
     bar?.abort();
-    throw toClientError(err, { action: `put ${local}` });
+    // What the server refused is the remote file: named when it is not simply the local file's name.
+    const e = toClientError(err);
+    const target = e.kind !== "local" && remote !== basename(local) ? ` to ${remote}` : "";
+    throw toClientError(err, { action: `put ${local}${target}` });
   }
 }
 
