@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import * as path from "node:path";
-import fsDefault from "node:fs";
+import fsModule from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LocalStorage } from "../../src/storage/local.js";
 import { tempDir } from "../helpers/myftpd.js";
@@ -136,10 +136,11 @@ describe("a refused new file removed after its directory was swapped", () => {
     await w.handle.close();
     writeFileSync(path.join(outside, "sub", "new.txt"), "SECRET outside\n");
     // The swap lands right after the first lstat of the file's path (the identity check before the removal).
+    // The module's own object (ES imports of it see a copy, refreshed by syncBuiltinESMExports).
+    const fsDefault = fsModule as { lstatSync: typeof fs.lstatSync };
     const lstatNative = fsDefault.lstatSync;
     const target = path.join(storage.root, "d", "sub", "new.txt");
     let swapped = false;
-    // Through the module's own object, then copied to what ES imports of it see.
     fsDefault.lstatSync = ((p: fs.PathLike, ...rest: unknown[]) => {
       const r = (lstatNative as (p: fs.PathLike, ...rest: unknown[]) => fs.Stats)(p, ...rest);
       if (!swapped && p === target) {
