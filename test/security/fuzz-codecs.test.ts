@@ -64,9 +64,10 @@ describe("line splitter", () => {
         for (const l of splitAll([bytes], max)) {
           if (!l.ok) continue;
           // A CR inside a line is kept (the session refuses such a line); none ends one. The last byte of a line can be
-          // a kept CR only where another CR followed it (CR CR LF: the first is inside, the second ends the line).
+          // a kept CR only where something other than LF followed a CR (CR CR LF: the first is inside, the second ends
+          // the line).
           expect(l.line).not.toMatch(/\n/);
-          if (l.line.endsWith("\r")) expect(bytes.includes(Buffer.from("\r\r"))).toBe(true);
+          if (l.line.endsWith("\r")) expect(bytes.toString("latin1")).toMatch(/\r[^\n]/);
           expect(Buffer.byteLength(l.line, "latin1")).toBeLessThanOrEqual(max);
         }
       }),
