@@ -75,7 +75,15 @@ export class LineSplitter {
         // A CR inside the line: kept, so that the session can refuse the line.
         this.append(CR);
       }
-      if (this.telnet === Telnet.Iac) {
+      if (this.telnet === Telnet.Iac && this.len > 0) {
+        // Inside a line 0xFF is not Telnet but a byte of some other encoding (Latin-1's "ÿ"): kept, with whatever
+        // follows it (IAC IAC stands for one 0xFF), so that the line is refused as not UTF-8 instead of acting on the
+        // name with bytes left out (another file).
+        this.telnet = Telnet.None;
+        this.afterCommand = false;
+        this.append(IAC);
+        if (b === IAC) continue;
+      } else if (this.telnet === Telnet.Iac) {
         if (b === IAC) {
           this.telnet = Telnet.None;
           this.afterCommand = false;
@@ -91,12 +99,9 @@ export class LineSplitter {
         this.afterCommand = true;
         // Telnet commands are 240-254. A lower byte is text: the command byte went missing, as the Synch's DM does
         // when it is sent as TCP urgent data (lftp: IAC IP, IAC DM urgent, "ABOR"), and the kernel keeps it apart.
-        // That happens only before a command, at the line's start; an IAC inside the line followed by text is a byte
-        // of some other encoding (Latin-1's "ÿ"), kept so that the line is refused as not UTF-8 instead of acting on
-        // the name without it (a different file).
+        // That happens only before a command, at the line's start (inside a line, see above).
         if (b >= 240) continue;
         this.afterCommand = false;
-        if (this.len > 0) this.append(IAC);
       } else if (this.afterCommand && this.telnet === Telnet.None && b !== IAC) {
         // A DM whose IAC was the urgent byte (BSD: IAC IP, IAC urgent, DM "ABOR"). Several in a row all go.
         if (b === DM) continue;

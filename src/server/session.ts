@@ -267,6 +267,8 @@ export class Session {
         if (this.queue.length < MAX_QUEUED_LINES / 2 && this.socket.isPaused() && !this.closed) this.socket.resume();
         this.touch();
         if (line === null) {
+          // A line in between ends a pending rename, as every other does (see dispatch).
+          this.renameFrom = null;
           this.reply(500, "Command line too long");
           continue;
         }
@@ -318,9 +320,15 @@ export class Session {
       return;
     }
     const { verb, arg, hasArg } = parsed.command;
-    if (verb === "RNTO") this.renameFrom = renameFrom;
     this.log.debug({ cmd: verb, arg: verb === "PASS" ? "****" : arg }, "command");
-    await this.runHandler(verb, arg, hasArg);
+    if (verb !== "RNTO") return await this.runHandler(verb, arg, hasArg);
+    // The RNTO right after its RNFR gets the name; refused or not, the rename is over once it is answered.
+    this.renameFrom = renameFrom;
+    try {
+      await this.runHandler(verb, arg, hasArg);
+    } finally {
+      this.renameFrom = null;
+    }
   }
 
   /** Enforces the command table row, then runs the handler. Never rejects: a failure ends in a reply. */

@@ -30,6 +30,15 @@ describe("RNFR followed by a refused command", () => {
         expect(existsSync(path.join(home, "moved.txt"))).toBe(false);
         expect(readFileSync(path.join(home, "keep.txt"), "utf8")).toBe("kept");
       }
+      // A refused RNTO (no argument) ends the rename: the next RNTO has nothing to rename.
+      await c.expect("RNFR keep.txt", 350);
+      expect((await c.cmd("RNTO")).code).toBe(501);
+      await c.expect("RNTO moved.txt", 503);
+      // So does a line too long to be a command.
+      await c.expect("RNFR keep.txt", 350);
+      expect((await c.cmd(`NOOP ${"x".repeat(5000)}`)).code).toBe(500);
+      await c.expect("RNTO moved.txt", 503);
+      expect(existsSync(path.join(home, "moved.txt"))).toBe(false);
       // A CR inside a line is refused whole; it ends the rename too.
       await c.expect("RNFR keep.txt", 350);
       c.sendRaw("RNFR missing\rx\r\n");

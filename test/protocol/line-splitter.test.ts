@@ -107,6 +107,11 @@ describe("LineSplitter", () => {
     expect(out[0]!.ok && [...out[0]!.line]).toEqual([0x41, 0xff, 0xf2, 0x42]);
     // After an option negotiation (IAC DO x) a 0xF2 is text too.
     expect(feed([[0xff, 0xfd, 0x18, 0xf2, ...b("A\r\n")]])).toEqual(["\xf2A"]);
+    // Inside a line 0xFF and what follows it stay, whatever that is (Latin-1 "ÿö", "ÿû"): the line is not UTF-8 then.
+    for (const next of [0xf6, 0xfb, 0xf4, 0x41]) {
+      const line = new LineSplitter().push(Buffer.from([...b("DELE x"), 0xff, next, 0x79, 0x0d, 0x0a]))[0]!;
+      expect(line.ok && [...line.line]).toEqual([...b("DELE x"), 0xff, next, 0x79]);
+    }
   });
 
   it("round-trips any UTF-8 line, with or without an ABOR Synch before it, however it is chunked", () => {
