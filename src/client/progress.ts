@@ -77,9 +77,18 @@ export function displayWidth(s: string): number {
   return w;
 }
 
-/** A name as the bar shows it: control characters (which would move the cursor or end the line) as "?". */
-function printable(name: string): string {
-  return name.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+/** Control characters: in a name a server sent, they would move the cursor, end the line or drive the terminal. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/** Text as a terminal should show it: control characters as "?", as ls shows them. */
+export function printable(text: string): string {
+  return text.replace(CONTROL, "?");
+}
+
+/** Whether text holds a control character. */
+export function hasControl(text: string): boolean {
+  CONTROL.lastIndex = 0;
+  return CONTROL.test(text);
 }
 
 /** Shorten a name to `max` columns, keeping its end (the extension) visible; shorter names are padded to `max`. */

@@ -6,7 +6,7 @@ import { posix } from "node:path";
 import { resolveCredentials } from "./credentials.js";
 import { ClientError, toClientError } from "./errors.js";
 import { mirrorDown, mirrorUp } from "./mirror.js";
-import { ProgressReporter, type ProgressMode } from "./progress.js";
+import { printable, ProgressReporter, type ProgressMode } from "./progress.js";
 import { FtpSession, sleep, type ConnectOptions } from "./session.js";
 import { fetchInto, formatEntry, transferOptions, type ShellContext, type ShellSettings } from "./commands.js";
 import { putFile, putStream, type TransferOptions } from "./transfer.js";
@@ -42,7 +42,7 @@ export const EXIT_INTERRUPTED = 130;
  * in a file name would act on the terminal) show as "?", as ls shows them; into a pipe or file the line stays whole.
  */
 function shown(line: string, stream: { isTTY?: boolean }): string {
-  return stream.isTTY ? line.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?") : line;
+  return stream.isTTY ? printable(line) : line;
 }
 
 export function parseCount(text: string, what: string, min = 0): number {

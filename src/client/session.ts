@@ -332,6 +332,8 @@ export class FtpSession {
 
   /** Connect and log in; `signal` (Ctrl-C in the shell) gives the connection up, however far it got. */
   static async open(target: FtpTarget, credentials: Credentials, options: ConnectOptions = {}, signal?: AbortSignal): Promise<FtpSession> {
+    // Given up before it began (Ctrl-C while the credentials were looked up): an abort listener would never fire.
+    if (signal?.aborted) throw new ClientError("failed", "interrupted");
     const s = new FtpSession(target, credentials, options);
     const onAbort = () => s.abort();
     signal?.addEventListener("abort", onAbort);

@@ -6,6 +6,7 @@ import { createInterface, type Interface } from "node:readline";
 import { ClientError, ExitCode, toClientError, type ExitCodeValue } from "./errors.js";
 import { commandNames, findCommand, type ArgKind, type ShellContext } from "./commands.js";
 import type { FtpSession } from "./session.js";
+import { hasControl, printable } from "./progress.js";
 
 /** Split a command line into words: whitespace separates, quotes group, backslash escapes. */
 export function tokenize(line: string): string[] {
@@ -194,7 +195,8 @@ export function createCompleter(remote: Lister | undefined, local: Lister): Comp
         return [[], raw];
       }
       const hits = entries
-        .filter((e) => e.name.startsWith(prefix))
+        // A name with control characters is not offered: put on the line it would drive the terminal.
+        .filter((e) => e.name.startsWith(prefix) && !hasControl(e.name))
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
         // A directory's "/" goes inside the quotes: `"my dir/"` runs as typed, and Tab again completes below it.
         .map((e) => (e.dir ? quoteWord(`${dir}${e.name}/`) : `${quoteWord(dir + e.name)} `));
@@ -315,7 +317,7 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
       }
     };
   if (mutable) {
-    const prompt = () => `myftp${ctx.session ? `:${ctx.session.cwd}` : ""}> `;
+    const prompt = () => promptText(ctx);
     rl.setPrompt(prompt());
     rl.prompt();
     rl.on("line", () => rl.setPrompt(prompt()));
@@ -355,7 +357,7 @@ export async function runShell(ctx: ShellContext & { busy: boolean }, io: ShellI
     }
     if (quitting) break;
     if (mutable) {
-      rl.setPrompt(`myftp${ctx.session ? `:${ctx.session.cwd}` : ""}> `);
+      rl.setPrompt(promptText(ctx));
       rl.prompt();
     }
   }
@@ -408,4 +410,9 @@ export async function runLine(ctx: ShellContext, line: string): Promise<void> {
   } catch (err) {
     throw toClientError(err, { action: cmd.name });
   }
+}
+
+/** The shell's prompt: the remote directory shown as a terminal should show a name a server sent. */
+function promptText(ctx: ShellContext): string {
+  return `myftp${ctx.session ? `:${printable(ctx.session.cwd)}` : ""}> `;
 }

@@ -39,3 +39,23 @@ describe("Ctrl-C during open", () => {
     expect(pty.output().slice(mark)).not.toContain("reconnecting");
   });
 });
+
+describe("an open given up before it began", () => {
+  it("rejects at once, without connecting", async () => {
+    const { FtpSession } = await import("../../src/client/session.js");
+    let connections = 0;
+    const quiet = createServer((c) => {
+      connections++;
+      c.on("error", () => undefined);
+    });
+    await new Promise<void>((r) => quiet.listen(0, "127.0.0.1", r));
+    const port = (quiet.address() as { port: number }).port;
+    try {
+      const target = { host: "127.0.0.1", port, user: "u", password: "p", path: "", isDir: true, secure: false } as never;
+      await expect(FtpSession.open(target, { user: "u", password: "p" } as never, { timeoutMs: 3000 }, AbortSignal.abort())).rejects.toThrow(/interrupted/);
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise<void>((r) => quiet.close(() => r()));
+    }
+  });
+});
