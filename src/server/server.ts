@@ -61,6 +61,16 @@ export interface ServerOptions {
   protectedPaths?: readonly string[];
 }
 
+/** Counts `sock` under `key` in `counts` until it closes. */
+function countWhileOpen(counts: Map<string, number>, key: string, sock: net.Socket): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+  sock.once("close", () => {
+    const n = (counts.get(key) ?? 1) - 1;
+    if (n <= 0) counts.delete(key);
+    else counts.set(key, n);
+  });
+}
+
 /** Refusals on the implicit FTPS port waiting for their TLS handshake at once, per address (see accept). */
 const MAX_TLS_REFUSALS_PER_IP = 4;
 
@@ -211,12 +221,7 @@ export class FtpServer implements ServerContext {
         sock.destroy();
         return;
       }
-      this.refusingTls.set(ip, refusing + 1);
-      sock.once("close", () => {
-        const n = (this.refusingTls.get(ip) ?? 1) - 1;
-        if (n <= 0) this.refusingTls.delete(ip);
-        else this.refusingTls.set(ip, n);
-      });
+      countWhileOpen(this.refusingTls, ip, sock);
       secure(sock).then(
         (tls) => {
           tls.on("error", () => undefined);
@@ -237,12 +242,7 @@ export class FtpServer implements ServerContext {
       refuse(`Too many connections from your address (limit ${this.maxConnectionsPerIp})`);
       return;
     }
-    this.perIp.set(ip, count + 1);
-    sock.once("close", () => {
-      const n = (this.perIp.get(ip) ?? 1) - 1;
-      if (n <= 0) this.perIp.delete(ip);
-      else this.perIp.set(ip, n);
-    });
+    countWhileOpen(this.perIp, ip, sock);
     if (!secure) {
       this.admit(sock);
       return;
