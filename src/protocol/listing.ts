@@ -238,3 +238,53 @@ function permFact(e: ListEntry, dirWritable: boolean, who: Accessor | null, stic
   // only be deleted or renamed.
   return remove + rename;
 }
+
+/** Names compared per turn of the event loop while sortByName merges, and the length of the runs it sorts at once. */
+const SORT_RUN = 2048;
+const MERGE_STEPS = 16_384;
+
+const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/**
+ * `items` in name order (UTF-16 code units, as `<` compares them). A large directory is sorted a run at a time and
+ * the runs merged a bounded number of steps at a time, with a turn of the event loop in between: sorted in one go,
+ * 100,000 long names held every other session for about 65 ms. Small lists are sorted in place at once.
+ */
+export async function sortByName<T extends { name: string }>(items: T[]): Promise<T[]> {
+  if (items.length <= SORT_RUN) return items.sort(byName);
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  let runs: T[][] = [];
+  for (let i = 0; i < items.length; i += SORT_RUN) {
+    if (i > 0) await turn();
+    runs.push(items.slice(i, i + SORT_RUN).sort(byName));
+  }
+  let steps = 0;
+  while (runs.length > 1) {
+    const merged: T[][] = [];
+    for (let r = 0; r < runs.length; r += 2) {
+      const a = runs[r]!;
+      const b = runs[r + 1];
+      if (!b) {
+        merged.push(a);
+        continue;
+      }
+      const out: T[] = new Array<T>(a.length + b.length);
+      let x = 0;
+      let y = 0;
+      let k = 0;
+      while (x < a.length && y < b.length) {
+        // Ties keep a's first: the order of equal names stays as it came.
+        out[k++] = byName(b[y]!, a[x]!) < 0 ? b[y++]! : a[x++]!;
+        if (++steps >= MERGE_STEPS) {
+          steps = 0;
+          await turn();
+        }
+      }
+      while (x < a.length) out[k++] = a[x++]!;
+      while (y < b.length) out[k++] = b[y++]!;
+      merged.push(out);
+    }
+    runs = merged;
+  }
+  return runs[0]!;
+}

@@ -1,4 +1,5 @@
 // Listing formats: LIST in `ls -l` form, MLSx facts (RFC 3659 §7) and time-val (RFC 3659 §2.3).
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   type Accessor,
@@ -10,6 +11,7 @@ import {
   formatLsLine,
   formatMlsxLine,
   formatTimeVal,
+  sortByName,
   lsDate,
   mlstFeatLine,
   modeString,
@@ -193,5 +195,27 @@ describe("MLSx facts (RFC 3659 §7)", () => {
 
   it("keeps a name with leading spaces intact after the single separator space", () => {
     expect(formatMlsxLine({ ...file, name: "  two" }, ["type"], { writable: true })).toBe("type=file;   two");
+  });
+});
+
+describe("sortByName", () => {
+  const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+  it("orders as one in-place sort does, stable for equal names, small lists and ones of many runs alike", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.string({ maxLength: 6 }), { maxLength: 9000 }), async (names) => {
+        const items = names.map((name, i) => ({ name, i }));
+        const want = [...items].sort(byName);
+        expect(await sortByName([...items])).toEqual(want);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("sorts 100,000 names of a directory (many runs and merges) into order", async () => {
+    const items = Array.from({ length: 100_000 }, (_, i) => ({ name: `entry-${String((i * 7919) % 100_000).padStart(6, "0")}` }));
+    const out = await sortByName(items);
+    expect(out).toHaveLength(100_000);
+    for (let i = 1; i < out.length; i++) expect(out[i - 1]!.name < out[i]!.name).toBe(true);
   });
 });

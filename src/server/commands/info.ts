@@ -3,7 +3,7 @@
 // (draft-peterson-streamlined-ftp-command-extensions) and SITE QUOTA.
 
 import { MyftpError } from "../../core/errors.js";
-import { formatLsLine, parseMlstOpts } from "../../protocol/listing.js";
+import { formatLsLine, parseMlstOpts, sortByName } from "../../protocol/listing.js";
 import { formatIndentedReply } from "../../protocol/reply.js";
 import { parseHashAlgorithm } from "../../workers/hash-types.js";
 import type { Session } from "../session.js";
@@ -95,8 +95,7 @@ export async function stat(s: Session, arg: string): Promise<void> {
   // RFC 959: STAT with a path lists it over the control connection.
   const target = s.vpath(arg);
   const st = await s.storage.stat(target);
-  const entries = st.type === "dir" ? await s.storage.list(target) : [{ ...st, name: arg }];
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const entries = await sortByName(st.type === "dir" ? await s.storage.list(target) : [{ ...st, name: arg }]);
   const now = Date.now();
   const owner = requireUser(s).name;
   // A large directory's lines are made a batch per loop turn (as LIST's are), so other sessions get their turns.

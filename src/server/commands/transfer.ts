@@ -1,7 +1,7 @@
 // Transfer commands: RETR, STOR, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
 
 import { MyftpError, toMyftpError } from "../../core/errors.js";
-import { currentAccessor, formatLsLine, formatMlsxLine, MAY_SEARCH, MAY_WRITE, mayAccess, stickyOf, type ListEntry, type StickyDir } from "../../protocol/listing.js";
+import { currentAccessor, formatLsLine, formatMlsxLine, MAY_SEARCH, MAY_WRITE, mayAccess, sortByName, stickyOf, type ListEntry, type StickyDir } from "../../protocol/listing.js";
 import { compileNamePattern } from "../../protocol/glob.js";
 import { virtualBase, virtualParent } from "../../protocol/vpath.js";
 import { runTransfer } from "../data-transfer.js";
@@ -132,8 +132,7 @@ async function entriesOf(s: Session, target: string): Promise<{ entries: ListEnt
     const st = await s.storage.stat(target);
     return { entries: [{ ...st, name: virtualBase(target) }], isDir: false };
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { entries, isDir: true };
+  return { entries: await sortByName(entries), isDir: true };
 }
 
 async function sendListing(s: Session, verb: string, target: string, pieces: Iterable<string>): Promise<void> {
@@ -166,7 +165,7 @@ async function globEntries(s: Session, text: string, target: string): Promise<Li
       if ((dotted || !e.name.startsWith(".")) && pattern.matches(e.name)) matched.push(e);
     }
   }
-  return matched.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return await sortByName(matched);
 }
 
 /** Names matched against a pattern between two turns of the event loop. */
