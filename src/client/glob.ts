@@ -48,7 +48,12 @@ export function splitPattern(pattern: string): { dir: string; base: string } {
   return { dir: slash === 0 ? "/" : pattern.slice(0, slash), base: pattern.slice(slash + 1) };
 }
 
+/**
+ * The names that match `pattern`, sorted. As in a shell (and in the server's LIST and NLST), a name starting with "."
+ * matches only a pattern that starts with one: `rm *` leaves `.htaccess` alone.
+ */
 export function matchNames(names: readonly string[], pattern: string): string[] {
   const re = globToRegExp(pattern);
-  return names.filter((n) => re.test(n)).sort();
+  const dotted = pattern.startsWith(".");
+  return names.filter((n) => (dotted || !n.startsWith(".")) && re.test(n)).sort();
 }

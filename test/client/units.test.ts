@@ -294,7 +294,11 @@ describe("HASH and FEAT", () => {
 
 describe("patterns", () => {
   it("matches like a shell within one path segment", () => {
-    expect(matchNames(["a.txt", "b.txt", "c.log", "dir/a.txt", ".hidden.txt"], "*.txt")).toEqual([".hidden.txt", "a.txt", "b.txt"]);
+    expect(matchNames(["a.txt", "b.txt", "c.log", "dir/a.txt", ".hidden.txt"], "*.txt")).toEqual(["a.txt", "b.txt"]);
+    // A name starting with "." matches only a pattern that starts with one, as in a shell: rm * keeps .htaccess.
+    expect(matchNames([".htaccess", "index.html"], "*")).toEqual(["index.html"]);
+    expect(matchNames([".htaccess", ".hidden.txt", "index.html"], ".h*")).toEqual([".hidden.txt", ".htaccess"]);
+    expect(matchNames([".a", "b"], "?*")).toEqual(["b"]);
     expect(matchNames(["f1", "f2", "f10"], "f?")).toEqual(["f1", "f2"]);
     expect(matchNames(["a1", "b1", "c1"], "[ab]1")).toEqual(["a1", "b1"]);
     expect(matchNames(["a1", "b1", "c1"], "[!ab]1")).toEqual(["c1"]);
