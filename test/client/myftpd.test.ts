@@ -2,10 +2,10 @@
 // and every transfer is verified by SHA-256; plus quota (AVBL, SITE QUOTA, 552) and per-user limits (421).
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
 import { sha256File } from "../helpers/util.js";
-import { assertBuilt, killAll, makeFile, runMyftp, sizeOf, tempDir } from "./cli-helpers.js";
+import { clientWorkDir, makeFile, runMyftp, sizeOf } from "./cli-helpers.js";
 import { defineClientMatrix, type ServerUnderTest } from "./matrix.js";
 
 const MiB = 1024 * 1024;
@@ -27,18 +27,9 @@ function adapt(s: RunningServer): ServerUnderTest {
 defineClientMatrix("myftpd", async () => adapt(await startServer([{ ...USER, quota: null }])), { hash: true });
 
 describe("myftp against myftpd: quota, limits, HASH", () => {
-  let work: { path: string; remove(): Promise<void> };
   const servers: RunningServer[] = [];
-
-  beforeAll(async () => {
-    assertBuilt();
-    work = await tempDir();
-  });
-  afterEach(() => killAll());
-  afterAll(async () => {
-    killAll();
+  const work = clientWorkDir(async () => {
     for (const s of servers) await s.close();
-    await work?.remove();
   });
 
   it("shows the quota and stops with a clear line when an upload would exceed it", async () => {
@@ -120,15 +111,16 @@ describe("myftp against myftpd: quota, limits, HASH", () => {
 });
 
 describe("myftp against myftpd over FTPS", () => {
-  let work: { path: string; remove(): Promise<void> };
   let s: RunningServer;
   let certDir: Awaited<ReturnType<typeof testCertificate>>;
   let cert: string;
   let implicitPort: number;
+  const work = clientWorkDir(async () => {
+    await s?.close();
+    if (certDir) await rm(certDir.dir, { recursive: true, force: true });
+  });
 
   beforeAll(async () => {
-    assertBuilt();
-    work = await tempDir();
     certDir = await testCertificate();
     cert = certDir.cert;
     s = await startServer([{ ...USER, quota: null }], {
@@ -139,13 +131,6 @@ describe("myftp against myftpd over FTPS", () => {
     });
     implicitPort = s.server.implicitTlsPort!;
     await makeFile(join(s.homeOf(USER.name), "tls.bin"), 5 * MiB);
-  });
-  afterEach(() => killAll());
-  afterAll(async () => {
-    killAll();
-    await s?.close();
-    await work?.remove();
-    if (certDir) await rm(certDir.dir, { recursive: true, force: true });
   });
 
   const explicitUrl = (p = "") => adapt(s).url(p);

@@ -5,10 +5,10 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { defaultPeerUser, startPyftpd, type PeerServer } from "../helpers/peers.js";
 import { sha256File } from "../helpers/util.js";
-import { killAll, makeFile, runMyftp, sizeOf, spawnMyftp, collect, tempDir, waitFor, assertBuilt } from "./cli-helpers.js";
+import { clientWorkDir, makeFile, runMyftp, sizeOf, spawnMyftp, collect, waitFor } from "./cli-helpers.js";
 import { defineClientMatrix, type ServerUnderTest } from "./matrix.js";
 
 const MiB = 1024 * 1024;
@@ -30,18 +30,9 @@ function adapt(p: PeerServer): ServerUnderTest {
 defineClientMatrix("pyftpdlib", async () => adapt(await startPyftpd()), { hash: false });
 
 describe("myftp against pyftpdlib: limits, crashes and terminals", () => {
-  let work: { path: string; remove(): Promise<void> };
   const servers: PeerServer[] = [];
-
-  beforeAll(async () => {
-    assertBuilt();
-    work = await tempDir();
-  });
-  afterEach(() => killAll());
-  afterAll(async () => {
-    killAll();
+  const work = clientWorkDir(async () => {
     for (const s of servers) await s.stop();
-    await work?.remove();
   });
 
   it("backs off when the server refuses connections beyond its limit (421) and still gets the file", async () => {
