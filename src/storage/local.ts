@@ -173,8 +173,18 @@ function identOf(st: fs.Stats): FileIdent {
   return { dev: st.dev, ino: st.ino };
 }
 
-function sameFile(st: fs.Stats, ident: FileIdent): boolean {
-  return st.dev === ident.dev && st.ino === ident.ino;
+/** Whether two stats (or identities) are of one file; a missing one is of none. */
+function sameFile(a: FileIdent | null, b: FileIdent): boolean {
+  return a !== null && a.dev === b.dev && a.ino === b.ino;
+}
+
+/** Where the kernel says the file open at `fd` is (/proc/self/fd, Linux); null where it cannot tell. */
+function fdPath(fd: number): string | null {
+  try {
+    return fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return null;
+  }
 }
 
 function statOrNull(p: string): fs.Stats | null {
@@ -304,18 +314,13 @@ export class LocalStorage implements StorageBackend {
     const opened = openRegular(p, flags, mode);
     // Directly in the home: no directory between the home and the file to swap, and O_NOFOLLOW holds the name itself.
     if (process.platform !== "linux" || path.dirname(p) === this.root) return opened;
-    let where: string | null;
-    try {
-      where = fs.readlinkSync(`/proc/self/fd/${opened.file.fd}`);
-    } catch {
-      where = null; // no /proc: nothing more to learn
-    }
+    const where = fdPath(opened.file.fd);
     if (where === null || this.contains(where)) return opened;
     fs.closeSync(opened.file.fd);
     if (flags & O_CREAT && flags & O_EXCL) {
       try {
         const now = fs.lstatSync(where);
-        if (now.dev === opened.st.dev && now.ino === opened.st.ino) fs.unlinkSync(where);
+        if (sameFile(now, opened.st)) fs.unlinkSync(where);
       } catch {
         // gone already
       }
@@ -343,12 +348,7 @@ export class LocalStorage implements StorageBackend {
         throw new MyftpError("busy", "A directory changed while the command was checked; try again");
       throw err;
     }
-    let where: string | null;
-    try {
-      where = fs.readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      where = null; // no /proc: nothing more to learn
-    }
+    const where = fdPath(fd);
     if (where === null || !this.contains(where)) {
       fs.closeSync(fd);
       if (where === null) return { at: dir, close: () => undefined };
@@ -517,7 +517,7 @@ export class LocalStorage implements StorageBackend {
     for (let i = 0; i < dirents.length; i += STAT_BATCH) {
       if (i > 0) await new Promise((resolve) => setImmediate(resolve));
       const now = fs.statSync(dir);
-      if (now.dev !== read.dev || now.ino !== read.ino) throw new MyftpError("not-found", "Directory moved while it was listed");
+      if (!sameFile(now, read)) throw new MyftpError("not-found", "Directory moved while it was listed");
       for (const d of dirents.slice(i, i + STAT_BATCH)) {
         const st = this.statDirent(dir, d);
         if (st) out.push(st);
@@ -590,12 +590,11 @@ export class LocalStorage implements StorageBackend {
       // paths must still lead where they led (a directory renamed meanwhile, or another moved into its place, would
       // make the rename act on something else).
       recheck?.();
-      const same = (a: fs.Stats | null, b: fs.Stats) => a !== null && a.dev === b.dev && a.ino === b.ino;
       if (
         this.resolveEntry(from) !== src ||
         this.resolveEntry(to) !== dst ||
-        !same(lstatOrNull(src), srcSt) ||
-        !same(statOrNull(path.dirname(dst)), dstDirSt)
+        !sameFile(lstatOrNull(src), srcSt) ||
+        !sameFile(statOrNull(path.dirname(dst)), dstDirSt)
       ) {
         throw new MyftpError("busy", `${from} or ${to} changed while the rename was checked; try again`);
       }
@@ -622,14 +621,14 @@ export class LocalStorage implements StorageBackend {
       // A link renamed over the file it leads to would replace that file with a link to itself: the data would be
       // gone. Refused, as mv refuses two names of the same file.
       const target = statOrNull(src);
-      if (target && target.dev === dstSt.dev && target.ino === dstSt.ino) {
+      if (sameFile(target, dstSt)) {
         throw new MyftpError("denied", `${from} leads to ${to}: renaming it over its own target would destroy the file`);
       }
     }
     // Two names of one file: rename(2) leaves both, and nothing is freed.
-    const sameFile = dstSt !== null && dstSt.dev === srcSt.dev && dstSt.ino === srcSt.ino;
-    await renameOver(src, dst, dstSt?.isFile() === true && !sameFile);
-    return dstSt?.isFile() && !sameFile ? dstSt.size : 0;
+    const twoNames = sameFile(dstSt, srcSt);
+    await renameOver(src, dst, dstSt?.isFile() === true && !twoNames);
+    return dstSt?.isFile() && !twoNames ? dstSt.size : 0;
   }
 
   async openRead(vpath: string): Promise<ReadOpen> {
@@ -680,7 +679,7 @@ export class LocalStorage implements StorageBackend {
       let made: { file: OpenFile; st: fs.Stats } | null = null;
       const copying = tempNameBeside(target);
       try {
-        if (source.st.dev !== old.dev || source.st.ino !== old.ino) {
+        if (!sameFile(source.st, old)) {
           throw new MyftpError("busy", "The file changed while the upload was prepared; try again");
         }
         // Owner-only until the copy is whole (copyPrefix sets `mode` at its end).
@@ -693,7 +692,7 @@ export class LocalStorage implements StorageBackend {
         const copied = made;
         await this.inPinned(copying, (entry) => {
           const now = lstatOrNull(entry);
-          if (!now || now.dev !== copied.st.dev || now.ino !== copied.st.ino) {
+          if (!sameFile(now, copied.st)) {
             throw new MyftpError("busy", "The directory changed while the upload was prepared; try again");
           }
           fs.renameSync(entry, path.join(path.dirname(entry), path.basename(tempPath)));
@@ -771,13 +770,11 @@ export class LocalStorage implements StorageBackend {
 
   async removeOpened(diskPath: string, ident: FileIdent): Promise<void> {
     if (!this.contains(diskPath)) throw outside();
-    // Only while the path still names the file the upload created (checked and renamed here on the loop, as unlink
-    // does): by path on the pool it could reach a file outside the home through a link put in a directory's place.
-    // Through the pinned directory: the name's lookups (the check, the rename) all reach the directory the upload's
-    // file was made in.
+    // Only while the name still leads to the file the upload created, checked and renamed through the pinned directory
+    // (as unlink does): by path it could reach a file outside the home through a link put in a directory's place.
     await this.inPinned(diskPath, async (entry) => {
       const st = lstatOrNull(entry);
-      if (!st || !sameFile(st, ident)) return;
+      if (!sameFile(st, ident)) return;
       const doomed = tempNameBeside(entry);
       try {
         fs.renameSync(entry, doomed);
