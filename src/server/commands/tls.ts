@@ -5,16 +5,10 @@ import type { Session } from "../session.js";
 /** AUTH mechanisms taken as TLS: "TLS" (RFC 4217 §4), "TLS-C" (its older draft name) and "SSL" (older clients). */
 const TLS_MECHANISMS = new Set(["TLS", "TLS-C", "SSL"]);
 
-/** Without a certificate the security commands are not implemented at all (502), as FEAT and HELP show. */
-function unavailable(s: Session, verb: string): boolean {
-  if (s.server.tls && s.server.upgradeControl) return false;
-  s.reply(502, `${verb} not available: the server has no TLS certificate`);
-  return true;
-}
+// Without a certificate none of these is reached: the session answers them 502 (see checkAndRun).
 
 export async function auth(s: Session, arg: string): Promise<void> {
   const mech = arg.trim().toUpperCase();
-  if (unavailable(s, "AUTH")) return;
   if (!TLS_MECHANISMS.has(mech)) {
     s.reply(504, `AUTH ${mech} not supported; use AUTH TLS`);
     return;
@@ -33,7 +27,6 @@ export async function auth(s: Session, arg: string): Promise<void> {
 
 /** RFC 4217 §8: TLS has no buffer; any size is answered with PBSZ=0. */
 export function pbsz(s: Session, arg: string): void {
-  if (unavailable(s, "PBSZ")) return;
   if (!s.tlsControl) {
     s.reply(503, "PBSZ needs AUTH TLS first");
     return;
@@ -48,7 +41,6 @@ export function pbsz(s: Session, arg: string): void {
 
 /** RFC 4217 §9: C (clear) and P (private) only; S and E make no sense over TLS. */
 export function prot(s: Session, arg: string): void {
-  if (unavailable(s, "PROT")) return;
   if (!s.tlsControl) {
     s.reply(503, "PROT needs AUTH TLS first");
     return;
@@ -81,7 +73,6 @@ export function prot(s: Session, arg: string): void {
  * protection level denied for policy reasons" (RFC 2228 §4; RFC 4217 §6 leaves CCC to the server's policy).
  */
 export function ccc(s: Session): void {
-  if (unavailable(s, "CCC")) return;
   if (!s.tlsControl) {
     s.reply(503, "The control connection is not protected");
     return;
