@@ -288,3 +288,18 @@ export async function sortByName<T extends { name: string }>(items: T[]): Promis
   }
   return runs[0]!;
 }
+
+/** Lines of a listing made in one piece. */
+const LISTING_BATCH = 256;
+
+/**
+ * The lines of a listing, CRLF-ended, in pieces of LISTING_BATCH entries: whoever takes a piece at a time can let the
+ * event loop turn between them, so a large directory never holds the other sessions for the whole listing.
+ */
+export function* listingLines<T>(entries: readonly T[], line: (e: T) => string): Generator<string> {
+  for (let i = 0; i < entries.length; i += LISTING_BATCH) {
+    let out = "";
+    for (const e of entries.slice(i, i + LISTING_BATCH)) out += line(e) + "\r\n";
+    yield out;
+  }
+}

@@ -3,7 +3,7 @@
 // (draft-peterson-streamlined-ftp-command-extensions) and SITE QUOTA.
 
 import { MyftpError } from "../../core/errors.js";
-import { formatLsLine, parseMlstOpts, sortByName } from "../../protocol/listing.js";
+import { formatLsLine, listingLines, parseMlstOpts, sortByName } from "../../protocol/listing.js";
 import { formatIndentedReply } from "../../protocol/reply.js";
 import { parseHashAlgorithm } from "../../workers/hash-types.js";
 import type { Session } from "../session.js";
@@ -100,11 +100,9 @@ export async function stat(s: Session, arg: string): Promise<void> {
   const owner = requireUser(s).name;
   // A large directory's lines are made a batch per loop turn (as LIST's are), so other sessions get their turns.
   const pieces = [`213-Status of ${target}:\r\n`];
-  for (let i = 0; i < entries.length; i += STAT_BATCH) {
-    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    let out = "";
-    for (const e of entries.slice(i, i + STAT_BATCH)) out += ` ${formatLsLine(e, owner, now)}\r\n`;
-    pieces.push(out);
+  for (const piece of listingLines(entries, (e) => ` ${formatLsLine(e, owner, now)}`)) {
+    if (pieces.length > 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    pieces.push(piece);
   }
   pieces.push("213 End of status\r\n");
   // Written in one go (no wait between the pieces, so no other reply can come between them), without joining them.
@@ -113,9 +111,6 @@ export async function stat(s: Session, arg: string): Promise<void> {
   for (const p of pieces) s.write(p);
   process.nextTick(() => sock.uncork());
 }
-
-/** Lines of a STAT listing made between two turns of the event loop. */
-const STAT_BATCH = 256;
 
 function quotaText(used: number, limit: number | null): string {
   return limit === null

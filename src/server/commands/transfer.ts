@@ -1,7 +1,7 @@
 // Transfer commands: RETR, STOR, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
 
 import { MyftpError, toMyftpError } from "../../core/errors.js";
-import { currentAccessor, formatLsLine, formatMlsxLine, MAY_SEARCH, MAY_WRITE, mayAccess, sortByName, stickyOf, type ListEntry, type StickyDir } from "../../protocol/listing.js";
+import { currentAccessor, formatLsLine, formatMlsxLine, listingLines, MAY_SEARCH, MAY_WRITE, mayAccess, sortByName, stickyOf, type ListEntry, type StickyDir } from "../../protocol/listing.js";
 import { compileNamePattern } from "../../protocol/glob.js";
 import { virtualBase, virtualParent } from "../../protocol/vpath.js";
 import { runTransfer } from "../data-transfer.js";
@@ -111,16 +111,6 @@ async function listTarget(s: Session, arg: string): Promise<string> {
   return asIs ? arg : (m[2] ?? "");
 }
 
-const LIST_BATCH = 256;
-
-function* batched(entries: ListEntry[], line: (e: ListEntry) => string): Generator<string> {
-  for (let i = 0; i < entries.length; i += LIST_BATCH) {
-    let out = "";
-    for (const e of entries.slice(i, i + LIST_BATCH)) out += line(e) + "\r\n";
-    yield out;
-  }
-}
-
 /** Entries for a listing of `target`: a directory's entries, or the one file itself. */
 async function entriesOf(s: Session, target: string): Promise<{ entries: ListEntry[]; isDir: boolean }> {
   // Listing first and stat only when it is not a directory: the common case costs one path resolution, not two.
@@ -209,7 +199,7 @@ async function listing(
     s.data.reset();
     throw err;
   }
-  await sendListing(s, verb, target, batched(entries, line));
+  await sendListing(s, verb, target, listingLines(entries, line));
 }
 
 export async function list(s: Session, arg: string): Promise<void> {
@@ -245,7 +235,7 @@ export async function mlsd(s: Session, arg: string): Promise<void> {
     s.data.reset();
     throw err;
   }
-  await sendListing(s, "MLSD", target, batched(entries, (e) => formatMlsxLine(e, s.mlstFacts, { writable, who, sticky })));
+  await sendListing(s, "MLSD", target, listingLines(entries, (e) => formatMlsxLine(e, s.mlstFacts, { writable, who, sticky })));
 }
 
 export async function abor(s: Session): Promise<void> {
