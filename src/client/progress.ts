@@ -87,8 +87,7 @@ export function printable(text: string): string {
 
 /** Whether text holds a control character. */
 export function hasControl(text: string): boolean {
-  CONTROL.lastIndex = 0;
-  return CONTROL.test(text);
+  return printable(text) !== text;
 }
 
 /** Shorten a name to `max` columns, keeping its end (the extension) visible; shorter names are padded to `max`. */
