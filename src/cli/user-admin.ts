@@ -68,7 +68,7 @@ export function storeFailure(file: string, err: unknown, access: StoreAccess): E
  * file, a link to one); undefined when it is a directory or can be made one.
  */
 export function dataDirProblem(dataDir: string): string | undefined {
-  for (let p = path.resolve(dataDir), i = 0; i < 4096; i++) {
+  for (const p of pathAndAbove(dataDir)) {
     let isDir: boolean | undefined;
     try {
       isDir = statSync(p).isDirectory();
@@ -81,11 +81,18 @@ export function dataDirProblem(dataDir: string): string | undefined {
         ? `the data directory ${dataDir} is not a directory`
         : `the data directory ${dataDir} cannot be made, since ${p} is not a directory`;
     }
-    const parent = path.dirname(p);
-    if (parent === p) break;
-    p = parent;
   }
   return undefined;
+}
+
+/** `p` made absolute, then each directory above it, up to the root. */
+function* pathAndAbove(p: string): Generator<string> {
+  for (let cur = path.resolve(p); ; ) {
+    yield cur;
+    const parent = path.dirname(cur);
+    if (parent === cur) return;
+    cur = parent;
+  }
 }
 
 export function openStore(dataDir: string, access: StoreAccess, warn: (message: string) => void = warnOnStderr): SqliteUserStore {
@@ -130,7 +137,7 @@ export function openStore(dataDir: string, access: StoreAccess, warn: (message: 
  * target or a loop, described for a refusal; undefined when there is none. mkdir cannot make a home through it.
  */
 function brokenLinkIn(home: string): string | undefined {
-  for (let p = path.resolve(home), i = 0; i < 4096; i++) {
+  for (const p of pathAndAbove(home)) {
     let isLink = false;
     try {
       isLink = lstatSync(p).isSymbolicLink();
@@ -152,9 +159,6 @@ function brokenLinkIn(home: string): string | undefined {
         return `${p} is a symbolic link to ${target}, ${why}`;
       }
     }
-    const parent = path.dirname(p);
-    if (parent === p) break;
-    p = parent;
   }
   return undefined;
 }
