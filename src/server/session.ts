@@ -373,8 +373,6 @@ export class Session {
       this.reply(425, "Use PORT, EPRT, PASV or EPSV first");
       return;
     }
-    // A REST or RANG applies to the very next command of its kind; RNFR only to an RNTO right after it.
-    if (verb !== "RNTO") this.renameFrom = null;
     await spec.handler(this, arg);
   }
 
