@@ -68,6 +68,7 @@ export async function runTransfer(
   let watchdog: NodeJS.Timeout | null = null;
   let result: TransferResult;
   let sock: Duplex | null = null;
+  let releaseReplies: (() => void) | null = null;
   try {
     let raw;
     try {
@@ -78,6 +79,7 @@ export async function runTransfer(
       return result;
     }
     sock = raw;
+    releaseReplies = s.holdReplies();
     s.reply(150, plan.opening);
     const stallMs = Math.max(s.server.options.idleTimeoutMs, s.server.options.dataTimeoutMs);
     lastMove = Date.now();
@@ -90,6 +92,7 @@ export async function runTransfer(
     try {
       if (s.protectData) {
         if (!s.server.secureData) throw new DataConnectionError("TLS is not available");
+        raw.setNoDelay(true);
         sock = await s.server.secureData(s, raw);
       }
       const bytes = await plan.run(sock, progress);
@@ -105,6 +108,7 @@ export async function runTransfer(
     logTransfer(s, plan, t.startedAt, t.bytes, result);
     return result;
   } finally {
+    releaseReplies?.();
     if (watchdog) clearInterval(watchdog);
     sock?.destroy();
     s.data.reset();

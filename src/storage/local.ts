@@ -632,11 +632,43 @@ export class LocalStorage implements StorageBackend {
   }
 
   async openRead(vpath: string): Promise<ReadOpen> {
+    const direct = this.openReadDirect(vpath);
+    if (direct) return direct;
     const real = this.resolveExisting(vpath);
     // O_NONBLOCK: opening a FIFO found in a home would otherwise block until a writer comes; it changes nothing
     // for regular files, and anything that is not one is refused.
     const { file, st } = this.openInside(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     return { handle: file, size: st.size, diskPath: real, fd: file.fd };
+  }
+
+  /**
+   * openRead's common case in one open (Linux): the path opened as it is, and then the kernel's word on where the
+   * file actually is (/proc/self/fd) stands in for resolving every link of the path beforehand. Null when that does
+   * not give a regular file inside the home (a link as the last name, a link leading outside, a missing file,
+   * anything unusual): the full resolution then decides, and gives the error.
+   */
+  private openReadDirect(vpath: string): ReadOpen | null {
+    if (process.platform !== "linux") return null;
+    const lex = this.lexical(vpath);
+    let fd: number;
+    try {
+      fd = fs.openSync(lex, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    } catch {
+      return null;
+    }
+    try {
+      // Directly in the home the name is the file itself (O_NOFOLLOW), and the home is a resolved path.
+      const where = path.dirname(lex) === this.root ? lex : fdPath(fd);
+      const st = fs.fstatSync(fd);
+      if (where !== null && st.isFile() && this.contains(where) && !where.endsWith(" (deleted)")) {
+        const file = new OpenFile(fd);
+        return { handle: file, size: st.size, diskPath: where, fd };
+      }
+    } catch {
+      // left to the full resolution
+    }
+    fs.closeSync(fd);
+    return null;
   }
 
   async openWrite(vpath: string): Promise<WriteOpen> {

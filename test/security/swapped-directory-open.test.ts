@@ -4,6 +4,8 @@
 // created. The swap is made deterministic here by doing it right after the resolver's realpath of the path.
 import * as fs from "node:fs";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import fsModule from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LocalStorage } from "../../src/storage/local.js";
@@ -13,6 +15,8 @@ let base: string;
 let home: string;
 let outside: string;
 const realpathNative = fs.realpathSync.native;
+const fsDefault = fsModule as { openSync: typeof fs.openSync };
+const openSync = fsDefault.openSync;
 
 beforeEach(() => {
   base = tempDir("myftp-swapopen-");
@@ -25,6 +29,10 @@ beforeEach(() => {
 });
 afterEach(() => {
   fs.realpathSync.native = realpathNative;
+  if (fsDefault.openSync !== openSync) {
+    fsDefault.openSync = openSync;
+    syncBuiltinESMExports();
+  }
   rmSync(base, { recursive: true, force: true });
 });
 
@@ -43,6 +51,20 @@ function swapAfterRealpathOf(when: string, nth = 1): void {
   }) as typeof fs.realpathSync.native;
 }
 
+/** Swaps `d` for a link to the outside right before the first openSync of `when` (a disk path). */
+function swapBeforeOpenOf(when: string): void {
+  let done = false;
+  fsDefault.openSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+    if (!done && p === when) {
+      done = true;
+      renameSync(path.join(home, "d"), path.join(home, "d-away"));
+      symlinkSync(outside, path.join(home, "d"));
+    }
+    return (openSync as (p: fs.PathLike, ...rest: unknown[]) => number)(p, ...rest);
+  }) as typeof fs.openSync;
+  syncBuiltinESMExports();
+}
+
 function expectOutsideUntouched(): void {
   expect(readdirSync(outside)).toEqual(["f.txt"]);
   expect(readFileSync(path.join(outside, "f.txt"), "utf8")).toBe("SECRET outside\n");
@@ -51,8 +73,18 @@ function expectOutsideUntouched(): void {
 describe("a directory swapped for a link to the outside between the check and the open", () => {
   it("a read (RETR, HASH) is refused rather than reading the outside file", async () => {
     const storage = await LocalStorage.open(home);
-    swapAfterRealpathOf(path.join(storage.root, "d", "f.txt"));
+    // A read opens the path as it is first: the swap comes right before that open.
+    swapBeforeOpenOf(path.join(storage.root, "d", "f.txt"));
     await expect(storage.openRead("/d/f.txt")).rejects.toMatchObject({ code: "outside-home" });
+    expectOutsideUntouched();
+  });
+
+  it("a read through a link, resolved in full, is refused rather than reading the outside file", async () => {
+    const storage = await LocalStorage.open(home);
+    // A link as the last name is not opened as it is: the path is resolved first, and the swap comes right after.
+    symlinkSync("d/f.txt", path.join(home, "link.txt"));
+    swapAfterRealpathOf(path.join(storage.root, "link.txt"));
+    await expect(storage.openRead("/link.txt")).rejects.toMatchObject({ code: "outside-home" });
     expectOutsideUntouched();
   });
 
