@@ -171,7 +171,7 @@ withCommonOptions(program.command("mirror"))
   .argument("<target>", "local directory (or URL with --reverse)")
   .option("-R, --reverse", "upload the local directory to the remote one")
   .option("-P, --parallel <n>", "transfer this many files at once", "1")
-  .option("--delete", "remove target files the source does not have")
+  .option("--delete", "remove target files and directories the source does not have")
   .action(async (source: string, target: string, o: MirrorOptions, cmd: Command) => {
     await oneShot(o, cmd, (rt) => rt.mirrorUrl(source, target, o.reverse === true, parseCount(o.parallel, "--parallel", 1), o.delete === true));
   });

@@ -1,6 +1,6 @@
 // mirror: make a local tree like a remote one (or, reversed, a remote tree like a local one),
 // transferring only files that are missing, differ in size, or are newer on the source side.
-import { mkdir, readdir, stat, unlink } from "node:fs/promises";
+import { mkdir, readdir, rmdir, stat, unlink } from "node:fs/promises";
 import { join as joinLocal, posix } from "node:path";
 import { ClientError, toClientError } from "./errors.js";
 import { formatBytes } from "./progress.js";
@@ -10,7 +10,7 @@ import { getFile, putFile, rateLimiter, type TransferOptions } from "./transfer.
 export interface MirrorOptions extends TransferOptions {
   /** Connections used at once (default 1). */
   readonly parallel: number;
-  /** Remove files on the target side that the source does not have. */
+  /** Remove files and directories on the target side that the source does not have. */
   readonly delete?: boolean;
 }
 
@@ -18,7 +18,9 @@ export interface MirrorSummary {
   readonly transferred: number;
   readonly bytes: number;
   readonly unchanged: number;
+  /** Files and directories removed from the target (--delete). */
   readonly deleted: number;
+  /** Files that failed to transfer, and files and directories that failed to delete. */
   readonly failed: number;
   /** Source entries not copied: links and other non-files, and directories deeper than MAX_DEPTH. */
   readonly skipped: number;
@@ -184,6 +186,103 @@ async function transferAll<F>(
   return { transferred, bytes, failed, firstError };
 }
 
+interface Deleted {
+  readonly deleted: number;
+  readonly failed: number;
+  readonly firstError: ClientError | undefined;
+}
+
+const NOTHING_DELETED: Deleted = { deleted: 0, failed: 0, firstError: undefined };
+
+/** The directory holding `rel` ("" for the tree root). */
+function parentOf(rel: string): string {
+  const dir = posix.dirname(rel);
+  return dir === "." ? "" : dir;
+}
+
+/** Adds `rel` and every directory above it (up to the tree root) to `set`. */
+function markWithParents(set: Set<string>, rel: string): void {
+  for (let at = rel; at !== "" && !set.has(at); at = parentOf(at)) set.add(at);
+}
+
+/**
+ * --delete: removes the target's files that the source does not have, then its directories that the source does not
+ * have, deepest first. A directory goes only when everything the target walk found in it was deleted here: one that
+ * still holds a file kept or failed to delete, a link or other entry, a directory kept, contents deeper than the walk
+ * went, or anything a transfer wrote, stays (and is named). `dir` returns false for a directory found not empty.
+ * Runs only after every transfer ended without Ctrl-C and both walks succeeded (the callers throw before otherwise),
+ * and stops at a Ctrl-C during it.
+ */
+async function deleteExtra(
+  verb: string,
+  session: FtpSession,
+  source: Tree,
+  target: Tree,
+  opts: Pick<MirrorOptions, "note">,
+  remove: { file(rel: string): Promise<void>; dir(rel: string): Promise<boolean> },
+): Promise<Deleted> {
+  let deleted = 0;
+  let failed = 0;
+  let firstError: ClientError | undefined;
+  const interrupted = () => new ClientError("failed", `interrupted after deleting ${deleted}`);
+  const fail = (what: string, err: unknown) => {
+    const e = toClientError(err);
+    failed++;
+    firstError ??= e;
+    opts.note(`${verb}: could not delete ${what}: ${e.message}`);
+  };
+  // Directories that hold (or are) something that stays.
+  const occupied = new Set<string>();
+  for (const f of source.files.values()) markWithParents(occupied, parentOf(f.rel));
+  for (const d of source.dirs) markWithParents(occupied, d);
+  for (const s of target.skipped) markWithParents(occupied, s.rel);
+  for (const f of target.files.values()) {
+    if (source.files.has(f.rel)) {
+      markWithParents(occupied, parentOf(f.rel));
+      continue;
+    }
+    if (session.aborted) throw interrupted();
+    try {
+      await remove.file(f.rel);
+    } catch (err) {
+      if (session.aborted) throw interrupted();
+      fail(f.rel, err);
+      markWithParents(occupied, parentOf(f.rel));
+      continue;
+    }
+    deleted++;
+    opts.note(`${verb}: deleted ${f.rel}`);
+  }
+  const sourceDirs = new Set(source.dirs);
+  const depth = (rel: string) => rel.split("/").length;
+  const extra = target.dirs.filter((d) => !sourceDirs.has(d)).sort((a, b) => depth(b) - depth(a) || (a < b ? -1 : a > b ? 1 : 0));
+  for (const d of extra) {
+    if (occupied.has(d)) {
+      opts.note(`${verb}: kept ${d}/ (not empty)`);
+      markWithParents(occupied, d);
+      continue;
+    }
+    if (session.aborted) throw interrupted();
+    let gone: boolean;
+    try {
+      gone = await remove.dir(d);
+    } catch (err) {
+      if (session.aborted) throw interrupted();
+      fail(`${d}/`, err);
+      markWithParents(occupied, d);
+      continue;
+    }
+    if (!gone) {
+      opts.note(`${verb}: kept ${d}/ (not empty)`);
+      markWithParents(occupied, d);
+      continue;
+    }
+    deleted++;
+    opts.note(`${verb}: deleted ${d}/`);
+  }
+  return { deleted, failed, firstError };
+}
+
 /** Remote tree → local directory. */
 export async function mirrorDown(session: FtpSession, remoteDir: string, localDir: string, opts: MirrorOptions): Promise<MirrorSummary> {
   // The source must be a directory: a missing one (listed as empty by some servers) or a file (whose listing is that
@@ -201,19 +300,26 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
   const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) =>
     getFile(s, posix.join(remoteDir, f.rel), joinLocal(localDir, f.rel), o),
   );
-  let deleted = 0;
-  if (opts.delete) {
-    for (const f of local.files.values()) {
-      if (remote.files.has(f.rel)) continue;
-      await unlink(joinLocal(localDir, f.rel));
-      deleted++;
-      opts.note(`mirror: deleted ${f.rel}`);
-    }
-  }
+  const removed = opts.delete
+    ? await deleteExtra("mirror", session, remote, local, opts, {
+        file: (rel) => unlink(joinLocal(localDir, rel)),
+        // rmdir(2) removes an empty directory only: one that holds anything the walk did not see is kept.
+        dir: (rel) =>
+          rmdir(joinLocal(localDir, rel)).then(
+            () => true,
+            (err: NodeJS.ErrnoException) => {
+              if (err.code === "ENOTEMPTY" || err.code === "EEXIST") return false;
+              throw err;
+            },
+          ),
+      })
+    : NOTHING_DELETED;
   noteSkipped("mirror", remote.skipped, opts);
-  const summary = { transferred, bytes, unchanged: remote.files.size - jobs.length, deleted, failed, skipped: remote.skipped.length };
+  const all = failed + removed.failed;
+  const summary = { transferred, bytes, unchanged: remote.files.size - jobs.length, deleted: removed.deleted, failed: all, skipped: remote.skipped.length };
   opts.note(summaryLine("mirror", summary));
-  if (firstError) throw new ClientError(firstError.kind, `mirror: ${failed} file(s) failed; first: ${firstError.message}`);
+  const first = firstError ?? removed.firstError;
+  if (first) throw new ClientError(first.kind, `mirror: ${all} failed; first: ${first.message}`);
   return summary;
 }
 
@@ -236,19 +342,23 @@ export async function mirrorUp(session: FtpSession, localDir: string, remoteDir:
   const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) =>
     putFile(s, joinLocal(localDir, f.rel), posix.join(remoteDir, f.rel), o),
   );
-  let deleted = 0;
-  if (opts.delete) {
-    for (const f of remote.files.values()) {
-      if (local.files.has(f.rel)) continue;
-      await session.client.remove(posix.join(remoteDir, f.rel));
-      deleted++;
-      opts.note(`mirror --reverse: deleted ${f.rel}`);
-    }
-  }
+  const removed = opts.delete
+    ? await deleteExtra("mirror --reverse", session, local, remote, opts, {
+        file: async (rel) => void (await session.client.remove(posix.join(remoteDir, rel))),
+        // RMD removes an empty directory only (myftpd answers 550 "Directory not empty" otherwise); it is sent only for
+        // a directory whose every entry listed was deleted.
+        dir: async (rel) => {
+          await session.client.removeEmptyDir(posix.join(remoteDir, rel));
+          return true;
+        },
+      })
+    : NOTHING_DELETED;
   noteSkipped("mirror --reverse", local.skipped, opts);
-  const summary = { transferred, bytes, unchanged: local.files.size - jobs.length, deleted, failed, skipped: local.skipped.length };
+  const all = failed + removed.failed;
+  const summary = { transferred, bytes, unchanged: local.files.size - jobs.length, deleted: removed.deleted, failed: all, skipped: local.skipped.length };
   opts.note(summaryLine("mirror --reverse", summary));
-  if (firstError) throw new ClientError(firstError.kind, `mirror --reverse: ${failed} file(s) failed; first: ${firstError.message}`);
+  const first = firstError ?? removed.firstError;
+  if (first) throw new ClientError(first.kind, `mirror --reverse: ${all} failed; first: ${first.message}`);
   return summary;
 }
 
