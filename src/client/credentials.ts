@@ -1,5 +1,5 @@
 // Where the password comes from, in order: the URL, MYFTP_PASSWORD, ~/.netrc, a prompt without echo.
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ClientError } from "./errors.js";
@@ -57,13 +57,42 @@ export function findNetrc(entries: readonly NetrcEntry[], host: string, user: st
   return entries.find((e) => e.machine === host && fits(e)) ?? entries.find((e) => e.machine === undefined && fits(e));
 }
 
-export async function readNetrc(env: NodeJS.ProcessEnv = process.env): Promise<NetrcEntry[]> {
+export interface NetrcFile {
+  /** The file read: $NETRC, else ~/.netrc. */
+  readonly file: string;
+  /** Its entries; none when it is missing or unreadable. */
+  readonly entries: NetrcEntry[];
+  /**
+   * The permission bits of a regular file that group or others have any access to (mode & 0o077 on POSIX), else
+   * undefined. The passwords in such a file are not used, as classic FTP clients refuse them.
+   */
+  readonly openMode: number | undefined;
+}
+
+export async function readNetrc(env: NodeJS.ProcessEnv = process.env): Promise<NetrcFile> {
   const file = env.NETRC ?? join(env.HOME ?? homedir(), ".netrc");
+  let fh;
   try {
-    return parseNetrc(await readFile(file, "utf8"));
+    fh = await open(file, "r");
   } catch {
-    return [];
+    return { file, entries: [], openMode: undefined };
   }
+  try {
+    // The mode of the file opened, so that it is the one read.
+    const st = await fh.stat();
+    const entries = parseNetrc(await fh.readFile("utf8"));
+    const exposed = process.platform !== "win32" && st.isFile() && (st.mode & 0o077) !== 0;
+    return { file, entries, openMode: exposed ? st.mode & 0o777 : undefined };
+  } catch {
+    return { file, entries: [], openMode: undefined };
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** The warning for a netrc password not used because the file is open to group or others. */
+export function netrcModeWarning(file: string, mode: number): string {
+  return `myftp: warning: not using the password in ${file}: group or others can access the file (mode ${mode.toString(8).padStart(3, "0")}); fix it with: chmod 600 ${file}`;
 }
 
 /** Read a line from the terminal without echoing it. */
@@ -110,6 +139,8 @@ export interface CredentialOptions {
   /** May we ask on the terminal? */
   readonly interactive: boolean;
   readonly prompt?: (question: string) => Promise<string>;
+  /** Where a warning goes (a netrc password not used); standard error by default. */
+  readonly warn?: (line: string) => void;
 }
 
 export async function resolveCredentials(
@@ -123,10 +154,16 @@ export async function resolveCredentials(
   const envPassword = env.MYFTP_PASSWORD;
   if (envPassword !== undefined && envPassword !== "" && (urlUser !== undefined || env.MYFTP_USER))
     return { user: urlUser ?? env.MYFTP_USER!, password: envPassword, source: "env" };
-  const entry = findNetrc(await readNetrc(env), host, urlUser ?? env.MYFTP_USER);
-  if (entry?.password !== undefined && (urlUser ?? env.MYFTP_USER ?? entry.login) !== undefined)
-    return { user: urlUser ?? env.MYFTP_USER ?? entry.login!, password: entry.password, source: "netrc" };
-  const user = urlUser ?? env.MYFTP_USER ?? entry?.login;
+  const netrc = await readNetrc(env);
+  const entry = findNetrc(netrc.entries, host, urlUser ?? env.MYFTP_USER);
+  const netrcUser = urlUser ?? env.MYFTP_USER ?? entry?.login;
+  if (entry?.password !== undefined && netrcUser !== undefined) {
+    // A password in a file others can read is not used (an anonymous login's is no secret); its login name still is.
+    if (netrc.openMode === undefined || netrcUser === "anonymous" || netrcUser === "ftp")
+      return { user: netrcUser, password: entry.password, source: "netrc" };
+    (opts.warn ?? ((line: string) => void process.stderr.write(`${line}\n`)))(netrcModeWarning(netrc.file, netrc.openMode));
+  }
+  const user = netrcUser;
   if (user === undefined || user === "anonymous" || user === "ftp")
     return { user: user ?? "anonymous", password: envPassword || "anonymous@", source: "anonymous" };
   if (!opts.interactive)

@@ -161,6 +161,7 @@ export class Runtime implements ShellContext {
       env: this.opts.env,
       interactive: this.interactive,
       prompt: this.prompt,
+      warn: (line) => this.error(line),
     });
     return await FtpSession.open(target, creds, this.connectOptions, signal);
   }

@@ -1,7 +1,7 @@
 // Pure pieces of the client, checked to the character: URLs, the progress formatter, HASH/FEAT parsing,
 // CRC-32, patterns, netrc, the shell's word splitting, range splitting, mirror decisions, rates.
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -336,7 +336,7 @@ default login anonymous password guest@
   it("takes the URL's password, then MYFTP_PASSWORD, then netrc, and asks only on a terminal", async () => {
     const home = await mkdtemp(join(tmpdir(), "myftp-cred-"));
     try {
-      await writeFile(join(home, ".netrc"), "machine h login carol password fromnetrc\n");
+      await writeFile(join(home, ".netrc"), "machine h login carol password fromnetrc\n", { mode: 0o600 });
       const env = { HOME: home };
       expect(await resolveCredentials("h", "u", "p", { env, interactive: false })).toEqual({ user: "u", password: "p", source: "url" });
       expect(await resolveCredentials("h", "u", undefined, { env: { ...env, MYFTP_PASSWORD: "e" }, interactive: false })).toMatchObject({ password: "e", source: "env" });
@@ -354,6 +354,50 @@ default login anonymous password guest@
       });
       expect(c).toMatchObject({ user: "dave", password: "typed", source: "prompt" });
       expect(asked).toEqual(["Password for dave@other: "]);
+    } finally {
+      await rm(home, { recursive: true });
+    }
+  });
+  it.skipIf(process.platform === "win32")("does not use a password from a netrc file that group or others can access, and says how to fix it", async () => {
+    const home = await mkdtemp(join(tmpdir(), "myftp-cred-"));
+    try {
+      const file = join(home, "my netrc");
+      await writeFile(file, "machine h login carol password fromnetrc\ndefault login anonymous password guest@\n");
+      const env = { HOME: home, NETRC: file };
+      const warned: string[] = [];
+      const warn = (line: string) => void warned.push(line);
+      for (const mode of [0o644, 0o640, 0o604, 0o620, 0o601]) {
+        await chmod(file, mode);
+        warned.length = 0;
+        // No terminal: the clear "no password" error, for the login name the file gives.
+        await expect(resolveCredentials("h", undefined, undefined, { env, interactive: false, warn })).rejects.toThrow(/^no password for carol@h /);
+        expect(warned).toEqual([
+          `myftp: warning: not using the password in ${file}: group or others can access the file (mode ${mode.toString(8)}); fix it with: chmod 600 ${file}`,
+        ]);
+      }
+      // On a terminal: asked instead.
+      await chmod(file, 0o644);
+      warned.length = 0;
+      const asked: string[] = [];
+      const prompt = async (q: string) => {
+        asked.push(q);
+        return "typed";
+      };
+      expect(await resolveCredentials("h", undefined, undefined, { env, interactive: true, prompt, warn })).toEqual({ user: "carol", password: "typed", source: "prompt" });
+      expect(asked).toEqual(["Password for carol@h: "]);
+      expect(warned).toHaveLength(1);
+      // A password that would not be used anyway draws no warning; nor does an anonymous login's.
+      warned.length = 0;
+      expect(await resolveCredentials("h", "carol", "p", { env, interactive: false, warn })).toMatchObject({ source: "url" });
+      expect(await resolveCredentials("h", "carol", undefined, { env: { ...env, MYFTP_PASSWORD: "e" }, interactive: false, warn })).toMatchObject({ source: "env" });
+      expect(await resolveCredentials("other", undefined, undefined, { env, interactive: false, warn })).toEqual({ user: "anonymous", password: "guest@", source: "netrc" });
+      expect(warned).toEqual([]);
+      // Once only its owner can read it, the password is used.
+      await chmod(file, 0o600);
+      expect(await resolveCredentials("h", undefined, undefined, { env, interactive: false, warn })).toEqual({ user: "carol", password: "fromnetrc", source: "netrc" });
+      await chmod(file, 0o400);
+      expect(await resolveCredentials("h", undefined, undefined, { env, interactive: false, warn })).toMatchObject({ password: "fromnetrc" });
+      expect(warned).toEqual([]);
     } finally {
       await rm(home, { recursive: true });
     }
