@@ -292,12 +292,25 @@ function openRegular(p: string, flags: number, mode?: number): { file: OpenFile;
 }
 
 export class LocalStorage implements StorageBackend {
-  private constructor(readonly root: string) {}
+  private constructor(
+    readonly root: string,
+    /** The home directory itself, as found when the storage was opened (see homeUnmoved). */
+    private readonly rootIdent: FileIdent,
+  ) {}
 
   /** Opens the storage for a home directory, creating it when missing. */
   static async open(home: string): Promise<LocalStorage> {
     await fsp.mkdir(home, { recursive: true });
-    return new LocalStorage(await fsp.realpath(home));
+    const root = await fsp.realpath(home);
+    return new LocalStorage(root, identOf(await fsp.stat(root)));
+  }
+
+  /**
+   * Whether the home's path still leads to the home directory itself: a local process may since have renamed it (or
+   * a directory above it) away and put a link, or another directory, in its place.
+   */
+  private homeUnmoved(): boolean {
+    return sameFile(statOrNull(this.root), this.rootIdent);
   }
 
   private contains(p: string): boolean {
@@ -642,33 +655,57 @@ export class LocalStorage implements StorageBackend {
   }
 
   /**
-   * openRead's common case in one open (Linux): the path opened as it is, and then the kernel's word on where the
-   * file actually is (/proc/self/fd) stands in for resolving every link of the path beforehand. Null when that does
-   * not give a regular file inside the home (a link as the last name, a link leading outside, a missing file,
-   * anything unusual): the full resolution then decides, and gives the error.
+   * openRead's common case without resolving every link of the path beforehand (Linux). Null when this does not give
+   * a regular file inside the home (a link as the last name, a link leading outside, a missing file, anything
+   * unusual): the full resolution then decides, and gives the error.
+   *
+   * Nothing outside the home is opened on the way, not even to be refused: opening is not harmless for everything
+   * (a FIFO's writer wakes, a device acts on its open). A name directly in the home is opened as it is (O_NOFOLLOW
+   * holds the name itself) once the home's path is seen to lead to the home still. A deeper path may go through links
+   * anywhere: it is first opened with O_PATH, which only locates the file, and the kernel's word on where that is
+   * (/proc/self/fd) decides; only a regular file inside the home is then opened for reading, through that very
+   * descriptor.
    */
   private openReadDirect(vpath: string): ReadOpen | null {
     if (process.platform !== "linux") return null;
     const lex = this.lexical(vpath);
-    let fd: number;
+    if (path.dirname(lex) === this.root) {
+      if (!this.homeUnmoved()) return null;
+      let fd: number;
+      try {
+        fd = fs.openSync(lex, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      } catch {
+        return null;
+      }
+      try {
+        const st = fs.fstatSync(fd);
+        if (st.isFile()) return { handle: new OpenFile(fd), size: st.size, diskPath: lex, fd };
+      } catch {
+        // left to the full resolution
+      }
+      fs.closeSync(fd);
+      return null;
+    }
+    let located: number;
     try {
-      fd = fs.openSync(lex, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      located = fs.openSync(lex, O_PATH | O_NOFOLLOW);
     } catch {
       return null;
     }
     try {
-      // Directly in the home the name is the file itself (O_NOFOLLOW), and the home is a resolved path.
-      const where = path.dirname(lex) === this.root ? lex : fdPath(fd);
-      const st = fs.fstatSync(fd);
-      if (where !== null && st.isFile() && this.contains(where) && !where.endsWith(" (deleted)")) {
-        const file = new OpenFile(fd);
-        return { handle: file, size: st.size, diskPath: where, fd };
-      }
+      const where = fdPath(located);
+      if (where === null || !this.contains(where) || where.endsWith(" (deleted)")) return null;
+      const st = fs.fstatSync(located);
+      if (!st.isFile()) return null;
+      // The magic link leads to the very file located, wherever its path leads by now.
+      const fd = fs.openSync(`/proc/self/fd/${located}`, O_RDONLY | O_NONBLOCK);
+      return { handle: new OpenFile(fd), size: st.size, diskPath: where, fd };
     } catch {
       // left to the full resolution
+      return null;
+    } finally {
+      fs.closeSync(located);
     }
-    fs.closeSync(fd);
-    return null;
   }
 
   async openWrite(vpath: string): Promise<WriteOpen> {
