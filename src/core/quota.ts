@@ -7,7 +7,8 @@
 import { MyftpError } from "./errors.js";
 
 export interface UsageStore {
-  setUsage(name: string, usedBytes: number | null, dirty: boolean): Promise<void>;
+  /** `wait: false`: fail at once where another process holds the store locked, rather than stall the server. */
+  setUsage(name: string, usedBytes: number | null, dirty: boolean, opts?: { wait?: boolean }): Promise<void>;
   get(name: string): Promise<{ usedBytes: number | null; usageDirty: boolean } | undefined>;
 }
 
@@ -29,6 +30,9 @@ export interface UsageLog {
   error(obj: Record<string, unknown>, msg: string): void;
   info(obj: Record<string, unknown>, msg: string): void;
 }
+
+/** How soon a figure that could not be saved is tried again. */
+export const STORE_RETRY_MS = 1000;
 
 export class QuotaLedger {
   private writers = 0;
@@ -61,6 +65,41 @@ export class QuotaLedger {
 
   /** The usage could not be saved at the last attempt: logged once, when the streak of failures starts. */
   private storeFailing = false;
+  /** The next attempt to save a figure that could not be saved (a locked or full store). */
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** No more attempts (the server is shutting down). */
+  private stopped = false;
+
+  /** Whether the figure in memory is not yet in the store (the last attempt to save it failed). */
+  get unsaved(): boolean {
+    return this.storeFailing;
+  }
+
+  /**
+   * A figure that could not be saved must not stay unsaved until the user happens to write again: the store would
+   * keep the old figure, marked clean, and the next start would trust it. Tried again until it is saved.
+   */
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.retired || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.retired && !this.stopped) void this.persist();
+    }, STORE_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  private cancelRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  /** Saves the figure a last time if it is unsaved, then stops trying (for a shutdown, before the store closes). */
+  async stop(): Promise<void> {
+    await this.flush();
+    if (this.storeFailing && !this.retired) await this.persist();
+    this.stopped = true;
+    this.cancelRetry();
+  }
 
   /**
    * Uploads go on when the usage cannot be saved (the counter in memory still enforces the quota), but the operator
@@ -195,6 +234,7 @@ export class QuotaLedger {
   /** Stops writing to the store for good (see `retired`). Uploads still running go on counting in memory. */
   retire(): void {
     this.retired = true;
+    this.cancelRetry();
   }
 
   private async writeStore(): Promise<void> {
@@ -204,9 +244,10 @@ export class QuotaLedger {
     // before the count lands makes the next start count the home instead of trusting it.
     const dirty = this.writers > 0 || this.recountPending;
     try {
-      await this.store.setUsage(this.name, used, dirty);
+      await this.store.setUsage(this.name, used, dirty, { wait: false });
     } catch (err) {
       this.storeFailed(err);
+      this.scheduleRetry();
       throw err;
     }
     this.storeWorked();
@@ -331,8 +372,9 @@ export class QuotaManager {
     entry.holders--;
     if (entry.holders > 0) return;
     void ledger.flush().then(() => {
-      // Only forget it if nobody asked for it again meanwhile.
-      if (entry.holders <= 0 && this.ledgers.get(ledger.name) === entry) this.ledgers.delete(ledger.name);
+      // Only forget it if nobody asked for it again meanwhile, and not while its figure is unsaved: it keeps trying to
+      // save it, and a login meanwhile must go on from it, not from the older figure in the store.
+      if (entry.holders <= 0 && !ledger.unsaved && this.ledgers.get(ledger.name) === entry) this.ledgers.delete(ledger.name);
     });
   }
 
@@ -343,5 +385,10 @@ export class QuotaManager {
 
   async flushAll(): Promise<void> {
     await Promise.all([...this.ledgers.values()].map(async (e) => (await e.ledger.catch(() => null))?.flush()));
+  }
+
+  /** Saves what is unsaved a last time and stops every ledger's retries (the server is shutting down). */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.ledgers.values()].map(async (e) => (await e.ledger.catch(() => null))?.stop()));
   }
 }

@@ -470,7 +470,7 @@ export class FtpServer implements ServerContext {
       Promise.all([...idle, ...remaining].map((s) => s.settled())),
       new Promise((r) => setTimeout(r, 1000)),
     ]);
-    await this.quota.flushAll();
+    await this.quota.stopAll();
     await this.hashPool.close();
     this.transfers.close();
   }

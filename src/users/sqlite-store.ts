@@ -24,6 +24,9 @@ const MIGRATIONS: readonly string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** How long a write waits for a lock another connection holds (SQLite waits in the calling thread). */
+const BUSY_TIMEOUT_MS = 5000;
+
 interface Row {
   name: string;
   password_hash: string;
@@ -123,7 +126,7 @@ export class SqliteUserStore implements UserStore {
       this.loosened = secureStoreFile(file);
       this.db = new Database(file);
       this.db.pragma("journal_mode = WAL");
-      this.db.pragma("busy_timeout = 5000");
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       this.db.pragma("synchronous = NORMAL");
       this.migrate();
     }
@@ -259,8 +262,20 @@ export class SqliteUserStore implements UserStore {
     return changed;
   }
 
-  async setUsage(name: string, usedBytes: number | null, dirty: boolean): Promise<void> {
-    this.stmts.usage.run(usedBytes, dirty ? 1 : 0, name);
+  async setUsage(name: string, usedBytes: number | null, dirty: boolean, opts: { wait?: boolean } = {}): Promise<void> {
+    if (opts.wait !== false) {
+      this.stmts.usage.run(usedBytes, dirty ? 1 : 0, name);
+      return;
+    }
+    // better-sqlite3 is synchronous: waiting out a lock held by another process (an admin's sqlite3 shell, a backup)
+    // would stop the server's thread, every session with it, for up to the busy timeout on every write. Fail at once
+    // instead (SQLITE_BUSY); the server keeps the figure in memory and saves it again later.
+    this.db.pragma("busy_timeout = 0");
+    try {
+      this.stmts.usage.run(usedBytes, dirty ? 1 : 0, name);
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
   }
 
   close(): void {

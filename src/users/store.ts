@@ -30,7 +30,12 @@ export interface UserStore {
   /** Removes a user; returns false when there was none. */
   remove(name: string): Promise<boolean>;
   update(name: string, changes: Partial<Pick<UserRecord, "passwordHash" | "home" | "quotaBytes">>): Promise<boolean>;
-  setUsage(name: string, usedBytes: number | null, dirty: boolean): Promise<void>;
+  /**
+   * Stores a user's usage figure. With `wait: false` a store that another process holds locked fails at once instead
+   * of waiting for it (the server's sessions must not stall behind an admin's or another program's transaction; the
+   * caller tries again later).
+   */
+  setUsage(name: string, usedBytes: number | null, dirty: boolean, opts?: { wait?: boolean }): Promise<void>;
   /**
    * Whether someone else (the `myftpd user` commands, another process) changed the store since the last call; cheap
    * enough to ask every second. Stores that cannot tell leave it out.
