@@ -16,6 +16,8 @@ export type ErrorCode =
   | "bad-offset"
   | "too-many"
   | "busy"
+  | "read-only"
+  | "no-resources"
   | "io";
 
 export class MyftpError extends Error {
@@ -43,6 +45,9 @@ const ERRNO_CODES: Record<string, ErrorCode> = {
   EINVAL: "bad-path",
   ENOSPC: "disk-full",
   EDQUOT: "disk-full",
+  EROFS: "read-only",
+  EMFILE: "no-resources",
+  ENFILE: "no-resources",
 };
 
 const MESSAGES: Record<ErrorCode, string> = {
@@ -61,6 +66,8 @@ const MESSAGES: Record<ErrorCode, string> = {
   "bad-offset": "Invalid REST parameter",
   "too-many": "Too many connections",
   busy: "File busy",
+  "read-only": "Read-only file system",
+  "no-resources": "Server out of file handles; try again later",
   io: "Local error in processing",
 };
 
@@ -88,6 +95,10 @@ const REPLY_CODES: Record<ErrorCode, number> = {
   "bad-offset": 554,
   "too-many": 421,
   busy: 450,
+  // Permanent until an admin mounts the file system writable again: not a 4xx a client would retry.
+  "read-only": 550,
+  // RFC 959's "local error in processing", with the cause: a transient shortage that ends as sessions close.
+  "no-resources": 451,
   io: 451,
 };
 
