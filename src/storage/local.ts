@@ -59,6 +59,11 @@ function outside(): MyftpError {
   return new MyftpError("outside-home", "Permission denied");
 }
 
+/** The home was removed, renamed or replaced under a logged-in session: said as such, not as a denied path. */
+function homeGone(): MyftpError {
+  return new MyftpError("not-found", "Your home directory is no longer available");
+}
+
 function entryType(st: fs.Stats): EntryType {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
@@ -313,6 +318,12 @@ export class LocalStorage implements StorageBackend {
     return sameFile(statOrNull(this.root), this.rootIdent);
   }
 
+  /** Whether the home's path still leads to the home directory (not removed, moved away, or replaced by a file). */
+  private homeThere(): boolean {
+    const st = statOrNull(this.root);
+    return st !== null && st.isDirectory() && sameFile(st, this.rootIdent);
+  }
+
   private contains(p: string): boolean {
     return isWithin(p, this.root);
   }
@@ -406,6 +417,8 @@ export class LocalStorage implements StorageBackend {
     const lex = this.lexical(vpath);
     const real = this.realpathInside(lex);
     if (!this.contains(real)) throw outside();
+    // A home replaced by a file: the path resolves, but to no home to list or work in.
+    if (real === this.root && statOrNull(real)?.isDirectory() === false) throw homeGone();
     return real;
   }
 
@@ -415,6 +428,7 @@ export class LocalStorage implements StorageBackend {
     const lex = this.lexical(vpath);
     const parent = this.realpathInside(path.dirname(lex));
     if (!this.contains(parent)) throw outside();
+    if (parent === this.root && statOrNull(parent)?.isDirectory() === false) throw homeGone();
     return path.join(parent, path.basename(lex));
   }
 
@@ -428,6 +442,7 @@ export class LocalStorage implements StorageBackend {
       return fs.realpathSync.native(p);
     } catch (err) {
       const code = errno(err);
+      if ((code === "ENOENT" || code === "ENOTDIR") && !this.homeThere()) throw homeGone();
       if ((code === "ENOENT" || code === "ENOTDIR") && this.leadsOutside(p)) throw outside();
       throw err;
     }
