@@ -318,10 +318,12 @@ export class LocalStorage implements StorageBackend {
     return sameFile(statOrNull(this.root), this.rootIdent);
   }
 
-  /** Whether the home's path still leads to the home directory (not removed, moved away, or replaced by a file). */
+  /**
+   * Whether the home's path still leads to a directory (not removed, moved away, or replaced by a file). One made anew
+   * in its place is the home from then on: a name missing there is simply missing.
+   */
   private homeThere(): boolean {
-    const st = statOrNull(this.root);
-    return st !== null && st.isDirectory() && sameFile(st, this.rootIdent);
+    return statOrNull(this.root)?.isDirectory() === true;
   }
 
   private contains(p: string): boolean {

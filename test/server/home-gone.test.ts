@@ -2,7 +2,7 @@
 // home is no longer available (550), not "Permission denied" (which reads as a rights problem of the path asked
 // for), nor list the file that took the home's place; the session itself goes on, and the usage figure is untouched.
 
-import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
@@ -61,6 +61,17 @@ describe("the home goes away under a logged-in session", () => {
     } finally {
       rmSync(`${home}.moved`, { recursive: true, force: true });
     }
+  });
+
+  it("removed and made anew: a missing name in the new home is only missing", async () => {
+    const { c, home } = await setUp();
+    rmSync(home, { recursive: true });
+    mkdirSync(home);
+    const r = await c.cmd("SIZE a.bin");
+    expect(r.code).toBe(550);
+    expect(r.text).not.toBe(GONE);
+    expect((await c.store("STOR b.bin", "b".repeat(10))).final.code).toBe(226);
+    expect((await c.expect("SIZE b.bin", 213)).text).toBe("10");
   });
 
   it("replaced by a file", async () => {
