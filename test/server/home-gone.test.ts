@@ -63,15 +63,20 @@ describe("the home goes away under a logged-in session", () => {
     }
   });
 
-  it("removed and made anew: a missing name in the new home is only missing", async () => {
+  it("moved away and made anew: a missing name in the new home is only missing", async () => {
     const { c, home } = await setUp();
-    rmSync(home, { recursive: true });
+    // The old directory stays (elsewhere), so the new one is another inode.
+    renameSync(home, `${home}.old`);
     mkdirSync(home);
-    const r = await c.cmd("SIZE a.bin");
-    expect(r.code).toBe(550);
-    expect(r.text).not.toBe(GONE);
-    expect((await c.store("STOR b.bin", "b".repeat(10))).final.code).toBe(226);
-    expect((await c.expect("SIZE b.bin", 213)).text).toBe("10");
+    try {
+      const r = await c.cmd("SIZE a.bin");
+      expect(r.code).toBe(550);
+      expect(r.text).not.toBe(GONE);
+      expect((await c.store("STOR b.bin", "b".repeat(10))).final.code).toBe(226);
+      expect((await c.expect("SIZE b.bin", 213)).text).toBe("10");
+    } finally {
+      rmSync(`${home}.old`, { recursive: true, force: true });
+    }
   });
 
   it("replaced by a file", async () => {
