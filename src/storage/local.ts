@@ -55,6 +55,15 @@ export function resetInlineReads(): void {
 }
 export const TEMP_PREFIX = ".myftp-upload-";
 
+/**
+ * The modification time (ms since the epoch) an overwrite's temporary file that starts with a copy of the old bytes
+ * before a REST offset is given once that copy is whole: the first byte the upload writes makes it the current time.
+ * So after a crash, such a file still at this time received nothing, and the recount at the next login removes it,
+ * keeping the old file whole (as a failure that received nothing does), rather than putting the bare copy, the old file
+ * cut at the offset, in its place. (Where the file system cannot keep this time, such a file is put in place as before.)
+ */
+const UNWRITTEN_MTIME_MS = 0;
+
 function outside(): MyftpError {
   return new MyftpError("outside-home", "Permission denied");
 }
@@ -773,6 +782,10 @@ export class LocalStorage implements StorageBackend {
         // Only the part before the offset: the upload replaces the rest, so what stands in the file at any moment (a
         // crash, a failure) is the old prefix and what arrived, which a resume continues.
         await copyPrefix(source.file.fd, made.file.fd, keep, mode);
+        // Marked as holding nothing of the upload yet (see UNWRITTEN_MTIME_MS), before it takes the name that names
+        // the target: from then on a crash puts it in place of the target only once a byte of the upload came.
+        const marked = made;
+        await fdCall((cb) => fs.futimes(marked.file.fd, new Date(), new Date(UNWRITTEN_MTIME_MS), cb));
         // The copy's own name still leads to it (nothing was swapped in its directory meanwhile): it takes the name
         // that names the target.
         const copied = made;
@@ -831,7 +844,15 @@ export class LocalStorage implements StorageBackend {
     const target = this.resolveForWrite(vpath);
     if (!this.contains(tempPath)) throw outside();
     await this.inPinned(tempPath, (temp) =>
-      this.inPinned(target, (to) => renameOver(temp, to, lstatOrNull(to)?.isFile() === true)),
+      this.inPinned(target, (to) => {
+        // An upload that ended without a byte (a REST inside the file and no data: the file ends at the offset) did
+        // change the file: it takes the current time rather than the mark.
+        if (lstatOrNull(temp)?.mtimeMs === UNWRITTEN_MTIME_MS) {
+          const now = new Date();
+          fs.utimesSync(temp, now, now);
+        }
+        return renameOver(temp, to, lstatOrNull(to)?.isFile() === true);
+      }),
     );
   }
 
@@ -1007,7 +1028,8 @@ async function recoverLeftovers(d: string, entries: Dirent[]): Promise<void> {
     const target = digest !== undefined ? digestTarget(digest) : UPLOAD_TEMP.exec(e.name)?.[1];
     if (e.isFile() && target !== undefined && target !== "." && target !== ".." && !target.startsWith(TEMP_PREFIX)) {
       const st = await fsp.lstat(full).catch(() => null);
-      if (st && st.size > 0) {
+      // Received something: bytes of its own, and (for a REST inside the file) a write since its copy of the old bytes.
+      if (st && st.size > 0 && st.mtimeMs !== UNWRITTEN_MTIME_MS) {
         uploads.push({ temp: full, target: path.join(d, target), mtimeMs: st.mtimeMs });
         continue;
       }
