@@ -5,7 +5,8 @@ import { join as joinLocal, posix } from "node:path";
 import { ClientError, toClientError } from "./errors.js";
 import { formatBytes } from "./progress.js";
 import type { FtpSession, RemoteEntry } from "./session.js";
-import { getFile, putFile, rateLimiter, type TransferOptions } from "./transfer.js";
+import { getSegmented, hasSegmentState } from "./segments.js";
+import { getFile, putFile, rateLimiter, SEGMENT_STATE_SUFFIX, type TransferOptions } from "./transfer.js";
 
 export interface MirrorOptions extends TransferOptions {
   /** Connections used at once (default 1). */
@@ -31,6 +32,11 @@ export interface TreeFile {
   readonly rel: string;
   readonly size: number;
   readonly mtime: Date | undefined;
+  /**
+   * A local file that a killed `get -n` left unfinished (its LOCAL.myftp-segments record is beside it): full size,
+   * with ranges still missing. Its size and time say nothing about its content.
+   */
+  readonly unfinished?: boolean;
 }
 
 interface Tree {
@@ -46,6 +52,7 @@ const TIME_SLACK_MS = 1500;
 /** Should the source file be copied over the target (undefined: target missing)? */
 export function needsTransfer(source: TreeFile, target: TreeFile | undefined): boolean {
   if (!target) return true;
+  if (target.unfinished) return true;
   if (source.size !== target.size) return true;
   if (source.mtime && target.mtime) return source.mtime.getTime() > target.mtime.getTime() + TIME_SLACK_MS;
   return false;
@@ -99,8 +106,10 @@ export async function walkLocal(root: string): Promise<Tree> {
         else skipped.push({ rel: childRel, why: `its contents are deeper than ${MAX_DEPTH} levels` });
       } else if (e.isFile()) {
         if (/\.myftp-(segments|mismatch)(\.tmp)?$/.test(e.name)) continue;
-        const st = await stat(joinLocal(root, childRel));
-        files.set(childRel, { rel: childRel, size: st.size, mtime: st.mtime });
+        const full = joinLocal(root, childRel);
+        const st = await stat(full);
+        const unfinished = entries.some((o) => o.name === e.name + SEGMENT_STATE_SUFFIX) && (await hasSegmentState(full));
+        files.set(childRel, { rel: childRel, size: st.size, mtime: st.mtime, ...(unfinished ? { unfinished } : {}) });
       } else skipped.push({ rel: childRel, why: e.isSymbolicLink() ? "a link" : "not a file or directory" });
     }
   }
@@ -297,9 +306,12 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
   for (const d of remote.dirs) await mkdir(joinLocal(localDir, d), { recursive: true });
   const local = await walkLocal(localDir);
   const jobs = [...remote.files.values()].filter((f) => needsTransfer(f, local.files.get(f.rel)));
-  const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) =>
-    getFile(s, posix.join(remoteDir, f.rel), joinLocal(localDir, f.rel), o),
-  );
+  const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) => {
+    const remote = posix.join(remoteDir, f.rel);
+    const target = joinLocal(localDir, f.rel);
+    // An unfinished segmented download continues its missing ranges (over this job's one connection), as `get` does.
+    return local.files.get(f.rel)?.unfinished && o.resume ? getSegmented(s, remote, target, 1, o) : getFile(s, remote, target, o);
+  });
   const removed = opts.delete
     ? await deleteExtra("mirror", session, remote, local, opts, {
         file: (rel) => unlink(joinLocal(localDir, rel)),
@@ -338,7 +350,11 @@ export async function mirrorUp(session: FtpSession, localDir: string, remoteDir:
   for (const d of local.dirs) {
     if (!remote.dirs.includes(d)) await ensureRemoteDir(session, posix.join(remoteDir, d));
   }
-  const jobs = [...local.files.values()].filter((f) => needsTransfer(f, remote.files.get(f.rel)));
+  // A local file a segmented download left unfinished has holes where ranges are missing: never sent as it is (nor
+  // taken as gone from the source by --delete).
+  const unfinished = [...local.files.values()].filter((f) => f.unfinished);
+  for (const f of unfinished) local.skipped.push({ rel: f.rel, why: `an unfinished segmented download: ${f.rel}${SEGMENT_STATE_SUFFIX} is beside it` });
+  const jobs = [...local.files.values()].filter((f) => !f.unfinished && needsTransfer(f, remote.files.get(f.rel)));
   const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) =>
     putFile(s, joinLocal(localDir, f.rel), posix.join(remoteDir, f.rel), o),
   );
@@ -355,7 +371,7 @@ export async function mirrorUp(session: FtpSession, localDir: string, remoteDir:
     : NOTHING_DELETED;
   noteSkipped("mirror --reverse", local.skipped, opts);
   const all = failed + removed.failed;
-  const summary = { transferred, bytes, unchanged: local.files.size - jobs.length, deleted: removed.deleted, failed: all, skipped: local.skipped.length };
+  const summary = { transferred, bytes, unchanged: local.files.size - jobs.length - unfinished.length, deleted: removed.deleted, failed: all, skipped: local.skipped.length };
   opts.note(summaryLine("mirror --reverse", summary));
   const first = firstError ?? removed.firstError;
   if (first) throw new ClientError(first.kind, `mirror --reverse: ${all} failed; first: ${first.message}`);
