@@ -3,30 +3,19 @@
 // equal to the bytes on disk either way. Mounting needs root with CAP_SYS_ADMIN; where that is missing the tests
 // are skipped and say so.
 
-import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
+import { useTmpfs } from "../helpers/tmpfs.js";
 import { diskBytes, until } from "../helpers/util.js";
 
 const MiB = 1024 * 1024;
 
-const mountPoint = tempDir("myftp-diskfull-");
-let mounted = false;
-
-beforeAll(() => {
-  const r = spawnSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint], { encoding: "utf8", timeout: 10_000 });
-  mounted = r.status === 0;
-  if (!mounted) console.warn(`disk-full tests skipped: cannot mount a tmpfs (${(r.stderr || r.error?.message || "").trim()})`);
-});
-
-afterAll(() => {
-  if (mounted) spawnSync("umount", [mountPoint], { timeout: 10_000 });
-  rmSync(mountPoint, { recursive: true, force: true });
-});
+const fs_ = useTmpfs("8m", "diskfull");
+const mountPoint = fs_.path;
 
 let servers: RunningServer[] = [];
 let clients: RawFtp[] = [];
@@ -36,7 +25,7 @@ afterEach(async () => {
   clients = [];
   for (const s of servers) await s.close();
   servers = [];
-  if (mounted) for (const name of readdirSync(mountPoint)) rmSync(path.join(mountPoint, name), { recursive: true, force: true });
+  if (fs_.mounted) for (const name of readdirSync(mountPoint)) rmSync(path.join(mountPoint, name), { recursive: true, force: true });
 });
 
 async function setUp(transferProcesses?: number): Promise<{ s: RunningServer; c: RawFtp; home: string }> {
@@ -62,7 +51,7 @@ describe("disk full", () => {
     ["in the server process", 0],
   ] as const) {
     it(`an overwrite that runs out of disk keeps the old file (${label})`, async (ctx) => {
-      if (!mounted) ctx.skip();
+      if (!fs_.mounted) ctx.skip();
       const { c, home } = await setUp(processes);
       const old = randomBytes(5 * MiB);
       expect((await c.store("STOR big.bin", old)).final.code).toBe(226);
@@ -77,7 +66,7 @@ describe("disk full", () => {
   }
 
   it("a new file that runs out of disk keeps what arrived, and APPE finishes it once there is room", async (ctx) => {
-    if (!mounted) ctx.skip();
+    if (!fs_.mounted) ctx.skip();
     const { c, home } = await setUp();
     const filler = randomBytes(4 * MiB);
     expect((await c.store("STOR filler.bin", filler)).final.code).toBe(226);

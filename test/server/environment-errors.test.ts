@@ -7,10 +7,11 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, rmSync } from "node:fs";
 import { mkdirSync } from "node:fs";
 import * as path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { errorReply } from "../../src/core/errors.js";
 import { runMyftpd, startServer, startServerProcess, tempDir, type RunningProcess, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
+import { useTmpfs } from "../helpers/tmpfs.js";
 import { diskBytes } from "../helpers/util.js";
 
 const errno = (code: string) => Object.assign(new Error(`${code}: failed`), { code });
@@ -23,19 +24,8 @@ describe("errno to reply", () => {
   });
 });
 
-const mountPoint = tempDir("myftp-readonly-");
-let mounted = false;
-
-beforeAll(() => {
-  const r = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint], { encoding: "utf8", timeout: 10_000 });
-  mounted = r.status === 0;
-  if (!mounted) console.warn(`read-only tests skipped: cannot mount a tmpfs (${(r.stderr || r.error?.message || "").trim()})`);
-});
-
-afterAll(() => {
-  if (mounted) spawnSync("umount", [mountPoint], { timeout: 10_000 });
-  rmSync(mountPoint, { recursive: true, force: true });
-});
+const fs_ = useTmpfs("1m", "readonly");
+const mountPoint = fs_.path;
 
 let servers: RunningServer[] = [];
 let procs: RunningProcess[] = [];
@@ -54,7 +44,7 @@ afterEach(async () => {
 
 describe("a home on a read-only file system", () => {
   it("answers 550 Read-only file system, and the usage stays that of the disk", async (ctx) => {
-    if (!mounted) ctx.skip();
+    if (!fs_.mounted) ctx.skip();
     const home = path.join(mountPoint, "alice");
     mkdirSync(home, { recursive: true });
     const s = await startServer([{ name: "alice", password: "pw", home }], { transferProcesses: 0 });
