@@ -8,7 +8,7 @@ import { ClientError, toClientError } from "./errors.js";
 import { hasGlob, matchNames, splitPattern } from "./glob.js";
 import { mirrorDown, mirrorUp } from "./mirror.js";
 import { formatBytes, type ProgressReporter } from "./progress.js";
-import { getSegmented, hasSegmentState } from "./segments.js";
+import { getSegmented, hasSegmentState, refuseUnfinished } from "./segments.js";
 import type { FtpSession, RemoteEntry, ConnectOptions } from "./session.js";
 import { getFile, getStream, putFile, type TransferOptions } from "./transfer.js";
 
@@ -149,6 +149,15 @@ export async function fetchInto(ctx: ShellContext, s: FtpSession, remote: string
   } else if (n > 1 || (ctx.settings.resume && (await hasSegmentState(target)))) {
     await getSegmented(s, remote, target, Math.max(n, 2), transferOptions(ctx));
   } else await getFile(s, remote, target, transferOptions(ctx));
+}
+
+/**
+ * Upload a local file, as `put` and `mput` do (the one-shot `put` too): one a killed segmented download left
+ * unfinished is refused before anything is sent, as `mirror --reverse` skips it.
+ */
+async function uploadFile(s: FtpSession, local: string, remote: string, opts: TransferOptions): Promise<void> {
+  await refuseUnfinished(local, `put ${local}`);
+  await putFile(s, local, remote, opts);
 }
 
 /** Remote names matching a pattern, with the directory part kept. */
@@ -295,7 +304,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     help: "Upload a file, resuming a partial remote copy.",
     run: async (ctx, [local, remote]) => {
       const target = remote === undefined || remote.endsWith("/") ? `${remote ?? ""}${basename(local!)}` : remote;
-      await putFile(session(ctx), local!, target, transferOptions(ctx));
+      await uploadFile(session(ctx), local!, target, transferOptions(ctx));
     },
   },
   {
@@ -319,7 +328,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       const files: string[] = [];
       for (const p of pats) files.push(...(await localGlob(p)));
       if (files.length === 0) throw new ClientError("local", `mput: nothing matches ${pats.join(" ")}`);
-      await each(ctx, files, "mput", async (f) => void (await putFile(session(ctx), f, basename(f), transferOptions(ctx))));
+      await each(ctx, files, "mput", async (f) => void (await uploadFile(session(ctx), f, basename(f), transferOptions(ctx))));
     },
   },
   {

@@ -9,6 +9,7 @@ import { mirrorDown, mirrorUp } from "./mirror.js";
 import { printable, ProgressReporter, type ProgressMode } from "./progress.js";
 import { FtpSession, sleep, type ConnectOptions } from "./session.js";
 import { fetchInto, formatEntry, transferOptions, type ShellContext, type ShellSettings } from "./commands.js";
+import { refuseUnfinished } from "./segments.js";
 import { putFile, putStream, type TransferOptions } from "./transfer.js";
 import { displayUrl, parseFtpUrl, redactUrl, type FtpTarget } from "./url.js";
 
@@ -267,6 +268,8 @@ export class Runtime implements ShellContext {
       return;
     }
     const remote = target.isDir ? `${target.path}${basename(local)}` : target.path;
+    // Refused before connecting: nothing to log in for.
+    await refuseUnfinished(local, `put ${local}`);
     this.session = await this.connectRetrying(target, `put ${local}`);
     await putFile(this.session, local, remote, this.transferOptions());
   }

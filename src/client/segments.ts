@@ -99,6 +99,21 @@ export async function hasSegmentState(local: string): Promise<boolean> {
   return (await loadState(local + SEGMENT_STATE_SUFFIX)) !== undefined;
 }
 
+/**
+ * Refuses to upload a local file a killed `get -n` left unfinished (the record `hasSegmentState` reads is beside it,
+ * as `mirror --reverse` skips such a file): it is full size with zeros where ranges are still missing, and sent as it
+ * is those holes would be stored as data. The error (exit 8, a local file problem) names the file and the way out.
+ */
+export async function refuseUnfinished(local: string, action: string): Promise<void> {
+  if (!(await hasSegmentState(local))) return;
+  const record = local + SEGMENT_STATE_SUFFIX;
+  throw new ClientError(
+    "local",
+    `${action}: not uploaded: ${local} is an unfinished segmented download (${record} beside it lists ranges still missing); ` +
+      `finish it with myftp get into the same local path, or remove ${record} if the file is known to be whole`,
+  );
+}
+
 function is421(err: unknown): boolean {
   if (err instanceof ClientError) return err.ftpCode === 421;
   return (err as { code?: unknown })?.code === 421;
