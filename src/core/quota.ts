@@ -69,6 +69,23 @@ export class QuotaLedger {
   private retryTimer: NodeJS.Timeout | null = null;
   /** No more attempts (the server is shutting down). */
   private stopped = false;
+  /**
+   * Set while nothing holds this ledger and it is kept only to save its figure (see QuotaManager.release): `idle()`
+   * tells whether nothing holds it still, `done()` lets it go.
+   */
+  private keeper: { idle(): boolean; done(): void } | null = null;
+
+  /** Kept, with nothing holding it, only until its figure is saved (or is no longer the user's to save). */
+  keepUntilSaved(keeper: { idle(): boolean; done(): void }): void {
+    this.keeper = keeper;
+    if (!this.storeFailing) this.letGo();
+  }
+
+  private letGo(): void {
+    const k = this.keeper;
+    this.keeper = null;
+    k?.done();
+  }
 
   /** Whether the figure in memory is not yet in the store (the last attempt to save it failed). */
   get unsaved(): boolean {
@@ -209,10 +226,18 @@ export class QuotaLedger {
    */
   private async adoptOutsideChange(): Promise<void> {
     const last = this.lastStored;
-    if (!last || this.retired) return;
+    if (this.retired || (!last && !this.keeper)) return;
     const row = await this.store.get(this.name);
+    if ((!row || row.usedBytes === null) && this.keeper?.idle()) {
+      // Kept only to save its figure, and meanwhile the user is gone or the figure was cleared (an admin gave the user
+      // another home): the figure in memory counts a home that may no longer be the user's. Nothing is written; the
+      // next login counts the user's home.
+      this.retire();
+      this.letGo();
+      return;
+    }
     if (!row || row.usedBytes === null) return;
-    if (row.usedBytes === last.used && row.usageDirty === last.dirty) return;
+    if (!last || (row.usedBytes === last.used && row.usageDirty === last.dirty)) return;
     if (this.recount) this.recountPending = true;
     else this.usedBytes = Math.max(0, this.usedBytes + row.usedBytes - last.used);
     this.lastStored = { used: row.usedBytes, dirty: row.usageDirty };
@@ -252,6 +277,7 @@ export class QuotaLedger {
     }
     this.storeWorked();
     this.lastStored = { used, dirty };
+    if (this.keeper?.idle()) this.letGo();
   }
 
   /** Picks up a figure stored by someone else since this ledger last wrote (see adoptOutsideChange). */
@@ -373,8 +399,15 @@ export class QuotaManager {
     if (entry.holders > 0) return;
     void ledger.flush().then(() => {
       // Only forget it if nobody asked for it again meanwhile, and not while its figure is unsaved: it keeps trying to
-      // save it, and a login meanwhile must go on from it, not from the older figure in the store.
-      if (entry.holders <= 0 && !ledger.unsaved && this.ledgers.get(ledger.name) === entry) this.ledgers.delete(ledger.name);
+      // save it, and a login meanwhile must go on from it, not from the older figure in the store. Once saved (or no
+      // longer the user's to save), it is forgotten then.
+      if (entry.holders > 0 || this.ledgers.get(ledger.name) !== entry) return;
+      ledger.keepUntilSaved({
+        idle: () => entry.holders <= 0,
+        done: () => {
+          if (entry.holders <= 0 && this.ledgers.get(ledger.name) === entry) this.ledgers.delete(ledger.name);
+        },
+      });
     });
   }
 
