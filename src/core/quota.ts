@@ -113,7 +113,9 @@ export class QuotaLedger {
   /** Saves the figure a last time if it is unsaved, then stops trying (for a shutdown, before the store closes). */
   async stop(): Promise<void> {
     await this.flush();
-    if (this.storeFailing && !this.retired) await this.persist();
+    // Waiting out another process's lock (as SQLite's busy timeout allows) is what a shutdown can afford: failing at
+    // once would leave the store's older figure, marked clean, for the next start to trust.
+    if (this.storeFailing && !this.retired) await this.persist(true);
     this.stopped = true;
     this.cancelRetry();
   }
@@ -262,14 +264,14 @@ export class QuotaLedger {
     this.cancelRetry();
   }
 
-  private async writeStore(): Promise<void> {
+  private async writeStore(wait = false): Promise<void> {
     if (this.retired) return;
     const used = this.usedBytes;
     // While a recount is due, the figure written is the old one, not yet corrected: marked dirty, so that a crash
     // before the count lands makes the next start count the home instead of trusting it.
     const dirty = this.writers > 0 || this.recountPending;
     try {
-      await this.store.setUsage(this.name, used, dirty, { wait: false });
+      await this.store.setUsage(this.name, used, dirty, { wait });
     } catch (err) {
       this.storeFailed(err);
       this.scheduleRetry();
@@ -291,13 +293,16 @@ export class QuotaLedger {
     return this.persisting;
   }
 
-  /** Writes the counter to the store; writes are chained so the last one wins. */
-  persist(): Promise<void> {
+  /**
+   * Writes the counter to the store; writes are chained so the last one wins. `wait`: wait for a store another process
+   * holds locked (see UsageStore.setUsage), for a last save at shutdown only.
+   */
+  persist(wait = false): Promise<void> {
     this.persisting = this.persisting
       .then(async () => {
         await this.adoptOutsideChange();
         await this.recountIfPending();
-        await this.writeStore();
+        await this.writeStore(wait);
       })
       .catch(() => undefined);
     return this.persisting;
