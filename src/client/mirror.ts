@@ -97,6 +97,8 @@ export async function walkLocal(root: string): Promise<Tree> {
   while (pending.length > 0) {
     const { rel, depth } = pending.shift()!;
     const entries = await readdir(rel === "" ? root : joinLocal(root, rel), { withFileTypes: true });
+    // The names of segmented-download records here, made once per directory: looked up once per file.
+    let records: Set<string> | undefined;
     for (const e of entries) {
       if (++count > MAX_ENTRIES) throw new ClientError("failed", `mirror: more than ${MAX_ENTRIES} entries under ${root}`);
       const childRel = rel === "" ? e.name : `${rel}/${e.name}`;
@@ -108,7 +110,8 @@ export async function walkLocal(root: string): Promise<Tree> {
         if (/\.myftp-(segments|mismatch)(\.tmp)?$/.test(e.name)) continue;
         const full = joinLocal(root, childRel);
         const st = await stat(full);
-        const unfinished = entries.some((o) => o.name === e.name + SEGMENT_STATE_SUFFIX) && (await hasSegmentState(full));
+        records ??= new Set(entries.filter((o) => o.name.endsWith(SEGMENT_STATE_SUFFIX)).map((o) => o.name));
+        const unfinished = records.has(e.name + SEGMENT_STATE_SUFFIX) && (await hasSegmentState(full));
         files.set(childRel, { rel: childRel, size: st.size, mtime: st.mtime, ...(unfinished ? { unfinished } : {}) });
       } else skipped.push({ rel: childRel, why: e.isSymbolicLink() ? "a link" : "not a file or directory" });
     }
