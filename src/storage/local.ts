@@ -847,9 +847,10 @@ export class LocalStorage implements StorageBackend {
       this.inPinned(target, (to) => {
         // An upload that ended without a byte (a REST inside the file and no data: the file ends at the offset) did
         // change the file: it takes the current time rather than the mark.
+        // The name itself (not followed): a link a local process swapped in for it meanwhile is no way out of the home.
         if (lstatOrNull(temp)?.mtimeMs === UNWRITTEN_MTIME_MS) {
           const now = new Date();
-          fs.utimesSync(temp, now, now);
+          fs.lutimesSync(temp, now, now);
         }
         return renameOver(temp, to, lstatOrNull(to)?.isFile() === true);
       }),
