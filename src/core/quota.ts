@@ -9,13 +9,16 @@ import { MyftpError } from "./errors.js";
 export interface UsageStore {
   /** `wait: false`: fail at once where another process holds the store locked, rather than stall the server. */
   setUsage(name: string, usedBytes: number | null, dirty: boolean, opts?: { wait?: boolean }): Promise<void>;
-  get(name: string): Promise<{ usedBytes: number | null; usageDirty: boolean } | undefined>;
+  /** `home`: the user's home as written in the store, where the store keeps one. */
+  get(name: string): Promise<{ usedBytes: number | null; usageDirty: boolean; home?: string } | undefined>;
 }
 
 export interface LedgerSource {
   name: string;
   /** The home whose bytes the figure counts, with its links resolved (one directory, one ledger). */
   home: string;
+  /** The home as the store gave it for this login, before its links were resolved. */
+  storedHome?: string;
   quotaBytes: number | null;
   usedBytes: number | null;
   usageDirty: boolean;
@@ -74,6 +77,9 @@ export class QuotaLedger {
    * tells whether nothing holds it still, `done()` lets it go.
    */
   private keeper: { idle(): boolean; done(): void } | null = null;
+
+  /** The home as the store gave it at the latest login that holds or held this ledger (see adoptOutsideChange). */
+  storedHome: string | undefined;
 
   /** Kept, with nothing holding it, only until its figure is saved (or is no longer the user's to save). */
   keepUntilSaved(keeper: { idle(): boolean; done(): void }): void {
@@ -230,10 +236,11 @@ export class QuotaLedger {
     const last = this.lastStored;
     if (this.retired || (!last && !this.keeper)) return;
     const row = await this.store.get(this.name);
-    if ((!row || row.usedBytes === null) && this.keeper?.idle()) {
-      // Kept only to save its figure, and meanwhile the user is gone or the figure was cleared (an admin gave the user
-      // another home): the figure in memory counts a home that may no longer be the user's. Nothing is written; the
-      // next login counts the user's home.
+    const moved = row?.home !== undefined && this.storedHome !== undefined && row.home !== this.storedHome;
+    if ((!row || row.usedBytes === null || moved) && this.keeper?.idle()) {
+      // Kept only to save its figure, and meanwhile the user is gone, or an admin gave the user another home (which
+      // clears the figure; a rescan may since have counted the new one): the figure in memory counts a home that may
+      // no longer be the user's. Nothing is written; the next login counts the user's home, or trusts that rescan.
       this.retire();
       this.letGo();
       return;
@@ -362,6 +369,7 @@ export class QuotaManager {
     try {
       const ledger = await entry.ledger;
       ledger.limit = src.quotaBytes;
+      if (src.storedHome !== undefined) ledger.storedHome = src.storedHome;
       await ledger.refresh();
       return ledger;
     } catch (err) {

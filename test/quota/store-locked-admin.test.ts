@@ -105,6 +105,37 @@ describe("an unsaved figure of a user an admin changed meanwhile", () => {
     await until(async () => (await s.users.get("alice"))!.usedBytes === 0, 10_000, "the new home's figure is saved");
   });
 
+  it("is not saved over a rescan's figure of the user's new home", { timeout: 30_000 }, async () => {
+    const s = await startServer([{ name: "alice", password: "pw" }]);
+    servers.push(s);
+    const newHome = path.join(s.dataDir, "elsewhere");
+    mkdirSync(newHome);
+    const c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
+    clients.push(c);
+    expect((await c.store("STOR one.bin", randomBytes(1000))).final.code).toBe(226);
+    await until(async () => (await s.users.get("alice"))!.usedBytes === 1000, 10_000, "the first figure is saved");
+
+    // `myftpd user set --home` and then `myftpd user rescan` (the new home is empty), made while the server cannot save.
+    const lock = await lockStore(
+      path.join(s.dataDir, "users.db"),
+      "UPDATE users SET home = ?, used_bytes = 0, usage_dirty = 0 WHERE name = 'alice'",
+      newHome,
+    );
+    expect((await c.store("STOR two.bin", randomBytes(3000))).final.code).toBe(226);
+    await c.quit();
+    await until(async () => (await s.server.quota.peek("alice"))?.unsaved === true, 10_000, "the figure is unsaved");
+    await lock.release();
+    await until(
+      async () => (await s.server.quota.peek("alice")) === undefined || (await s.users.get("alice"))!.usedBytes !== 0,
+      10_000,
+      "the old figure is dealt with",
+    );
+    expect((await s.users.get("alice"))!.usedBytes).toBe(0);
+    const d = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
+    clients.push(d);
+    expect(await usedOf(d)).toBe(0);
+  });
+
   it("of a removed user is not kept for good", { timeout: 30_000 }, async () => {
     const s = await startServer([{ name: "alice", password: "pw" }]);
     servers.push(s);

@@ -78,6 +78,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
     ledger = await s.server.quota.acquire({
       ...record,
       home: storage.root,
+      storedHome: record.home,
       scan: () => storage.usage({ removeLeftovers: true, onUnreadable }),
       recount: () => storage.usage({ onUnreadable }),
     });
