@@ -426,10 +426,10 @@ export class LocalStorage implements StorageBackend {
   /** Disk path of an existing entry with every link resolved; refused if it leads outside. */
   private resolveExisting(vpath: string): string {
     const lex = this.lexical(vpath);
-    const real = this.realpathInside(lex);
+    // The home itself with a trailing slash: one replaced by a file then fails to resolve (ENOTDIR) instead of
+    // resolving to no home to list or work in, without a look of its own at every use.
+    const real = this.realpathInside(lex === this.root ? `${lex}/` : lex);
     if (!this.contains(real)) throw outside();
-    // A home replaced by a file: the path resolves, but to no home to list or work in.
-    if (real === this.root && statOrNull(real)?.isDirectory() === false) throw homeGone();
     return real;
   }
 
@@ -437,9 +437,10 @@ export class LocalStorage implements StorageBackend {
   private resolveEntry(vpath: string): string {
     if (vpath === "/") throw new MyftpError("denied", "Permission denied");
     const lex = this.lexical(vpath);
-    const parent = this.realpathInside(path.dirname(lex));
+    // The home with a trailing slash, so that one replaced by a file fails to resolve (see resolveExisting).
+    const dir = path.dirname(lex);
+    const parent = this.realpathInside(dir === this.root ? `${dir}/` : dir);
     if (!this.contains(parent)) throw outside();
-    if (parent === this.root && statOrNull(parent)?.isDirectory() === false) throw homeGone();
     return path.join(parent, path.basename(lex));
   }
 
@@ -453,8 +454,14 @@ export class LocalStorage implements StorageBackend {
       return fs.realpathSync.native(p);
     } catch (err) {
       const code = errno(err);
-      if ((code === "ENOENT" || code === "ENOTDIR") && !this.homeThere()) throw homeGone();
-      if ((code === "ENOENT" || code === "ENOTDIR") && this.leadsOutside(p)) throw outside();
+      // A missing name is common (a new file's path, a probe): the home is looked at only where the answer would
+      // otherwise be a refusal, or where something in the path is not a directory (as a home replaced by a file).
+      if (code === "ENOTDIR" && !this.homeThere()) throw homeGone();
+      // Looked at without the trailing slash a directory is resolved with (which would follow a link as the last name).
+      if ((code === "ENOENT" || code === "ENOTDIR") && this.leadsOutside(p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p)) {
+        if (!this.homeThere()) throw homeGone();
+        throw outside();
+      }
       throw err;
     }
   }
