@@ -116,14 +116,17 @@ export class QuotaLedger {
     this.retryTimer = null;
   }
 
-  /** Saves the figure a last time if it is unsaved, then stops trying (for a shutdown, before the store closes). */
-  async stop(): Promise<void> {
+  /**
+   * Saves the figure a last time if it is unsaved, then stops trying (for a shutdown, before the store closes); false
+   * when it stays unsaved. `wait`: wait out another process's lock (as SQLite's busy timeout allows), which a shutdown
+   * can afford: failing at once would leave the store's older figure, marked clean, for the next start to trust.
+   */
+  async stop(wait = true): Promise<boolean> {
     await this.flush();
-    // Waiting out another process's lock (as SQLite's busy timeout allows) is what a shutdown can afford: failing at
-    // once would leave the store's older figure, marked clean, for the next start to trust.
-    if (this.storeFailing && !this.retired) await this.persist(true);
+    if (this.storeFailing && !this.retired) await this.persist(wait);
     this.stopped = true;
     this.cancelRetry();
+    return !this.storeFailing || this.retired;
   }
 
   /**
@@ -435,6 +438,12 @@ export class QuotaManager {
 
   /** Saves what is unsaved a last time and stops every ledger's retries (the server is shutting down). */
   async stopAll(): Promise<void> {
-    await Promise.all([...this.ledgers.values()].map(async (e) => (await e.ledger.catch(() => null))?.stop()));
+    // One after the other: a wait for the store's lock blocks the thread. Once one has waited in vain, the rest do not
+    // wait each in turn (a store locked for good would hold the shutdown for the busy timeout once per user).
+    let wait = true;
+    for (const e of [...this.ledgers.values()]) {
+      const ledger = await e.ledger.catch(() => null);
+      if (ledger && !(await ledger.stop(wait))) wait = false;
+    }
   }
 }
