@@ -36,6 +36,15 @@ export interface UsageLog {
 
 /** How soon a figure that could not be saved is tried again. */
 export const STORE_RETRY_MS = 1000;
+/** How long flushLocked waits for a store another process holds locked (as SQLite's busy timeout did), and how often it looks. */
+export const LOCK_WAIT_MS = 5000;
+const LOCK_POLL_MS = 25;
+
+/** A write refused because another connection holds the store locked (SQLite's SQLITE_BUSY and its kinds). */
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY");
+}
 
 export class QuotaLedger {
   private writers = 0;
@@ -68,6 +77,8 @@ export class QuotaLedger {
 
   /** The usage could not be saved at the last attempt: logged once, when the streak of failures starts. */
   private storeFailing = false;
+  /** The last attempt failed because another process held the store locked (one that ends soon, as a rule). */
+  private storeBusy = false;
   /** The next attempt to save a figure that could not be saved (a locked or full store). */
   private retryTimer: NodeJS.Timeout | null = null;
   /** No more attempts (the server is shutting down). */
@@ -283,10 +294,12 @@ export class QuotaLedger {
     try {
       await this.store.setUsage(this.name, used, dirty, { wait });
     } catch (err) {
+      this.storeBusy = isBusy(err);
       this.storeFailed(err);
       this.scheduleRetry();
       throw err;
     }
+    this.storeBusy = false;
     this.storeWorked();
     this.lastStored = { used, dirty };
     if (this.keeper?.idle()) this.letGo();
@@ -320,6 +333,22 @@ export class QuotaLedger {
 
   flush(): Promise<void> {
     return this.persisting;
+  }
+
+  /**
+   * flush(), and where the store was locked by another process, the figure saved again until it is, for up to
+   * LOCK_WAIT_MS, without holding the server's thread: for a figure that must be in the store before the files change
+   * (an upload or a delete marks it dirty first, so that a crash in between makes the next start count the home rather
+   * than trust a figure the files no longer match). A store that cannot be written for another reason is not waited for.
+   */
+  async flushLocked(): Promise<void> {
+    await this.flush();
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (let i = 0; this.storeFailing && this.storeBusy && !this.retired && !this.stopped && i < LOCK_WAIT_MS / LOCK_POLL_MS; i++) {
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+      await this.persist();
+    }
   }
 }
 

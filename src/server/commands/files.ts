@@ -75,7 +75,7 @@ async function freeing(s: Session, frees: boolean, run: () => Promise<number>): 
   if (frees) ledger.beginWrite();
   try {
     // One store write, unless an upload of the user has the figure marked dirty already.
-    if (frees) await ledger.flush();
+    if (frees) await ledger.flushLocked();
     const freed = await run();
     ledger.release(freed);
     return freed;

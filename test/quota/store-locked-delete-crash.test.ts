@@ -1,0 +1,89 @@
+// A delete marks the user's stored usage figure dirty, and has that written, before it removes anything: a crash
+// between the removal and the saving of the lowered figure then makes the next start count the home instead of
+// trusting a figure that still counts the removed file. A store that another process holds locked for a moment (an
+// admin's command, a backup) must not let the delete go ahead without the mark: it waits for the lock to go (without
+// holding the server's thread), as the store's busy timeout did.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { SqliteUserStore } from "../../src/users/sqlite-store.js";
+import { ROOT, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { withTimeout } from "../helpers/util.js";
+import { bytesOnDisk, Ctl, myftpd, until } from "../qa/qa-util.js";
+
+let proc: RunningProcess | undefined;
+const ctls: Ctl[] = [];
+let lockers: ChildProcess[] = [];
+
+afterEach(async () => {
+  for (const c of ctls.splice(0)) c.close();
+  for (const l of lockers) if (l.exitCode === null && l.signalCode === null) l.kill("SIGKILL");
+  lockers = [];
+  await proc?.stop("SIGKILL");
+  proc = undefined;
+});
+
+/** Another process holding a write transaction on the store; told to, it commits a moment later. */
+async function lockStore(file: string): Promise<{ releaseSoon(): void }> {
+  const script = `
+    const Database = require("better-sqlite3");
+    const db = new Database(process.argv[1]);
+    db.exec("BEGIN IMMEDIATE");
+    db.prepare("UPDATE users SET updated_at = updated_at").run();
+    process.stdout.write("locked\\n");
+    process.stdin.once("data", () => setTimeout(() => { db.exec("COMMIT"); db.close(); process.exit(0); }, 300));
+  `;
+  const child = spawn(process.execPath, ["-e", script, file], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  lockers.push(child);
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      child.stdout!.once("data", () => resolve());
+      child.once("exit", (code) => reject(new Error(`the lock holder exited with ${code}`)));
+    }),
+    10_000,
+    "the store is locked",
+  );
+  return { releaseSoon: () => void child.stdin!.write("go\n") };
+}
+
+async function stored(file: string): Promise<{ usedBytes: number | null; usageDirty: boolean }> {
+  const store = new SqliteUserStore(file);
+  try {
+    return (await store.get("alice"))!;
+  } finally {
+    store.close();
+  }
+}
+
+describe("a delete while the user store is locked for a moment, and a crash right after it", () => {
+  it("leaves a figure the next start does not trust wrongly", { timeout: 30_000 }, async () => {
+    const data = tempDir("myftp-delcrash-");
+    mkdirSync(data, { recursive: true });
+    const add = await myftpd(["user", "add", "alice", "--data", data, "--quota", "10MiB", "--password-stdin"], { input: "secret\n" });
+    expect(add.code).toBe(0);
+    const db = path.join(data, "users.db");
+    const home = path.join(data, "home", "alice");
+    proc = await startServerProcess(["--pasv-range", "0-0", "--log-level", "warn"], data);
+    const ctl = await Ctl.login(proc.port);
+    ctls.push(ctl);
+    expect((await ctl.store("STOR f", randomBytes(5000))).final.code).toBe(226);
+    await until(async () => {
+      const u = await stored(db);
+      return u.usedBytes === 5000 && !u.usageDirty;
+    }, 10_000, "the figure is saved");
+
+    const lock = await lockStore(db);
+    const dele = ctl.cmd("DELE f");
+    lock.releaseSoon();
+    expect((await dele).code).toBe(250);
+    await proc.stop("SIGKILL");
+    proc = undefined;
+
+    expect(bytesOnDisk(home)).toBe(0);
+    const u = await stored(db);
+    expect(u.usageDirty || u.usedBytes === 0).toBe(true);
+  });
+});
