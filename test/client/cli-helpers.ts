@@ -2,7 +2,7 @@
 // a condition holds and then kill it, make random files.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -209,4 +209,25 @@ export function spawnPty(args: readonly string[], opts: { cwd?: string; env?: No
       });
     },
   };
+}
+
+/** `dst` as a killed `get -n 2` of `remoteName` leaves it: full size, each range filled to `filled` bytes, the rest zeros. */
+export function unfinishedDownload(dst: string, remoteName: string, content: Buffer, filled: number): void {
+  const half = content.length / 2;
+  const local = Buffer.alloc(content.length);
+  content.copy(local, 0, 0, filled);
+  content.copy(local, half, half, half + filled);
+  writeFileSync(dst, local);
+  writeFileSync(
+    `${dst}.myftp-segments`,
+    JSON.stringify({
+      version: 1,
+      remote: remoteName,
+      size: content.length,
+      segments: [
+        { start: 0, end: half, pos: filled },
+        { start: half, end: content.length, pos: half + filled },
+      ],
+    }),
+  );
 }

@@ -8,31 +8,10 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { assertBuilt, killAll, runMyftp, sizeOf, tempDir } from "../client/cli-helpers.js";
+import { assertBuilt, killAll, runMyftp, sizeOf, tempDir, unfinishedDownload } from "../client/cli-helpers.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const SIZE = 1024 * 1024;
-
-/** `dst` as a killed `get -n 2` of `remote` leaves it: full size, each range filled to `filled` bytes, the rest zeros. */
-function unfinishedDownload(dst: string, remoteName: string, content: Buffer, filled: number): void {
-  const half = content.length / 2;
-  const local = Buffer.alloc(content.length);
-  content.copy(local, 0, 0, filled);
-  content.copy(local, half, half, half + filled);
-  writeFileSync(dst, local);
-  writeFileSync(
-    `${dst}.myftp-segments`,
-    JSON.stringify({
-      version: 1,
-      remote: remoteName,
-      size: content.length,
-      segments: [
-        { start: 0, end: half, pos: filled },
-        { start: half, end: content.length, pos: half + filled },
-      ],
-    }),
-  );
-}
 
 describe("mirror and a file a killed segmented download left unfinished", () => {
   let srv: RunningServer;

@@ -3,65 +3,25 @@
 // stored figure) or removed the user, that figure counts a home that is no longer the user's: it must not be written
 // over the cleared one, or the next login would trust it for the new home.
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ROOT, startServer, type RunningServer } from "../helpers/myftpd.js";
+import { startServer, type RunningServer } from "../helpers/myftpd.js";
+import { killLockHolders, lockStore } from "../helpers/store-lock.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
-import { until, withTimeout } from "../helpers/util.js";
+import { until } from "../helpers/util.js";
 
 let servers: RunningServer[] = [];
 let clients: RawFtp[] = [];
-let lockers: ChildProcess[] = [];
 
 afterEach(async () => {
-  for (const l of lockers) if (l.exitCode === null && l.signalCode === null) l.kill("SIGKILL");
-  lockers = [];
+  killLockHolders();
   for (const c of clients) await c.close();
   clients = [];
   for (const s of servers) await s.close();
   servers = [];
 });
-
-/** Another process holding a write transaction on the store; release() runs `sql` (with `home`) in it, then commits. */
-async function lockStore(file: string, sql: string, home: string): Promise<{ release(): Promise<void> }> {
-  const script = `
-    const Database = require("better-sqlite3");
-    const db = new Database(process.argv[1]);
-    db.exec("BEGIN IMMEDIATE");
-    db.prepare("UPDATE users SET updated_at = updated_at").run();
-    process.stdout.write("locked\\n");
-    process.stdin.once("data", () => {
-      db.prepare(process.argv[2]).run(...(process.argv[2].includes("?") ? [process.argv[3]] : []));
-      db.exec("COMMIT");
-      db.close();
-      process.exit(0);
-    });
-  `;
-  const child = spawn(process.execPath, ["-e", script, file, sql, home], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
-  lockers.push(child);
-  await withTimeout(
-    new Promise<void>((resolve, reject) => {
-      child.stdout!.once("data", () => resolve());
-      child.once("exit", (code) => reject(new Error(`the lock holder exited with ${code}`)));
-    }),
-    10_000,
-    "the store is locked",
-  );
-  return {
-    release: () =>
-      withTimeout(
-        new Promise<void>((resolve) => {
-          child.once("exit", () => resolve());
-          child.stdin!.write("go\n");
-        }),
-        10_000,
-        "the lock is released",
-      ),
-  };
-}
 
 async function usedOf(c: RawFtp): Promise<number> {
   return Number(/used (\d+)/.exec((await c.expect("SITE QUOTA", 200)).text)![1]);

@@ -4,50 +4,24 @@
 // admin's command, a backup) must not let the delete go ahead without the mark: it waits for the lock to go (without
 // holding the server's thread), as the store's busy timeout did.
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
-import { ROOT, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
-import { withTimeout } from "../helpers/util.js";
+import { startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
+import { killLockHolders, lockStore } from "../helpers/store-lock.js";
 import { bytesOnDisk, Ctl, myftpd, until } from "../qa/qa-util.js";
 
 let proc: RunningProcess | undefined;
 const ctls: Ctl[] = [];
-let lockers: ChildProcess[] = [];
 
 afterEach(async () => {
   for (const c of ctls.splice(0)) c.close();
-  for (const l of lockers) if (l.exitCode === null && l.signalCode === null) l.kill("SIGKILL");
-  lockers = [];
+  killLockHolders();
   await proc?.stop("SIGKILL");
   proc = undefined;
 });
-
-/** Another process holding a write transaction on the store; told to, it commits a moment later. */
-async function lockStore(file: string): Promise<{ releaseSoon(): void }> {
-  const script = `
-    const Database = require("better-sqlite3");
-    const db = new Database(process.argv[1]);
-    db.exec("BEGIN IMMEDIATE");
-    db.prepare("UPDATE users SET updated_at = updated_at").run();
-    process.stdout.write("locked\\n");
-    process.stdin.once("data", () => setTimeout(() => { db.exec("COMMIT"); db.close(); process.exit(0); }, 300));
-  `;
-  const child = spawn(process.execPath, ["-e", script, file], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
-  lockers.push(child);
-  await withTimeout(
-    new Promise<void>((resolve, reject) => {
-      child.stdout!.once("data", () => resolve());
-      child.once("exit", (code) => reject(new Error(`the lock holder exited with ${code}`)));
-    }),
-    10_000,
-    "the store is locked",
-  );
-  return { releaseSoon: () => void child.stdin!.write("go\n") };
-}
 
 async function stored(file: string): Promise<{ usedBytes: number | null; usageDirty: boolean }> {
   const store = new SqliteUserStore(file);
@@ -77,7 +51,7 @@ describe("a delete while the user store is locked for a moment, and a crash righ
 
     const lock = await lockStore(db);
     const dele = ctl.cmd("DELE f");
-    lock.releaseSoon();
+    await lock.releaseSoon(300);
     expect((await dele).code).toBe(250);
     await proc.stop("SIGKILL");
     proc = undefined;
