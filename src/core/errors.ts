@@ -18,6 +18,7 @@ export type ErrorCode =
   | "busy"
   | "read-only"
   | "no-resources"
+  | "changed"
   | "io";
 
 export class MyftpError extends Error {
@@ -68,6 +69,7 @@ const MESSAGES: Record<ErrorCode, string> = {
   busy: "File busy",
   "read-only": "Read-only file system",
   "no-resources": "Server out of file handles; try again later",
+  changed: "File shrank while it was sent; try again",
   io: "Local error in processing",
 };
 
@@ -99,6 +101,8 @@ const REPLY_CODES: Record<ErrorCode, number> = {
   "read-only": 550,
   // RFC 959's "local error in processing", with the cause: a transient shortage that ends as sessions close.
   "no-resources": 451,
+  // Fewer bytes went than the 150 announced: not a complete file, which 226 would claim.
+  changed: 451,
   io: 451,
 };
 

@@ -8,6 +8,7 @@
 import type { FileReader, FileWriter } from "../storage/backend.js";
 import type { Duplex } from "node:stream";
 import { FromNetworkAscii, ToNetworkAscii } from "../protocol/ascii.js";
+import { MyftpError, messageFor } from "../core/errors.js";
 
 export const CHUNK_BYTES = 1 << 20;
 const RING = 4;
@@ -190,10 +191,9 @@ export async function sendFile(
     const bytesRead =
       (want === size - start ? handle.readNow?.(buf, 0, want, pos) : null) ??
       (await abortable(progress.signal, handle.read(buf, 0, want, pos))).bytesRead;
-    if (bytesRead === 0) {
-      free.push(buf);
-      break; // the file shrank while we sent it
-    }
+    // The file shrank while it was sent: what went is not the file the 150 announced, and a 226 would have the
+    // client take a cut file for a whole one.
+    if (bytesRead === 0) throw new MyftpError("changed", messageFor("changed"));
     pos += bytesRead;
     const piece = conv ? conv.convert(buf.subarray(0, bytesRead)) : buf.subarray(0, bytesRead);
     sent += piece.length;

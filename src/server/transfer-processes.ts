@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { workerScript } from "../workers/pool.js";
 import { ConnectionBroken, TransferAborted, type Progress } from "./transfer-io.js";
+import { MyftpError, messageFor } from "../core/errors.js";
 import type { FromChild, SharedFile, ToChild } from "./transfer-protocol.js";
 
 /** Downloads shorter than this run here: handing them over costs more than it saves. */
@@ -55,6 +56,7 @@ function failure(m: Done, denial: unknown): Error {
   if (m.kind === "aborted") e = new TransferAborted();
   else if (m.kind === "broken") e = new ConnectionBroken();
   else if (m.kind === "denied") e = denial instanceof Error ? denial : new TransferAborted();
+  else if (m.code === "changed") e = new MyftpError("changed", messageFor("changed"));
   else e = Object.assign(new Error(m.message ?? "transfer failed"), m.code ? { code: m.code } : {});
   return Object.assign(e, { written: m.bytes });
 }
