@@ -426,9 +426,7 @@ export class LocalStorage implements StorageBackend {
   /** Disk path of an existing entry with every link resolved; refused if it leads outside. */
   private resolveExisting(vpath: string): string {
     const lex = this.lexical(vpath);
-    // The home itself with a trailing slash: one replaced by a file then fails to resolve (ENOTDIR) instead of
-    // resolving to no home to list or work in, without a look of its own at every use.
-    const real = this.realpathInside(lex === this.root ? `${lex}/` : lex);
+    const real = this.realpathInside(lex);
     if (!this.contains(real)) throw outside();
     return real;
   }
@@ -437,9 +435,7 @@ export class LocalStorage implements StorageBackend {
   private resolveEntry(vpath: string): string {
     if (vpath === "/") throw new MyftpError("denied", "Permission denied");
     const lex = this.lexical(vpath);
-    // The home with a trailing slash, so that one replaced by a file fails to resolve (see resolveExisting).
-    const dir = path.dirname(lex);
-    const parent = this.realpathInside(dir === this.root ? `${dir}/` : dir);
+    const parent = this.realpathInside(path.dirname(lex));
     if (!this.contains(parent)) throw outside();
     return path.join(parent, path.basename(lex));
   }
@@ -451,20 +447,22 @@ export class LocalStorage implements StorageBackend {
    */
   private realpathInside(p: string): string {
     try {
-      return fs.realpathSync.native(p);
+      // The home itself with a trailing slash: one replaced by a file then fails to resolve (ENOTDIR) instead of
+      // resolving to no home to list or work in, without a look of its own at every use.
+      return fs.realpathSync.native(p === this.root ? `${p}/` : p);
     } catch (err) {
       const code = errno(err);
       // A missing name is common (a new file's path, a probe): the home is looked at only where the answer would
       // otherwise be a refusal, or where something in the path is not a directory (as a home replaced by a file).
       if (code === "ENOTDIR" && !this.homeThere()) throw homeGone();
-      // Looked at without the trailing slash a directory is resolved with (which would follow a link as the last name).
-      if ((code === "ENOENT" || code === "ENOTDIR") && this.leadsOutside(p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p)) {
+      if ((code === "ENOENT" || code === "ENOTDIR") && this.leadsOutside(p)) {
         if (!this.homeThere()) throw homeGone();
         throw outside();
       }
       throw err;
     }
   }
+
 
   /** Whether a path that does not resolve goes through a part (a directory, or a link's target) that lies outside. */
   private leadsOutside(p: string): boolean {
@@ -704,20 +702,12 @@ export class LocalStorage implements StorageBackend {
     const lex = this.lexical(vpath);
     if (path.dirname(lex) === this.root) {
       if (!this.homeUnmoved()) return null;
-      let fd: number;
       try {
-        fd = fs.openSync(lex, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+        const { file, st } = openRegular(lex, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+        return { handle: file, size: st.size, diskPath: lex, fd: file.fd };
       } catch {
-        return null;
+        return null; // left to the full resolution
       }
-      try {
-        const st = fs.fstatSync(fd);
-        if (st.isFile()) return { handle: new OpenFile(fd), size: st.size, diskPath: lex, fd };
-      } catch {
-        // left to the full resolution
-      }
-      fs.closeSync(fd);
-      return null;
     }
     let located: number;
     try {
