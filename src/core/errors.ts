@@ -115,3 +115,8 @@ export function errorReply(err: unknown): { code: number; text: string } {
 export function messageFor(code: ErrorCode): string {
   return MESSAGES[code];
 }
+
+/** Whether `code` is one of myftp's own error codes (not an errno), e.g. one that crossed a process boundary. */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(REPLY_CODES, code);
+}

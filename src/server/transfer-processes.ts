@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { workerScript } from "../workers/pool.js";
 import { ConnectionBroken, TransferAborted, type Progress } from "./transfer-io.js";
-import { MyftpError, messageFor } from "../core/errors.js";
+import { isErrorCode, MyftpError, messageFor } from "../core/errors.js";
 import type { FromChild, SharedFile, ToChild } from "./transfer-protocol.js";
 
 /** Downloads shorter than this run here: handing them over costs more than it saves. */
@@ -56,7 +56,8 @@ function failure(m: Done, denial: unknown): Error {
   if (m.kind === "aborted") e = new TransferAborted();
   else if (m.kind === "broken") e = new ConnectionBroken();
   else if (m.kind === "denied") e = denial instanceof Error ? denial : new TransferAborted();
-  else if (m.code === "changed") e = new MyftpError("changed", messageFor("changed"));
+  // One of myftp's own errors (a file that shrank while it was sent, say) keeps its reply.
+  else if (m.code !== undefined && isErrorCode(m.code)) e = new MyftpError(m.code, m.message ?? messageFor(m.code));
   else e = Object.assign(new Error(m.message ?? "transfer failed"), m.code ? { code: m.code } : {});
   return Object.assign(e, { written: m.bytes });
 }
