@@ -156,14 +156,13 @@ export async function resolveCredentials(
     return { user: urlUser ?? env.MYFTP_USER!, password: envPassword, source: "env" };
   const netrc = await readNetrc(env);
   const entry = findNetrc(netrc.entries, host, urlUser ?? env.MYFTP_USER);
-  const netrcUser = urlUser ?? env.MYFTP_USER ?? entry?.login;
-  if (entry?.password !== undefined && netrcUser !== undefined) {
+  const user = urlUser ?? env.MYFTP_USER ?? entry?.login;
+  if (entry?.password !== undefined && user !== undefined) {
     // A password in a file others can read is not used (an anonymous login's is no secret); its login name still is.
-    if (netrc.openMode === undefined || netrcUser === "anonymous" || netrcUser === "ftp")
-      return { user: netrcUser, password: entry.password, source: "netrc" };
+    if (netrc.openMode === undefined || user === "anonymous" || user === "ftp")
+      return { user, password: entry.password, source: "netrc" };
     (opts.warn ?? ((line: string) => void process.stderr.write(`${line}\n`)))(netrcModeWarning(netrc.file, netrc.openMode));
   }
-  const user = netrcUser;
   if (user === undefined || user === "anonymous" || user === "ftp")
     return { user: user ?? "anonymous", password: envPassword || "anonymous@", source: "anonymous" };
   if (!opts.interactive)
