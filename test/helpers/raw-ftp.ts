@@ -210,6 +210,12 @@ export class RawFtp {
     }
   }
 
+  /** The user's usage in bytes, as SITE QUOTA reports it. */
+  async usedBytes(): Promise<number> {
+    const r = await this.expect("SITE QUOTA", 200);
+    return Number(/used (\d+)/.exec(r.text)![1]);
+  }
+
   /** Reads exactly one complete reply. */
   async read(timeoutMs = WAIT_MS): Promise<Reply> {
     const deadline = Date.now() + timeoutMs;

@@ -38,10 +38,6 @@ async function setUp(transferProcesses?: number): Promise<{ s: RunningServer; c:
   return { s, c, home };
 }
 
-async function usedOf(c: RawFtp): Promise<number> {
-  const r = await c.expect("SITE QUOTA", 200);
-  return Number(/used (\d+)/.exec(r.text)![1]);
-}
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -60,8 +56,8 @@ describe("disk full", () => {
       expect(r.final.code).toBe(452);
       expect(sha(readFileSync(path.join(home, "big.bin")))).toBe(sha(old));
       expect(readdirSync(home)).toEqual(["big.bin"]);
-      await until(async () => (await usedOf(c)) === diskBytes(home), 5000, "usage equals the disk");
-      expect(await usedOf(c)).toBe(5 * MiB);
+      await until(async () => (await c.usedBytes()) === diskBytes(home), 5000, "usage equals the disk");
+      expect(await c.usedBytes()).toBe(5 * MiB);
     });
   }
 
@@ -76,11 +72,11 @@ describe("disk full", () => {
     expect(kept).toBeGreaterThan(0);
     expect(kept).toBeLessThan(content.length);
     expect(readFileSync(path.join(home, "new.bin")).equals(content.subarray(0, kept))).toBe(true);
-    await until(async () => (await usedOf(c)) === diskBytes(home), 5000, "usage equals the disk");
+    await until(async () => (await c.usedBytes()) === diskBytes(home), 5000, "usage equals the disk");
     await c.expect("DELE filler.bin", 250);
     expect((await c.store("APPE new.bin", content.subarray(kept))).final.code).toBe(226);
     expect(sha(readFileSync(path.join(home, "new.bin")))).toBe(sha(content));
-    await until(async () => (await usedOf(c)) === diskBytes(home), 5000, "usage equals the disk");
-    expect(await usedOf(c)).toBe(6 * MiB);
+    await until(async () => (await c.usedBytes()) === diskBytes(home), 5000, "usage equals the disk");
+    expect(await c.usedBytes()).toBe(6 * MiB);
   });
 });

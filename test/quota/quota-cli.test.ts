@@ -45,10 +45,6 @@ async function login(port: number, name = "alice"): Promise<RawFtp> {
   return c;
 }
 
-async function usedOf(c: RawFtp): Promise<number> {
-  const r = await c.expect("SITE QUOTA", 200);
-  return Number(/used (\d+)/.exec(r.text)![1]);
-}
 
 function readRecord(data: string, name: string) {
   const store = new SqliteUserStore(path.join(data, "users.db"));
@@ -100,7 +96,7 @@ describe("quota across a crash", () => {
 
     const p2 = await serve(data);
     const c2 = await login(p2.port);
-    expect(await usedOf(c2)).toBe(disk);
+    expect(await c2.usedBytes()).toBe(disk);
     expect((await c2.expect("AVBL", 213)).text).toBe(String(MiB - disk));
     const listed = (await listJson(data)).find((u) => u.name === "alice")!;
     expect(listed).toMatchObject({ usedBytes: disk, quotaBytes: MiB });
@@ -109,7 +105,7 @@ describe("quota across a crash", () => {
     const have = statSync(cut).size;
     await c2.expect(`REST ${have}`, 350);
     expect((await c2.store("STOR cut.bin", randomBytes(10 * KiB))).final.code).toBe(226);
-    expect(await usedOf(c2)).toBe(disk + 10 * KiB);
+    expect(await c2.usedBytes()).toBe(disk + 10 * KiB);
     expect(diskBytes(home)).toBe(disk + 10 * KiB);
   });
 
@@ -169,7 +165,7 @@ describe("myftpd user list and rescan", () => {
     expect(listed.find((u) => u.name === "bob")!.usedBytes).toBe(2000);
     // The running server picks the fixed figure up at the next login.
     const a2 = await login(p.port, "alice");
-    expect(await usedOf(a2)).toBe(150_000);
+    expect(await a2.usedBytes()).toBe(150_000);
     expect((await a2.expect("AVBL", 213)).text).toBe(String(MiB - 150_000));
     await a2.quit();
 
@@ -180,7 +176,7 @@ describe("myftpd user list and rescan", () => {
     expect(listed.find((u) => u.name === "bob")!.usedBytes).toBe(9000);
     expect(listed.find((u) => u.name === "alice")!.usedBytes).toBe(diskBytes(homeA));
     const b2 = await login(p.port, "bob");
-    expect(await usedOf(b2)).toBe(9000);
+    expect(await b2.usedBytes()).toBe(9000);
 
     // Refusals exit 2 and change nothing.
     expect((await myftpd(["user", "rescan", "--data", data])).code).toBe(2);
@@ -234,12 +230,12 @@ describe("myftpd user list and rescan", () => {
     const b = await login(p.port);
     expect((await a.store("STOR a.bin", randomBytes(100 * KiB))).final.code).toBe(226);
     writeFileSync(path.join(home, "drift.bin"), Buffer.alloc(600 * KiB));
-    expect(await usedOf(a)).toBe(100 * KiB);
+    expect(await a.usedBytes()).toBe(100 * KiB);
 
     const r = await myftpd(["user", "rescan", "alice", "--data", data]);
     expect(r.code, r.stderr).toBe(0);
     // Both live sessions see the recount, and the quota is enforced with it.
-    expect(await usedOf(a)).toBe(700 * KiB);
+    expect(await a.usedBytes()).toBe(700 * KiB);
     expect((await b.expect("AVBL", 213)).text).toBe(String(MiB - 700 * KiB));
     expect((await b.store("STOR big.bin", randomBytes(400 * KiB))).final.code).toBe(552);
     expect((await a.store("STOR small.bin", randomBytes(200 * KiB))).final.code).toBe(226);
@@ -248,6 +244,6 @@ describe("myftpd user list and rescan", () => {
     await until(async () => (await listJson(data))[0]!.usedBytes === 900 * KiB, 5000, "stored figure includes the recount");
     expect(diskBytes(home)).toBe(900 * KiB);
     const c = await login(p.port);
-    expect(await usedOf(c)).toBe(900 * KiB);
+    expect(await c.usedBytes()).toBe(900 * KiB);
   });
 });

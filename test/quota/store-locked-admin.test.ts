@@ -23,9 +23,6 @@ afterEach(async () => {
   servers = [];
 });
 
-async function usedOf(c: RawFtp): Promise<number> {
-  return Number(/used (\d+)/.exec((await c.expect("SITE QUOTA", 200)).text)![1]);
-}
 
 describe("an unsaved figure of a user an admin changed meanwhile", () => {
   it("is not saved over the cleared figure of the user's new home", { timeout: 30_000 }, async () => {
@@ -61,7 +58,7 @@ describe("an unsaved figure of a user an admin changed meanwhile", () => {
     // The new home is empty: its login counts nothing.
     const d = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
     clients.push(d);
-    expect(await usedOf(d)).toBe(0);
+    expect(await d.usedBytes()).toBe(0);
     await until(async () => (await s.users.get("alice"))!.usedBytes === 0, 10_000, "the new home's figure is saved");
   });
 
@@ -93,7 +90,7 @@ describe("an unsaved figure of a user an admin changed meanwhile", () => {
     expect((await s.users.get("alice"))!.usedBytes).toBe(0);
     const d = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
     clients.push(d);
-    expect(await usedOf(d)).toBe(0);
+    expect(await d.usedBytes()).toBe(0);
   });
 
   it("of a removed user is not kept for good", { timeout: 30_000 }, async () => {

@@ -23,9 +23,6 @@ afterEach(async () => {
   servers = [];
 });
 
-async function usedOf(c: RawFtp): Promise<number> {
-  return Number(/used (\d+)/.exec((await c.expect("SITE QUOTA", 200)).text)![1]);
-}
 
 describe("user store locked by another process", () => {
   it("uploads and other sessions go on without waiting for the lock", { timeout: 20_000 }, async () => {
@@ -42,7 +39,7 @@ describe("user store locked by another process", () => {
       expect((await a.store(`STOR f${i}.bin`, randomBytes(1000))).final.code).toBe(226);
       await b.expect("NOOP", 200);
     }
-    expect(await usedOf(b)).toBe(6000);
+    expect(await b.usedBytes()).toBe(6000);
     await lock.release();
     await until(async () => {
       const u = (await s.users.get("alice"))!;
@@ -72,6 +69,6 @@ describe("user store locked by another process", () => {
     // The next login goes on from the saved figure.
     const d = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
     clients.push(d);
-    expect(await usedOf(d)).toBe(4000);
+    expect(await d.usedBytes()).toBe(4000);
   });
 });

@@ -62,8 +62,7 @@ describe("a home on a read-only file system", () => {
       }
       expect((await c.cmd("DELE keep.bin")).code).toBe(550);
       expect((await c.cmd("MKD d")).text).toBe("Read-only file system");
-      const q = await c.expect("SITE QUOTA", 200);
-      expect(Number(/used (\d+)/.exec(q.text)![1])).toBe(diskBytes(home));
+      expect(await c.usedBytes()).toBe(diskBytes(home));
     } finally {
       spawnSync("mount", ["-o", "remount,rw", mountPoint], { timeout: 10_000 });
     }
@@ -120,8 +119,7 @@ describe("a server out of file descriptors", () => {
     }
     expect(refused).toBe(true);
     await first.expect("NOOP", 200);
-    const q = await first.expect("SITE QUOTA", 200);
-    expect(Number(/used (\d+)/.exec(q.text)![1])).toBe(diskBytes(path.join(data, "home", "alice")));
+    expect(await first.usedBytes()).toBe(diskBytes(path.join(data, "home", "alice")));
     // Sessions closing free descriptors: the same session works again.
     for (const c of extra) await c.quit();
     const r = await first.retrieve("RETR a.bin");
