@@ -1,9 +1,9 @@
 // Shared pieces of the interop tests: test files of the sizes issue 2 names, SHA-256, and running a client
 // program with a time limit (killed by its PID when it overruns).
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { runProcess, type RunOptions, type RunResult } from "../helpers/util.js";
+import { runProcess, sha256File, type RunOptions, type RunResult } from "../helpers/util.js";
 
 export const SIZES: Record<string, number> = {
   "zero.bin": 0,
@@ -45,4 +45,32 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
   const r = await runProcess(cmd, args, { timeoutMs: 60_000, ...opts, env: { ...process.env, LC_ALL: "C.UTF-8", ...opts.env } });
   if (r.timedOut) throw new Error(`${cmd} ${args.join(" ")} did not finish in time\n${r.stdout}\n${r.stderr}`);
   return r;
+}
+
+/** Whether a program of that name is on the PATH (an interop test skips when its client is not installed). */
+export function hasCommand(name: string): boolean {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(path.join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
+}
+
+/** Relative path → SHA-256 for every file below dir. */
+export async function tree(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (d: string, rel: string) => {
+    for (const n of readdirSync(d).sort()) {
+      const p = path.join(d, n);
+      if (statSync(p).isDirectory()) await walk(p, rel + n + "/");
+      else out.set(rel + n, await sha256File(p));
+    }
+  };
+  await walk(dir, "");
+  return out;
 }

@@ -1,11 +1,11 @@
 // lftp against myftpd: mirror both ways (every fixture size, odd names, nested directories), pget -n 4 (parallel
 // ranged downloads with REST), passive and active modes, and jail escapes refused.
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
 import { killRunning, sha256File } from "../helpers/util.js";
-import { makeFixtures, run } from "./fixtures.js";
+import { makeFixtures, run, tree } from "./fixtures.js";
 
 let srv: RunningServer;
 let home: string;
@@ -34,20 +34,6 @@ function lftp(commands: string[], settings: string[] = []) {
   // The password holds a comma, so it is given with --password rather than inside -u.
   const script = [...BASE, ...settings, `open --user alice --password 'lftp,secret' -p ${srv.port} 127.0.0.1`, ...commands].join("; ");
   return run("lftp", ["-c", script], { timeoutMs: 120_000, cwd: local });
-}
-
-/** Relative path → SHA-256 for every file below dir. */
-async function tree(dir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (d: string, rel: string) => {
-    for (const n of readdirSync(d).sort()) {
-      const p = path.join(d, n);
-      if (statSync(p).isDirectory()) await walk(p, rel + n + "/");
-      else out.set(rel + n, await sha256File(p));
-    }
-  };
-  await walk(dir, "");
-  return out;
 }
 
 describe("lftp mirror", () => {
