@@ -68,7 +68,6 @@ export async function runTransfer(
   let watchdog: NodeJS.Timeout | null = null;
   let result: TransferResult;
   let sock: Duplex | null = null;
-  let releaseReplies: (() => void) | null = null;
   try {
     let raw;
     try {
@@ -79,7 +78,8 @@ export async function runTransfer(
       return result;
     }
     sock = raw;
-    releaseReplies = s.holdReplies();
+    // The 150 goes out in a write of its own, ahead of the final reply: a client that waits for its socket to be
+    // readable again after reading the 150 (aria2c) would not see a 226 that came in the same read until it timed out.
     s.reply(150, plan.opening);
     const stallMs = Math.max(s.server.options.idleTimeoutMs, s.server.options.dataTimeoutMs);
     lastMove = Date.now();
@@ -108,7 +108,6 @@ export async function runTransfer(
     logTransfer(s, plan, t.startedAt, t.bytes, result);
     return result;
   } finally {
-    releaseReplies?.();
     if (watchdog) clearInterval(watchdog);
     sock?.destroy();
     s.data.reset();

@@ -168,24 +168,6 @@ export class Session {
     this.write(formatReply(code, text));
   }
 
-  /**
-   * Holds the replies written from now on until the returned release is called or this turn of the event loop ends,
-   * and then sends them in one write: a small file's 150 and 226 cost one system call and one wake-up of the client.
-   */
-  holdReplies(): () => void {
-    const sock = this.socket;
-    if (this.closed || sock.destroyed) return () => undefined;
-    sock.cork();
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
-      sock.uncork();
-    };
-    setImmediate(release);
-    return release;
-  }
-
   /** Writes a preformatted reply. */
   write(text: string): void {
     if (this.closed || this.socket.destroyed) return;
