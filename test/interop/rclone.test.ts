@@ -1,6 +1,6 @@
 // rclone's FTP backend against myftpd: a tree with nested directories, a file of a few MiB, a 0-byte file and odd
-// names copied up and back (MLSD and LIST listings, sizes and MFMT times), mkdir/rmdir/delete/moveto, check, explicit
-// FTPS, and an upload past the quota that fails with 552 and leaves the usage figure exact.
+// names copied up and back (MLSD and LIST listings, sizes and MFMT times), mkdir/rmdir/delete/moveto, check,
+// explicit and implicit FTPS, and an upload past the quota that fails with 552 and leaves the usage figure exact.
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
@@ -26,6 +26,7 @@ describe.skipIf(!hasCommand("rclone"))("rclone FTP backend", () => {
     certDir = cert.dir;
     srv = await startServer([{ name: "alice", password: PASSWORD, quota: QUOTA }], {
       tls: { cert: readFileSync(cert.cert), key: readFileSync(cert.key) },
+      implicitTlsPort: 0,
     });
     home = srv.homeOf("alice");
     local = tempDir("myftp-rclone-");
@@ -64,7 +65,7 @@ describe.skipIf(!hasCommand("rclone"))("rclone FTP backend", () => {
       "--contimeout", "5s",
       "--timeout", "20s",
     ];
-    return run("rclone", [...args, ...flags], { cwd: local, input });
+    return run("rclone", [...flags, ...args], { cwd: local, input });
   }
 
   async function used(): Promise<number> {
@@ -153,7 +154,7 @@ describe.skipIf(!hasCommand("rclone"))("rclone FTP backend", () => {
     expect(await used()).toBe(diskBytes(home));
   });
 
-  it("works over explicit FTPS (AUTH TLS, PROT P)", async () => {
+  it("works over explicit FTPS (AUTH TLS, PROT P) and implicit FTPS", async () => {
     const tlsFlags = ["--ftp-explicit-tls", "--ftp-no-check-certificate"];
     const sub = path.join("src", "nested 目录");
     const up = await rclone(["copy", sub, ":ftp:tls", ...tlsFlags]);
@@ -170,6 +171,15 @@ describe.skipIf(!hasCommand("rclone"))("rclone FTP backend", () => {
     const down = await rclone(["copy", ":ftp:tls", "tls-down", ...tlsFlags]);
     expect(down.code, down.stderr).toBe(0);
     expect(await tree(path.join(local, "tls-down"))).toEqual(new Map([...want, ["four-mib.bin", srcTree.get("four-mib.bin")!]]));
+
+    // Implicit FTPS: --ftp-port names the implicit port, given after the plain one rclone() puts first (the last one wins).
+    const implicit = ["--ftp-tls", "--ftp-no-check-certificate", "--ftp-port", String(srv.server.implicitTlsPort)];
+    const iup = await rclone(["copyto", "src/mib.bin", ":ftp:implicit/mib.bin", ...implicit]);
+    expect(iup.code, iup.stderr).toBe(0);
+    expect(await sha256File(path.join(home, "implicit", "mib.bin"))).toBe(srcTree.get("mib.bin"));
+    const idown = await rclone(["copyto", ":ftp:implicit/mib.bin", "implicit-mib.bin", ...implicit]);
+    expect(idown.code, idown.stderr).toBe(0);
+    expect(await sha256File(path.join(local, "implicit-mib.bin"))).toBe(srcTree.get("mib.bin"));
   });
 
   it("an upload past the quota fails with 552, and the usage stays exact", async () => {
