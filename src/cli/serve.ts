@@ -2,7 +2,7 @@
 // SIGTERM or SIGINT.
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, realpathSync, rmSync } from "node:fs";
 import pino from "pino";
 import { FtpServer } from "../server/server.js";
 import { hashPassword } from "../users/password.js";
@@ -10,6 +10,7 @@ import type { SqliteUserStore } from "../users/sqlite-store.js";
 import { keyTooOpen, loadTls } from "./cert.js";
 import { lockDataDir } from "./pid-lock.js";
 import { ConfigError, type ServeSettings } from "./settings.js";
+import { makeDirsSync } from "../core/dirs.js";
 import { isWithin } from "../core/paths.js";
 import { canonicalPath, dataDirProblem, DEFAULT_QUOTA, defaultHome, makeHome, openStore, overlappingHomes, storePath } from "./user-admin.js";
 
@@ -80,7 +81,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
         : "--implicit-tls-port";
     throw new ConfigError(`${flag} needs a certificate: run "myftpd cert" or give --tls-cert and --tls-key`);
   }
-  mkdirSync(settings.data, { recursive: true, mode: 0o700 });
+  makeDirsSync(settings.data, 0o700);
   // Held until the process exits (lockDataDir removes the file then, however the exit comes).
   lockDataDir(settings.data, {
     waitForRescanMs: RESCAN_WAIT_MS,

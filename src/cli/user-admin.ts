@@ -1,8 +1,9 @@
 // `myftpd user ...`: administration of the user store in a data directory. Every command validates all of its
 // input before it changes anything, so a refused command leaves the store and the disk as they were.
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, readlinkSync, realpathSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, readlinkSync, realpathSync, rmdirSync, rmSync, statSync } from "node:fs";
 import * as path from "node:path";
+import { makeDirsSync } from "../core/dirs.js";
 import { isWithin } from "../core/paths.js";
 import { formatSize, parseSize } from "../core/units.js";
 import { sumTree } from "../storage/local.js";
@@ -99,7 +100,7 @@ export function openStore(dataDir: string, access: StoreAccess, warn: (message: 
   const file = storePath(dataDir);
   if (access === "create") {
     try {
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      makeDirsSync(dataDir, 0o700);
     } catch (err) {
       throw storeFailure(file, err, access);
     }
@@ -170,7 +171,7 @@ function brokenLinkIn(home: string): string | undefined {
 export function makeHome(home: string): void {
   let created: string | undefined;
   try {
-    created = mkdirSync(home, { recursive: true, mode: 0o750 });
+    created = makeDirsSync(home, 0o750);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EEXIST" || code === "ENOTDIR") {

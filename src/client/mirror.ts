@@ -1,7 +1,8 @@
 // mirror: make a local tree like a remote one (or, reversed, a remote tree like a local one),
 // transferring only files that are missing, differ in size, or are newer on the source side.
-import { mkdir, readdir, rmdir, stat, unlink } from "node:fs/promises";
+import { readdir, rmdir, stat, unlink } from "node:fs/promises";
 import { join as joinLocal, posix } from "node:path";
+import { makeDirs } from "../core/dirs.js";
 import { ClientError, toClientError } from "./errors.js";
 import { formatBytes } from "./progress.js";
 import type { FtpSession, RemoteEntry } from "./session.js";
@@ -305,8 +306,8 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
     .catch((err) => {
       throw toClientError(err, { action: `mirror ${remoteDir || "."}` });
     });
-  await mkdir(localDir, { recursive: true });
-  for (const d of remote.dirs) await mkdir(joinLocal(localDir, d), { recursive: true });
+  await makeDirs(localDir);
+  for (const d of remote.dirs) await makeDirs(joinLocal(localDir, d));
   const local = await walkLocal(localDir);
   const jobs = [...remote.files.values()].filter((f) => needsTransfer(f, local.files.get(f.rel)));
   const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) => {
