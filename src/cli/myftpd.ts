@@ -91,7 +91,7 @@ user
   .command("add <name>")
   .description("add a user (home defaults to DATA/home/NAME, quota to 1 GiB)")
   .option("--home <dir>", "home directory")
-  .option("--quota <size>", "quota: bytes, KB/MB/GB, KiB/MiB/GiB, or unlimited")
+  .option("--quota <size>", "quota: bytes, KB/MB/GB/TB, KiB/MiB/GiB/TiB, or unlimited")
   .option("--password-stdin", "read the password as one line from stdin")
   .addOption(dataOption())
   .addOption(configOption())
@@ -125,7 +125,7 @@ user
   .command("set <name>")
   .description("change a user's home or quota")
   .option("--home <dir>", "home directory")
-  .option("--quota <size>", "quota: bytes, KB/MB/GB, KiB/MiB/GiB, or unlimited")
+  .option("--quota <size>", "quota: bytes, KB/MB/GB/TB, KiB/MiB/GiB/TiB, or unlimited")
   .addOption(dataOption())
   .addOption(configOption())
   .action(action((name: string, o) => userSet(dataOf(o), name, o)));

@@ -47,3 +47,24 @@ describe("quota sizes with a decimal fraction", () => {
     expect(await quotaOf(data, "alice")).toBe(290);
   });
 });
+
+describe("the units --quota takes", () => {
+  it("are those --help lists: TB and TiB too, as the refusal of a bad size says", async () => {
+    const data = tempDir("myftp-sizes-");
+    dirs.push(data);
+    const bad = await myftpd(["user", "add", "alice", "--quota", "5XB", "--password-stdin", "--data", data], "pw\n");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/KB\/MB\/GB\/TB, KiB\/MiB\/GiB\/TiB/);
+    for (const cmd of ["add", "set"]) {
+      const help = await myftpd(["user", cmd, "--help"]);
+      expect(help.code).toBe(0);
+      expect(help.stdout.replace(/\s+/g, " "), `user ${cmd} --help`).toContain("--quota <size> quota: bytes, KB/MB/GB/TB, KiB/MiB/GiB/TiB, or unlimited");
+    }
+    const add = await myftpd(["user", "add", "alice", "--quota", "2TB", "--password-stdin", "--data", data], "pw\n");
+    expect(add.code, add.stderr).toBe(0);
+    expect(await quotaOf(data, "alice")).toBe(2 * 1000 ** 4);
+    const set = await myftpd(["user", "set", "alice", "--quota", "1TiB", "--data", data]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(await quotaOf(data, "alice")).toBe(1024 ** 4);
+  });
+});
