@@ -21,6 +21,12 @@ export class PromptInterrupted extends Error {
   }
 }
 
+/**
+ * What followed the line end in the input that ended the last prompt's line: a line typed ahead, or pasted with the
+ * first ("secret\rsecret\r" comes in one read), is the answer to the next prompt, not lost.
+ */
+let typedAhead = "";
+
 /** Prompts on the terminal and reads a line with echo off. Needs stdin to be a TTY. */
 export function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
@@ -40,8 +46,13 @@ export function promptHidden(prompt: string): Promise<string> {
       else resolve(value);
     };
     const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === "\r" || ch === "\n") return done(null);
+      const chars = Array.from(chunk);
+      for (const [i, ch] of chars.entries()) {
+        if (ch === "\r" || ch === "\n") {
+          const rest = chars.slice(i + 1).join("");
+          typedAhead = ch === "\r" && rest.startsWith("\n") ? rest.slice(1) : rest;
+          return done(null);
+        }
         if (ch === "\u0003") return done(new PromptInterrupted());
         if (ch === "\u0004") return done(value.length > 0 ? null : new Error("cancelled"));
         if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
@@ -49,5 +60,10 @@ export function promptHidden(prompt: string): Promise<string> {
       }
     };
     stdin.on("data", onData);
+    if (typedAhead !== "") {
+      const ahead = typedAhead;
+      typedAhead = "";
+      onData(ahead);
+    }
   });
 }

@@ -1,4 +1,6 @@
 // Ctrl-C at `myftpd user add`'s password prompt gives the command up as a shell reports SIGINT: exit 130, no user.
+// Both passwords typed ahead (or pasted) in one go answer both prompts, where the second was lost and the command
+// waited at "Repeat password:" for ever.
 import { existsSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -18,5 +20,15 @@ describe("the password prompt", () => {
     const list = await runMyftpd(["user", "list", "--data", data]);
     expect(list.stdout).not.toMatch(/bob/);
     expect(existsSync(path.join(data, "home", "bob"))).toBe(false);
+  });
+
+  it("takes a repeat typed ahead with the password as the answer to the second prompt", async () => {
+    const pty = spawnPty(["user", "add", "carol", "--data", data], { bin: MYFTPD_BIN });
+    await pty.expect(/Password: /);
+    pty.send("s3cret\rs3cret\r");
+    expect(await pty.exit()).toBe(0);
+    expect(pty.output()).toMatch(/added user carol/);
+    const list = await runMyftpd(["user", "list", "--data", data]);
+    expect(list.stdout).toMatch(/carol/);
   });
 });
