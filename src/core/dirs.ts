@@ -9,9 +9,12 @@ import { existsSync, mkdirSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 
-/** The first directory of `p` that is missing, below one that exists. */
+/**
+ * The first directory of `p` that is missing, below one that exists. Looked for along `p` as given, as the recursive
+ * mkdir does: the kernel resolves "link/.." from where the link leads, which path.resolve's ".." by hand does not.
+ */
 function firstMissing(p: string): string {
-  let cur = path.resolve(p);
+  let cur = p;
   for (let parent = path.dirname(cur); parent !== cur && !existsSync(parent); parent = path.dirname(cur)) cur = parent;
   return cur;
 }
