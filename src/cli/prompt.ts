@@ -22,8 +22,8 @@ export class PromptInterrupted extends Error {
 }
 
 /**
- * What followed the line end in the input that ended the last prompt's line: a line typed ahead, or pasted with the
- * first ("secret\rsecret\r" comes in one read), is the answer to the next prompt, not lost.
+ * What followed the line end (or the Ctrl-D) in the input that ended the last prompt's line: a line typed ahead, or
+ * pasted with the first ("secret\rsecret\r" comes in one read), is the answer to the next prompt, not lost.
  */
 let typedAhead = "";
 
@@ -54,7 +54,12 @@ export function promptHidden(prompt: string): Promise<string> {
           return done(null);
         }
         if (ch === "\u0003") return done(new PromptInterrupted());
-        if (ch === "\u0004") return done(value.length > 0 ? null : new Error("cancelled"));
+        if (ch === "\u0004") {
+          if (value.length === 0) return done(new Error("cancelled"));
+          // Ends the line as Enter does: what follows is typed ahead too.
+          typedAhead = chars.slice(i + 1).join("");
+          return done(null);
+        }
         if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
         else if (ch >= " ") value += ch;
       }
