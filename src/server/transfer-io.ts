@@ -86,15 +86,27 @@ function waitDrain(sock: Duplex): Promise<void> {
 }
 
 /**
+ * How long the end of a download waits for the client to close its side of the data connection before the final
+ * reply goes out anyway (a client that holds it open until the reply comes is served after this).
+ */
+export const CLIENT_CLOSE_WAIT_MS = 1000;
+
+/**
  * Ends the socket and resolves once everything written has been handed to the network. On a plain TCP socket whose
  * writes have all completed, the kernel holds every byte and delivers it, then the FIN, even if the socket is closed
  * at once, so there is no need to wait a loop turn for the shutdown; TLS keeps buffers of its own below the stream,
  * so there the end itself is awaited.
+ *
+ * On a plain socket it then waits (at most CLIENT_CLOSE_WAIT_MS) until the client has read to the end and closed its
+ * side, so that the final reply reaches the client after the 150, never in the same read: a client that reads the
+ * 150, takes the data and only then waits for its control connection to be readable (aria2c) would otherwise not
+ * see a 226 that came along with the 150 until its timeout. Whatever the client sends meanwhile is read and dropped,
+ * so closing the connection afterwards cannot reset it.
  */
 export function finish(sock: Duplex): Promise<void> {
   if (!(sock as { encrypted?: boolean }).encrypted && sock.writableLength === 0 && !sock.destroyed) {
     sock.end();
-    return Promise.resolve();
+    return peerClosed(sock, CLIENT_CLOSE_WAIT_MS);
   }
   return new Promise((resolve, reject) => {
     if (sock.writableFinished) return resolve();
@@ -120,6 +132,26 @@ export function finish(sock: Duplex): Promise<void> {
     sock.on("error", onErr);
     sock.on("close", onClose);
     sock.end();
+  });
+}
+
+/** Resolves once the peer has ended its side of the socket (or it closed or failed), or after `ms`. */
+function peerClosed(sock: Duplex, ms: number): Promise<void> {
+  if (sock.readableEnded || sock.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      sock.off("end", done);
+      sock.off("close", done);
+      sock.off("error", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    sock.on("end", done);
+    sock.on("close", done);
+    sock.on("error", done);
+    // Flowing with no data listener: what the client sends is read and dropped.
+    sock.resume();
   });
 }
 
