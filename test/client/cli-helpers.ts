@@ -186,6 +186,14 @@ export function spawnPty(args: readonly string[], opts: { cwd?: string; env?: No
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  // "close" comes once the output has been read to its end; "exit" may come before the last of it.
+  let exitCode: number | null | undefined;
+  const closed = new Promise<number | null>((resolve) =>
+    child.once("close", (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
   return {
     output: () => out,
     send: (text) => void child.stdin!.write(text),
@@ -199,14 +207,16 @@ export function spawnPty(args: readonly string[], opts: { cwd?: string; env?: No
       throw new Error(`terminal never showed ${re}; it shows:\n${JSON.stringify(out)}`);
     },
     async exit(timeoutMs = 15_000) {
-      if (child.exitCode !== null) return child.exitCode;
-      return await new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`still running:\n${JSON.stringify(out)}`)), timeoutMs);
-        child.once("exit", (code) => {
-          clearTimeout(timer);
-          resolve(code);
-        });
+      if (exitCode !== undefined) return exitCode;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`still running:\n${JSON.stringify(out)}`)), timeoutMs);
       });
+      try {
+        return await Promise.race([closed, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }
