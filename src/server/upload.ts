@@ -126,10 +126,16 @@ export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger
 
 async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger): Promise<void> {
   const storage = s.storage;
+  // The stored figure is marked dirty before anything changes on disk (a REST inside a file copies the old prefix to
+  // a temporary file first): a crash from here on has the next login count the home and put right what the upload
+  // left, instead of trusting a clean figure beside a leftover temporary file.
+  ledger.beginWrite();
   let t: Target;
   try {
+    await ledger.flush();
     t = await openTarget(storage, req);
   } catch (err) {
+    ledger.endWrite();
     s.data.reset();
     throw err;
   }
@@ -161,7 +167,6 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
     restored = true;
   };
 
-  ledger.beginWrite();
   try {
     if (req.announced !== null) {
       const growth = t.start + req.announced - t.sizeBefore;

@@ -32,11 +32,11 @@ describe("a REST+STOR inside a file cut by a crash", () => {
   });
 
   /** A data directory with alice, a running server, and OLD stored as "f" through it. */
-  async function setUp(): Promise<{ data: string; home: string; ctl: Ctl }> {
+  async function setUp(quota = "10MiB"): Promise<{ data: string; home: string; ctl: Ctl }> {
     const data = tempDir("myftp-qa3-");
     const home = path.join(data, "home", "alice");
     mkdirSync(data, { recursive: true });
-    const add = await myftpd(["user", "add", "alice", "--data", data, "--quota", "10MiB", "--password-stdin"], { input: "secret\n" });
+    const add = await myftpd(["user", "add", "alice", "--data", data, "--quota", quota, "--password-stdin"], { input: "secret\n" });
     expect(add.code).toBe(0);
     proc = await startServerProcess(["--pasv-range", "0-0", "--log-level", "warn"], data);
     const ctl = await Ctl.login(proc.port);
@@ -99,6 +99,35 @@ describe("a REST+STOR inside a file cut by a crash", () => {
     expect(readFileSync(path.join(home, "f")).equals(want)).toBe(true);
     expect(tempFiles(home)).toEqual([]);
     expect(await again.used()).toBe(want.length);
+  });
+
+  it("has the figure marked dirty in the store before the copy of the old bytes begins", { timeout: 60_000 }, async () => {
+    // A crash during the copy (or between it and the first byte) must find the figure dirty at the next start, which
+    // then counts the home and removes the temporary file; a clean figure would be trusted and the file left behind.
+    const { data, home, ctl } = await setUp("1GiB");
+    const big = randomBytes(48 * 1024 * 1024);
+    expect((await ctl.store("STOR big", big)).final.code).toBe(226);
+    const d = await ctl.data();
+    socks.push(d);
+    await ctl.expect(`REST ${big.length - 10}`, 350);
+    ctl.send("STOR big");
+    // The copy of the old bytes shows as a temporary file: the server is stopped right then and the store read.
+    let seen = false;
+    for (let i = 0; i < 200_000 && !seen; i++) {
+      seen = tempFiles(home).length > 0;
+      if (!seen) await new Promise((r) => setImmediate(r));
+    }
+    expect(seen).toBe(true);
+    proc!.child.kill("SIGSTOP");
+    try {
+      const list = await myftpd(["user", "list", "--json", "--data", data]);
+      expect(list.code).toBe(0);
+      const alice = (JSON.parse(list.stdout) as { name: string; usageDirty: boolean }[]).find((u) => u.name === "alice");
+      expect(alice?.usageDirty).toBe(true);
+    } finally {
+      proc!.child.kill("SIGCONT");
+    }
+    expect((await ctl.read()).code).toBe(150);
   });
 
   it("an upload that ends without a byte still cuts the file at the offset, with a current modification time", async () => {
