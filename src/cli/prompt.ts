@@ -27,48 +27,97 @@ export class PromptInterrupted extends Error {
  */
 let typedAhead = "";
 
+/** The last character read was a CR: an LF right after it, in the same read, belongs to that line end. */
+let afterCr = false;
+
 /** Prompts on the terminal and reads a line with echo off. Needs stdin to be a TTY. */
-export function promptHidden(prompt: string): Promise<string> {
+export async function promptHidden(prompt: string): Promise<string> {
+  const [answer] = await promptHiddenLines([prompt]);
+  return answer!;
+}
+
+/**
+ * Asks each prompt in turn on the terminal and reads its answer with echo off. The terminal is in raw mode (no echo)
+ * from before the first prompt shows until the last answer is read, so nothing typed in between is echoed, and its
+ * mode is restored however the prompts end. Enter (CR, LF, or CR LF) ends an answer, as does
+ * Ctrl-D after some characters; Ctrl-D on an empty line cancels, Ctrl-C gives up (PromptInterrupted), Backspace or
+ * DEL takes a character back. Needs stdin to be a TTY.
+ */
+export function promptHiddenLines(prompts: readonly string[]): Promise<string[]> {
   const stdin = process.stdin;
   if (!stdin.isTTY) return Promise.reject(new Error("no terminal to prompt on; use --password-stdin"));
   return new Promise((resolve, reject) => {
-    process.stderr.write(prompt);
+    const wasRaw = stdin.isRaw;
+    const answers: string[] = [];
     let value = "";
-    stdin.setRawMode(true);
-    stdin.resume();
-    stdin.setEncoding("utf8");
-    const done = (err: Error | null) => {
-      stdin.setRawMode(false);
-      stdin.pause();
+    let finished = false;
+    const finish = (err: Error | null) => {
+      if (finished) return;
+      finished = true;
       stdin.off("data", onData);
+      stdin.off("end", onEnd);
+      stdin.off("error", onError);
+      stdin.pause();
+      try {
+        stdin.setRawMode(wasRaw);
+      } catch {
+        // The terminal is gone; there is no mode to restore.
+      }
+      if (err) {
+        process.stderr.write("\n");
+        reject(err);
+      } else resolve(answers);
+    };
+    /** Ends the answer being typed; true once every prompt is answered. */
+    const endLine = (): boolean => {
+      answers.push(value);
+      value = "";
       process.stderr.write("\n");
-      if (err) reject(err);
-      else resolve(value);
+      if (answers.length === prompts.length) return true;
+      process.stderr.write(prompts[answers.length]!);
+      return false;
     };
     const onData = (chunk: string) => {
+      afterCr = false;
       const chars = Array.from(chunk);
       for (const [i, ch] of chars.entries()) {
-        if (ch === "\r" || ch === "\n") {
-          const rest = chars.slice(i + 1).join("");
-          typedAhead = ch === "\r" && rest.startsWith("\n") ? rest.slice(1) : rest;
-          return done(null);
+        const lfOfCrLf = afterCr && ch === "\n";
+        afterCr = false;
+        if (lfOfCrLf) continue;
+        if (ch === "\r" || ch === "\n" || ch === "\u0004") {
+          if (ch === "\u0004" && value.length === 0) return finish(new Error("cancelled"));
+          // Ctrl-D after some characters ends the line as Enter does.
+          afterCr = ch === "\r";
+          if (endLine()) {
+            typedAhead = chars.slice(i + 1).join("");
+            return finish(null);
+          }
+          continue;
         }
-        if (ch === "\u0003") return done(new PromptInterrupted());
-        if (ch === "\u0004") {
-          if (value.length === 0) return done(new Error("cancelled"));
-          // Ends the line as Enter does: what follows is typed ahead too.
-          typedAhead = chars.slice(i + 1).join("");
-          return done(null);
-        }
-        if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
+        if (ch === "\u0003") return finish(new PromptInterrupted());
+        if (ch === "\u007f" || ch === "\b") value = Array.from(value).slice(0, -1).join("");
         else if (ch >= " ") value += ch;
       }
     };
-    stdin.on("data", onData);
-    if (typedAhead !== "") {
-      const ahead = typedAhead;
-      typedAhead = "";
-      onData(ahead);
+    const onEnd = () => finish(new Error("cancelled"));
+    const onError = (err: Error) => finish(err);
+    try {
+      // Raw mode first: the prompt shows only once typing is not echoed.
+      stdin.setRawMode(true);
+      stdin.setEncoding("utf8");
+      stdin.on("data", onData);
+      stdin.once("end", onEnd);
+      stdin.once("error", onError);
+      process.stderr.write(prompts[0] ?? "");
+      if (prompts.length === 0) return finish(null);
+      if (typedAhead !== "") {
+        const ahead = typedAhead;
+        typedAhead = "";
+        onData(ahead);
+      }
+      if (!finished) stdin.resume();
+    } catch (err) {
+      finish(err as Error);
     }
   });
 }

@@ -11,7 +11,7 @@ import { hashPassword } from "../users/password.js";
 import { SqliteUserStore } from "../users/sqlite-store.js";
 import { isValidUserName, UserExistsError, type UserRecord } from "../users/store.js";
 import { DataDirBusyError, lockDataDir } from "./pid-lock.js";
-import { promptHidden, readStdinLine } from "./prompt.js";
+import { promptHiddenLines, readStdinLine } from "./prompt.js";
 
 export const DEFAULT_QUOTA = 1024 ** 3;
 
@@ -211,8 +211,9 @@ async function obtainPassword(fromStdin: boolean): Promise<string> {
     pw = await readStdinLine();
   } else {
     if (!process.stdin.isTTY) throw new UsageError("stdin is not a terminal: use --password-stdin to pipe the password");
-    pw = await promptHidden("Password: ");
-    const again = await promptHidden("Repeat password: ");
+    // One read of the terminal for both, with echo off throughout.
+    const [first, again] = await promptHiddenLines(["Password: ", "Repeat password: "]);
+    pw = first!;
     if (pw !== again) throw new UsageError("passwords do not match; nothing changed");
   }
   if (pw.length === 0) throw new UsageError("empty password refused; nothing changed");
