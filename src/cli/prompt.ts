@@ -27,7 +27,10 @@ export class PromptInterrupted extends Error {
  */
 let typedAhead = "";
 
-/** The last character read was a CR: an LF right after it, in the same read, belongs to that line end. */
+/**
+ * The last line ended with a CR and nothing has been read since: an LF that comes next, in the same read or the next
+ * one (a terminal sending CR LF), belongs to that line end and is not an empty line of its own.
+ */
 let afterCr = false;
 
 /** Prompts on the terminal and reads a line with echo off. Needs stdin to be a TTY. */
@@ -39,7 +42,7 @@ export async function promptHidden(prompt: string): Promise<string> {
 /**
  * Asks each prompt in turn on the terminal and reads its answer with echo off. The terminal is in raw mode (no echo)
  * from before the first prompt shows until the last answer is read, so nothing typed in between is echoed, and its
- * mode is restored however the prompts end. Enter (CR, LF, or CR LF) ends an answer, as does
+ * mode is restored however the prompts end. Enter (CR, LF, or CR LF, even split across reads) ends an answer, as does
  * Ctrl-D after some characters; Ctrl-D on an empty line cancels, Ctrl-C gives up (PromptInterrupted), Backspace or
  * DEL takes a character back. Needs stdin to be a TTY.
  */
@@ -78,7 +81,6 @@ export function promptHiddenLines(prompts: readonly string[]): Promise<string[]>
       return false;
     };
     const onData = (chunk: string) => {
-      afterCr = false;
       const chars = Array.from(chunk);
       for (const [i, ch] of chars.entries()) {
         const lfOfCrLf = afterCr && ch === "\n";

@@ -1,11 +1,13 @@
 // `myftpd user add`'s two password prompts and the terminal. The terminal is in raw mode (no echo) before the first
-// prompt shows and stays so until the repeat is read, then gets its mode back however the prompts end.
+// prompt shows and stays so until the repeat is read, then gets its mode back however the prompts end; a CR whose LF
+// comes in the next read (a terminal sending CR LF) ends one answer, not the password and then an empty repeat.
 import { EventEmitter } from "node:events";
 import { rmSync } from "node:fs";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { PromptInterrupted } from "../../src/cli/prompt.js";
 import { userAdd } from "../../src/cli/user-admin.js";
-import { runMyftpd, tempDir } from "../helpers/myftpd.js";
+import { spawnPty } from "../client/cli-helpers.js";
+import { MYFTPD_BIN, runMyftpd, tempDir } from "../helpers/myftpd.js";
 
 const data = tempDir("myftp-prompt-terminal-");
 afterAll(() => rmSync(data, { recursive: true, force: true }));
@@ -94,5 +96,19 @@ describe("the admin password prompts and the terminal mode", () => {
     }
     const list = await runMyftpd(["user", "list", "--data", data]);
     expect(list.stdout).not.toMatch(/fay|gus|hal/);
+  });
+
+  it("takes a CR and the LF of the next read as one line end (pseudo-terminal)", async () => {
+    const pty = spawnPty(["user", "add", "ivy", "--data", data], { bin: MYFTPD_BIN });
+    await pty.expect(/Password: /);
+    pty.send("s3cret\r");
+    // The LF of the CR LF comes in a read of its own, once the repeat is asked for (a stimulus, not a measure).
+    await pty.expect(/Repeat password: /);
+    pty.send("\ns3cret\r\n");
+    expect(await pty.exit()).toBe(0);
+    expect(pty.output()).toMatch(/added user ivy/);
+    expect(pty.output()).not.toMatch(/do not match|s3cret/);
+    const list = await runMyftpd(["user", "list", "--data", data]);
+    expect(list.stdout).toMatch(/ivy/);
   });
 });
