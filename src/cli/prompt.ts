@@ -33,12 +33,6 @@ let typedAhead = "";
  */
 let afterCr = false;
 
-/** Prompts on the terminal and reads a line with echo off. Needs stdin to be a TTY. */
-export async function promptHidden(prompt: string): Promise<string> {
-  const [answer] = await promptHiddenLines([prompt]);
-  return answer!;
-}
-
 /**
  * Asks each prompt in turn on the terminal and reads its answer with echo off. The terminal is in raw mode (no echo)
  * from before the first prompt shows until the last answer is read, so nothing typed in between is echoed, and its
