@@ -85,6 +85,8 @@ export class Session {
   /** The pump waits for the client to read its replies (that is idle time, not work). */
   private awaitingDrain = false;
   private pumping: Promise<void> = Promise.resolve();
+  /** An ABOR answered out of turn that has not replied yet: later lines wait for it, so replies keep their order. */
+  private aborting: Promise<void> | null = null;
   private closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
   private lastActivity = Date.now();
@@ -231,10 +233,17 @@ export class Session {
     if (!spec?.special) return false;
     // Replies the client has not read yet: STAT and NOOP wait their turn in the queue, which pauses the input once
     // it is full, so a client that sends them without reading cannot pile up replies in memory.
-    if (parsed.command.verb !== "ABOR" && (this.queue.length > 0 || this.socket.writableNeedDrain)) return false;
+    // A STAT or NOOP behind an ABOR that has not replied yet waits its turn as well.
+    if (parsed.command.verb !== "ABOR" && (this.queue.length > 0 || this.socket.writableNeedDrain || this.aborting)) return false;
     this.touch();
     this.log.debug({ cmd: parsed.command.verb }, "command during transfer");
-    void this.runHandler(parsed.command.verb, parsed.command.arg, parsed.command.hasArg);
+    const run = this.runHandler(parsed.command.verb, parsed.command.arg, parsed.command.hasArg);
+    if (parsed.command.verb === "ABOR") {
+      this.aborting = run;
+      void run.finally(() => {
+        if (this.aborting === run) this.aborting = null;
+      });
+    }
     return true;
   }
 
@@ -263,6 +272,11 @@ export class Session {
     this.running = true;
     try {
       while (this.queue.length > 0 && !this.closed) {
+        // An ABOR sent ahead of the next line answers before it, as the transfer it stopped has.
+        if (this.aborting) {
+          await this.aborting;
+          continue;
+        }
         const line = this.queue.shift()!;
         if (this.queue.length < MAX_QUEUED_LINES / 2 && this.socket.isPaused() && !this.closed) this.socket.resume();
         this.touch();
