@@ -358,8 +358,12 @@ class Client {
       return;
     }
     // ABOR then NOOP: every reply before NOOP's 200 belongs to the transfer or to ABOR.
-    this.c!.send("ABOR");
-    this.c!.send("NOOP");
+    // Mostly in one write, so that NOOP arrives while ABOR is still stopping the transfer.
+    if (this.rng() < 0.75) this.c!.sendRaw("ABOR\r\nNOOP\r\n");
+    else {
+      this.c!.send("ABOR");
+      this.c!.send("NOOP");
+    }
     for (let i = 0; ; i++) {
       const r = await this.c!.read(READ_MS);
       this.soak.note(this.who, `<${r.all}`);
