@@ -50,6 +50,8 @@ export async function runTransfer(
   let lastMove = Date.now();
   // Counted among the transfers on this event loop until handed to a transfer process.
   let onLoop = true;
+  // Every byte has gone; the end waits (a bounded moment) for the client to close its side: no stall.
+  let closing = false;
   const progress: Progress = {
     signal: controller.signal,
     onBytes: (n) => {
@@ -62,6 +64,9 @@ export async function runTransfer(
       if (!onLoop) return;
       onLoop = false;
       s.server.transfersRunning--;
+    },
+    closing: () => {
+      closing = true;
     },
   };
   s.server.transfersRunning++;
@@ -84,7 +89,7 @@ export async function runTransfer(
     const stallMs = Math.max(s.server.options.idleTimeoutMs, s.server.options.dataTimeoutMs);
     lastMove = Date.now();
     watchdog = setInterval(() => {
-      if (Date.now() - lastMove < stallMs) return;
+      if (closing || Date.now() - lastMove < stallMs) return;
       t.stalled = true;
       controller.abort();
     }, Math.max(25, Math.min(1000, stallMs / 4)));

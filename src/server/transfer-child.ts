@@ -74,7 +74,11 @@ function start(id: number): { r: Running; progress: Progress } {
     r.pending += n;
     r.moved += n;
   };
-  return { r, progress: { signal: controller.signal, onBytes } };
+  const closing = () => {
+    flush(id, r);
+    post({ type: "closing", id });
+  };
+  return { r, progress: { signal: controller.signal, onBytes, closing } };
 }
 
 function flush(id: number, r: Running): void {

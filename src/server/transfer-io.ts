@@ -40,6 +40,11 @@ export interface Progress {
   stepBytes?: () => number;
   /** Called when the transfer's data moves to a transfer process (it no longer shares the event loop). */
   handedOver?: () => void;
+  /**
+   * Called when every byte has gone and the end of a download waits for the client to close its side (see finish):
+   * that wait moves nothing, yet it is no stall, and it ends by itself.
+   */
+  closing?: () => void;
 }
 
 /** The step for `running` transfers sharing one event loop: 4 MiB in all, between 128 KiB and CHUNK_BYTES each. */
@@ -103,9 +108,10 @@ export const CLIENT_CLOSE_WAIT_MS = 1000;
  * see a 226 that came along with the 150 until its timeout. Whatever the client sends meanwhile is read and dropped,
  * so closing the connection afterwards cannot reset it.
  */
-export function finish(sock: Duplex): Promise<void> {
+export function finish(sock: Duplex, closing?: () => void): Promise<void> {
   if (!(sock as { encrypted?: boolean }).encrypted && sock.writableLength === 0 && !sock.destroyed) {
     sock.end();
+    closing?.();
     return peerClosed(sock, CLIENT_CLOSE_WAIT_MS);
   }
   return new Promise((resolve, reject) => {
@@ -235,7 +241,7 @@ export async function sendFile(
     progress.onBytes(piece.length);
   }
   await writes.settled(progress.signal);
-  await abortable(progress.signal, finish(sock));
+  await abortable(progress.signal, finish(sock, progress.closing));
   return sent;
 }
 
@@ -252,7 +258,7 @@ export async function sendText(pieces: Iterable<string>, sock: Duplex, progress:
     if (!writes.write(sock, b)) await abortable(progress.signal, waitDrain(sock));
   }
   await writes.settled(progress.signal);
-  await abortable(progress.signal, finish(sock));
+  await abortable(progress.signal, finish(sock, progress.closing));
   return sent;
 }
 

@@ -34,6 +34,8 @@ type Done = Extract<FromChild, { type: "done" }>;
 
 interface Pending {
   onBytes(n: number): void;
+  /** The download sent every byte and waits for the client to close its side. */
+  onClosing?(): void;
   /** Answers a request to write up to `end`: the offset now granted, or throws to refuse. */
   onNeed?(end: number): number;
   onDone(m: Done): void;
@@ -120,6 +122,7 @@ class TransferChild {
     const p = this.running.get(m.id);
     if (!p) return;
     if (m.type === "bytes") p.onBytes(m.n);
+    else if (m.type === "closing") p.onClosing?.();
     else if (m.type === "need") this.answerNeed(m.id, p, m.end);
     else if (m.type === "done") {
       this.running.delete(m.id);
@@ -244,6 +247,7 @@ class TransferChild {
       progress.signal.addEventListener("abort", onAbort, { once: true });
       const pending: Pending = {
         onBytes: (n) => progress.onBytes(n),
+        onClosing: () => progress.closing?.(),
         onNeed: hooks.onNeed,
         onDone: (m) => {
           settle();

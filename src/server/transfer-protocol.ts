@@ -35,6 +35,8 @@ export type FromChild =
   | { type: "opened"; id: number; ok: boolean; reason?: string }
   /** Bytes moved since the last report. */
   | { type: "bytes"; id: number; n: number }
+  /** A download has sent every byte and waits for the client to close its side (no stall). */
+  | { type: "closing"; id: number }
   /** Asks to write up to file offset `end`. */
   | { type: "need"; id: number; end: number }
   | {
