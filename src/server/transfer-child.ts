@@ -207,6 +207,9 @@ process.on("message", (m: ToChild, handle?: Socket) => {
         return;
       }
       handle.on("error", () => undefined);
+      // A client may end its side of a download's connection at once: the file still goes out on ours (the socket
+      // made here would end it, and refuse every write, as soon as it read the client's end).
+      if (m.op === "send") handle.allowHalfOpen = true;
       void (m.op === "send" ? runSend(m, file, handle) : runRecv(m, file, handle));
       return;
     }
