@@ -10,19 +10,18 @@
 // `myftpd user list --json` agrees with the disk after the stop. The seed is printed with every failure
 // (SOAK_SEED=N to replay one).
 
-import { lstatSync, readdirSync, rmSync, readFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import type * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runMyftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
 import { announcedPort, connectData, portRefused, RawFtp, readAll, writeAll, type Reply } from "../helpers/raw-ftp.js";
 import { sleep, withTimeout } from "../helpers/util.js";
+import { fifoViolations, homeBytes, KiB, logProblems, MiB, mulberry32, procStatus, shrank, Soak } from "./soak-helpers.js";
 
 const SEED = Number(process.env.SOAK_SEED ?? 20240611);
 const CLIENTS = 36;
 const OPS = 24;
-const KiB = 1024;
-const MiB = 1024 * KiB;
 const USERS = [
   { name: "soak0", quota: 2 * MiB },
   { name: "soak1", quota: 3 * MiB },
@@ -30,160 +29,6 @@ const USERS = [
   { name: "soak3", quota: 5 * MiB },
 ];
 const READ_MS = 20_000;
-const TEMP_PREFIX = ".myftp-upload-";
-
-/** Codes RFC 959 §5.4 (and RFC 2428, 3659) allow per command, plus 421 anywhere (service closing). */
-const ALLOWED: Record<string, number[]> = {
-  GREETING: [220, 421, 120],
-  USER: [230, 331, 332, 421, 500, 501, 530],
-  PASS: [230, 202, 332, 421, 500, 501, 503, 530],
-  TYPE: [200, 421, 500, 501, 504, 530],
-  PASV: [227, 421, 425, 500, 501, 502, 530],
-  EPSV: [229, 421, 425, 500, 501, 502, 530],
-  STOR: [554, 110, 125, 150, 226, 250, 421, 425, 426, 450, 451, 452, 500, 501, 530, 532, 550, 551, 552, 553],
-  APPE: [554, 110, 125, 150, 226, 250, 421, 425, 426, 450, 451, 452, 500, 501, 502, 530, 550, 551, 552, 553],
-  RETR: [554, 110, 125, 150, 226, 250, 421, 425, 426, 450, 451, 500, 501, 530, 550],
-  REST: [350, 421, 500, 501, 502, 530],
-  SIZE: [213, 421, 500, 501, 550],
-  DELE: [250, 421, 450, 500, 501, 502, 530, 550],
-  RNFR: [350, 421, 450, 500, 501, 502, 530, 550],
-  RNTO: [250, 421, 450, 500, 501, 502, 503, 530, 532, 550, 553],
-  MKD: [257, 421, 500, 501, 502, 530, 550],
-  RMD: [250, 421, 500, 501, 502, 530, 550],
-  // RFC 959 lists 450 for a missing directory; 550, as for every other file action, is what servers answer.
-  LIST: [125, 150, 226, 250, 421, 425, 426, 450, 451, 500, 501, 502, 530, 550],
-  MLSD: [125, 150, 226, 250, 421, 425, 426, 450, 451, 500, 501, 502, 530, 550],
-  ABOR: [225, 226, 421, 500, 501, 502],
-  NOOP: [200, 421, 500],
-  SITE: [200, 202, 421, 500, 501, 530],
-  QUIT: [221, 500],
-};
-
-/** Codes the soak's own traffic can explain, per command (the rest of ALLOWED is a defect here). */
-const EXPLAINED: Record<string, number[]> = {
-  GREETING: [220, 421],
-  USER: [331],
-  PASS: [230],
-  TYPE: [200],
-  PASV: [227],
-  EPSV: [229],
-  // 450: another session of the user uploads the same file; 550/553: a directory in the path is gone or a name is
-  // a directory; 552: over the quota; 426: the data connection was cut by us; 554 (RFC 3659 §5.5): a REST taken from
-  // SIZE is past the end of a file another session has since shortened.
-  STOR: [150, 226, 426, 450, 550, 552, 553, 554],
-  APPE: [150, 226, 426, 450, 550, 552, 553, 554],
-  RETR: [150, 226, 426, 550, 554],
-  REST: [350],
-  SIZE: [213, 550],
-  DELE: [250, 450, 550],
-  RNFR: [350, 450, 550],
-  RNTO: [250, 450, 550, 553],
-  MKD: [257, 550],
-  RMD: [250, 550],
-  LIST: [150, 226, 426, 550],
-  MLSD: [150, 226, 426, 550],
-  ABOR: [225, 226],
-  NOOP: [200],
-  SITE: [200],
-  QUIT: [221],
-};
-
-/**
- * A download whose file another session of the user cut back meanwhile (an APPE, or a STOR at the end, over the
- * quota is truncated back in place) ends with 451 (RFC 959: local error in processing), not with a short 226.
- */
-function shrank(verb: string, r: Reply): boolean {
-  return verb === "RETR" && r.code === 451 && /shrank/.test(r.text);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Bytes of regular files under dir, upload temporaries apart; tolerant of entries that vanish during the walk. */
-function homeBytes(dir: string): { bytes: number; temps: string[] } {
-  let bytes = 0;
-  const temps: string[] = [];
-  const stack = [dir];
-  while (stack.length > 0) {
-    const d = stack.pop()!;
-    let names: string[];
-    try {
-      names = readdirSync(d);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      const full = path.join(d, name);
-      let st;
-      try {
-        st = lstatSync(full);
-      } catch {
-        continue;
-      }
-      if (st.isDirectory()) stack.push(full);
-      else if (name.startsWith(TEMP_PREFIX)) temps.push(path.relative(dir, full));
-      else if (st.isFile()) bytes += st.size;
-    }
-  }
-  return { bytes, temps };
-}
-
-function procStatus(pid: number): { rss: number; fds: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * KiB;
-  return { rss, fds: readdirSync(`/proc/${pid}/fd`).length };
-}
-
-class Soak {
-  readonly violations: string[] = [];
-  readonly codes = new Map<string, number>();
-  readonly pasvPorts: number[] = [];
-  ops = 0;
-  constructor(
-    readonly port: number,
-    readonly dataDir: string,
-    readonly round: number,
-  ) {}
-
-  readonly transcripts = new Map<string, string[]>();
-
-  note(who: string, line: string): void {
-    let t = this.transcripts.get(who);
-    if (!t) this.transcripts.set(who, (t = []));
-    t.push(line);
-    if (t.length > 16) t.shift();
-  }
-
-  fail(who: string, what: string): void {
-    const t = (this.transcripts.get(who) ?? []).join(" | ");
-    if (this.violations.length < 200) this.violations.push(`[seed ${SEED} round ${this.round}] ${who}: ${what}\n    last: ${t}`);
-  }
-
-  check(who: string, verb: string, r: Reply): Reply {
-    this.note(who, `<${r.all}`);
-    this.codes.set(`${verb} ${r.code}`, (this.codes.get(`${verb} ${r.code}`) ?? 0) + 1);
-    if (!ALLOWED[verb]!.includes(r.code)) this.fail(who, `${verb} answered ${r.code}, which the RFCs do not allow: ${r.all}`);
-    else if (!EXPLAINED[verb]!.includes(r.code) && !shrank(verb, r)) this.fail(who, `${verb} answered ${r.code}, not explained: ${r.all}`);
-    return r;
-  }
-
-  home(user: string): string {
-    return path.join(this.dataDir, "home", user);
-  }
-
-  checkDisk(who: string, user: string, quota: number): void {
-    const { bytes } = homeBytes(this.home(user));
-    if (bytes > quota) this.fail(who, `home of ${user} holds ${bytes} bytes of files, past its quota ${quota}`);
-  }
-}
 
 class Client {
   private c: RawFtp | null = null;
@@ -449,34 +294,6 @@ class Client {
   }
 }
 
-/** Queued connections must be started in the order they were queued (each client address has one connection at a time). */
-function fifoViolations(log: string): { queued: number; violations: string[] } {
-  const pending: string[] = [];
-  const out: string[] = [];
-  let queued = 0;
-  for (const line of log.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    let e: { event?: string; peer?: string };
-    try {
-      e = JSON.parse(line) as typeof e;
-    } catch {
-      continue;
-    }
-    if (!e.peer) continue;
-    if (e.event === "queued") {
-      pending.push(e.peer);
-      queued++;
-    }
-    else if (e.event === "queue-timeout") pending.splice(pending.indexOf(e.peer), 1);
-    else if (e.event === "session-open") {
-      const i = pending.indexOf(e.peer);
-      if (i > 0) out.push(`session for ${e.peer} started before earlier waiters ${pending.slice(0, i).join(", ")}`);
-      if (i >= 0) pending.splice(i, 1);
-    }
-  }
-  return { queued, violations: out };
-}
-
 let proc: RunningProcess | null = null;
 const dirs: string[] = [];
 
@@ -513,7 +330,7 @@ describe("mixed-load soak", () => {
 
     for (let round = 1; round <= 2; round++) {
       const t0 = Date.now();
-      const soak = new Soak(proc.port, data, round);
+      const soak = new Soak(SEED, proc.port, data, round);
       await Promise.all(Array.from({ length: CLIENTS }, (_, i) => new Client(soak, i, USERS[i % USERS.length]!).run()));
       problems.push(...soak.violations);
 
@@ -557,15 +374,7 @@ describe("mixed-load soak", () => {
 
     const code = await proc.stop("SIGTERM");
     if (code !== 0) problems.push(`[seed ${SEED}] server exit code ${code}`);
-    const log = proc.output();
-    for (const line of log.split("\n")) {
-      if (line.startsWith("{")) {
-        const e = JSON.parse(line) as { level?: number };
-        if ((e.level ?? 0) >= 50) problems.push(`[seed ${SEED}] server logged an error: ${line}`);
-      } else if (line.trim() !== "" && !/ftp:\/\/127\.0\.0\.1:\d+/.test(line)) {
-        problems.push(`[seed ${SEED}] server wrote: ${line}`);
-      }
-    }
+    problems.push(...logProblems(proc.output(), SEED, (line) => /ftp:\/\/127\.0\.0\.1:\d+/.test(line)));
     const listed = await runMyftpd(["user", "list", "--json", "--data", data]);
     expect(listed.code, listed.stderr).toBe(0);
     for (const u of JSON.parse(listed.stdout) as { name: string; usedBytes: number | null }[]) {

@@ -1,0 +1,222 @@
+// Shared parts of the soaks (test/soak/*.test.ts): the reply codes the RFCs allow and those a soak's own traffic
+// explains, a seeded random source, the disk figures of a home, the server process's figures, the record of
+// violations with short transcripts, the FIFO check on the admission log, and the check of the server's log.
+
+import { lstatSync, readdirSync, readFileSync } from "node:fs";
+import * as path from "node:path";
+import type { Reply } from "../helpers/raw-ftp.js";
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const TEMP_PREFIX = ".myftp-upload-";
+
+/** Codes RFC 959 §5.4 (and RFC 2428, 3659) allow per command, plus 421 anywhere (service closing). */
+export const ALLOWED: Record<string, number[]> = {
+  GREETING: [220, 421, 120],
+  USER: [230, 331, 332, 421, 500, 501, 530],
+  PASS: [230, 202, 332, 421, 500, 501, 503, 530],
+  TYPE: [200, 421, 500, 501, 504, 530],
+  PASV: [227, 421, 425, 500, 501, 502, 530],
+  EPSV: [229, 421, 425, 500, 501, 502, 530],
+  STOR: [554, 110, 125, 150, 226, 250, 421, 425, 426, 450, 451, 452, 500, 501, 530, 532, 550, 551, 552, 553],
+  APPE: [554, 110, 125, 150, 226, 250, 421, 425, 426, 450, 451, 452, 500, 501, 502, 530, 550, 551, 552, 553],
+  RETR: [554, 110, 125, 150, 226, 250, 421, 425, 426, 450, 451, 500, 501, 530, 550],
+  REST: [350, 421, 500, 501, 502, 530],
+  SIZE: [213, 421, 500, 501, 550],
+  DELE: [250, 421, 450, 500, 501, 502, 530, 550],
+  RNFR: [350, 421, 450, 500, 501, 502, 530, 550],
+  RNTO: [250, 421, 450, 500, 501, 502, 503, 530, 532, 550, 553],
+  MKD: [257, 421, 500, 501, 502, 530, 550],
+  RMD: [250, 421, 500, 501, 502, 530, 550],
+  // RFC 959 lists 450 for a missing directory; 550, as for every other file action, is what servers answer.
+  LIST: [125, 150, 226, 250, 421, 425, 426, 450, 451, 500, 501, 502, 530, 550],
+  MLSD: [125, 150, 226, 250, 421, 425, 426, 450, 451, 500, 501, 502, 530, 550],
+  ABOR: [225, 226, 421, 500, 501, 502],
+  NOOP: [200, 421, 500],
+  SITE: [200, 202, 421, 500, 501, 530],
+  QUIT: [221, 500],
+  // RFC 2228 §5 and RFC 4217 (and RFC 2389 for FEAT).
+  FEAT: [211, 500, 502],
+  AUTH: [234, 334, 421, 431, 500, 501, 502, 504, 534],
+  PBSZ: [200, 421, 500, 501, 502, 503, 530],
+  PROT: [200, 421, 431, 500, 501, 502, 503, 504, 530, 534, 536],
+  CCC: [200, 421, 500, 502, 533, 534],
+};
+
+/** Codes the soak's own traffic can explain, per command (the rest of ALLOWED is a defect here). */
+export const EXPLAINED: Record<string, number[]> = {
+  GREETING: [220, 421],
+  USER: [331],
+  PASS: [230],
+  TYPE: [200],
+  PASV: [227],
+  EPSV: [229],
+  // 450: another session of the user uploads the same file; 550/553: a directory in the path is gone or a name is
+  // a directory; 552: over the quota; 426: the data connection was cut by us; 554 (RFC 3659 §5.5): a REST taken from
+  // SIZE is past the end of a file another session has since shortened.
+  STOR: [150, 226, 426, 450, 550, 552, 553, 554],
+  APPE: [150, 226, 426, 450, 550, 552, 553, 554],
+  RETR: [150, 226, 426, 550, 554],
+  REST: [350],
+  SIZE: [213, 550],
+  DELE: [250, 450, 550],
+  RNFR: [350, 450, 550],
+  RNTO: [250, 450, 550, 553],
+  MKD: [257, 550],
+  RMD: [250, 550],
+  LIST: [150, 226, 426, 550],
+  MLSD: [150, 226, 426, 550],
+  ABOR: [225, 226],
+  NOOP: [200],
+  SITE: [200],
+  QUIT: [221],
+  FEAT: [211],
+  AUTH: [234],
+  PBSZ: [200],
+  PROT: [200],
+  // FEAT does not list CCC; the server refuses it by policy (README: "CCC → 533").
+  CCC: [502, 533],
+};
+
+/**
+ * A download whose file another session of the user cut back meanwhile (an APPE, or a STOR at the end, over the
+ * quota is truncated back in place) ends with 451 (RFC 959: local error in processing), not with a short 226.
+ */
+export function shrank(verb: string, r: Reply): boolean {
+  return verb === "RETR" && r.code === 451 && /shrank/.test(r.text);
+}
+
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Bytes of regular files under dir, upload temporaries apart; tolerant of entries that vanish during the walk. */
+export function homeBytes(dir: string): { bytes: number; temps: string[] } {
+  let bytes = 0;
+  const temps: string[] = [];
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const full = path.join(d, name);
+      let st;
+      try {
+        st = lstatSync(full);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) stack.push(full);
+      else if (name.startsWith(TEMP_PREFIX)) temps.push(path.relative(dir, full));
+      else if (st.isFile()) bytes += st.size;
+    }
+  }
+  return { bytes, temps };
+}
+
+export function procStatus(pid: number): { rss: number; fds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * KiB;
+  return { rss, fds: readdirSync(`/proc/${pid}/fd`).length };
+}
+
+export class Soak {
+  readonly violations: string[] = [];
+  readonly codes = new Map<string, number>();
+  readonly pasvPorts: number[] = [];
+  ops = 0;
+  constructor(
+    readonly seed: number,
+    readonly port: number,
+    readonly dataDir: string,
+    readonly round: number,
+  ) {}
+
+  readonly transcripts = new Map<string, string[]>();
+
+  note(who: string, line: string): void {
+    let t = this.transcripts.get(who);
+    if (!t) this.transcripts.set(who, (t = []));
+    t.push(line);
+    if (t.length > 16) t.shift();
+  }
+
+  fail(who: string, what: string): void {
+    const t = (this.transcripts.get(who) ?? []).join(" | ");
+    if (this.violations.length < 200) this.violations.push(`[seed ${this.seed} round ${this.round}] ${who}: ${what}\n    last: ${t}`);
+  }
+
+  check(who: string, verb: string, r: Reply): Reply {
+    this.note(who, `<${r.all}`);
+    this.codes.set(`${verb} ${r.code}`, (this.codes.get(`${verb} ${r.code}`) ?? 0) + 1);
+    if (!ALLOWED[verb]!.includes(r.code)) this.fail(who, `${verb} answered ${r.code}, which the RFCs do not allow: ${r.all}`);
+    else if (!EXPLAINED[verb]!.includes(r.code) && !shrank(verb, r)) this.fail(who, `${verb} answered ${r.code}, not explained: ${r.all}`);
+    return r;
+  }
+
+  home(user: string): string {
+    return path.join(this.dataDir, "home", user);
+  }
+
+  checkDisk(who: string, user: string, quota: number): void {
+    const { bytes } = homeBytes(this.home(user));
+    if (bytes > quota) this.fail(who, `home of ${user} holds ${bytes} bytes of files, past its quota ${quota}`);
+  }
+}
+
+/** Queued connections must be started in the order they were queued (each client address has one connection at a time). */
+export function fifoViolations(log: string): { queued: number; violations: string[] } {
+  const pending: string[] = [];
+  const out: string[] = [];
+  let queued = 0;
+  for (const line of log.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let e: { event?: string; peer?: string };
+    try {
+      e = JSON.parse(line) as typeof e;
+    } catch {
+      continue;
+    }
+    if (!e.peer) continue;
+    if (e.event === "queued") {
+      pending.push(e.peer);
+      queued++;
+    }
+    else if (e.event === "queue-timeout") pending.splice(pending.indexOf(e.peer), 1);
+    else if (e.event === "session-open") {
+      const i = pending.indexOf(e.peer);
+      if (i > 0) out.push(`session for ${e.peer} started before earlier waiters ${pending.slice(0, i).join(", ")}`);
+      if (i >= 0) pending.splice(i, 1);
+    }
+  }
+  return { queued, violations: out };
+}
+
+/**
+ * Problems in the server's output: JSON log lines at error level or above, and any other line that is not one of
+ * the start-up lines (`ours` tells those apart).
+ */
+export function logProblems(log: string, seed: number, ours: (line: string) => boolean): string[] {
+  const problems: string[] = [];
+  for (const line of log.split("\n")) {
+    if (line.startsWith("{")) {
+      const e = JSON.parse(line) as { level?: number };
+      if ((e.level ?? 0) >= 50) problems.push(`[seed ${seed}] server logged an error: ${line}`);
+    } else if (line.trim() !== "" && !ours(line)) {
+      problems.push(`[seed ${seed}] server wrote: ${line}`);
+    }
+  }
+  return problems;
+}
