@@ -548,7 +548,14 @@ describe("FTPS mixed-load soak", () => {
       data,
     );
     const pid = proc.child.pid!;
-    const implicitPort = Number(/ftps:\/\/[^\s/]+:(\d+)/.exec(proc.output())?.[1] ?? NaN);
+    // The implicit port is named on a line after the one startServerProcess waits for (and in the JSON log, on
+    // another pipe): wait for either, bounded.
+    const portIn = (out: string) => Number(/ftps:\/\/[^\s/]+:(\d+)/.exec(out)?.[1] ?? /"implicitTlsPort":(\d+)/.exec(out)?.[1] ?? NaN);
+    let implicitPort = portIn(proc.output());
+    for (let i = 0; i < 500 && !(implicitPort > 0); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      implicitPort = portIn(proc.output());
+    }
     expect(implicitPort, proc.output()).toBeGreaterThan(0);
     const start = { ...procStatus(pid), children: children(pid) };
     const rounds: { rss: number; fds: number; ms: number; ops: number; children: { pid: number; fds: number }[] }[] = [];
