@@ -15,9 +15,9 @@ import type * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runMyftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
-import { announcedPort, connectData, portRefused, RawFtp, readAll, writeAll, type Reply } from "../helpers/raw-ftp.js";
+import { announcedPort, connectData, RawFtp, readAll, writeAll, type Reply } from "../helpers/raw-ftp.js";
 import { sleep, withTimeout } from "../helpers/util.js";
-import { fifoViolations, homeBytes, KiB, logProblems, MiB, mulberry32, procStatus, shrank, Soak } from "./soak-helpers.js";
+import { fifoViolations, homeBytes, KiB, logProblems, MiB, mulberry32, procStatus, roundEndProblems, shrank, Soak } from "./soak-helpers.js";
 
 const SEED = Number(process.env.SOAK_SEED ?? 20240611);
 const CLIENTS = 36;
@@ -334,29 +334,7 @@ describe("mixed-load soak", () => {
       await Promise.all(Array.from({ length: CLIENTS }, (_, i) => new Client(soak, i, USERS[i % USERS.length]!).run()));
       problems.push(...soak.violations);
 
-      // Interrupted uploads finish on the server after their client left: wait (bounded) for their temporaries to go.
-      let left: string[] = [];
-      for (let i = 0; i < 100; i++) {
-        left = USERS.flatMap((u) => homeBytes(soak.home(u.name)).temps.map((t) => `${u.name}/${t}`));
-        if (left.length === 0) break;
-        await sleep(100);
-      }
-      if (left.length > 0) problems.push(`[seed ${SEED} round ${round}] upload temporaries left with no upload running: ${left.join(", ")}`);
-
-      for (const [i, u] of USERS.entries()) {
-        const c = await RawFtp.login(proc.port, u.name, "pw", { localAddress: `127.0.2.${i + 1}` });
-        const used = await c.usedBytes();
-        await c.quit();
-        const disk = homeBytes(soak.home(u.name)).bytes;
-        if (used !== disk) problems.push(`[seed ${SEED} round ${round}] ${u.name}: SITE QUOTA says ${used}, the home holds ${disk}`);
-        if (used > u.quota) problems.push(`[seed ${SEED} round ${round}] ${u.name}: used ${used} past the quota ${u.quota}`);
-      }
-
-      // No passive listener outlives its session.
-      for (const port of soak.pasvPorts.slice(-60)) {
-        if (!(await portRefused(port))) problems.push(`[seed ${SEED} round ${round}] passive port ${port} still accepts after every session ended`);
-      }
-      if (proc.child.exitCode !== null || proc.child.signalCode !== null) problems.push(`server exited during round ${round}`);
+      problems.push(...(await roundEndProblems(soak, proc, USERS, "127.0.2")));
       await sleep(300);
       rounds.push({ ...procStatus(pid), ms: Date.now() - t0, ops: soak.ops });
       console.log(`soak round ${round} (seed ${SEED}): ${soak.ops} ops in ${Date.now() - t0} ms; codes`, Object.fromEntries([...soak.codes].sort()));

@@ -4,7 +4,9 @@
 
 import { lstatSync, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import type { Reply } from "../helpers/raw-ftp.js";
+import type { RunningProcess } from "../helpers/myftpd.js";
+import { portRefused, RawFtp, type Reply } from "../helpers/raw-ftp.js";
+import { sleep } from "../helpers/util.js";
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -218,5 +220,44 @@ export function logProblems(log: string, seed: number, ours: (line: string) => b
       problems.push(`[seed ${seed}] server wrote: ${line}`);
     }
   }
+  return problems;
+}
+
+/**
+ * The checks once a round's clients are done: no upload temporaries left once the uploads cut off have ended (waited
+ * for, bounded), each user's SITE QUOTA equal to the bytes in the home and within the quota (asked from a session
+ * of `localNet`.N), no passive port still accepting, the server still running. Returns what failed.
+ */
+export async function roundEndProblems(
+  soak: Soak,
+  proc: RunningProcess,
+  users: readonly { name: string; quota: number }[],
+  localNet: string,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const at = `[seed ${soak.seed} round ${soak.round}]`;
+  // Interrupted uploads finish on the server after their client left: wait (bounded) for their temporaries to go.
+  let left: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    left = users.flatMap((u) => homeBytes(soak.home(u.name)).temps.map((t) => `${u.name}/${t}`));
+    if (left.length === 0) break;
+    await sleep(100);
+  }
+  if (left.length > 0) problems.push(`${at} upload temporaries left with no upload running: ${left.join(", ")}`);
+
+  for (const [i, u] of users.entries()) {
+    const c = await RawFtp.login(soak.port, u.name, "pw", { localAddress: `${localNet}.${i + 1}` });
+    const used = await c.usedBytes();
+    await c.quit();
+    const disk = homeBytes(soak.home(u.name)).bytes;
+    if (used !== disk) problems.push(`${at} ${u.name}: SITE QUOTA says ${used}, the home holds ${disk}`);
+    if (used > u.quota) problems.push(`${at} ${u.name}: used ${used} past the quota ${u.quota}`);
+  }
+
+  // No passive listener outlives its session.
+  for (const port of soak.pasvPorts.slice(-60)) {
+    if (!(await portRefused(port))) problems.push(`${at} passive port ${port} still accepts after every session ended`);
+  }
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) problems.push(`server exited during round ${soak.round}`);
   return problems;
 }
