@@ -13,7 +13,7 @@ import { hostname } from "node:os";
 import * as path from "node:path";
 import { createSecureContext } from "node:tls";
 import { promisify } from "node:util";
-import { makeDirs } from "../core/dirs.js";
+import { makeDirsSync } from "../core/dirs.js";
 import { ConfigError } from "./settings.js";
 import { UsageError } from "./user-admin.js";
 
@@ -64,7 +64,7 @@ export async function makeCertificate(dataDir: string, o: CertOptions = {}): Pro
     throw new UsageError(`${path.dirname(files.cert)} already holds a certificate or key; use --force to replace them`);
   }
   const dir = path.dirname(files.cert);
-  await makeDirs(dir, 0o700);
+  makeDirsSync(dir, 0o700);
   const tmpKey = path.join(dir, `.key-${process.pid}.pem`);
   const tmpCert = path.join(dir, `.cert-${process.pid}.pem`);
   try {

@@ -2,7 +2,7 @@
 // transferring only files that are missing, differ in size, or are newer on the source side.
 import { readdir, rmdir, stat, unlink } from "node:fs/promises";
 import { join as joinLocal, posix } from "node:path";
-import { makeDirs } from "../core/dirs.js";
+import { makeDirsSync } from "../core/dirs.js";
 import { ClientError, toClientError } from "./errors.js";
 import { formatBytes } from "./progress.js";
 import type { FtpSession, RemoteEntry } from "./session.js";
@@ -306,8 +306,8 @@ export async function mirrorDown(session: FtpSession, remoteDir: string, localDi
     .catch((err) => {
       throw toClientError(err, { action: `mirror ${remoteDir || "."}` });
     });
-  await makeDirs(localDir);
-  for (const d of remote.dirs) await makeDirs(joinLocal(localDir, d));
+  makeDirsSync(localDir);
+  for (const d of remote.dirs) makeDirsSync(joinLocal(localDir, d));
   const local = await walkLocal(localDir);
   const jobs = [...remote.files.values()].filter((f) => needsTransfer(f, local.files.get(f.rel)));
   const { transferred, bytes, failed, firstError } = await transferAll(session, jobs, opts, (s, f, o) => {

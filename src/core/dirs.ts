@@ -6,7 +6,6 @@
 // real reason (EROFS); a missing parent (a dangling link on the way) still ends in the ENOENT.
 
 import { existsSync, mkdirSync } from "node:fs";
-import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 
 /**
@@ -34,23 +33,6 @@ export function makeDirsSync(p: string, mode?: number): string | undefined {
       throw isEnoent(real) || (real as NodeJS.ErrnoException).code === "EEXIST" ? err : real;
     }
     mkdirSync(p, { recursive: true, mode });
-    return missing;
-  }
-}
-
-/** fsp.mkdir(p, { recursive: true, mode }), as makeDirsSync. */
-export async function makeDirs(p: string, mode?: number): Promise<string | undefined> {
-  try {
-    return await fsp.mkdir(p, { recursive: true, mode });
-  } catch (err) {
-    if (!isEnoent(err)) throw err;
-    const missing = firstMissing(p);
-    try {
-      await fsp.mkdir(missing, { mode });
-    } catch (real) {
-      throw isEnoent(real) || (real as NodeJS.ErrnoException).code === "EEXIST" ? err : real;
-    }
-    await fsp.mkdir(p, { recursive: true, mode });
     return missing;
   }
 }

@@ -1,4 +1,4 @@
-// makeDirs/makeDirsSync look for the directory that cannot be made the way the recursive mkdir they stand in for does:
+// makeDirsSync looks for the directory that cannot be made the way the recursive mkdir they stand in for does:
 // along the path as given, which the kernel resolves (a link, then ".." from where it leads). Looking along the
 // path with ".." taken out by hand named another directory, which was then made where nobody asked for one, while
 // the command still failed with ENOENT: `myftp mirror URL out/link/../copy`, `link` leading to a read-only file
@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { makeDirs, makeDirsSync } from "../../src/core/dirs.js";
+import { makeDirsSync } from "../../src/core/dirs.js";
 import { MYFTP_BIN, startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
 import { useTmpfs } from "../helpers/tmpfs.js";
 import { runProcess } from "../helpers/util.js";
@@ -39,11 +39,9 @@ function outWithLink(target: string): string {
 }
 
 describe("a directory to make past a link and then ..", () => {
-  it("past a dangling link: ENOENT, and nothing made (makeDirsSync, makeDirs)", async () => {
+  it("past a dangling link: ENOENT, and nothing made", () => {
     const out = outWithLink(join(scratch(), "gone", "deeper"));
     expect(() => makeDirsSync(`${out}/link/../copy/sub`, 0o750)).toThrow(expect.objectContaining({ code: "ENOENT" }));
-    expect(readdirSync(out)).toEqual(["link"]);
-    await expect(makeDirs(`${out}/link/../copy/sub`)).rejects.toThrow();
     expect(readdirSync(out)).toEqual(["link"]);
   });
 
