@@ -24,27 +24,33 @@ afterEach(async () => {
 });
 
 
+/**
+ * alice's server, with a first upload saved; then, while another process holds the store locked with `change` (an
+ * admin's write, `?` being the new home) done in its transaction, a second upload and alice's logout: her figure is
+ * left unsaved, and the lock is released.
+ */
+async function unsavedAcrossAdminChange(change: string): Promise<{ s: RunningServer; newHome: string }> {
+  const s = await startServer([{ name: "alice", password: "pw" }]);
+  servers.push(s);
+  const newHome = path.join(s.dataDir, "elsewhere");
+  mkdirSync(newHome);
+  const c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
+  clients.push(c);
+  expect((await c.store("STOR one.bin", randomBytes(1000))).final.code).toBe(226);
+  await until(async () => (await s.users.get("alice"))!.usedBytes === 1000, 10_000, "the first figure is saved");
+
+  const lock = await lockStore(path.join(s.dataDir, "users.db"), change, newHome);
+  expect((await c.store("STOR two.bin", randomBytes(3000))).final.code).toBe(226);
+  await c.quit();
+  await until(async () => (await s.server.quota.peek("alice"))?.unsaved === true, 10_000, "the figure is unsaved");
+  await lock.release();
+  return { s, newHome };
+}
+
 describe("an unsaved figure of a user an admin changed meanwhile", () => {
   it("is not saved over the cleared figure of the user's new home", { timeout: 30_000 }, async () => {
-    const s = await startServer([{ name: "alice", password: "pw" }]);
-    servers.push(s);
-    const newHome = path.join(s.dataDir, "elsewhere");
-    mkdirSync(newHome);
-    const c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
-    clients.push(c);
-    expect((await c.store("STOR one.bin", randomBytes(1000))).final.code).toBe(226);
-    await until(async () => (await s.users.get("alice"))!.usedBytes === 1000, 10_000, "the first figure is saved");
-
     // The admin's change (as `myftpd user set --home` writes it) is made in the transaction that locks the store.
-    const lock = await lockStore(
-      path.join(s.dataDir, "users.db"),
-      "UPDATE users SET home = ?, used_bytes = NULL WHERE name = 'alice'",
-      newHome,
-    );
-    expect((await c.store("STOR two.bin", randomBytes(3000))).final.code).toBe(226);
-    await c.quit();
-    await until(async () => (await s.server.quota.peek("alice"))?.unsaved === true, 10_000, "the figure is unsaved");
-    await lock.release();
+    const { s, newHome } = await unsavedAcrossAdminChange("UPDATE users SET home = ?, used_bytes = NULL WHERE name = 'alice'");
     const row = (await s.users.get("alice"))!;
     expect(row.home).toBe(newHome);
     // Until the server has let the old figure go, or written it.
@@ -63,25 +69,8 @@ describe("an unsaved figure of a user an admin changed meanwhile", () => {
   });
 
   it("is not saved over a rescan's figure of the user's new home", { timeout: 30_000 }, async () => {
-    const s = await startServer([{ name: "alice", password: "pw" }]);
-    servers.push(s);
-    const newHome = path.join(s.dataDir, "elsewhere");
-    mkdirSync(newHome);
-    const c = await RawFtp.login(s.port, "alice", "pw", { type: "I" });
-    clients.push(c);
-    expect((await c.store("STOR one.bin", randomBytes(1000))).final.code).toBe(226);
-    await until(async () => (await s.users.get("alice"))!.usedBytes === 1000, 10_000, "the first figure is saved");
-
     // `myftpd user set --home` and then `myftpd user rescan` (the new home is empty), made while the server cannot save.
-    const lock = await lockStore(
-      path.join(s.dataDir, "users.db"),
-      "UPDATE users SET home = ?, used_bytes = 0, usage_dirty = 0 WHERE name = 'alice'",
-      newHome,
-    );
-    expect((await c.store("STOR two.bin", randomBytes(3000))).final.code).toBe(226);
-    await c.quit();
-    await until(async () => (await s.server.quota.peek("alice"))?.unsaved === true, 10_000, "the figure is unsaved");
-    await lock.release();
+    const { s } = await unsavedAcrossAdminChange("UPDATE users SET home = ?, used_bytes = 0, usage_dirty = 0 WHERE name = 'alice'");
     await until(
       async () => (await s.server.quota.peek("alice")) === undefined || (await s.users.get("alice"))!.usedBytes !== 0,
       10_000,
