@@ -11,13 +11,26 @@
 // (SOAK_SEED=N to replay one).
 
 import { rmSync } from "node:fs";
-import type * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runMyftpd, startServerProcess, tempDir, type RunningProcess } from "../helpers/myftpd.js";
-import { announcedPort, connectData, RawFtp, readAll, writeAll, type Reply } from "../helpers/raw-ftp.js";
+import { readAll, writeAll } from "../helpers/raw-ftp.js";
 import { sleep, withTimeout } from "../helpers/util.js";
-import { fifoViolations, homeBytes, KiB, logProblems, MiB, mulberry32, procStatus, roundEndProblems, shrank, Soak } from "./soak-helpers.js";
+import {
+  fifoViolations,
+  growthProblems,
+  KiB,
+  logProblems,
+  MiB,
+  procStatus,
+  READ_MS,
+  roundEndProblems,
+  shrank,
+  Soak,
+  SoakClient,
+  storedUsageProblems,
+  type SoakUser,
+} from "./soak-helpers.js";
 
 const SEED = Number(process.env.SOAK_SEED ?? 20240611);
 const CLIENTS = 36;
@@ -28,31 +41,10 @@ const USERS = [
   { name: "soak2", quota: 4 * MiB },
   { name: "soak3", quota: 5 * MiB },
 ];
-const READ_MS = 20_000;
 
-class Client {
-  private c: RawFtp | null = null;
-  private readonly rng: () => number;
-  readonly who: string;
-  constructor(
-    private readonly soak: Soak,
-    private readonly index: number,
-    private readonly user: { name: string; quota: number },
-  ) {
-    this.rng = mulberry32(SEED * 1000 + index);
-    this.who = `client ${index} (${user.name})`;
-  }
-
-  private get addr(): string {
-    return `127.0.1.${this.index + 1}`;
-  }
-
-  private int(min: number, max: number): number {
-    return min + Math.floor(this.rng() * (max - min + 1));
-  }
-
-  private pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.rng() * xs.length)]!;
+class Client extends SoakClient {
+  constructor(soak: Soak, index: number, user: SoakUser) {
+    super(soak, index, user, "127.0.1", `client ${index} (${user.name})`);
   }
 
   private size(): number {
@@ -65,57 +57,6 @@ class Client {
   private fileName(): string {
     const f = `f${this.int(0, 5)}`;
     return this.rng() < 0.25 ? `${this.pick(["d0", "d1"])}/${f}` : f;
-  }
-
-  private async cmd(verb: string, line: string): Promise<Reply> {
-    this.soak.note(this.who, `>${line}`);
-    return this.soak.check(this.who, verb, await this.c!.cmd(line, READ_MS));
-  }
-
-  private async read(verb: string): Promise<Reply> {
-    return this.soak.check(this.who, verb, await this.c!.read(READ_MS));
-  }
-
-  /** Connects (retrying after a 421 from a full queue, a bounded number of times) and logs in. */
-  private async connect(): Promise<boolean> {
-    for (let attempt = 0; attempt < 300; attempt++) {
-      const c = await RawFtp.open(this.soak.port, { localAddress: this.addr });
-      this.c = c;
-      const g = await this.read("GREETING");
-      if (g.code === 220) {
-        await this.cmd("USER", `USER ${this.user.name}`);
-        await this.cmd("PASS", "PASS pw");
-        await this.cmd("TYPE", "TYPE I");
-        return true;
-      }
-      await withTimeout(c.closed, READ_MS, "closed after 421");
-      this.c = null;
-      await sleep(this.int(10, 60));
-    }
-    return false;
-  }
-
-  private async data(): Promise<net.Socket> {
-    let port: number;
-    if (this.rng() < 0.5) port = announcedPort((await this.cmd("EPSV", "EPSV")).text);
-    else port = announcedPort((await this.cmd("PASV", "PASV")).text);
-    this.soak.pasvPorts.push(port);
-    return connectData("127.0.0.1", port, this.addr);
-  }
-
-  private async sizeOf(name: string): Promise<number | null> {
-    const r = await this.cmd("SIZE", `SIZE ${name}`);
-    return r.code === 213 ? Number(r.text.trim()) : null;
-  }
-
-  private async quota(): Promise<void> {
-    const r = await this.cmd("SITE", "SITE QUOTA");
-    const m = /used (\d+) of (\d+) bytes/.exec(r.text);
-    if (!m) return this.soak.fail(this.who, `SITE QUOTA unreadable: ${r.all}`);
-    const used = Number(m[1]);
-    if (Number(m[2]) !== this.user.quota) this.soak.fail(this.who, `SITE QUOTA limit ${m[2]}, expected ${this.user.quota}`);
-    if (used > this.user.quota) this.soak.fail(this.who, `SITE QUOTA used ${used} past the quota ${this.user.quota}`);
-    this.soak.checkDisk(this.who, this.user.name, this.user.quota);
   }
 
   /** STOR/APPE (after an optional REST) of `size` bytes, sent whole. */
@@ -202,27 +143,11 @@ class Client {
       if (![226, 426, 552].includes(r.code) && !shrank(kind, r)) this.soak.fail(this.who, `${kind} after a cut data connection: ${r.all}`);
       return;
     }
-    // ABOR then NOOP: every reply before NOOP's 200 belongs to the transfer or to ABOR.
-    // Mostly in one write, so that NOOP arrives while ABOR is still stopping the transfer.
-    if (this.rng() < 0.75) this.c!.sendRaw("ABOR\r\nNOOP\r\n");
-    else {
-      this.c!.send("ABOR");
-      this.c!.send("NOOP");
-    }
-    for (let i = 0; ; i++) {
-      const r = await this.c!.read(READ_MS);
-      this.soak.note(this.who, `<${r.all}`);
-      if (r.code === 200) break;
-      this.soak.codes.set(`ABOR-seq ${r.code}`, (this.soak.codes.get(`ABOR-seq ${r.code}`) ?? 0) + 1);
-      if ((![225, 226, 426, 552].includes(r.code) && !shrank(kind, r)) || i >= 3) {
-        this.soak.fail(this.who, `reply ${r.all} to ${kind} aborted by ABOR`);
-        break;
-      }
-    }
+    await this.abortWithNoop(kind);
     d.destroy();
   }
 
-  private async op(): Promise<void> {
+  protected async op(): Promise<void> {
     const r = this.rng() * 100;
     if (r < 16) return this.upload("STOR", this.fileName(), this.size());
     if (r < 23) return this.upload("APPE", this.fileName(), this.size());
@@ -266,32 +191,6 @@ class Client {
     if (r < 90) return this.interrupted("RETR", "control");
     return this.quota();
   }
-
-  async run(): Promise<void> {
-    for (let i = 0; i < OPS; i++) {
-      try {
-        if (!this.c && !(await this.connect())) {
-          this.soak.fail(this.who, "no session slot after 300 tries");
-          return;
-        }
-        await this.op();
-        this.soak.ops++;
-      } catch (err) {
-        this.soak.fail(this.who, `op ${i}: ${(err as Error).message}`);
-        this.c?.sock.destroy();
-        this.c = null;
-      }
-    }
-    try {
-      if (!this.c && !(await this.connect())) return;
-      const c = this.c!;
-      await this.cmd("QUIT", "QUIT");
-      await withTimeout(c.closed, READ_MS, "server did not close after QUIT");
-    } catch (err) {
-      this.soak.fail(this.who, `QUIT: ${(err as Error).message}`);
-      this.c?.sock.destroy();
-    }
-  }
 }
 
 let proc: RunningProcess | null = null;
@@ -331,7 +230,7 @@ describe("mixed-load soak", () => {
     for (let round = 1; round <= 2; round++) {
       const t0 = Date.now();
       const soak = new Soak(SEED, proc.port, data, round);
-      await Promise.all(Array.from({ length: CLIENTS }, (_, i) => new Client(soak, i, USERS[i % USERS.length]!).run()));
+      await Promise.all(Array.from({ length: CLIENTS }, (_, i) => new Client(soak, i, USERS[i % USERS.length]!).run(OPS)));
       problems.push(...soak.violations);
 
       problems.push(...(await roundEndProblems(soak, proc, USERS, "127.0.2")));
@@ -346,19 +245,12 @@ describe("mixed-load soak", () => {
     expect(fifo.queued, "the soak makes connections queue").toBeGreaterThan(0);
     problems.push(...fifo.violations.map((v) => `[seed ${SEED}] FIFO: ${v}`));
     const [r1, r2] = rounds as [(typeof rounds)[0], (typeof rounds)[0]];
-    if (r2.fds > r1.fds + 4) problems.push(`[seed ${SEED}] fds grew from ${r1.fds} to ${r2.fds} between identical rounds (start ${start.fds})`);
-    if (r1.fds > start.fds + 16) problems.push(`[seed ${SEED}] fds ${r1.fds} after round 1 against ${start.fds} at the start`);
-    if (r2.rss > Math.max(r1.rss * 1.5, r1.rss + 64 * MiB)) problems.push(`[seed ${SEED}] RSS grew from ${r1.rss} to ${r2.rss}`);
+    problems.push(...growthProblems(SEED, start, r1, r2));
 
     const code = await proc.stop("SIGTERM");
     if (code !== 0) problems.push(`[seed ${SEED}] server exit code ${code}`);
     problems.push(...logProblems(proc.output(), SEED, (line) => /ftp:\/\/127\.0\.0\.1:\d+/.test(line)));
-    const listed = await runMyftpd(["user", "list", "--json", "--data", data]);
-    expect(listed.code, listed.stderr).toBe(0);
-    for (const u of JSON.parse(listed.stdout) as { name: string; usedBytes: number | null }[]) {
-      const disk = homeBytes(path.join(data, "home", u.name)).bytes;
-      if (u.usedBytes !== disk) problems.push(`[seed ${SEED}] user list: ${u.name} used ${u.usedBytes}, the home holds ${disk}`);
-    }
+    problems.push(...(await storedUsageProblems(SEED, data)));
     expect(problems, `seed ${SEED}`).toEqual([]);
   });
 });

@@ -1,12 +1,14 @@
 // Shared parts of the soaks (test/soak/*.test.ts): the reply codes the RFCs allow and those a soak's own traffic
 // explains, a seeded random source, the disk figures of a home, the server process's figures, the record of
-// violations with short transcripts, the FIFO check on the admission log, and the check of the server's log.
+// violations with short transcripts, the FIFO check on the admission log, the check of the server's log, and the
+// client both soaks drive (SoakClient: each soak says how it connects and what one operation is).
 
 import { lstatSync, readdirSync, readFileSync } from "node:fs";
+import type * as net from "node:net";
 import * as path from "node:path";
-import type { RunningProcess } from "../helpers/myftpd.js";
-import { portRefused, RawFtp, type Reply } from "../helpers/raw-ftp.js";
-import { sleep } from "../helpers/util.js";
+import { runMyftpd, type RunningProcess } from "../helpers/myftpd.js";
+import { announcedPort, connectData, portRefused, RawFtp, type Reply } from "../helpers/raw-ftp.js";
+import { sleep, withTimeout } from "../helpers/util.js";
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -259,5 +261,190 @@ export async function roundEndProblems(
     if (!(await portRefused(port))) problems.push(`${at} passive port ${port} still accepts after every session ended`);
   }
   if (proc.child.exitCode !== null || proc.child.signalCode !== null) problems.push(`server exited during round ${soak.round}`);
+  return problems;
+}
+
+/** How long a soak client waits for any one reply or read of a data connection. */
+export const READ_MS = 20_000;
+
+export interface SoakUser {
+  name: string;
+  quota: number;
+}
+
+/**
+ * One soak client: its own seeded random source and local address (`localNet`.N), replies checked against the
+ * tables, connections retried after a full queue's 421 (a bounded number of times), passive data connections, SIZE,
+ * SITE QUOTA, the replies to ABOR+NOOP, and the run of `ops` operations then QUIT. A soak says how a connection is
+ * secured (beforeLogin, afterLogin, open) and what one operation is (op).
+ */
+export abstract class SoakClient {
+  protected c: RawFtp | null = null;
+  protected readonly rng: () => number;
+  constructor(
+    protected readonly soak: Soak,
+    protected readonly index: number,
+    protected readonly user: SoakUser,
+    private readonly localNet: string,
+    readonly who: string,
+  ) {
+    this.rng = mulberry32(soak.seed * 1000 + index);
+  }
+
+  protected abstract op(): Promise<void>;
+
+  /** A new control connection (plain, to the soak's port, unless a soak says otherwise). */
+  protected open(): Promise<RawFtp> {
+    return RawFtp.open(this.soak.port, { localAddress: this.addr });
+  }
+
+  /** Runs between the greeting and USER. */
+  protected async beforeLogin(_c: RawFtp): Promise<void> {}
+
+  /** Runs after TYPE I. */
+  protected async afterLogin(_c: RawFtp): Promise<void> {}
+
+  protected get addr(): string {
+    return `${this.localNet}.${this.index + 1}`;
+  }
+
+  protected int(min: number, max: number): number {
+    return min + Math.floor(this.rng() * (max - min + 1));
+  }
+
+  protected pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.rng() * xs.length)]!;
+  }
+
+  protected async cmd(verb: string, line: string): Promise<Reply> {
+    this.soak.note(this.who, `>${line}`);
+    return this.soak.check(this.who, verb, await this.c!.cmd(line, READ_MS));
+  }
+
+  protected async read(verb: string): Promise<Reply> {
+    return this.soak.check(this.who, verb, await this.c!.read(READ_MS));
+  }
+
+  /** Connects (retrying after a 421 from a full queue, a bounded number of times) and logs in. */
+  protected async connect(): Promise<boolean> {
+    for (let attempt = 0; attempt < 300; attempt++) {
+      const c = await this.open();
+      this.c = c;
+      const g = await this.read("GREETING");
+      if (g.code === 220) {
+        await this.beforeLogin(c);
+        await this.cmd("USER", `USER ${this.user.name}`);
+        await this.cmd("PASS", "PASS pw");
+        await this.cmd("TYPE", "TYPE I");
+        await this.afterLogin(c);
+        return true;
+      }
+      await withTimeout(c.closed, READ_MS, "closed after 421");
+      this.c = null;
+      await sleep(this.int(10, 60));
+    }
+    return false;
+  }
+
+  /** QUIT on `c`, and its close. */
+  protected async quit(c: RawFtp): Promise<void> {
+    this.soak.note(this.who, ">QUIT");
+    this.soak.check(this.who, "QUIT", await c.cmd("QUIT", READ_MS));
+    await withTimeout(c.closed, READ_MS, "server did not close after QUIT");
+  }
+
+  /** A passive data connection, by EPSV or PASV at random. */
+  protected async data(): Promise<net.Socket> {
+    let port: number;
+    if (this.rng() < 0.5) port = announcedPort((await this.cmd("EPSV", "EPSV")).text);
+    else port = announcedPort((await this.cmd("PASV", "PASV")).text);
+    this.soak.pasvPorts.push(port);
+    return connectData("127.0.0.1", port, this.addr);
+  }
+
+  protected async sizeOf(name: string): Promise<number | null> {
+    const r = await this.cmd("SIZE", `SIZE ${name}`);
+    return r.code === 213 ? Number(r.text.trim()) : null;
+  }
+
+  protected async quota(): Promise<void> {
+    const r = await this.cmd("SITE", "SITE QUOTA");
+    const m = /used (\d+) of (\d+) bytes/.exec(r.text);
+    if (!m) return this.soak.fail(this.who, `SITE QUOTA unreadable: ${r.all}`);
+    const used = Number(m[1]);
+    if (Number(m[2]) !== this.user.quota) this.soak.fail(this.who, `SITE QUOTA limit ${m[2]}, expected ${this.user.quota}`);
+    if (used > this.user.quota) this.soak.fail(this.who, `SITE QUOTA used ${used} past the quota ${this.user.quota}`);
+    this.soak.checkDisk(this.who, this.user.name, this.user.quota);
+  }
+
+  /** ABOR then NOOP during a `kind` transfer: every reply before NOOP's 200 must belong to the transfer or to ABOR. */
+  protected async abortWithNoop(kind: "STOR" | "RETR"): Promise<void> {
+    // Mostly in one write, so that NOOP arrives while ABOR is still stopping the transfer.
+    if (this.rng() < 0.75) this.c!.sendRaw("ABOR\r\nNOOP\r\n");
+    else {
+      this.c!.send("ABOR");
+      this.c!.send("NOOP");
+    }
+    for (let i = 0; ; i++) {
+      const r = await this.c!.read(READ_MS);
+      this.soak.note(this.who, `<${r.all}`);
+      if (r.code === 200) break;
+      this.soak.codes.set(`ABOR-seq ${r.code}`, (this.soak.codes.get(`ABOR-seq ${r.code}`) ?? 0) + 1);
+      if ((![225, 226, 426, 552].includes(r.code) && !shrank(kind, r)) || i >= 3) {
+        this.soak.fail(this.who, `reply ${r.all} to ${kind} aborted by ABOR`);
+        break;
+      }
+    }
+  }
+
+  /** `ops` operations (reconnecting after a cut control connection), then QUIT. */
+  async run(ops: number): Promise<void> {
+    for (let i = 0; i < ops; i++) {
+      try {
+        if (!this.c && !(await this.connect())) {
+          this.soak.fail(this.who, "no session slot after 300 tries");
+          return;
+        }
+        await this.op();
+        this.soak.ops++;
+      } catch (err) {
+        this.soak.fail(this.who, `op ${i}: ${(err as Error).message}`);
+        this.c?.sock.destroy();
+        this.c = null;
+      }
+    }
+    try {
+      if (!this.c && !(await this.connect())) return;
+      await this.quit(this.c!);
+    } catch (err) {
+      this.soak.fail(this.who, `QUIT: ${(err as Error).message}`);
+      this.c?.sock.destroy();
+    }
+  }
+}
+
+/** The server's descriptors and RSS over two identical rounds: they must not grow. */
+export function growthProblems(
+  seed: number,
+  start: { fds: number },
+  r1: { fds: number; rss: number },
+  r2: { fds: number; rss: number },
+): string[] {
+  const problems: string[] = [];
+  if (r2.fds > r1.fds + 4) problems.push(`[seed ${seed}] fds grew from ${r1.fds} to ${r2.fds} between identical rounds (start ${start.fds})`);
+  if (r1.fds > start.fds + 16) problems.push(`[seed ${seed}] fds ${r1.fds} after round 1 against ${start.fds} at the start`);
+  if (r2.rss > Math.max(r1.rss * 1.5, r1.rss + 64 * MiB)) problems.push(`[seed ${seed}] RSS grew from ${r1.rss} to ${r2.rss}`);
+  return problems;
+}
+
+/** After the server stopped: `myftpd user list --json` must give each user the bytes their home holds. */
+export async function storedUsageProblems(seed: number, dataDir: string): Promise<string[]> {
+  const listed = await runMyftpd(["user", "list", "--json", "--data", dataDir]);
+  if (listed.code !== 0) return [`[seed ${seed}] myftpd user list exited ${listed.code}: ${listed.stderr}`];
+  const problems: string[] = [];
+  for (const u of JSON.parse(listed.stdout) as { name: string; usedBytes: number | null }[]) {
+    const disk = homeBytes(path.join(dataDir, "home", u.name)).bytes;
+    if (u.usedBytes !== disk) problems.push(`[seed ${seed}] user list: ${u.name} used ${u.usedBytes}, the home holds ${disk}`);
+  }
   return problems;
 }

@@ -20,9 +20,23 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import { afterAll, describe, expect, it } from "vitest";
 import { runMyftpd, startServerProcess, tempDir, testCertificate, type RunningProcess } from "../helpers/myftpd.js";
-import { announcedPort, connectData, RawFtp, readAll, secureClient, writeAll, type Reply } from "../helpers/raw-ftp.js";
+import { connectData, RawFtp, readAll, secureClient, writeAll, type Reply } from "../helpers/raw-ftp.js";
 import { sleep, withTimeout } from "../helpers/util.js";
-import { fifoViolations, homeBytes, KiB, logProblems, MiB, mulberry32, procStatus, roundEndProblems, shrank, Soak } from "./soak-helpers.js";
+import {
+  fifoViolations,
+  growthProblems,
+  KiB,
+  logProblems,
+  MiB,
+  procStatus,
+  READ_MS,
+  roundEndProblems,
+  shrank,
+  Soak,
+  SoakClient,
+  storedUsageProblems,
+  type SoakUser,
+} from "./soak-helpers.js";
 
 const SEED = Number(process.env.SOAK_SEED ?? 20240612);
 const CLIENTS = 24;
@@ -35,48 +49,31 @@ const USERS = [
 ];
 const MODES = ["plain", "explicit", "implicit"] as const;
 type Mode = (typeof MODES)[number];
-const READ_MS = 20_000;
 /** Offloading threshold of the server (transfer-processes.ts): sizes straddle it. */
 const OFFLOAD = 256 * KiB;
 /** The first bytes of a TLS ClientHello record: a handshake that starts and never finishes. */
 const PARTIAL_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
 
-class Client {
-  private c: RawFtp | null = null;
+class Client extends SoakClient {
   /** PROT P in effect for this connection's data connections. */
   private prot = false;
   /** An upload of the own file may still be running on the server (its control connection was cut): no sha256 check. */
   private ownDirty = false;
-  private readonly rng: () => number;
-  readonly who: string;
   /** sha256 checks made (downloads of this client's own file compared with the disk). */
   static verified = 0;
   constructor(
-    private readonly soak: Soak,
+    soak: Soak,
     private readonly implicitPort: number,
-    private readonly index: number,
-    private readonly user: { name: string; quota: number },
+    index: number,
+    user: SoakUser,
     private readonly mode: Mode,
   ) {
-    this.rng = mulberry32(SEED * 1000 + index);
-    this.who = `client ${index} (${user.name}, ${mode})`;
-  }
-
-  private get addr(): string {
-    return `127.0.3.${this.index + 1}`;
+    super(soak, index, user, "127.0.3", `client ${index} (${user.name}, ${mode})`);
   }
 
   /** A file no other client writes, renames or deletes. */
   private get own(): string {
     return `own${this.index}`;
-  }
-
-  private int(min: number, max: number): number {
-    return min + Math.floor(this.rng() * (max - min + 1));
-  }
-
-  private pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.rng() * xs.length)]!;
   }
 
   private size(): number {
@@ -100,15 +97,6 @@ class Client {
     return b;
   }
 
-  private async cmd(verb: string, line: string): Promise<Reply> {
-    this.soak.note(this.who, `>${line}`);
-    return this.soak.check(this.who, verb, await this.c!.cmd(line, READ_MS));
-  }
-
-  private async read(verb: string): Promise<Reply> {
-    return this.soak.check(this.who, verb, await this.c!.read(READ_MS));
-  }
-
   /** A reply read outside the per-verb tables: it must be one of `codes`. */
   private async readOneOf(what: string, codes: number[], verb?: string): Promise<Reply> {
     const r = await this.c!.read(READ_MS);
@@ -118,44 +106,29 @@ class Client {
     return r;
   }
 
-  /** Connects (retrying after a 421 from a full queue, a bounded number of times), secures as the mode says, logs in. */
-  private async connect(): Promise<boolean> {
-    for (let attempt = 0; attempt < 300; attempt++) {
-      const implicit = this.mode === "implicit";
-      const c = await RawFtp.open(implicit ? this.implicitPort : this.soak.port, { localAddress: this.addr, implicit });
-      this.c = c;
-      const g = await this.read("GREETING");
-      if (g.code === 220) {
-        this.prot = implicit;
-        if (this.mode === "explicit") {
-          this.soak.note(this.who, ">AUTH TLS");
-          this.soak.check(this.who, "AUTH", await c.authTls({}, "AUTH TLS"));
-        }
-        if (this.mode === "explicit" || (implicit && this.rng() < 0.5)) {
-          await this.cmd("PBSZ", "PBSZ 0");
-          await this.cmd("PROT", "PROT P");
-          this.prot = true;
-        }
-        await this.cmd("USER", `USER ${this.user.name}`);
-        await this.cmd("PASS", "PASS pw");
-        await this.cmd("TYPE", "TYPE I");
-        // The data connections resume the control connection's session (--require-tls-session-reuse).
-        if (this.mode !== "plain") await c.waitSession();
-        return true;
-      }
-      await withTimeout(c.closed, READ_MS, "closed after 421");
-      this.c = null;
-      await sleep(this.int(10, 60));
-    }
-    return false;
+  protected override open(): Promise<RawFtp> {
+    const implicit = this.mode === "implicit";
+    return RawFtp.open(implicit ? this.implicitPort : this.soak.port, { localAddress: this.addr, implicit });
   }
 
-  private async data(): Promise<net.Socket> {
-    let port: number;
-    if (this.rng() < 0.5) port = announcedPort((await this.cmd("EPSV", "EPSV")).text);
-    else port = announcedPort((await this.cmd("PASV", "PASV")).text);
-    this.soak.pasvPorts.push(port);
-    return connectData("127.0.0.1", port, this.addr);
+  /** Secures the connection as the mode says. */
+  protected override async beforeLogin(c: RawFtp): Promise<void> {
+    const implicit = this.mode === "implicit";
+    this.prot = implicit;
+    if (this.mode === "explicit") {
+      this.soak.note(this.who, ">AUTH TLS");
+      this.soak.check(this.who, "AUTH", await c.authTls({}, "AUTH TLS"));
+    }
+    if (this.mode === "explicit" || (implicit && this.rng() < 0.5)) {
+      await this.cmd("PBSZ", "PBSZ 0");
+      await this.cmd("PROT", "PROT P");
+      this.prot = true;
+    }
+  }
+
+  /** The data connections resume the control connection's session (--require-tls-session-reuse). */
+  protected override async afterLogin(c: RawFtp): Promise<void> {
+    if (this.mode !== "plain") await c.waitSession();
   }
 
   /** The data connection as the transfer uses it: TLS (resuming the control session) under PROT P. */
@@ -163,21 +136,6 @@ class Client {
     if (!this.prot) return raw;
     const session = resume ? this.c!.session : undefined;
     return secureClient(tls.connect({ socket: raw, rejectUnauthorized: false, session }), READ_MS);
-  }
-
-  private async sizeOf(name: string): Promise<number | null> {
-    const r = await this.cmd("SIZE", `SIZE ${name}`);
-    return r.code === 213 ? Number(r.text.trim()) : null;
-  }
-
-  private async quota(): Promise<void> {
-    const r = await this.cmd("SITE", "SITE QUOTA");
-    const m = /used (\d+) of (\d+) bytes/.exec(r.text);
-    if (!m) return this.soak.fail(this.who, `SITE QUOTA unreadable: ${r.all}`);
-    const used = Number(m[1]);
-    if (Number(m[2]) !== this.user.quota) this.soak.fail(this.who, `SITE QUOTA limit ${m[2]}, expected ${this.user.quota}`);
-    if (used > this.user.quota) this.soak.fail(this.who, `SITE QUOTA used ${used} past the quota ${this.user.quota}`);
-    this.soak.checkDisk(this.who, this.user.name, this.user.quota);
   }
 
   /** STOR/APPE (after an optional REST) of `size` bytes, sent whole. */
@@ -319,22 +277,7 @@ class Client {
       await this.readOneOf(`${kind} after a cut data connection`, [226, 426, 552], kind);
       return;
     }
-    // ABOR then NOOP: every reply before NOOP's 200 belongs to the transfer or to ABOR.
-    if (this.rng() < 0.75) this.c!.sendRaw("ABOR\r\nNOOP\r\n");
-    else {
-      this.c!.send("ABOR");
-      this.c!.send("NOOP");
-    }
-    for (let i = 0; ; i++) {
-      const r = await this.c!.read(READ_MS);
-      this.soak.note(this.who, `<${r.all}`);
-      if (r.code === 200) break;
-      this.soak.codes.set(`ABOR-seq ${r.code}`, (this.soak.codes.get(`ABOR-seq ${r.code}`) ?? 0) + 1);
-      if ((![225, 226, 426, 552].includes(r.code) && !shrank(kind, r)) || i >= 3) {
-        this.soak.fail(this.who, `reply ${r.all} to ${kind} aborted by ABOR`);
-        break;
-      }
-    }
+    await this.abortWithNoop(kind);
     d.destroy();
     raw.destroy();
   }
@@ -344,7 +287,7 @@ class Client {
     const c = this.c!;
     this.c = null;
     if (this.mode === "implicit") {
-      await this.cmd0(c, "QUIT");
+      await this.quit(c);
       const raw = await connectData("127.0.0.1", this.implicitPort, this.addr);
       if (this.rng() < 0.5) raw.write(PARTIAL_HELLO);
       raw.destroy();
@@ -352,7 +295,7 @@ class Client {
     }
     // A new clear connection would wait in the queue behind others; AUTH TLS must come before login, so that
     // needs a fresh connection too: QUIT this one and take the next slot as connect() does.
-    await this.cmd0(c, "QUIT");
+    await this.quit(c);
     for (let attempt = 0; attempt < 300; attempt++) {
       const n = await RawFtp.open(this.soak.port, { localAddress: this.addr });
       const g = await this.soak.check(this.who, "GREETING", await n.read(READ_MS));
@@ -369,12 +312,6 @@ class Client {
       await withTimeout(n.closed, READ_MS, "control connection did not close");
       return;
     }
-  }
-
-  private async cmd0(c: RawFtp, verb: "QUIT"): Promise<void> {
-    this.soak.note(this.who, `>${verb}`);
-    this.soak.check(this.who, verb, await c.cmd(verb, READ_MS));
-    await withTimeout(c.closed, READ_MS, "server did not close after QUIT");
   }
 
   /** TLS-only commands: PROT C / PROT P switches, CCC, FEAT. */
@@ -412,7 +349,7 @@ class Client {
     if (lines.includes("CCC")) this.soak.fail(this.who, `FEAT lists CCC, which the server refuses: ${f.all}`);
   }
 
-  private async op(): Promise<void> {
+  protected async op(): Promise<void> {
     const r = this.rng() * 100;
     if (r < 14) return this.upload("STOR", this.fileName(), this.size());
     if (r < 20) return this.upload("APPE", this.fileName(), this.size());
@@ -461,30 +398,6 @@ class Client {
     if (r < 85 && this.mode !== "plain") return this.cutControlHandshake();
     if (r < 93) return this.protection();
     return this.quota();
-  }
-
-  async run(): Promise<void> {
-    for (let i = 0; i < OPS; i++) {
-      try {
-        if (!this.c && !(await this.connect())) {
-          this.soak.fail(this.who, "no session slot after 300 tries");
-          return;
-        }
-        await this.op();
-        this.soak.ops++;
-      } catch (err) {
-        this.soak.fail(this.who, `op ${i}: ${(err as Error).message}`);
-        this.c?.sock.destroy();
-        this.c = null;
-      }
-    }
-    try {
-      if (!this.c && !(await this.connect())) return;
-      await this.cmd0(this.c!, "QUIT");
-    } catch (err) {
-      this.soak.fail(this.who, `QUIT: ${(err as Error).message}`);
-      this.c?.sock.destroy();
-    }
   }
 }
 
@@ -565,7 +478,7 @@ describe("FTPS mixed-load soak", () => {
       const t0 = Date.now();
       const soak = new Soak(SEED, proc.port, data, round);
       await Promise.all(
-        Array.from({ length: CLIENTS }, (_, i) => new Client(soak, implicitPort, i, USERS[i % USERS.length]!, MODES[Math.floor(i / USERS.length) % MODES.length]!).run()),
+        Array.from({ length: CLIENTS }, (_, i) => new Client(soak, implicitPort, i, USERS[i % USERS.length]!, MODES[Math.floor(i / USERS.length) % MODES.length]!).run(OPS)),
       );
       problems.push(...soak.violations);
 
@@ -580,9 +493,7 @@ describe("FTPS mixed-load soak", () => {
     console.log(`tls soak: ${fifo.queued} connections waited in the admission queue`);
     problems.push(...fifo.violations.map((v) => `[seed ${SEED}] FIFO: ${v}`));
     const [r1, r2] = rounds as [(typeof rounds)[0], (typeof rounds)[0]];
-    if (r2.fds > r1.fds + 4) problems.push(`[seed ${SEED}] fds grew from ${r1.fds} to ${r2.fds} between identical rounds (start ${start.fds})`);
-    if (r1.fds > start.fds + 16) problems.push(`[seed ${SEED}] fds ${r1.fds} after round 1 against ${start.fds} at the start`);
-    if (r2.rss > Math.max(r1.rss * 1.5, r1.rss + 64 * MiB)) problems.push(`[seed ${SEED}] RSS grew from ${r1.rss} to ${r2.rss}`);
+    problems.push(...growthProblems(SEED, start, r1, r2));
     // Transfer processes: at most --transfer-processes of them, the same ones round over round, fds not growing.
     if (start.children.length !== 0) problems.push(`[seed ${SEED}] ${start.children.length} child processes before any transfer`);
     if (r1.children.length === 0) problems.push(`[seed ${SEED}] no transfer process started (the soak must reach them)`);
@@ -617,12 +528,7 @@ describe("FTPS mixed-load soak", () => {
     problems.push(
       ...logProblems(proc.output(), SEED, (line) => /ftps?:\/\/127\.0\.0\.1:\d+/.test(line) || /^FTPS: AUTH TLS with /.test(line)),
     );
-    const listed = await runMyftpd(["user", "list", "--json", "--data", data]);
-    expect(listed.code, listed.stderr).toBe(0);
-    for (const u of JSON.parse(listed.stdout) as { name: string; usedBytes: number | null }[]) {
-      const disk = homeBytes(path.join(data, "home", u.name)).bytes;
-      if (u.usedBytes !== disk) problems.push(`[seed ${SEED}] user list: ${u.name} used ${u.usedBytes}, the home holds ${disk}`);
-    }
+    problems.push(...(await storedUsageProblems(SEED, data)));
     expect(problems, `seed ${SEED}`).toEqual([]);
   });
 });
