@@ -2,7 +2,7 @@
 import { open } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { StringDecoder } from "node:string_decoder";
+import { readHiddenLines } from "../core/hidden-lines.js";
 import { ClientError } from "./errors.js";
 
 export interface NetrcEntry {
@@ -96,111 +96,26 @@ export function netrcModeWarning(file: string, mode: number): string {
   return `myftp: warning: not using the password in ${file}: group or others can access the file (mode ${mode.toString(8).padStart(3, "0")}); fix it with: chmod 600 ${file}`;
 }
 
-const CR = 0x0d;
-const LF = 0x0a;
-
 /**
- * Gives input back to whoever reads the stream next (the shell's readline, another prompt, `put -`): the bytes that
- * followed the line end in the read that ended it go back to the front of the stream with unshift, so they come
- * first and in order. When the line ended with a CR that was the last byte of its read, an LF that comes first in
- * the next read is the rest of that CR LF, not a second (empty) line: it is dropped where the stream takes in data
- * (push), once, whoever reads then. The next reader cannot be left to do it (readline takes a lone LF for an empty
- * line), and the LF may arrive after it has started reading.
- */
-const lfWatched = new WeakSet<NodeJS.ReadStream>();
-
-function handBack(input: NodeJS.ReadStream, rest: Buffer, endedWithCr: boolean): void {
-  if (rest.length > 0) {
-    input.unshift(rest);
-    return;
-  }
-  if (!endedWithCr || lfWatched.has(input)) return;
-  // Bytes read already but not yet taken are the next read.
-  if (input.readableLength > 0) {
-    const next = input.read() as Buffer | string | null;
-    if (next !== null) {
-      const buf = typeof next === "string" ? Buffer.from(next, "utf8") : next;
-      if (buf.length > 1 || buf[0] !== LF) input.unshift(buf[0] === LF ? buf.subarray(1) : buf);
-      return;
-    }
-  }
-  lfWatched.add(input);
-  const ownPush = Object.prototype.hasOwnProperty.call(input, "push");
-  const push = input.push;
-  input.push = function (this: NodeJS.ReadStream, chunk: unknown, encoding?: BufferEncoding): boolean {
-    // End of input (null) is no read: the LF may still come.
-    if (chunk === null) return push.call(this, chunk, encoding);
-    lfWatched.delete(input);
-    if (ownPush) input.push = push;
-    else delete (input as { push?: unknown }).push;
-    if (Buffer.isBuffer(chunk) && chunk[0] === LF) chunk = chunk.subarray(1);
-    else if (typeof chunk === "string" && chunk.startsWith("\n")) chunk = chunk.slice(1);
-    if ((chunk as Buffer | string).length === 0) return true;
-    return push.call(this, chunk, encoding);
-  };
-}
-
-/**
- * Read a line from the terminal without echoing it. Enter (CR, LF, or CR LF, even with the LF in the next read) ends
- * it; Ctrl-D on an empty line gives the login up, Ctrl-C interrupts, Backspace or DEL takes back a character and Ctrl-U
- * the line. What follows the line end (or the Ctrl-C or Ctrl-D) in its read is left for the next reader.
+ * Read a line from the terminal without echoing it (see readHiddenLines). Enter (CR, LF, or CR LF, even with the LF in
+ * the next read) ends it; Ctrl-D on an empty line gives the login up, Ctrl-C interrupts, Backspace or DEL takes back a
+ * character and Ctrl-U the line. What follows the line end (or the Ctrl-C or Ctrl-D) in its read is left for the next
+ * reader: the shell gets the commands typed ahead with the password.
  */
 export async function promptHidden(question: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
   if (!input.isTTY) throw new ClientError("login", "no password given and no terminal to ask for one (use MYFTP_PASSWORD or ~/.netrc)");
-  // Raw mode (no echo) before the question shows, so that nothing typed in answer is echoed.
-  const wasRaw = input.isRaw;
-  input.setRawMode(true);
-  return await new Promise<string>((resolve, reject) => {
-    // Bytes, not strings, are read: a character split across two reads is joined here, and what follows the line
-    // end goes back exactly as it came. The control bytes looked for never occur inside a UTF-8 sequence.
-    const decoder = new StringDecoder("utf8");
-    let value = "";
-    let finished = false;
-    const done = (err: Error | undefined, rest?: Buffer, endedWithCr = false) => {
-      if (finished) return;
-      finished = true;
-      input.removeListener("data", onData);
-      input.removeListener("end", onEnd);
-      input.removeListener("error", onError);
-      input.pause();
-      try {
-        input.setRawMode(wasRaw);
-      } catch {
-        // The terminal is gone; there is no mode to restore.
-      }
-      if (rest) handBack(input, rest, endedWithCr);
-      output.write("\n");
-      if (err) reject(err);
-      else resolve(value + decoder.end());
-    };
-    const onData = (data: Buffer | string) => {
-      const chunk = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-      let from = 0;
-      for (let i = 0; i < chunk.length; i++) {
-        const b = chunk[i]!;
-        if (b >= 0x20 && b !== 0x7f) continue;
-        value += decoder.write(chunk.subarray(from, i));
-        from = i + 1;
-        if (b === CR || b === LF) {
-          const crlf = b === CR && chunk[i + 1] === LF;
-          const rest = chunk.subarray(crlf ? i + 2 : i + 1);
-          return done(undefined, rest, b === CR && !crlf && rest.length === 0);
-        }
-        if (b === 0x03) return done(new ClientError("interrupted", "password prompt interrupted"), chunk.subarray(i + 1));
-        if (b === 0x04 && value === "") return done(new ClientError("login", "no password given"), chunk.subarray(i + 1));
-        if (b === 0x7f || b === 0x08) value = [...value].slice(0, -1).join("");
-        else if (b === 0x15) value = "";
-      }
-      value += decoder.write(chunk.subarray(from));
-    };
-    const onEnd = () => done(new ClientError("login", "no password given"));
-    const onError = (err: Error) => done(new ClientError("login", `cannot read the password: ${err.message}`));
-    input.on("data", onData);
-    input.once("end", onEnd);
-    input.once("error", onError);
-    output.write(question);
-    input.resume();
-  });
+  // Ctrl-U takes the line back as the shell's own prompt does; Ctrl-D means something only on an empty line.
+  const read = await readHiddenLines(input, output, [question], { ctrlDEndsLine: false, ctrlUKillsLine: true });
+  switch (read.end) {
+    case "answered":
+      return read.answers[0]!;
+    case "interrupted":
+      throw new ClientError("interrupted", "password prompt interrupted");
+    case "cancelled":
+      throw new ClientError("login", "no password given");
+    case "failed":
+      throw new ClientError("login", `cannot read the password: ${read.error.message}`);
+  }
 }
 
 export interface Credentials {
