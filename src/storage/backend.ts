@@ -100,6 +100,12 @@ export interface StorageBackend {
   removeOpened(diskPath: string, ident: FileIdent): Promise<void>;
   setMtime(vpath: string, mtimeMs: number): Promise<void>;
   /**
+   * Sets the permission bits (`mode`, at most 0o777) of an existing entry; a link is followed to its target, as
+   * chmod(1) does. Refused for the home itself, for anything the path reaches outside the home, and for a directory
+   * mode without the owner's read and search bits (see DIR_OWNER_BITS).
+   */
+  chmod(vpath: string, mode: number): Promise<void>;
+  /**
    * Total bytes of regular files below the home, temporary upload files left out. removeLeftovers (the recount after a
    * crash) first puts right what a crash left under temporary names: an upload's temporary file that received
    * something takes its target's place, as after a broken connection, and every other one is deleted; only safe when

@@ -68,6 +68,18 @@ function outside(): MyftpError {
   return new MyftpError("outside-home", "Permission denied");
 }
 
+/** The home's own mode is the admin's business: it decides who else on the machine may reach the user's files. */
+function homeMode(): MyftpError {
+  return new MyftpError("denied", "Can't change the mode of the home directory");
+}
+
+/**
+ * The owner's read and search bits, which a directory's mode keeps (chmod refuses one without them): a server that is
+ * not root runs as the owner of what it made, and a directory it may not read or search could not be listed, and its
+ * files would drop out of the usage at the next recount, letting the user pass the quota.
+ */
+const DIR_OWNER_BITS = 0o500;
+
 /** The home was removed, renamed or replaced under a logged-in session: said as such, not as a denied path. */
 function homeGone(): MyftpError {
   return new MyftpError("not-found", "Your home directory is no longer available");
@@ -894,6 +906,56 @@ export class LocalStorage implements StorageBackend {
     const t = new Date(mtimeMs);
     // Not following the last name (it was resolved already): one swapped for a link meanwhile changes only the link.
     await this.inPinned(this.resolveExisting(vpath), (entry) => fs.lutimesSync(entry, t, t));
+  }
+
+  /**
+   * The entry is located with O_PATH (which opens nothing, so a FIFO or a device is not woken) and the kernel's word on
+   * where that is (/proc/self/fd) decides, as for openReadDirect; the mode is then set through that very descriptor
+   * (chmod of /proc/self/fd/N: fchmod refuses an O_PATH descriptor), so a directory of the path swapped for a link to
+   * the outside between the check and the change cannot make it reach a file there. Where the kernel cannot tell
+   * (not Linux, no /proc), the entry is reached through its pinned directory and checked not to be a link first.
+   */
+  async chmod(vpath: string, mode: number): Promise<void> {
+    const real = this.resolveExisting(vpath);
+    if (real === this.root) throw homeMode();
+    const change = (st: fs.Stats, set: () => void): void => {
+      // Resolved already: a link as the last name now was swapped in, and chmod would follow it.
+      if (st.isSymbolicLink()) throw new MyftpError("busy", "The file changed while the command was checked; try again");
+      if (sameFile(st, this.rootIdent)) throw homeMode();
+      if (st.isDirectory() && (mode & DIR_OWNER_BITS) !== DIR_OWNER_BITS) {
+        throw new MyftpError(
+          "denied",
+          "A directory must keep its owner's read and search permission (0500): without them the server could not list it or count its files",
+        );
+      }
+      try {
+        set();
+      } catch (err) {
+        if (errno(err) !== "EPERM") throw err;
+        // Only the owner (or root) may change a mode; an immutable file refuses even them.
+        const who = currentAccessor();
+        const notOwner = who !== null && who.uid !== 0 && who.uid !== st.uid;
+        throw new MyftpError(
+          "denied",
+          notOwner ? "Operation not permitted: the server's user does not own it" : "Operation not permitted",
+          { cause: err },
+        );
+      }
+    };
+    if (process.platform === "linux") {
+      const located = fs.openSync(real, O_PATH | O_NOFOLLOW);
+      try {
+        const where = fdPath(located);
+        if (where !== null) {
+          if (!this.contains(where)) throw outside();
+          change(fs.fstatSync(located), () => fs.chmodSync(`/proc/self/fd/${located}`, mode));
+          return;
+        }
+      } finally {
+        fs.closeSync(located);
+      }
+    }
+    await this.inPinned(real, (entry) => change(fs.lstatSync(entry), () => fs.chmodSync(entry, mode)));
   }
 
   async usage(opts: { removeLeftovers?: boolean; onUnreadable?: (dir: string, err: unknown) => void } = {}): Promise<number> {

@@ -1,8 +1,9 @@
 // A directory of the home swapped for a link to the outside between the check of a path and the command's action on
 // the entry (a local process can rename directories in a home and plant links there). Deletes, renames, new
 // directories, removed directories, new times and listings act through the directory that was checked, pinned by a
-// descriptor: nothing outside is removed, moved, made, changed or listed. The swap is made deterministic by doing it
-// right after the resolver's realpath of the entry's directory.
+// descriptor, and new modes through a descriptor of the entry the kernel places inside the home: nothing outside is
+// removed, moved, made, changed or listed. The swap is made deterministic by doing it right after the resolver's
+// realpath of the entry's directory (or of the entry).
 import * as fs from "node:fs";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
@@ -103,6 +104,34 @@ describe("a directory swapped for a link to the outside between the check and th
   it("MFMT changes no time outside", async () => {
     swapAfterRealpathOf(path.join(sub, "x.txt"));
     await expect(storage.setMtime("/d/sub/x.txt", Date.UTC(2001, 0, 1))).rejects.toMatchObject({ code: "outside-home" });
+    expectOutsideUntouched(mtime);
+  });
+
+  it("SITE CHMOD changes no mode outside", async () => {
+    const x = path.join(outside, "sub", "x.txt");
+    fs.chmodSync(x, 0o644);
+    swapAfterRealpathOf(path.join(sub, "x.txt"));
+    await expect(storage.chmod("/d/sub/x.txt", 0o777)).rejects.toMatchObject({ code: "outside-home" });
+    expect(statSync(x).mode & 0o7777).toBe(0o644);
+    expectOutsideUntouched(mtime);
+  });
+
+  it("SITE CHMOD of a file swapped for a link to the outside (its last name) changes no mode outside", async () => {
+    const x = path.join(outside, "sub", "x.txt");
+    fs.chmodSync(x, 0o644);
+    const inside = path.join(sub, "x.txt");
+    let done = false;
+    fs.realpathSync.native = ((p: fs.PathLike, ...rest: unknown[]) => {
+      const r = (realpathNative as (p: fs.PathLike, ...rest: unknown[]) => string)(p, ...rest);
+      if (!done && p === inside) {
+        done = true;
+        renameSync(inside, `${inside}.away`);
+        symlinkSync(x, inside);
+      }
+      return r;
+    }) as typeof fs.realpathSync.native;
+    await expect(storage.chmod("/d/sub/x.txt", 0o777)).rejects.toMatchObject({ code: "busy" });
+    expect(statSync(x).mode & 0o7777).toBe(0o644);
     expectOutsideUntouched(mtime);
   });
 

@@ -1,7 +1,8 @@
 // Directory and file commands: RFC 959 §4.1.1/§4.1.3 (PWD CWD CDUP MKD RMD DELE RNFR RNTO),
-// RFC 3659 (SIZE §4, MDTM §3, MLST §7) and the MFMT draft (draft-somers-ftp-mfxx).
+// RFC 3659 (SIZE §4, MDTM §3, MLST §7), the MFMT draft (draft-somers-ftp-mfxx) and SITE CHMOD (RFC 959's SITE
+// leaves its subcommands to the server).
 
-import { MyftpError } from "../../core/errors.js";
+import { MyftpError, toMyftpError } from "../../core/errors.js";
 import { currentAccessor, formatMlsxLine, formatTimeVal, MAY_SEARCH, MAY_WRITE, mayAccess, mlstFeatLine, parseTimeVal, stickyOf } from "../../protocol/listing.js";
 import { formatIndentedReply, quotePath } from "../../protocol/reply.js";
 import { virtualParent } from "../../protocol/vpath.js";
@@ -176,6 +177,51 @@ export async function mfmt(s: Session, arg: string): Promise<void> {
   // was set, or a mirror comparing times would send the file again on every run.
   const kept = (await s.storage.stat(target)).mtimeMs;
   s.reply(213, `Modify=${formatTimeVal(kept, true)}; ${arg.slice(sp + 1)}`);
+}
+
+/** SITE CHMOD's mode: 1 to 4 octal digits (a leading zero, as in 0644, is common). */
+const OCTAL_MODE = /^[0-7]{1,4}$/;
+const CHMOD_SYNTAX = "SITE CHMOD <octal mode> <path>";
+
+/**
+ * SITE CHMOD mode path: sets the permission bits of a file or directory. `arg` is what follows "CHMOD "; the path is
+ * everything after the mode's one space (kept verbatim, as names may hold spaces). Only the bits 0777: with setuid or
+ * setgid an uploaded program would run with the rights of its owner, the server's user (root, where the server runs as
+ * root), for whoever on the machine starts it; the sticky bit would change who may remove names in a directory.
+ */
+export async function siteChmod(s: Session, arg: string): Promise<void> {
+  const user = requireUser(s);
+  const sp = arg.indexOf(" ");
+  const modeText = sp === -1 ? arg : arg.slice(0, sp);
+  const p = sp === -1 ? "" : arg.slice(sp + 1);
+  if (modeText === "" || p === "") {
+    s.reply(501, `Syntax error: ${CHMOD_SYNTAX}`);
+    return;
+  }
+  if (!OCTAL_MODE.test(modeText)) {
+    s.reply(501, `Invalid mode ${modeText}: 1 to 4 octal digits expected (${CHMOD_SYNTAX})`);
+    return;
+  }
+  const mode = Number.parseInt(modeText, 8);
+  if (mode & ~0o777) {
+    throw new MyftpError("denied", "Only permission bits (0777) may be changed: setuid, setgid and sticky bits are refused");
+  }
+  const target = s.vpath(p);
+  if (target === "/") throw new MyftpError("denied", "Can't change the mode of the home directory");
+  // An overwrite of the file under way writes a temporary file that takes the old mode and then the file's place: the
+  // new mode would be lost after its 200. (The change follows the check without a wait in between.)
+  notBeingWritten(s, target, await s.storage.claimKey(target));
+  try {
+    await s.storage.chmod(target, mode);
+  } catch (err) {
+    if (toMyftpError(err).code === "read-only") {
+      throw new MyftpError("read-only", `Can't change the mode of ${target}: read-only file system`, { cause: err });
+    }
+    throw err;
+  }
+  const octal = mode.toString(8).padStart(4, "0");
+  s.log.info({ event: "chmod", user: user.name, path: target, mode: octal }, "mode changed");
+  s.reply(200, `SITE CHMOD command successful: ${target} is now ${octal}`);
 }
 
 export function mlstFeat(s: Session): string {

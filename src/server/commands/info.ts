@@ -1,6 +1,6 @@
 // Informational and negotiation commands: SYST, NOOP, HELP, STAT (RFC 959 §4.1.3), FEAT and OPTS (RFC 2389),
 // OPTS UTF8 (RFC 2640), OPTS MLST (RFC 3659 §7.9), OPTS HASH (draft-bryan-ftpext-hash §3.2), AVBL
-// (draft-peterson-streamlined-ftp-command-extensions) and SITE QUOTA.
+// (draft-peterson-streamlined-ftp-command-extensions) and SITE (HELP, QUOTA, and CHMOD from files.ts).
 
 import { MyftpError } from "../../core/errors.js";
 import { formatLsLine, listingLines, parseMlstOpts, sortByName } from "../../protocol/listing.js";
@@ -8,6 +8,7 @@ import { formatIndentedReply } from "../../protocol/reply.js";
 import { parseHashAlgorithm } from "../../workers/hash-types.js";
 import type { Session } from "../session.js";
 import { requireUser } from "./auth.js";
+import { siteChmod } from "./files.js";
 import { COMMANDS, featLines } from "./table.js";
 
 export function syst(s: Session): void {
@@ -123,7 +124,10 @@ export async function site(s: Session, arg: string): Promise<void> {
   const sub = (sp === -1 ? arg : arg.slice(0, sp)).toUpperCase();
   switch (sub) {
     case "HELP":
-      s.write(formatIndentedReply(214, "SITE commands:", ["HELP", "QUOTA"], "Help OK"));
+      s.write(formatIndentedReply(214, "SITE commands:", ["CHMOD", "HELP", "QUOTA"], "Help OK"));
+      return;
+    case "CHMOD":
+      await siteChmod(s, sp === -1 ? "" : arg.slice(sp + 1));
       return;
     case "QUOTA": {
       const { ledger, name } = requireUser(s);

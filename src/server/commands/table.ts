@@ -81,7 +81,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   NOOP: { handler: info.noop, auth: false, arg: "none", special: true, help: "NOOP" },
   HELP: { handler: info.help, auth: false, help: "HELP [<sp> command]" },
   STAT: { handler: info.stat, special: true, help: "STAT [<sp> path]" },
-  SITE: { handler: info.site, arg: "required", help: "SITE <sp> HELP | QUOTA" },
+  SITE: { handler: info.site, arg: "required", help: "SITE <sp> CHMOD <sp> mode <sp> path | HELP | QUOTA" },
   AVBL: { handler: info.avbl, feat: "AVBL", help: "AVBL [<sp> path] (bytes available)" },
   // RFC 4217 (FTPS); FEAT lists them only when the server has a certificate
   AUTH: { handler: security.auth, needsTls: true, auth: false, arg: "required", feat: security.tlsFeat("AUTH TLS"), help: "AUTH <sp> TLS" },
