@@ -4,7 +4,7 @@ import { open as openLocal, readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, join as joinLocal, resolve as resolveLocal } from "node:path";
 import { posix } from "node:path";
-import { ClientError, toClientError } from "./errors.js";
+import { ClientError, isFtpReplyError, replyText, toClientError } from "./errors.js";
 import { hasGlob, matchNames, splitPattern } from "./glob.js";
 import { mirrorDown, mirrorUp } from "./mirror.js";
 import { formatBytes, type ProgressReporter } from "./progress.js";
@@ -277,6 +277,25 @@ export const COMMANDS: readonly CommandSpec[] = [
       for (const p of pats) files.push(...(await remoteGlob(s, p)));
       if (files.length === 0) throw new ClientError("remote", `rm: nothing matches ${pats.join(" ")}`);
       await each(ctx, files, "rm", async (f) => void (await s.send(`DELE ${f}`)));
+    },
+  },
+  {
+    name: "chmod", aliases: [], usage: "chmod MODE PATH...", min: 2, max: Infinity, connected: true, args: ["none", R],
+    help: "Set the permission bits of remote files or directories (SITE CHMOD); MODE is octal, as in 644 or 0750.",
+    run: async (ctx, [mode, ...paths]) => {
+      // Checked before anything is sent: a symbolic mode (u+x) or a typo is one usage error, not a refusal per path.
+      if (!/^[0-7]{1,4}$/.test(mode!)) throw new ClientError("usage", `chmod: invalid mode ${mode}: 1 to 4 octal digits expected, as in 644 or 0750`);
+      const s = session(ctx);
+      await each(ctx, paths, "chmod", async (p) => {
+        try {
+          await s.send(`SITE CHMOD ${mode} ${p}`);
+        } catch (err) {
+          // Unknown to the server (SITE itself, or its CHMOD): said as such rather than as a refusal of this path.
+          if (isFtpReplyError(err) && [500, 502, 504].includes(err.code))
+            throw new ClientError("remote", `the server has no SITE CHMOD (${err.code} ${replyText(err.message)})`, { cause: err, ftpCode: err.code });
+          throw err;
+        }
+      });
     },
   },
   {
