@@ -89,6 +89,7 @@ const hostileArg = fc.oneof(
     "", " ", "/", "..", "../../../../etc/passwd", "/..//../", "known.txt", "new.bin", "-la", "*", "%s%s%n", "~root",
     "\u00e9t\u00e9", "a".repeat(300), "0", "-1", "99999999999999999999", "I", "A N", "E", "L 7", "S", "P", "C", "ALL", "1", "2",
     "UTF8 ON", "MLST size;type;", "HASH SHA-1", "QUOTA", "TLS", "SSL",
+    "CHMOD 644 known.txt", "CHMOD 4755 known.txt", "CHMOD 0 ..", "CHMOD 7777 /", "CHMOD x y", "CHMOD",
   ),
   fc.string({ maxLength: 40 }).map((x) => x.replace(/[\r\n]/g, "")),
 );
