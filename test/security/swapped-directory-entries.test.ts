@@ -50,6 +50,20 @@ function swapAfterRealpathOf(when: string): void {
   }) as typeof fs.realpathSync.native;
 }
 
+/** Renames the entry `entry` (a disk path) away and puts a link to `target` in its place, right after its realpath. */
+function linkInAfterRealpathOf(entry: string, target: string): void {
+  let done = false;
+  fs.realpathSync.native = ((p: fs.PathLike, ...rest: unknown[]) => {
+    const r = (realpathNative as (p: fs.PathLike, ...rest: unknown[]) => string)(p, ...rest);
+    if (!done && p === entry) {
+      done = true;
+      renameSync(entry, `${entry}.away`);
+      symlinkSync(target, entry);
+    }
+    return r;
+  }) as typeof fs.realpathSync.native;
+}
+
 const outsideMtime = () => statSync(path.join(outside, "sub", "x.txt")).mtimeMs;
 
 function expectOutsideUntouched(mtime: number): void {
@@ -120,19 +134,27 @@ describe("a directory swapped for a link to the outside between the check and th
     const x = path.join(outside, "sub", "x.txt");
     fs.chmodSync(x, 0o644);
     const inside = path.join(sub, "x.txt");
-    let done = false;
-    fs.realpathSync.native = ((p: fs.PathLike, ...rest: unknown[]) => {
-      const r = (realpathNative as (p: fs.PathLike, ...rest: unknown[]) => string)(p, ...rest);
-      if (!done && p === inside) {
-        done = true;
-        renameSync(inside, `${inside}.away`);
-        symlinkSync(x, inside);
-      }
-      return r;
-    }) as typeof fs.realpathSync.native;
+    linkInAfterRealpathOf(inside, x);
     await expect(storage.chmod("/d/sub/x.txt", 0o777)).rejects.toMatchObject({ code: "busy" });
     expect(statSync(x).mode & 0o7777).toBe(0o644);
     expectOutsideUntouched(mtime);
+  });
+
+  it("SITE CHMOD where the kernel cannot say where a file is (not Linux): a link swapped in as the last name is refused", async () => {
+    const platform = Object.getOwnPropertyDescriptor(process, "platform")!;
+    Object.defineProperty(process, "platform", { ...platform, value: "darwin" });
+    try {
+      await storage.chmod("/d/sub/x.txt", 0o600);
+      expect(statSync(path.join(sub, "x.txt")).mode & 0o7777).toBe(0o600);
+      const x = path.join(outside, "sub", "x.txt");
+      fs.chmodSync(x, 0o644);
+      const inside = path.join(sub, "x.txt");
+      linkInAfterRealpathOf(inside, x);
+      await expect(storage.chmod("/d/sub/x.txt", 0o777)).rejects.toMatchObject({ code: "busy" });
+      expect(statSync(x).mode & 0o7777).toBe(0o644);
+    } finally {
+      Object.defineProperty(process, "platform", platform);
+    }
   });
 
   it("SIZE, MDTM and MLST tell nothing of an outside file", async () => {
