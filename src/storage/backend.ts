@@ -77,6 +77,12 @@ export interface StorageBackend {
   /** Opens a file for writing without truncating it; creates it when missing. */
   openWrite(vpath: string): Promise<WriteOpen>;
   /**
+   * Creates a new, empty file at `vpath` and opens it for writing, in one step that fails when any entry of that name
+   * exists (a file, a directory, a link, dangling or not): no other upload or process can have made it in between.
+   * Null when the name is taken.
+   */
+  createNew(vpath: string): Promise<WriteOpen | null>;
+  /**
    * Opens a temporary file beside `vpath` for an upload that replaces its content, to be committed with commitTemp,
    * so a refused upload leaves the old file untouched. With `keep`, the temporary file starts with the old file's
    * first `keep` bytes (a REST inside it: the upload continues from there); otherwise it starts empty. For a path

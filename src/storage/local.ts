@@ -756,6 +756,21 @@ export class LocalStorage implements StorageBackend {
     return { handle: file, sizeBefore: 0, existed: false, diskPath: target, fd: file.fd, ident: identOf(st) };
   }
 
+  async createNew(vpath: string): Promise<WriteOpen | null> {
+    // The entry itself, its parent resolved inside the home: a link of that name is taken like any other entry, never
+    // followed (O_EXCL with O_CREAT fails on a link whatever it leads to).
+    const target = this.resolveEntry(vpath);
+    let opened: { file: OpenFile; st: fs.Stats };
+    try {
+      opened = this.openInside(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+    } catch (err) {
+      if (errno(err) === "EEXIST") return null;
+      throw err;
+    }
+    const { file, st } = opened;
+    return { handle: file, sizeBefore: 0, existed: false, diskPath: target, fd: file.fd, ident: identOf(st) };
+  }
+
   async openTemp(vpath: string, keep = 0): Promise<WriteOpen & { tempPath: string }> {
     const copy = keep > 0;
     const target = this.resolveForWrite(vpath);
