@@ -15,6 +15,8 @@ export interface TransferPlan {
   path: string;
   /** Text after "150 " (e.g. "Opening BINARY mode data connection for /f (10 bytes)"). */
   opening: string;
+  /** Text after "226 " for a transfer that moved `bytes`, where it says more than the count (STOU's name). */
+  complete?: (bytes: number) => string;
   /** Moves the data; resolves with the bytes moved. */
   run(sock: Duplex, progress: Progress): Promise<number>;
 }
@@ -106,7 +108,7 @@ export async function runTransfer(
       result = { ok: false, stage: "data", error, bytes: t.bytes };
     }
     if (result.ok) {
-      s.reply(226, `Transfer complete (${result.bytes} bytes)`);
+      s.reply(226, plan.complete ? plan.complete(result.bytes) : `Transfer complete (${result.bytes} bytes)`);
     } else {
       await finishFailure(s, plan, result, t.abortedByClient, onFailure, t.stalled);
     }

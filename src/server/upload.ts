@@ -1,4 +1,4 @@
-// STOR, APPE and REST+STOR with exact quota accounting.
+// STOR, APPE, REST+STOR and STOU with exact quota accounting.
 //
 // Bytes are reserved from the user's ledger before each write, counting only growth past what the file already
 // held. A fresh STOR over an existing file writes to a temporary file beside it, so a refused upload leaves the old
@@ -14,6 +14,7 @@
 //   abort, broken connection, disk full otherwise → what arrived is kept for a later resume, and the ledger matches it.
 // After a crash, the recount at the user's next login does the same with an overwrite's temporary file left behind
 // (its name names the target): what arrived takes the target's place (see recoverLeftovers in storage/local.ts).
+// STOU writes only a file it has just created (never an existing one), so it ends as a STOR of a new file does.
 
 import { MyftpError, toMyftpError } from "../core/errors.js";
 import type { QuotaLedger } from "../core/quota.js";
@@ -35,7 +36,21 @@ export interface UploadRequest {
   range?: { start: number; end: number } | null;
 }
 
+/** STOU: the names to try in turn, and what to say when every one is taken. */
+export interface UniqueRequest {
+  /** `vpath` is where the file goes; `shown` is the name as the client is told it (see stou in commands/transfer.ts). */
+  names: Iterable<{ vpath: string; shown: string }>;
+  /** Size announced by ALLO, if any. */
+  announced: number | null;
+  /** The error for a STOU whose every name was taken. */
+  exhausted: () => MyftpError;
+}
+
 interface Target {
+  /** The file's virtual path (for STOU, the name chosen). */
+  vpath: string;
+  /** STOU: the chosen name as the client is told it. */
+  shown?: string;
   handle: FileWriter;
   /** Bytes of the file before this upload (counted in the ledger already). */
   sizeBefore: number;
@@ -67,11 +82,12 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
     // file, so a refused upload can leave the old content as it was.
     if (existing && existing.size > req.offset && !(await storage.mayReplace(req.vpath))) {
       const w = await storage.openWrite(req.vpath);
-      return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start: req.offset, diskPath: w.diskPath, ident: w.ident, tempPath: null, fd: w.fd, inPlace: true };
+      return { vpath: req.vpath, handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start: req.offset, diskPath: w.diskPath, ident: w.ident, tempPath: null, fd: w.fd, inPlace: true };
     }
     if (existing && existing.size > req.offset) {
       const t = await storage.openTemp(req.vpath, req.offset);
       return {
+        vpath: req.vpath,
         handle: t.handle,
         sizeBefore: t.sizeBefore,
         existed: true,
@@ -90,7 +106,7 @@ async function openTarget(storage: StorageBackend, req: UploadRequest): Promise<
     if (!w.existed) await storage.removeOpened(w.diskPath, w.ident);
     throw new MyftpError("bad-offset", `${req.range ? "RANG start" : "REST offset"} ${start} is past the end of the file (${w.sizeBefore} bytes)`);
   }
-  return { handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start, diskPath: w.diskPath, ident: w.ident, tempPath: null, fd: w.fd };
+  return { vpath: req.vpath, handle: w.handle, sizeBefore: w.sizeBefore, existed: w.existed, start, diskPath: w.diskPath, ident: w.ident, tempPath: null, fd: w.fd };
 }
 
 /**
@@ -117,14 +133,67 @@ export async function upload(s: Session, req: UploadRequest, ledger: QuotaLedger
   // one live ledger of the user rather than in a dropped copy.
   s.server.quota.retain(ledger);
   try {
-    await uploadClaimed(s, req, ledger);
+    await uploadClaimed(s, req, ledger, () => openTarget(s.storage, req));
   } finally {
     ledger.releasePath(key);
     s.server.quota.release(ledger);
   }
 }
 
-async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger): Promise<void> {
+/**
+ * STOU: stores a new file under the first of `req.names` that no entry has. Each name is claimed as STOR claims its
+ * path (so the file is not deleted, renamed or written by another of the user's sessions while it is uploaded) and
+ * then created exclusively; a name another upload holds, or that exists, is passed over for the next. The exclusive
+ * create decides: a name that a process outside the server, or another user with the same home, made meanwhile is
+ * never opened. Then the upload runs as a STOR of a new file does.
+ */
+export async function uploadUnique(s: Session, req: UniqueRequest, ledger: QuotaLedger): Promise<void> {
+  const storage = s.storage;
+  let key: string | null = null;
+  const create = async (): Promise<Target> => {
+    for (const name of req.names) {
+      const k = await storage.claimKey(name.vpath);
+      if (!ledger.claimPath(k)) continue;
+      let w;
+      try {
+        w = await storage.createNew(name.vpath);
+      } catch (err) {
+        ledger.releasePath(k);
+        throw err;
+      }
+      if (!w) {
+        ledger.releasePath(k);
+        continue;
+      }
+      key = k;
+      return {
+        vpath: name.vpath,
+        shown: name.shown,
+        handle: w.handle,
+        sizeBefore: 0,
+        existed: false,
+        start: 0,
+        diskPath: w.diskPath,
+        ident: w.ident,
+        tempPath: null,
+        fd: w.fd,
+      };
+    }
+    throw req.exhausted();
+  };
+  s.server.quota.retain(ledger);
+  try {
+    await uploadClaimed(s, { mode: "stou", offset: 0, announced: req.announced }, ledger, create);
+  } finally {
+    if (key !== null) ledger.releasePath(key);
+    s.server.quota.release(ledger);
+  }
+}
+
+/** What uploadClaimed needs to know of the upload besides its target. */
+type UploadKind = Pick<UploadRequest, "offset" | "announced" | "range"> & { mode: UploadRequest["mode"] | "stou" };
+
+async function uploadClaimed(s: Session, req: UploadKind, ledger: QuotaLedger, open: () => Promise<Target>): Promise<void> {
   const storage = s.storage;
   // The stored figure is marked dirty before anything changes on disk (a REST inside a file copies the old prefix to
   // a temporary file first): a crash from here on has the next login count the home and put right what the upload
@@ -133,7 +202,7 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
   let t: Target;
   try {
     await ledger.flush();
-    t = await openTarget(storage, req);
+    t = await open();
   } catch (err) {
     ledger.endWrite();
     s.data.reset();
@@ -153,7 +222,7 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
       // The old bytes past the offset went with the cut and nothing brings them back: the file keeps what it holds
       // (the old prefix and what arrived, which a resume continues; never the old size filled with zeros), and the
       // ledger counts that.
-      const size = handleClosed ? (await storage.stat(req.vpath)).size : t.handle.sizeNow();
+      const size = handleClosed ? (await storage.stat(t.vpath)).size : t.handle.sizeNow();
       await closeHandle();
       ledger.release(accounted - size);
       accounted = size;
@@ -188,7 +257,7 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         // the old bytes before the offset (a REST inside the file) and what arrived, so the file ends where the data
         // did, as REST+STOR ends it when complete and as a resume expects when not.
         const finalSize = end;
-        await storage.commitTemp(t.tempPath, req.vpath);
+        await storage.commitTemp(t.tempPath, t.vpath);
         ledger.release(accounted - finalSize);
         accounted = finalSize;
       } else {
@@ -204,12 +273,15 @@ async function uploadClaimed(s: Session, req: UploadRequest, ledger: QuotaLedger
         accounted = finalSize;
       }
     };
+    // RFC 1123 §4.1.2.9: STOU's preliminary reply is exactly "150 FILE: <name>", the name it stores under.
+    const shown = t.shown;
     await runTransfer(
       s,
       {
-        verb: req.mode === "appe" ? "APPE" : "STOR",
-        path: req.vpath,
-        opening: `Opening ${s.type === "A" ? "ASCII" : "BINARY"} mode data connection for ${req.vpath}`,
+        verb: req.mode.toUpperCase(),
+        path: t.vpath,
+        opening: shown !== undefined ? `FILE: ${shown}` : `Opening ${s.type === "A" ? "ASCII" : "BINARY"} mode data connection for ${t.vpath}`,
+        ...(shown !== undefined ? { complete: (bytes: number) => `Transfer complete (${bytes} bytes); stored as ${shown}` } : {}),
         run: async (sock, progress) => {
           const beforeWrite = (end: number) => {
             if (req.range && end > req.range.end + 1) {

@@ -96,7 +96,7 @@ const hostileArg = fc.oneof(
 
 const verb = fc.constantFrom(
   "USER", "PASS", "QUIT", "PWD", "CWD", "CDUP", "MKD", "RMD", "DELE", "RNFR", "RNTO", "SIZE", "MDTM", "MFMT", "MLST",
-  "TYPE", "MODE", "STRU", "ALLO", "PASV", "EPSV", "PORT", "EPRT", "REST", "RETR", "STOR", "APPE", "LIST", "NLST",
+  "TYPE", "MODE", "STRU", "ALLO", "PASV", "EPSV", "PORT", "EPRT", "REST", "RETR", "STOR", "STOU", "APPE", "LIST", "NLST",
   "MLSD", "ABOR", "SYST", "FEAT", "OPTS", "NOOP", "HELP", "STAT", "SITE", "AVBL", "HASH", "RANG", "AUTH", "PBSZ",
   "PROT", "CCC", "XCWD", "XPWD", "ACCT", "REIN", "SMNT", "XYZZY", "",
 );
@@ -112,7 +112,7 @@ const commandLine = fc.oneof(
     arbitrary: fc
       .tuple(
         fc.constantFrom("PASV", "EPSV", "PORT", "EPRT"),
-        fc.constantFrom("RETR known.txt", "LIST", "NLST -la", "MLSD", "STOR up.bin", "APPE up.bin", "RETR missing", "ABOR", "STAT"),
+        fc.constantFrom("RETR known.txt", "LIST", "NLST -la", "MLSD", "STOR up.bin", "STOU up.bin", "STOU", "APPE up.bin", "RETR missing", "ABOR", "STAT"),
       )
       .map(([setup, transfer]) => {
         const line =

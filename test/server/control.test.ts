@@ -145,6 +145,8 @@ describe("before login", () => {
     ["REST", "0"],
     ["RETR", "x"],
     ["STOR", "x"],
+    ["STOU", ""],
+    ["STOU", "x"],
     ["APPE", "x"],
     ["ABOR", ""],
     ["HASH", "x"],

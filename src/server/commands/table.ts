@@ -69,6 +69,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
   // Transfers
   RETR: { handler: transfer.retr, arg: "required", transfer: true, help: "RETR <sp> path" },
   STOR: { handler: transfer.stor, arg: "required", transfer: true, help: "STOR <sp> path" },
+  // No FEAT line: RFC 2389 defines none for STOU, an RFC 959 command.
+  STOU: { handler: transfer.stou, transfer: true, help: "STOU [<sp> path] (store under a new, unique name)" },
   APPE: { handler: transfer.appe, arg: "required", transfer: true, help: "APPE <sp> path" },
   LIST: { handler: transfer.list, transfer: true, help: "LIST [<sp> path]" },
   NLST: { handler: transfer.nlst, transfer: true, help: "NLST [<sp> path]" },

@@ -1,5 +1,6 @@
-// Transfer commands: RETR, STOR, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
+// Transfer commands: RETR, STOR, STOU, APPE, LIST, NLST (RFC 959 §4.1.3), MLSD (RFC 3659 §7), ABOR (RFC 959 §4.1.3).
 
+import { randomBytes } from "node:crypto";
 import { MyftpError, toMyftpError } from "../../core/errors.js";
 import { currentAccessor, formatLsLine, formatMlsxLine, listingLines, MAY_SEARCH, MAY_WRITE, mayAccess, sortByName, stickyOf, type ListEntry, type StickyDir } from "../../protocol/listing.js";
 import { compileNamePattern } from "../../protocol/glob.js";
@@ -9,7 +10,7 @@ import type { Session } from "../session.js";
 import type { Socket } from "node:net";
 import { sendFile, sendText } from "../transfer-io.js";
 import { OFFLOAD_MIN_BYTES } from "../transfer-processes.js";
-import { upload } from "../upload.js";
+import { upload, uploadUnique } from "../upload.js";
 import { requireUser } from "./auth.js";
 import { takeRange } from "./hash.js";
 
@@ -83,6 +84,69 @@ export async function stor(s: Session, arg: string): Promise<void> {
   s.allocate = null;
   refuseAsciiOffset(s, offset, range);
   await upload(s, { vpath: s.vpath(arg), mode: "stor", offset, announced, range }, user.ledger);
+}
+
+/** STOU with a name tries it, then name.1 up to name.STOU_VARIANTS; without one, this many names of its own. */
+const STOU_VARIANTS = 99;
+
+/**
+ * The names a STOU tries, in order: `vpath` where the file goes, `shown` as the client is told it (the argument with
+ * the chosen last segment, so it names the file from the current directory exactly as the argument did).
+ */
+function* stouNames(s: Session, arg: string): Generator<{ vpath: string; shown: string }> {
+  if (arg.length === 0) {
+    // In the current directory, a name no one is likely to have chosen: a collision needs millions of such files, and
+    // the exclusive create still catches it.
+    for (let i = 0; i <= STOU_VARIANTS; i++) {
+      const name = `stou-${randomBytes(6).toString("hex")}`;
+      yield { vpath: s.vpath(name), shown: name };
+    }
+    return;
+  }
+  for (let i = 0; i <= STOU_VARIANTS; i++) {
+    const shown = i === 0 ? arg : `${arg}.${i}`;
+    yield { vpath: s.vpath(shown), shown };
+  }
+}
+
+/**
+ * STOU (RFC 959 §4.1.3): stores the upload as a new file, never replacing or extending one. With a name, under that
+ * name if no entry has it, else under the first free one of name.1 to name.99. The client's whole name stays a
+ * prefix (no guess at where an extension starts: "a.tar.gz" gives "a.tar.gz.1"), so the copies sort beside the
+ * original; the bound keeps one command's work small (each try is a few name lookups on the event loop), and a client
+ * storing one name a hundred times over is better served by STOU without a name. Without one, the server picks
+ * "stou-" and 12 random hex digits, in the current directory. The name goes in the 150 as RFC 1123 §4.1.2.9 has it,
+ * "150 FILE: name", unquoted like every name in a reply but 257's (RFC 959 Appendix II): it runs to the end of the line.
+ */
+export async function stou(s: Session, arg: string): Promise<void> {
+  const user = requireUser(s);
+  const range = takeRange(s);
+  const offset = takeRest(s);
+  const announced = s.allocate;
+  s.allocate = null;
+  try {
+    // A REST (or RANG) means the data that follows starts past the file's first byte, which a new file does not
+    // have: stored as the whole file, it would lack its start under a 226. Refused rather than ignored, and used up,
+    // so that a STOU sent again goes.
+    if (offset > 0 || range) {
+      throw new MyftpError("bad-sequence", "REST and RANG do not apply to STOU, which always stores a new file; send STOU again");
+    }
+    if (arg.length > 0) {
+      const base = arg.slice(arg.lastIndexOf("/") + 1);
+      // The variants are of a file name: "dir/", "." or ".." names no file (STOU alone picks a name).
+      if (base === "" || base === "." || base === "..") throw new MyftpError("bad-path", "STOU needs a file name, or none to have one chosen");
+      s.vpath(arg);
+    }
+  } catch (err) {
+    s.data.reset();
+    throw err;
+  }
+  const exhausted = () =>
+    new MyftpError(
+      "bad-path",
+      arg.length > 0 ? `No unique name left: ${arg} and ${arg}.1 to ${arg}.${STOU_VARIANTS} are taken` : "No unique name found; try again",
+    );
+  await uploadUnique(s, { names: stouNames(s, arg), announced, exhausted }, user.ledger);
 }
 
 export async function appe(s: Session, arg: string): Promise<void> {
