@@ -1,14 +1,16 @@
 // Python's standard ftplib against myftpd: every command of issue 2, over PASV, EPSV, PORT and EPRT. The session
 // itself is test/interop/py/ftplib_session.py; it reports what failed and what it downloaded.
-import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
 import { killRunning, sha256File } from "../helpers/util.js";
-import { makeFixtures, run } from "./fixtures.js";
+import { makeFixtures, run, sha256 } from "./fixtures.js";
 
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "py", "ftplib_session.py");
+const STOU_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "py", "ftplib_stou.py");
 
 const ISSUE_COMMANDS =
   "USER PASS QUIT SYST FEAT OPTS NOOP HELP STAT PWD CWD CDUP MKD RMD DELE RNFR RNTO LIST NLST MLSD MLST SIZE MDTM MFMT TYPE MODE STRU ALLO PASV EPSV PORT EPRT REST RETR STOR APPE ABOR XPWD XCWD XCUP XMKD XRMD".split(
@@ -64,6 +66,51 @@ describe.each(modes)("ftplib over %s", (verb, mode, big) => {
       expect(readFileSync(path.join(home, remote, "appended.bin"), "utf8")).toBe("abcdef");
       expect(await sha256File(path.join(home, remote, "resumed.bin"))).toBe(hashes.get("mib.bin"));
       expect(existsSync("/etc/myftp-ftplib-never")).toBe(false);
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+      rmSync(path.join(home, remote), { recursive: true, force: true });
+    }
+  });
+});
+
+describe("ftplib STOU", () => {
+  it("storbinary('STOU name') and storbinary('STOU'): the 150 names each file, which holds what was sent", async () => {
+    const remote = "py-stou";
+    mkdirSync(path.join(home, remote));
+    // A file of the name already there: STOU never touches it.
+    const old = randomBytes(777);
+    writeFileSync(path.join(home, remote, "up.bin"), old);
+    const sends: [string, Buffer][] = [
+      ["STOU free.bin", randomBytes(300_000)],
+      ["STOU up.bin", randomBytes(1000)],
+      ["STOU up.bin", Buffer.alloc(0)],
+      ["STOU", randomBytes(5000)],
+    ];
+    const src = path.join(local, "stou");
+    mkdirSync(src);
+    const files = sends.map(([command, data], i) => {
+      writeFileSync(path.join(src, `f${i}`), data);
+      return [command, path.join(src, `f${i}`)];
+    });
+    const cfg = { port: srv.port, user: "alice", password: "py-secret", remote, files };
+    try {
+      const r = await run("python3", [STOU_SCRIPT, JSON.stringify(cfg)], { timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as {
+        failures: string[];
+        stored: { command: string; prelim: string; final: string; name: string | null; fetched: string | null }[];
+      };
+      expect(out.failures).toEqual([]);
+      const names = out.stored.map((s) => s.name);
+      expect(names.slice(0, 3)).toEqual(["free.bin", "up.bin.1", "up.bin.2"]);
+      expect(names[3]).toMatch(/^stou-[0-9a-f]{12}$/);
+      out.stored.forEach((s, i) => {
+        const data = sends[i]![1];
+        expect(s.final, s.command).toBe(`226 Transfer complete (${data.length} bytes); stored as ${s.name}`);
+        expect(s.fetched, s.command).toBe(sha256(data));
+        expect(readFileSync(path.join(home, remote, s.name!)).equals(data), s.name!).toBe(true);
+      });
+      expect(readFileSync(path.join(home, remote, "up.bin")).equals(old)).toBe(true);
     } finally {
       rmSync(src, { recursive: true, force: true });
       rmSync(path.join(home, remote), { recursive: true, force: true });

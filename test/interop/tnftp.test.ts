@@ -1,6 +1,6 @@
 // tnftp (the NetBSD ftp client) against myftpd, driven by a command script: login, ls/dir, mkdir/cd, put/get of a
 // file of a few MiB, a 0-byte file and odd names, reget (resume), mput/mget with globs, rename/delete/rmdir, passive
-// (EPSV, PASV) and active (EPRT, PORT) data connections, SITE QUOTA, and an upload past the quota.
+// (EPSV, PASV) and active (EPRT, PORT) data connections, SITE QUOTA, an upload past the quota, and sunique (STOU).
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
@@ -129,6 +129,27 @@ describe.skipIf(!hasCommand("tnftp"))("tnftp", () => {
     expect(r.stdout).toMatch(/ up\.bin$/m);
     expect(await sha256File(path.join(home, `m-${verb}`, "up.bin"))).toBe(hashes.get("big.bin"));
     expect(await sha256File(path.join(d, "back.bin"))).toBe(hashes.get("big.bin"));
+  });
+
+  it("sunique puts with STOU: a free name is kept, a taken one gets name.1, name.2, and no file is overwritten", async () => {
+    const d = dir("sunique");
+    const datas = [randomBytes(100_000), randomBytes(70_000), randomBytes(5)];
+    const subs = ["one", "two", "three"];
+    subs.forEach((sub, i) => {
+      mkdirSync(path.join(d, sub));
+      writeFileSync(path.join(d, sub, "data.bin"), datas[i]!);
+    });
+    const r = await tnftp(["mkdir uniq", "cd uniq", "sunique", ...subs.flatMap((sub) => [`lcd ${sub}`, "put data.bin", "lcd .."]), "ls"], d);
+    expect(r.stdout).toMatch(/^Store unique on\.?$/m);
+    expect(r.stdout).not.toMatch(/^5\d\d /m);
+    // RFC 1123 §4.1.2.9: the 150 names the file stored.
+    const named = r.stdout.split("\n").filter((l) => l.startsWith("150 FILE"));
+    expect(named, r.stdout).toEqual(["150 FILE: data.bin", "150 FILE: data.bin.1", "150 FILE: data.bin.2"]);
+    expect(r.stdout).toMatch(/^226 Transfer complete \(100000 bytes\); stored as data\.bin$/m);
+    expect(readdirSync(path.join(home, "uniq")).sort()).toEqual(["data.bin", "data.bin.1", "data.bin.2"]);
+    for (const [name, data] of [["data.bin", datas[0]!], ["data.bin.1", datas[1]!], ["data.bin.2", datas[2]!]] as const) {
+      expect(readFileSync(path.join(home, "uniq", name)).equals(data), name).toBe(true);
+    }
   });
 
   it("quote SITE QUOTA shows the exact usage; a put past the quota gets 552 and changes nothing", async () => {
