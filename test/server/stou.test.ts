@@ -200,12 +200,22 @@ describe("STOU: the names", () => {
     }
     expect(readdirSync(dir)).toEqual(["sub"]);
     expect(readdirSync(path.join(dir, "sub"))).toEqual([]);
+    await c.epsvPort();
+    expect((await c.cmd("STOU sub/")).all).toBe("553 STOU needs a file name, or none to have one chosen");
+    expect((await c.cmd("STOU x")).all).toBe("425 Use PORT, EPRT, PASV or EPSV first");
   });
 
   it("a missing directory in the argument: 550, as for STOR", async () => {
     const { c, dir } = await inDir();
     const r = await c.store("STOU nowhere/x", "x");
     expect(r.prelim.code).toBe(550);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("a name longer than a file name may be: 553, nothing created", async () => {
+    const { c, dir } = await inDir();
+    const r = await c.store(`STOU ${"n".repeat(256)}`, "x");
+    expect(r.prelim.all).toBe("553 Invalid path");
     expect(readdirSync(dir)).toEqual([]);
   });
 
@@ -352,8 +362,12 @@ describe("STOU: quota and transfers cut off", () => {
     return { sock, name };
   }
 
-  it("ABOR: 426 then 226; the partial file stays, counted exactly, and a REST+STOR of the announced name resumes it", async () => {
-    const s = await start(MiB);
+  // With a quota far from full, a transfer process is granted room ahead of what it writes: the surplus goes back.
+  it.each([
+    ["1 MiB", MiB],
+    ["1 GiB", 1024 * MiB],
+  ])("ABOR (quota %s): 426 then 226; the partial file stays, counted exactly, and REST+STOR of the announced name resumes it", async (_, quota) => {
+    const s = await start(quota);
     const c = await login(s);
     const { sock, name } = await partial(s, c, "", 256 * KiB);
     c.send("ABOR");
@@ -369,8 +383,11 @@ describe("STOU: quota and transfers cut off", () => {
     expect(await settledUsage(s, c)).toBe(used + 100 * KiB);
   });
 
-  it("a broken data connection: 426; the partial file stays, counted exactly", async () => {
-    const s = await start(MiB);
+  it.each([
+    ["1 MiB", MiB],
+    ["1 GiB", 1024 * MiB],
+  ])("a broken data connection (quota %s): 426; the partial file stays, counted exactly", async (_, quota) => {
+    const s = await start(quota);
     const c = await login(s);
     const { sock, name } = await partial(s, c, "broken.bin", 128 * KiB);
     expect(name).toBe("broken.bin");
@@ -385,9 +402,11 @@ describe("STOU: quota and transfers cut off", () => {
     const s = await start(MiB);
     const c = await login(s);
     const { sock, name } = await partial(s, c, "gone.bin", 300 * KiB);
+    // The control connection goes first and the session ends, cutting the transfer; only then the data connection
+    // (closed first, its end would complete the upload).
     c.sock.destroy();
-    sock.destroy();
     await until(() => s.server.sessionCount === 0, 5000, "session closed");
+    sock.destroy();
     const c2 = await login(s);
     const used = await settledUsage(s, c2);
     expect(used).toBe(statSync(path.join(s.homeOf("alice"), name)).size);
@@ -400,8 +419,10 @@ describe("STOU: quota and transfers cut off", () => {
     const home = s.homeOf("alice");
     await c.expect("REST 100", 350);
     const r = await c.store("STOU r.bin", "whole file");
-    expect(r.prelim.code).toBe(503);
+    expect(r.prelim.all).toBe("503 REST and RANG do not apply to STOU, which always stores a new file; send STOU again");
     expect(readdirSync(home)).toEqual([]);
+    // The refusal drops the data set-up, as every refused transfer does.
+    expect((await c.cmd("STOU r.bin")).all).toBe("425 Use PORT, EPRT, PASV or EPSV first");
     const again = await c.store("STOU r.bin", "whole file");
     expect(fileName(again.prelim)).toBe("r.bin");
     expect(again.final.code).toBe(226);
@@ -488,8 +509,8 @@ describe("STOU and the command table", () => {
 
   it("without PASV, EPSV, PORT or EPRT: 425, and nothing is created", async () => {
     const c = await login(srv);
-    expect((await c.cmd("STOU")).code).toBe(425);
-    expect((await c.cmd("STOU x")).code).toBe(425);
+    expect((await c.cmd("STOU")).all).toBe("425 Use PORT, EPRT, PASV or EPSV first");
+    expect((await c.cmd("STOU x")).all).toBe("425 Use PORT, EPRT, PASV or EPSV first");
     expect(readdirSync(srv.homeOf("alice"))).toEqual([]);
   });
 
