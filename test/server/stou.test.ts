@@ -434,7 +434,10 @@ describe("STOU: quota and transfers cut off", () => {
     expect(fileName(third.prelim)).toBe("r.bin.1");
     expect(readdirSync(home).sort()).toEqual(["r.bin", "r.bin.1"]);
     expect(readFileSync(path.join(home, "r.bin"), "utf8")).toBe("whole file");
-    expect(await settledUsage(s, c)).toBe("whole file".length + "third".length);
+    // REST 0 starts at the first byte: nothing to refuse.
+    await c.expect("REST 0", 350);
+    expect(fileName((await c.store("STOU r.bin", "fourth")).prelim)).toBe("r.bin.2");
+    expect(await settledUsage(s, c)).toBe("whole file".length + "third".length + "fourth".length);
   });
 });
 

@@ -127,7 +127,7 @@ export async function stou(s: Session, arg: string): Promise<void> {
   try {
     // A REST (or RANG) means the data that follows starts past the file's first byte, which a new file does not
     // have: stored as the whole file, it would lack its start under a 226. Refused rather than ignored, and used up,
-    // so that a STOU sent again goes.
+    // so that a STOU sent again goes. (REST 0 starts at the first byte: nothing to refuse.)
     if (offset > 0 || range) {
       throw new MyftpError("bad-sequence", "REST and RANG do not apply to STOU, which always stores a new file; send STOU again");
     }
