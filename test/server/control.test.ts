@@ -217,6 +217,13 @@ describe("bad sequences and unknown commands", () => {
     expect((await c.cmd("NOOP")).code).toBe(200);
   });
 
+  it("answers SITE with no subcommand after it (a second space) with 501, not as an unknown subcommand", async () => {
+    const c = await loggedIn();
+    const r = await c.cmd("SITE  CHMOD 644 x");
+    expect(r.code, r.all).toBe(501);
+    expect(r.text).toMatch(/SITE HELP/);
+  });
+
   it("answers a missing required argument with 501", async () => {
     const c = await loggedIn();
     for (const verb of ["CWD", "MKD", "RMD", "DELE", "RNFR", "RETR", "STOR", "APPE", "SIZE", "MDTM", "TYPE", "REST", "PORT", "EPRT"]) {

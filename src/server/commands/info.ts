@@ -135,6 +135,10 @@ export async function site(s: Session, arg: string): Promise<void> {
       s.reply(200, `Quota for ${name}: ${quotaText(ledger.used, ledger.limit)}`);
       return;
     }
+    case "":
+      // "SITE  CHMOD ..." (a second space): no subcommand where one must come, a syntax error rather than an unknown one.
+      s.reply(501, "Syntax error: SITE <sp> subcommand (SITE HELP lists them)");
+      return;
     default:
       s.reply(502, `SITE ${sub} not implemented`);
   }
