@@ -244,8 +244,11 @@ export class Myftpd {
     }
     // Extra serve flags for experiments, e.g. MYFTP_BENCH_ARGS="--transfer-processes 0".
     args.push(...(process.env.MYFTP_BENCH_ARGS ?? "").split(/\s+/).filter(Boolean));
-    // Extra node options for experiments, e.g. MYFTP_BENCH_NODE_ARGS="--no-memory-reducer".
-    const nodeArgs = (process.env.MYFTP_BENCH_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+    // The node options the myftpd bin starts node with (its second line, run by the shell): the bench starts node
+    // itself, the one it runs on, so it passes them too and measures the server as the bin runs it.
+    const nodeArgs = binNodeOptions(this.entry);
+    // Extra node options for experiments, e.g. MYFTP_BENCH_NODE_ARGS="--max-semi-space-size=64".
+    nodeArgs.push(...(process.env.MYFTP_BENCH_NODE_ARGS ?? "").split(/\s+/).filter(Boolean));
     // S5 restarts myftpd with the inspector on a random loopback port, to collect garbage before it measures.
     if (this.ctx.inspect) nodeArgs.push("--inspect=127.0.0.1:0");
     if (this.ctx.profileDir) {
@@ -383,3 +386,9 @@ export class PureFtpd {
 }
 
 export const SERVER_CLASSES = [Myftpd, Vsftpd, Pyftpdlib, PureFtpd];
+
+/** The options in the myftpd bin's `exec node OPTIONS "$0" "$@"` line (none if it has no such line). */
+export function binNodeOptions(entry) {
+  const m = /^\/\/\S*\s+true;\s*exec node((?:\s+--[\w-]+(?:=\S+)?)*)\s+"\$0"/m.exec(readFileSync(entry, "utf8").split("\n").slice(0, 3).join("\n"));
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}

@@ -495,6 +495,40 @@ describe("usage that cannot be saved", () => {
   });
 });
 
+describe("the myftpd bin", () => {
+  it("starts node with the memory reducer off, run through a link as npm makes one, with its arguments as given", async () => {
+    const dir = newDir();
+    // Spaces in the link's path and in an argument: the shell line must pass both on whole.
+    mkdirSync(path.join(dir, "bin dir"));
+    const link = path.join(dir, "bin dir", "myftpd");
+    symlinkSync(MYFTPD_BIN, link);
+    const version = spawnSync(link, ["--version"], { encoding: "utf8", timeout: 15_000 });
+    expect(version.status, version.stderr).toBe(0);
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")).version);
+
+    const data = path.join(dir, "data dir");
+    const child = spawn(link, ["serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let err = "";
+    child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+    child.stdout!.resume();
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      await until(() => /myftpd listening on ftp:\/\//.test(err), 15_000, `bin serve listening:\n${err}`);
+      // The shell replaced itself with node: the process started is the server, with the option and the arguments.
+      const argv = readFileSync(`/proc/${child.pid}/cmdline`, "utf8").split("\0");
+      expect(argv).toContain("--no-memory-reducer");
+      expect(argv.slice(argv.indexOf("serve"))).toEqual(["serve", "--data", data, "--host", "127.0.0.1", "--port", "0", "--log-level", "silent", ""]);
+      expect(Number(readFileSync(path.join(data, "myftpd.pid"), "utf8"))).toBe(child.pid);
+      child.kill("SIGTERM");
+      expect(await withTimeout(exited, 10_000, "the server did not exit on SIGTERM")).toBe(0);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
 describe("npm start", () => {
   it("SIGTERM to npm reaches the server, which exits and leaves no process behind", async () => {
     // In a copy of the package, so the build npm start runs does not rewrite the dist/ other tests are using.
@@ -516,6 +550,8 @@ describe("npm start", () => {
       await until(() => /myftpd listening on ftp:\/\//.test(out), 30_000, `npm start listening:\n${out}`);
       serverPid = Number(readFileSync(path.join(data, "myftpd.pid"), "utf8"));
       expect(serverPid).toBeGreaterThan(0);
+      // Started as the bin starts it.
+      expect(readFileSync(`/proc/${serverPid}/cmdline`, "utf8").split("\0")).toContain("--no-memory-reducer");
       npm.kill("SIGTERM");
       await withTimeout(exited, 10_000, "npm did not exit");
       const alive = () => {
