@@ -6,9 +6,9 @@
 // with V8's memory reducer off; to JavaScript that line is a comment. Node takes that option only on its command
 // line (set from inside the running process it changes nothing), and a `#!/usr/bin/env node` line cannot pass it
 // everywhere. The reducer, some seconds after a busy spell, collects the heap down and drops the compiled code of
-// the objects it collects, so the next burst of sessions runs slow code and collects often until both are back: 0.37
-// to 0.42 ms of CPU per small file in the first burst after a quiet spell, against 0.20 to 0.24 with it off (README,
-// Performance). `node dist/cli/myftpd.js` still runs it with node's defaults.
+// the objects it collects, so the next burst of sessions runs slow code and collects often until both are back: in
+// the bench, 0.34 to 0.42 ms of CPU per small file in the first burst after such a pause (seven of nine runs), and at
+// most 0.27 with it off (README, Performance). `node dist/cli/myftpd.js` still runs it with node's defaults.
 
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
