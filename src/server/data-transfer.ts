@@ -7,7 +7,7 @@ import type { Duplex } from "node:stream";
 import { errorReply } from "../core/errors.js";
 import type { Session } from "./session.js";
 import { DataConnectionError } from "./data-channel.js";
-import { ConnectionBroken, stepFor, TransferAborted, type Progress } from "./transfer-io.js";
+import { closeAfterPeer, ConnectionBroken, stepFor, TransferAborted, type Progress } from "./transfer-io.js";
 
 export interface TransferPlan {
   verb: string;
@@ -75,6 +75,8 @@ export async function runTransfer(
   let watchdog: NodeJS.Timeout | null = null;
   let result: TransferResult;
   let sock: Duplex | null = null;
+  // An upload the server refused (its reply said why): the data connection is closed after the client's side.
+  let refused = false;
   try {
     let raw;
     try {
@@ -111,17 +113,28 @@ export async function runTransfer(
       s.reply(226, plan.complete ? plan.complete(result.bytes) : `Transfer complete (${result.bytes} bytes)`);
     } else {
       await finishFailure(s, plan, result, t.abortedByClient, onFailure, t.stalled);
+      // Only for a copy on this loop: a transfer process keeps its own descriptor of a connection handed to it, and
+      // lingers itself once this copy is closed (transfer-child.ts).
+      refused = onLoop && UPLOADS.has(plan.verb) && !t.abortedByClient && !t.stalled && !s.isClosed && !endedByConnection(result.error);
     }
     logTransfer(s, plan, t.startedAt, t.bytes, result);
     return result;
   } finally {
     if (watchdog) clearInterval(watchdog);
-    sock?.destroy();
+    if (sock && refused) closeAfterPeer(sock);
+    else sock?.destroy();
     s.data.reset();
     if (onLoop) s.server.transfersRunning--;
     if (s.transfer === t) s.transfer = null;
     release();
   }
+}
+
+const UPLOADS = new Set(["STOR", "APPE", "STOU"]);
+
+/** The transfer ended by the data connection itself (ABOR, a cut or reset, no connection): nothing to linger for. */
+function endedByConnection(e: unknown): boolean {
+  return e instanceof TransferAborted || e instanceof ConnectionBroken || e instanceof DataConnectionError;
 }
 
 async function finishFailure(

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import type { Socket } from "node:net";
 import { OpenFile } from "../storage/local.js";
-import { ConnectionBroken, receiveFile, sendFile, TransferAborted, type Progress } from "./transfer-io.js";
+import { closeAfterPeer, ConnectionBroken, receiveFile, sendFile, TransferAborted, type Progress } from "./transfer-io.js";
 import type { FailureKind, FromChild, SharedFile, ToChild } from "./transfer-protocol.js";
 
 /** How often moved bytes are reported (the server's idle and stall timers only need to see movement). */
@@ -30,7 +30,7 @@ const opened = new Map<number, OpenFile>();
  * Data connections of failed transfers, kept open until the server has sent its final reply: closing one with data
  * unread resets it, and a client that sees the reset before the reply (552, say) reports the wrong failure.
  */
-const lingering = new Map<number, Socket>();
+const lingering = new Map<number, { sock: Socket; refusedUpload: boolean }>();
 /** A failed transfer's connection is closed after this even if the server never says so. */
 const LINGER_MS = 10_000;
 
@@ -87,7 +87,13 @@ function flush(id: number, r: Running): void {
   r.pending = 0;
 }
 
-function finish(id: number, r: Running, sock: Socket, result: { ok: true; bytes: number } | { ok: false; error: unknown; bytes: number }): void {
+function finish(
+  id: number,
+  r: Running,
+  sock: Socket,
+  result: { ok: true; bytes: number } | { ok: false; error: unknown; bytes: number },
+  receiving = false,
+): void {
   clearInterval(r.timer);
   flush(id, r);
   running.delete(id);
@@ -96,14 +102,14 @@ function finish(id: number, r: Running, sock: Socket, result: { ok: true; bytes:
     post({ type: "done", id, ok: true, bytes: result.bytes });
     return;
   }
-  sock.pause();
-  lingering.set(id, sock);
-  setTimeout(() => release(id), LINGER_MS).unref();
   const e = result.error;
   let kind: FailureKind = "io";
   if (e instanceof TransferAborted) kind = "aborted";
   else if (e instanceof ConnectionBroken) kind = "broken";
   else if (e instanceof Denied) kind = "denied";
+  sock.pause();
+  lingering.set(id, { sock, refusedUpload: receiving && (kind === "denied" || kind === "io") });
+  setTimeout(() => release(id), LINGER_MS).unref();
   post({
     type: "done",
     id,
@@ -160,17 +166,20 @@ async function runRecv(m: Extract<ToChild, { op: "recv" }>, file: OpenFile, sock
       false,
       progress,
     );
-    finish(m.id, r, sock, { ok: true, bytes: written });
+    finish(m.id, r, sock, { ok: true, bytes: written }, true);
   } catch (error) {
-    finish(m.id, r, sock, { ok: false, error, bytes: (error as { written?: number }).written ?? 0 });
+    finish(m.id, r, sock, { ok: false, error, bytes: (error as { written?: number }).written ?? 0 }, true);
   } finally {
     await file.close().catch(() => undefined);
   }
 }
 
 function release(id: number): void {
-  lingering.get(id)?.destroy();
+  const l = lingering.get(id);
   lingering.delete(id);
+  // A refused upload's connection closes after the client's side (see closeAfterPeer); any other at once.
+  if (l?.refusedUpload) closeAfterPeer(l.sock);
+  else l?.sock.destroy();
   const file = opened.get(id);
   opened.delete(id);
   void file?.close().catch(() => undefined);

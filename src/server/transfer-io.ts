@@ -142,6 +142,19 @@ export function finish(sock: Duplex, closing?: () => void): Promise<void> {
 }
 
 /** Resolves once the peer has ended its side of the socket (or it closed or failed), or after `ms`. */
+/** How long a refused upload's data connection stays open after the reply, for the client to close it first. */
+export const REFUSED_UPLOAD_LINGER_MS = 2000;
+
+/**
+ * Closes the data connection of an upload the server refused (quota, disk) once the client has closed its side, or
+ * after REFUSED_UPLOAD_LINGER_MS, reading and dropping what it still sends meanwhile. Closed at once with data
+ * unread, the connection would be reset, and a client still writing (Python's ftplib with a file larger than the
+ * socket buffers) reports that reset instead of the 552 it has not read yet.
+ */
+export function closeAfterPeer(sock: Duplex): void {
+  void peerClosed(sock, REFUSED_UPLOAD_LINGER_MS).then(() => sock.destroy());
+}
+
 function peerClosed(sock: Duplex, ms: number): Promise<void> {
   if (sock.readableEnded || sock.destroyed) return Promise.resolve();
   return new Promise((resolve) => {

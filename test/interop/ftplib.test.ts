@@ -118,6 +118,38 @@ describe("ftplib STOU", () => {
   });
 });
 
+describe("ftplib and a refused upload larger than the socket buffers", () => {
+  // ftplib sends the whole file before it reads the reply: a data connection closed with its data unread would be
+  // reset under it, and it would report the reset, not the 552.
+  const script = [
+    "import ftplib, io, json, sys",
+    "c = json.loads(sys.argv[1]); out = []",
+    "for i in range(3):",
+    "    f = ftplib.FTP(); f.connect('127.0.0.1', c['port']); f.login('bob', 'pw')",
+    "    try:",
+    "        f.storbinary('STOR big%d.bin' % i, io.BytesIO(b'x' * (64 << 20))); out.append('stored')",
+    "    except Exception as e:",
+    "        out.append(type(e).__name__ + ': ' + str(e))",
+    "    f.close()",
+    "print(json.dumps(out))",
+  ].join("\n");
+  it.each([
+    ["in the server process", 0],
+    ["in a transfer process", 1],
+  ])("is reported with its 552 (copied %s)", async (_where, transferProcesses) => {
+    const s = await startServer([{ name: "bob", password: "pw", quota: 1024 * 1024 }], { transferProcesses });
+    try {
+      const r = await run("python3", ["-c", script, JSON.stringify({ port: s.port })], { timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as string[];
+      expect(out).toHaveLength(3);
+      for (const o of out) expect(o).toMatch(/^error_perm: 552 /);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe("ftplib coverage", () => {
   it("sent every command issue 2 lists", () => {
     expect(ISSUE_COMMANDS.filter((v) => !sentAll.has(v))).toEqual([]);
