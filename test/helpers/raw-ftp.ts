@@ -3,7 +3,9 @@
 // AUTH TLS upgrades the control socket, implicit TLS speaks it from the first byte, and PROT P data connections are
 // secured by hand, offering the control connection's TLS session or not. Every wait has a timeout.
 
+import { mkdirSync } from "node:fs";
 import * as net from "node:net";
+import * as path from "node:path";
 import * as tls from "node:tls";
 import { withTimeout } from "./util.js";
 
@@ -527,4 +529,16 @@ export function writeAll(sock: net.Socket, data: Buffer | string, timeoutMs = TR
     timeoutMs,
     "data write did not finish",
   );
+}
+
+/**
+ * A new directory `name` in `home`, and a session from `login` whose working directory it is: a test of its own
+ * directory on a server the tests of a file share.
+ */
+export async function sessionInNewDir(login: () => Promise<RawFtp>, home: string, name: string): Promise<{ c: RawFtp; dir: string; vdir: string }> {
+  const dir = path.join(home, name);
+  mkdirSync(dir);
+  const c = await login();
+  await c.expect(`CWD /${name}`, 250);
+  return { c, dir, vdir: `/${name}` };
 }

@@ -5,7 +5,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { RawFtp, type Reply } from "../helpers/raw-ftp.js";
+import { RawFtp, type Reply, sessionInNewDir } from "../helpers/raw-ftp.js";
 
 let srv: RunningServer;
 let home: string;
@@ -30,13 +30,8 @@ async function login(): Promise<RawFtp> {
 
 /** A fresh directory in the home for one test; the session starts in it. */
 let dirCount = 0;
-async function inDir(): Promise<{ c: RawFtp; dir: string; vdir: string }> {
-  const name = `t${dirCount++}`;
-  const dir = path.join(home, name);
-  mkdirSync(dir);
-  const c = await login();
-  expect((await c.cmd(`CWD /${name}`)).code).toBe(250);
-  return { c, dir, vdir: `/${name}` };
+function inDir(): Promise<{ c: RawFtp; dir: string; vdir: string }> {
+  return sessionInNewDir(login, home, `t${dirCount++}`);
 }
 
 function body(r: Reply): string[] {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
-import { RawFtp } from "../helpers/raw-ftp.js";
+import { RawFtp, sessionInNewDir } from "../helpers/raw-ftp.js";
 import { until } from "../helpers/util.js";
 import { captureLog, type CapturedLog } from "../security/log-capture.js";
 
@@ -41,13 +41,8 @@ async function login(): Promise<RawFtp> {
 
 /** A fresh directory in the home for one test, the session's working directory. */
 let dirCount = 0;
-async function inDir(): Promise<{ c: RawFtp; dir: string; vdir: string }> {
-  const name = `t${dirCount++}`;
-  const dir = path.join(home, name);
-  mkdirSync(dir);
-  const c = await login();
-  await c.expect(`CWD /${name}`, 250);
-  return { c, dir, vdir: `/${name}` };
+function inDir(): Promise<{ c: RawFtp; dir: string; vdir: string }> {
+  return sessionInNewDir(login, home, `t${dirCount++}`);
 }
 
 /** A file with mode 0644 (whatever the umask). */

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
-import { portRefused, RawFtp, type Reply } from "../helpers/raw-ftp.js";
+import { portRefused, RawFtp, type Reply, sessionInNewDir } from "../helpers/raw-ftp.js";
 import { diskBytes, until } from "../helpers/util.js";
 
 const KiB = 1024;
@@ -83,11 +83,7 @@ describe("STOU: the names", () => {
   /** A fresh directory in the home, made the session's working directory. */
   async function inDir(): Promise<{ c: RawFtp; dir: string; name: string }> {
     const name = `d${n++}`;
-    const dir = path.join(home, name);
-    mkdirSync(dir);
-    const c = await login(srv);
-    await c.expect(`CWD /${name}`, 250);
-    return { c, dir, name };
+    return { ...(await sessionInNewDir(() => login(srv), home, name)), name };
   }
 
   it("without an argument: a new name in the current directory, given in the 150 and the 226, holding the bytes", async () => {
