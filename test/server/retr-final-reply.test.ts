@@ -8,22 +8,12 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach } from "../helpers/cleanup.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 
-let servers: RunningServer[] = [];
-let clients: RawFtp[] = [];
-let sockets: net.Socket[] = [];
-
-afterEach(async () => {
-  for (const d of sockets) d.destroy();
-  sockets = [];
-  for (const c of clients) c.sock.destroy();
-  clients = [];
-  for (const s of servers) await s.close();
-  servers = [];
-});
+const { servers, clients, sockets } = closedAfterEach();
 
 async function setUp(files: Record<string, Buffer>, transferProcesses = 0): Promise<RawFtp> {
   const s = await startServer([{ name: "alice", password: "pw", quota: null }], { transferProcesses });
