@@ -107,29 +107,7 @@ class Client extends SoakClient {
       d.destroy();
       return;
     }
-    if (kind === "STOR") {
-      const part = Buffer.alloc(this.int(1, 128) * KiB, this.index);
-      await withTimeout(
-        new Promise<void>((resolve) => {
-          d.write(part, () => resolve());
-          d.once("error", () => resolve());
-        }),
-        READ_MS,
-        "partial upload write",
-      );
-    } else {
-      await withTimeout(
-        new Promise<void>((resolve) => {
-          d.once("data", () => resolve());
-          d.once("end", () => resolve());
-          d.once("close", () => resolve());
-        }),
-        READ_MS,
-        "first bytes of a download",
-      );
-      if (how === "abor") d.resume();
-    }
-    this.soak.note(this.who, `(cut ${how})`);
+    await this.moveSome(kind, d, how, () => Buffer.alloc(this.int(1, 128) * KiB, this.index));
     if (how === "control") {
       d.destroy();
       this.c!.sock.destroy();

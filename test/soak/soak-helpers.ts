@@ -377,6 +377,36 @@ export abstract class SoakClient {
     this.soak.checkDisk(this.who, this.user.name, this.user.quota);
   }
 
+  /**
+   * Moves the first part of a transfer that is then cut `how`: `part()` written for STOR, the first bytes (or the
+   * end) read for RETR; a download that ABOR is to stop is left flowing.
+   */
+  protected async moveSome(kind: "STOR" | "RETR", d: net.Socket, how: string, part: () => Buffer): Promise<void> {
+    if (kind === "STOR") {
+      const bytes = part();
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          d.write(bytes, () => resolve());
+          d.once("error", () => resolve());
+        }),
+        READ_MS,
+        "partial upload write",
+      );
+    } else {
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          d.once("data", () => resolve());
+          d.once("end", () => resolve());
+          d.once("close", () => resolve());
+        }),
+        READ_MS,
+        "first bytes of a download",
+      );
+      if (how === "abor") d.resume();
+    }
+    this.soak.note(this.who, `(cut ${how})`);
+  }
+
   /** ABOR then NOOP during a `kind` transfer: every reply before NOOP's 200 must belong to the transfer or to ABOR. */
   protected async abortWithNoop(kind: "STOR" | "RETR"): Promise<void> {
     // Mostly in one write, so that NOOP arrives while ABOR is still stopping the transfer.

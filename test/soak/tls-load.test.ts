@@ -240,29 +240,7 @@ class Client extends SoakClient {
       await this.readOneOf(`${kind} whose data TLS handshake failed (${(err as Error).message})`, [226, 425, 426], kind);
       return;
     }
-    if (kind === "STOR") {
-      const part = this.content(this.int(1, 128) * KiB);
-      await withTimeout(
-        new Promise<void>((resolve) => {
-          d.write(part, () => resolve());
-          d.once("error", () => resolve());
-        }),
-        READ_MS,
-        "partial upload write",
-      );
-    } else {
-      await withTimeout(
-        new Promise<void>((resolve) => {
-          d.once("data", () => resolve());
-          d.once("end", () => resolve());
-          d.once("close", () => resolve());
-        }),
-        READ_MS,
-        "first bytes of a download",
-      );
-      if (how === "abor") d.resume();
-    }
-    this.soak.note(this.who, `(cut ${how})`);
+    await this.moveSome(kind, d, how, () => this.content(this.int(1, 128) * KiB));
     if (how === "control") {
       if (kind === "STOR" && name === this.own) this.ownDirty = true;
       d.destroy();
