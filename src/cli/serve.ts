@@ -8,6 +8,7 @@ import { FtpServer } from "../server/server.js";
 import { hashPassword } from "../users/password.js";
 import type { SqliteUserStore } from "../users/sqlite-store.js";
 import { keyTooOpen, loadTls } from "./cert.js";
+import { descriptorShortfall, openFilesLimit } from "./fd-limit.js";
 import { lockDataDir } from "./pid-lock.js";
 import { ConfigError, type ServeSettings } from "./settings.js";
 import { makeDirsSync } from "../core/dirs.js";
@@ -88,6 +89,8 @@ export async function serve(settings: ServeSettings): Promise<void> {
     onWait: (pid) => process.stderr.write(`myftpd: waiting for myftpd user rescan (PID ${pid}) to finish with the data directory\n`),
   });
   const log = pino({ level: settings.logLevel, base: { service: "myftpd" } }, logDestination());
+  const fdShortfall = descriptorShortfall(settings, openFilesLimit());
+  if (fdShortfall) log.warn({ event: "fd-limit" }, fdShortfall);
   if (tls && keyTooOpen(tls.key)) log.warn({ event: "tls-key-mode", file: tls.key }, "TLS key file is readable by others; chmod 600 it");
   const storeIsNew = !existsSync(storePath(settings.data));
   const store = openStore(settings.data, "create", (message) => log.warn({ event: "store-mode" }, message));
@@ -186,6 +189,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
     say(`FTPS: AUTH TLS with ${tls.cert}${rules.length > 0 ? ` (${rules.join("; ")})` : ""}`);
   }
   if (server.implicitTlsPort !== null) say(`implicit FTPS on ftps://${host}:${server.implicitTlsPort}/`);
+  if (fdShortfall) say(`warning: ${fdShortfall}`);
   if (!demoPassword && (await store.count()) === 0) say(`no users: nobody can log in; add one with: myftpd user add NAME --data ${settings.data}`);
   if (demoPassword) {
     const how = settings.requireTls ? " (TLS required: use explicit FTPS, e.g. curl --ssl-reqd)" : "";
