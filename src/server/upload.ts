@@ -38,12 +38,18 @@ export interface UploadRequest {
 
 /** STOU: the names to try in turn, and what to say when every one is taken. */
 export interface UniqueRequest {
-  /** `vpath` is where the file goes; `shown` is the name as the client is told it (see stou in commands/transfer.ts). */
-  names: Iterable<{ vpath: string; shown: string }>;
+  /**
+   * `vpath` is where the file goes; `shown` is the name as the client is told it (see stou in commands/transfer.ts);
+   * `variant` is its place among the names tried after the first (1 for the first variant).
+   */
+  names: Iterable<{ vpath: string; shown: string; variant: number }>;
   /** Size announced by ALLO, if any. */
   announced: number | null;
-  /** The error for a STOU whose every name was taken. */
-  exhausted: () => MyftpError;
+  /**
+   * The error for a STOU whose every name was taken; `tooLong` is the variant whose name was too long for the file
+   * system (the ones after it are longer still), when that ended the search.
+   */
+  exhausted: (tooLong?: number) => MyftpError;
 }
 
 interface Target {
@@ -159,6 +165,9 @@ export async function uploadUnique(s: Session, req: UniqueRequest, ledger: Quota
         w = await storage.createNew(name.vpath);
       } catch (err) {
         ledger.releasePath(k);
+        // A variant too long to be a file name (the name itself fitted, or creating it would have failed alike): the
+        // names left are longer still, so none is free.
+        if (name.variant > 0 && (err as NodeJS.ErrnoException).code === "ENAMETOOLONG") throw req.exhausted(name.variant);
         throw err;
       }
       if (!w) {

@@ -187,6 +187,27 @@ describe("STOU: the names", () => {
     for (let i = 1; i <= 99; i++) if (i !== 57) expect(readFileSync(path.join(dir, `many.${i}`), "utf8")).toBe(String(i));
   });
 
+  it("a taken name near the longest a file name may be: 553 once the variants grow too long, naming the ones taken", async () => {
+    const { c, dir } = await inDir();
+    // 254 bytes: "name.1" would be 256, past the file system's 255.
+    const full = "f".repeat(254);
+    writeFileSync(path.join(dir, full), "0");
+    const port = await c.epsvPort();
+    expect((await c.cmd(`STOU ${full}`)).all).toBe(`553 No unique name left: ${full} is taken, and ${full}.1 would be too long a name`);
+    await until(() => portRefused(port), 2000, "passive port closed");
+    // 253 bytes: name.1 to name.9 fit in 255 bytes, name.10 does not.
+    const near = "n".repeat(253);
+    for (const n of [near, ...Array.from({ length: 9 }, (_, i) => `${near}.${i + 1}`)]) writeFileSync(path.join(dir, n), "0");
+    await c.epsvPort();
+    expect((await c.cmd(`STOU ${near}`)).all).toBe(`553 No unique name left: ${near} and ${near}.1 to ${near}.9 are taken, and ${near}.10 would be too long a name`);
+    expect(readdirSync(dir)).toHaveLength(11);
+    // A gap among the ones that fit is found.
+    await c.expect(`DELE ${near}.4`, 250);
+    const r = await c.store(`STOU ${near}`, "new");
+    expect(fileName(r.prelim)).toBe(`${near}.4`);
+    expect(readFileSync(path.join(dir, `${near}.4`), "utf8")).toBe("new");
+  });
+
   it("an argument that names no file is refused with 553: a trailing slash, '.', '..', a server temporary name", async () => {
     const { c, dir } = await inDir();
     mkdirSync(path.join(dir, "sub"));

@@ -93,19 +93,19 @@ const STOU_VARIANTS = 99;
  * The names a STOU tries, in order: `vpath` where the file goes, `shown` as the client is told it (the argument with
  * the chosen last segment, so it names the file from the current directory exactly as the argument did).
  */
-function* stouNames(s: Session, arg: string): Generator<{ vpath: string; shown: string }> {
+function* stouNames(s: Session, arg: string): Generator<{ vpath: string; shown: string; variant: number }> {
   if (arg.length === 0) {
     // In the current directory, a name no one is likely to have chosen: a collision needs millions of such files, and
     // the exclusive create still catches it.
     for (let i = 0; i <= STOU_VARIANTS; i++) {
       const name = `stou-${randomBytes(6).toString("hex")}`;
-      yield { vpath: s.vpath(name), shown: name };
+      yield { vpath: s.vpath(name), shown: name, variant: 0 };
     }
     return;
   }
   for (let i = 0; i <= STOU_VARIANTS; i++) {
     const shown = i === 0 ? arg : `${arg}.${i}`;
-    yield { vpath: s.vpath(shown), shown };
+    yield { vpath: s.vpath(shown), shown, variant: i };
   }
 }
 
@@ -141,11 +141,13 @@ export async function stou(s: Session, arg: string): Promise<void> {
     s.data.reset();
     throw err;
   }
-  const exhausted = () =>
-    new MyftpError(
-      "bad-path",
-      arg.length > 0 ? `No unique name left: ${arg} and ${arg}.1 to ${arg}.${STOU_VARIANTS} are taken` : "No unique name found; try again",
-    );
+  const exhausted = (tooLong?: number) => {
+    if (arg.length === 0) return new MyftpError("bad-path", "No unique name found; try again");
+    if (tooLong === undefined) return new MyftpError("bad-path", `No unique name left: ${arg} and ${arg}.1 to ${arg}.${STOU_VARIANTS} are taken`);
+    // A name near the file system's longest: its variants soon grow too long to be file names.
+    const taken = tooLong === 1 ? `${arg} is taken` : `${arg} and ${arg}.1 to ${arg}.${tooLong - 1} are taken`;
+    return new MyftpError("bad-path", `No unique name left: ${taken}, and ${arg}.${tooLong} would be too long a name`);
+  };
   await uploadUnique(s, { names: stouNames(s, arg), announced, exhausted }, user.ledger);
 }
 
