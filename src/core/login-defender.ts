@@ -16,6 +16,8 @@ interface Score {
   failures: number;
   /** When the score resets if no further failure comes. */
   expiresAt: number;
+  /** An address's failures per user name (at most maxFailures names: the address is banned then). */
+  perUser?: Map<string, number>;
 }
 
 export type DefenderEvent =
@@ -45,7 +47,7 @@ export class LoginDefender {
     return left;
   }
 
-  private bump(map: Map<string, Score>, key: string): number {
+  private bump(map: Map<string, Score>, key: string): Score {
     const t = this.now();
     let s = map.get(key);
     if (!s || s.expiresAt <= t) s = { failures: 0, expiresAt: 0 };
@@ -53,7 +55,7 @@ export class LoginDefender {
     s.expiresAt = t + this.opts.banMs;
     map.set(key, s);
     if (map.size > 100_000) this.sweep(map, t);
-    return s.failures;
+    return s;
   }
 
   private sweep(map: Map<string, Score>, t: number): void {
@@ -62,8 +64,11 @@ export class LoginDefender {
 
   /** Records a failure; returns how long to wait before answering it. */
   failure(address: string, user: string): number {
-    const a = this.bump(this.byAddress, address);
-    const u = this.bump(this.byUser, user);
+    const score = this.bump(this.byAddress, address);
+    score.perUser ??= new Map();
+    score.perUser.set(user, (score.perUser.get(user) ?? 0) + 1);
+    const a = score.failures;
+    const u = this.bump(this.byUser, user).failures;
     const worst = Math.max(a, u);
     const delayMs = Math.min(this.opts.maxDelayMs, this.opts.baseDelayMs * 2 ** (worst - 1));
     this.onEvent({ event: "login-failed", address, user, failures: a, delayMs });
@@ -78,8 +83,15 @@ export class LoginDefender {
     return delayMs;
   }
 
-  /** A successful login clears the address's score (the user name's score fades on its own). */
-  success(address: string): void {
-    this.byAddress.delete(address);
+  /**
+   * A successful login as `user` takes back the address's failures for that name; those for other names stay (the
+   * user name's own score fades on its own).
+   */
+  success(address: string, user: string): void {
+    const s = this.byAddress.get(address);
+    if (!s) return;
+    s.failures -= s.perUser?.get(user) ?? 0;
+    s.perUser?.delete(user);
+    if (s.failures <= 0) this.byAddress.delete(address);
   }
 }

@@ -349,7 +349,7 @@ export class FtpServer implements ServerContext {
         session.close("banned");
         return null;
       }
-      this.defender.success(ip);
+      this.defender.success(ip, name);
       return record;
     }
     // The defender logs the failure (address, user, score, delay) once.

@@ -166,6 +166,40 @@ describe("login defender", () => {
     await c.close();
   });
 
+  it("a login to one's own account between guesses at another does not reset the address's count", async () => {
+    // bob knows his own password and guesses alice's: two guesses, his own login, two guesses... With the third
+    // failure the address is banned, whatever logins succeeded in between.
+    const { s, log } = await server({ loginFailureDelayMs: 20, maxLoginFailures: 3, banMs: 60_000 });
+    const codes: number[] = [];
+    for (let round = 0; round < 3 && !codes.includes(421); round++) {
+      const c = await RawFtp.connect(s.port);
+      for (let i = 0; i < 2 && !codes.includes(421); i++) codes.push((await attempt(c, "alice", `guess-${round}-${i}`)).code);
+      if (!codes.includes(421)) expect((await attempt(c, "bob", "hunter2")).code).toBe(230);
+      await c.close();
+    }
+    expect(codes).toEqual([530, 530, 421]);
+    expect(log.events("address-banned")).toHaveLength(1);
+    const refused = await RawFtp.open(s.port);
+    expect((await refused.read()).code).toBe(421);
+    await refused.closed;
+  });
+
+  it("a right password takes back the address's typos for that name only", async () => {
+    const { s, log } = await server({ loginFailureDelayMs: 20, maxLoginFailures: 3, banMs: 60_000 });
+    const c = await RawFtp.connect(s.port);
+    // Two typos for alice, then her password: those two no longer count against the address...
+    expect((await attempt(c, "alice", "typo-1")).code).toBe(530);
+    expect((await attempt(c, "alice", "typo-2")).code).toBe(530);
+    expect((await attempt(c, "alice", "secret")).code).toBe(230);
+    await c.close();
+    const d = await RawFtp.connect(s.port);
+    expect((await attempt(d, "alice", "typo-3")).code).toBe(530);
+    expect((await attempt(d, "alice", "typo-4")).code).toBe(530);
+    expect(log.events("address-banned")).toHaveLength(0);
+    expect((await attempt(d, "alice", "secret")).code).toBe(230);
+    await d.close();
+  });
+
   it("never slows a successful login, even from an address with failures", async () => {
     const base = 400;
     const { s } = await server({ loginFailureDelayMs: base, maxLoginFailures: 10, banMs: 60_000 });
