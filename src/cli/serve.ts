@@ -126,6 +126,7 @@ export async function serve(settings: ServeSettings): Promise<void> {
     pasvRange: settings.pasvRange,
     pasvAddress: settings.pasvAddress,
     idleTimeoutMs: settings.idleTimeout * 1000,
+    loginTimeoutMs: settings.loginTimeout * 1000,
     dataTimeoutMs: settings.dataTimeout * 1000,
     maxSessions: settings.maxSessions,
     maxQueue: settings.maxQueue,

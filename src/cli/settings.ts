@@ -35,6 +35,14 @@ export const SERVE_SETTINGS: readonly SettingDef[] = [
   { key: "pasv-range", kind: "range", arg: "min-max", description: "passive data ports (default 50000-50100)" },
   { key: "pasv-address", kind: "ipv4", arg: "addr", description: "IPv4 address announced in PASV replies (behind NAT)" },
   { key: "idle-timeout", kind: "int", min: 0, max: 86400, arg: "seconds", description: "close idle sessions (default 300; 0 = never)" },
+  {
+    key: "login-timeout",
+    kind: "int",
+    min: 0,
+    max: 86400,
+    arg: "seconds",
+    description: "close sessions not logged in this long after connecting, whatever they send (default 60; 0 = never)",
+  },
   { key: "data-timeout", kind: "int", min: 1, max: 3600, arg: "seconds", description: "wait for a data connection (default 30)" },
   { key: "max-sessions", kind: "int", min: 1, max: 100000, arg: "n", description: "sessions served at once (default 100)" },
   { key: "max-queue", kind: "int", min: 0, max: 100000, arg: "n", description: "connections waiting for a slot (default 100)" },
@@ -69,6 +77,7 @@ export interface ServeSettings {
   pasvRange: [number, number];
   pasvAddress: string | null;
   idleTimeout: number;
+  loginTimeout: number;
   dataTimeout: number;
   maxSessions: number;
   maxQueue: number;
@@ -99,6 +108,7 @@ function defaults(): ServeSettings {
     pasvRange: [50000, 50100],
     pasvAddress: null,
     idleTimeout: 300,
+    loginTimeout: 60,
     dataTimeout: 30,
     maxSessions: 100,
     maxQueue: 100,

@@ -14,6 +14,8 @@ import type { TransferProcesses } from "./transfer-processes.js";
 export interface SessionOptions {
   greeting: string;
   idleTimeoutMs: number;
+  /** How long a session may go on without logging in, whatever it sends meanwhile (0 = no limit). */
+  loginTimeoutMs: number;
   /** How long a transfer waits for its data connection. */
   dataTimeoutMs: number;
   /** Address announced in PASV replies instead of the control connection's local address. */

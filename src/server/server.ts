@@ -30,6 +30,8 @@ export interface ServerOptions {
   pasvRange: [number, number];
   pasvAddress?: string | null;
   idleTimeoutMs?: number;
+  /** How long a session may go on without logging in, commands or not (ms; default 60 s; 0 = no limit). */
+  loginTimeoutMs?: number;
   dataTimeoutMs?: number;
   maxSessions?: number;
   maxQueue?: number;
@@ -120,6 +122,7 @@ export class FtpServer implements ServerContext {
     this.options = {
       greeting: opts.greeting ?? "myftpd ready",
       idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+      loginTimeoutMs: opts.loginTimeoutMs ?? 60_000,
       dataTimeoutMs: opts.dataTimeoutMs ?? 30_000,
       pasvAddress: opts.pasvAddress ?? null,
       maxSessionsPerUser: opts.maxSessionsPerUser ?? 10,

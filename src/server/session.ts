@@ -89,6 +89,9 @@ export class Session {
   private aborting: Promise<void> | null = null;
   private closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
+  private loginTimer: NodeJS.Timeout | null = null;
+  /** The login timeout passed while a command was being answered: the session ends after it, unless logged in. */
+  private loginExpired = false;
   private lastActivity = Date.now();
   private readonly closeListeners: (() => void)[] = [];
   private readonly ended = new AbortController();
@@ -119,6 +122,7 @@ export class Session {
     this.log.info({ event: "session-open" }, "session opened");
     this.attach(this.socket);
     this.reply(220, this.server.options.greeting);
+    this.armLogin(this.server.options.loginTimeoutMs);
     for (const chunk of early) this.onData(chunk);
     this.touch();
   }
@@ -287,6 +291,10 @@ export class Session {
           continue;
         }
         await this.dispatch(line);
+        if (this.loginExpired && !this.user && !this.closed) {
+          this.endLoginTimeout();
+          break;
+        }
         // A client that does not read its replies: the next command waits until they are taken, so the replies
         // cannot pile up in memory (the input is paused once enough lines wait).
         if (this.socket.writableNeedDrain) await this.outputDrained();
@@ -446,6 +454,32 @@ export class Session {
     this.idleTimer.unref();
   }
 
+  // ---- login timeout ----
+
+  /**
+   * A session that has not logged in is closed once the login timeout has passed since its greeting. Commands do not
+   * put it off, as they do the idle timeout: else a peer without an account could hold session slots for ever by
+   * sending NOOP now and then, and clients waiting in the admission queue would never get one.
+   */
+  private armLogin(ms: number): void {
+    if (ms <= 0) return;
+    this.loginTimer = setTimeout(() => {
+      this.loginTimer = null;
+      if (this.closed || this.user) return;
+      // A command under way (a password check, a failure held back by the defender, a TLS handshake) gets its
+      // answer first; the session ends after it unless it was a login that succeeded (see pump).
+      if (this.running && !this.awaitingDrain) this.loginExpired = true;
+      else this.endLoginTimeout();
+    }, ms);
+    this.loginTimer.unref();
+  }
+
+  private endLoginTimeout(): void {
+    this.log.info({ event: "login-timeout" }, "login timeout");
+    this.reply(421, "Login timeout; closing control connection");
+    this.close("login timeout");
+  }
+
   // ---- end ----
 
   /** Ends the session: aborts any transfer, frees the data channel, closes the socket. Idempotent. */
@@ -454,6 +488,7 @@ export class Session {
     this.closed = true;
     this.ended.abort();
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.loginTimer) clearTimeout(this.loginTimer);
     if (this.crTimer) clearTimeout(this.crTimer);
     this.transfer?.controller.abort();
     this.data.close();

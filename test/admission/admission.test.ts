@@ -337,3 +337,54 @@ describe("idle timeout", () => {
     expect(readFileSync(out).equals(down)).toBe(true);
   });
 });
+
+describe("login timeout", () => {
+  it("ends a session that sends NOOPs but never logs in, so the client queued behind it gets the slot", async () => {
+    const log = captureLog("info");
+    const s = await start({ maxSessions: 1, maxQueue: 1, queueTimeoutMs: 20_000, idleTimeoutMs: 20_000, loginTimeoutMs: 600, logger: log.logger });
+    const hog = await greeted(s);
+    const waiter = await queued(s);
+    // The hog keeps itself busy well inside the idle timeout; at most 60 NOOPs (about 9 s).
+    let last: Awaited<ReturnType<RawFtp["cmd"]>> | null = null;
+    for (let i = 0; i < 60 && !hog.isClosed; i++) {
+      await sleep(150);
+      last = await hog.cmd("NOOP").catch(() => null);
+      if (last === null || last.code !== 200) break;
+    }
+    expect(last?.code).toBe(421);
+    expect(last?.text).toMatch(/login timeout/i);
+    await withTimeout(hog.closed, 3000, "hog closed");
+    expect(log.events("login-timeout")).toHaveLength(1);
+    expect((await waiter.read(5000)).code).toBe(220);
+    await waiter.login("alice", "pw");
+  });
+
+  it("leaves a logged-in session alone, and lets a login under way at the deadline finish", async () => {
+    const s = await start({ loginTimeoutMs: 400, idleTimeoutMs: 20_000 });
+    const early = await login(s);
+    // The user store answers the second login only after its deadline has passed.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const users = s.users as unknown as { get(name: string): Promise<unknown> };
+    const get = users.get.bind(users);
+    let held = false;
+    users.get = async (name: string) => {
+      held = true;
+      await gate;
+      return get(name);
+    };
+    const late = await greeted(s);
+    expect((await late.cmd("USER bob")).code).toBe(331);
+    const answer = late.cmd("PASS pw", 10_000);
+    await until(() => held, 3000, "password check under way");
+    await sleep(800);
+    release();
+    expect((await answer).code).toBe(230);
+    for (let i = 0; i < 4; i++) {
+      await sleep(200);
+      await early.expect("NOOP", 200);
+      await late.expect("NOOP", 200);
+    }
+    expect(s.server.sessionCount).toBe(2);
+  });
+});
