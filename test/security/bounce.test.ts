@@ -59,8 +59,11 @@ describe("active mode bounce", () => {
 
   it("refuses PORT and EPRT to a privileged port of the client itself", async () => {
     const c = await login();
-    expect((await c.cmd("PORT 127,0,0,1,0,21")).code).toBe(504);
-    expect((await c.cmd("EPRT |1|127.0.0.1|1023|")).code).toBe(504);
+    // RFC 959 §5.4: PORT's replies are 200, 500, 501, 421 and 530 (no 504); EPRT answers the same.
+    const port = await c.cmd("PORT 127,0,0,1,0,21");
+    expect(port.code).toBe(500);
+    expect(port.text).toMatch(/1024 or above/);
+    expect((await c.cmd("EPRT |1|127.0.0.1|1023|")).code).toBe(500);
     expect((await c.cmd("PORT 127,0,0,1,4,0")).code).toBe(200); // 1024 is fine
     await c.close();
   });

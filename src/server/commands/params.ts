@@ -143,8 +143,9 @@ function acceptActive(s: Session, verb: string, target: HostPort): boolean {
     return false;
   }
   if (target.port < 1024) {
+    // 500, as for a foreign host: RFC 959 §5.4 allows PORT no other refusal (504 is not among its replies).
     s.log.warn({ event: "bounce-refused", verb, port: target.port }, "active connection to a privileged port refused");
-    s.reply(504, `Illegal ${verb} command: port must be 1024 or above`);
+    s.reply(500, `Illegal ${verb} command: port must be 1024 or above`);
     return false;
   }
   return true;
