@@ -603,7 +603,9 @@ export class LocalStorage implements StorageBackend {
   // Entries are created, removed and renamed through their pinned directory (see pinDir).
 
   async mkdir(vpath: string): Promise<void> {
-    await this.inPinned(this.resolveEntry(vpath), (entry) => fs.mkdirSync(entry));
+    const entry = this.resolveEntry(vpath);
+    refuseTooLong(entry);
+    await this.inPinned(entry, (at) => fs.mkdirSync(at));
   }
 
   async rmdir(vpath: string): Promise<void> {
@@ -629,6 +631,7 @@ export class LocalStorage implements StorageBackend {
     const src = this.resolveEntry(from);
     const dst = this.resolveEntry(to);
     const srcSt = fs.lstatSync(src);
+    if (dst !== src) refuseTooLong(dst);
     // A rename to the same entry (same path, or one reached through a link to its directory) is a no-op, as in
     // rename(2); only a move below itself is refused.
     if (srcSt.isDirectory() && dst !== src && (dst + path.sep).startsWith(src + path.sep))
@@ -1039,6 +1042,17 @@ function stickyAllows(dir: string, st: { uid: number }): boolean {
 
 /** The longest path on Linux, in bytes, without its terminating NUL (PATH_MAX is 4096 with it). */
 export const MAX_DISK_PATH = 4095;
+
+/**
+ * Refuses to make a name (MKD, RNTO) whose disk path would be longer than the system allows. Such names are made
+ * through their pinned directory's short path, so the kernel does not refuse them; but nothing could reach them by their
+ * path afterwards: the usage count would leave them out (bytes past the quota), and the user could not use them.
+ */
+function refuseTooLong(entry: string): void {
+  if (Buffer.byteLength(entry) > MAX_DISK_PATH) {
+    throw new MyftpError("bad-path", `Path would be longer than ${MAX_DISK_PATH} bytes`);
+  }
+}
 
 /** Entries a directory walk reads inline before it goes on through the thread pool (see longestPathBelow). */
 const INLINE_WALK_ENTRIES = 4096;

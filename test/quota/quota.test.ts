@@ -9,6 +9,7 @@ import * as path from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { FtpServer } from "../../src/server/server.js";
+import { sumTree } from "../../src/storage/local.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
 import { startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
@@ -455,6 +456,33 @@ describe("quota: paths past the system's limit", () => {
     await c.expect("RNFR a/b", 350);
     expect((await c.cmd(`RNTO a/${"m".repeat(60)}/b`)).code).toBe(553);
     expect(await settledUsage(s)).toBe(3000);
+  });
+
+  it("MKD, and RNTO of a file, that would make a disk path longer than 4095 bytes are refused with 553", async () => {
+    const s = await start(4 * MiB);
+    const home = s.homeOf("alice");
+    // A directory whose disk path is 100 bytes short of the limit: a 99-byte name fits in it, a 200-byte one does not.
+    let rel = "deep";
+    while (home.length + rel.length + 1 + 200 < 4095 - 100) rel += "/" + "n".repeat(200);
+    rel += "/" + "e".repeat(4095 - 100 - (home.length + 1 + rel.length + 1));
+    mkdirSync(path.join(home, rel), { recursive: true });
+    expect(path.join(home, rel).length).toBe(4095 - 100);
+    const c = await login(s);
+    expect((await c.store("STOR f.bin", randomBytes(1000))).final.code).toBe(226);
+    await c.expect(`CWD /${rel}`, 250);
+    const mkd = await c.cmd("MKD " + "m".repeat(200));
+    expect(mkd.code).toBe(553);
+    expect(mkd.text).toMatch(/longer than 4095 bytes/);
+    await c.expect("RNFR /f.bin", 350);
+    expect((await c.cmd("RNTO " + "f".repeat(200))).code).toBe(553);
+    expect(existsSync(path.join(home, "f.bin"))).toBe(true);
+    // Names that fit go through.
+    await c.expect("MKD " + "m".repeat(99), 257);
+    await c.expect("RNFR /f.bin", 350);
+    await c.expect("RNTO " + "f".repeat(99), 250);
+    // So a recount from the disk finds every byte the user stored.
+    expect(await sumTree(home)).toBe(1000);
+    expect(await settledUsage(s)).toBe(1000);
   });
 });
 
