@@ -1,6 +1,7 @@
 // A session's data connection: set up by PASV/EPSV (we listen) or PORT/EPRT (we connect), opened by the next
 // transfer command, and torn down after it. At most one set-up is pending; a new one replaces the old. Passive
-// connections are accepted only from the control connection's peer; active ones go only to it.
+// connections are accepted only from the control connection's peer (one from elsewhere is closed at once, and the
+// set-up waits on for the peer's); active ones go only to it.
 //
 // After a passive connection was accepted the listener stays open for a short while (KEEP_MS), so that a client
 // fetching many files in a row gets the same port back from its next PASV instead of a new listener each time.
@@ -40,8 +41,6 @@ type Setup =
       listener: PassiveListener;
       /** The accepted connection, once it arrived. */
       socket: net.Socket | null;
-      /** Why the set-up failed (a foreign peer), if it did. */
-      failed: string | null;
       /** Wakes a transfer that waits for the connection. */
       notify: (() => void) | null;
       /** Replaced or torn down: a late connection is refused. */
@@ -77,7 +76,7 @@ export class DataChannel {
       listener.close();
       throw new MyftpError("busy", "Session closed");
     }
-    const setup: Setup = { kind: "passive", listener, socket: null, failed: null, notify: null, closed: false };
+    const setup: Setup = { kind: "passive", listener, socket: null, notify: null, closed: false };
     this.setup = setup;
     this.listening = setup;
     return listener.port;
@@ -92,20 +91,21 @@ export class DataChannel {
   /** A connection to one of our passive listeners: taken by the set-up waiting on that listener, or refused. */
   private accept(listener: PassiveListener, sock: net.Socket): void {
     const setup = this.listening;
-    if (!setup || setup.listener !== listener || setup.closed || setup.socket || setup.failed) {
+    if (!setup || setup.listener !== listener || setup.closed || setup.socket) {
       sock.destroy();
       if (listener === this.kept) this.dropKept();
       return;
     }
     if (!sameHost(sock.remoteAddress, this.ctx.peerAddress)) {
-      // Someone else raced for our port: refuse it and fail this set-up rather than risk a hijacked transfer.
+      // Someone else raced for our port: hung up on, and the set-up goes on waiting for the client's own connection
+      // (until the data timeout). Failing the transfer instead would let anyone who can reach the passive range break
+      // every user's transfers by connecting to its ports.
       this.ctx.onForeignPeer(sock.remoteAddress);
       sock.destroy();
-      setup.failed = "Security: data connection from a foreign address refused";
-    } else {
-      setup.socket = sock;
-      sock.on("error", () => undefined);
+      return;
     }
+    setup.socket = sock;
+    sock.on("error", () => undefined);
     setup.notify?.();
   }
 
@@ -174,7 +174,6 @@ export class DataChannel {
     return new Promise<net.Socket>((resolve, reject) => {
       let timer: NodeJS.Timeout | null = null;
       const settle = () => {
-        if (setup.failed) return finish(new DataConnectionError(setup.failed));
         if (setup.socket) return finish(null, setup.socket);
       };
       const finish = (err: Error | null, sock?: net.Socket) => {
@@ -194,7 +193,7 @@ export class DataChannel {
       };
       const onAbort = () => finish(new DataConnectionError("Transfer aborted"));
       setup.notify = settle;
-      if (setup.failed || setup.socket) return settle();
+      if (setup.socket) return settle();
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
       timer = setTimeout(() => finish(new DataConnectionError("Data connection timed out")), this.ctx.timeoutMs);
