@@ -3,6 +3,17 @@
 // Writers reserve bytes before they write them, so however many uploads run at once the counter never passes the
 // limit. The counter is persisted in the user store; while any upload of the user runs it is marked dirty there, so
 // a crash in the middle forces a rescan of the home on the next load instead of trusting a stale figure.
+//
+// Uploads racing near the limit: each upload of the user has a place in the order they started (an UploadTicket)
+// and counts the bytes it holds reserved and not yet settled (kept by its end, or given back). When a reservation
+// does not fit, the upload does not fail at once if a younger upload of the user (one that started after it) still
+// holds reserved bytes that, given back, would make it fit: it waits (reading its data connection on, with
+// backpressure) until the reservation fits, or until no younger upload holds such bytes any more, or for at most
+// RESERVE_WAIT_MS, and fails only then. The youngest upload holding bytes never waits, so of two uploads with room for
+// one, the younger fails at once and gives its bytes back, and the older takes them and goes on: exactly one
+// succeeds, and no upload waits for one that waits for it. Waiting takes nothing from the quota, so usage never
+// passes the limit, not even for a moment; a wait that is cancelled (ABOR, a broken connection, the end of the
+// session or of the server) reserves nothing.
 
 import { MyftpError } from "./errors.js";
 
@@ -46,8 +57,44 @@ function isBusy(err: unknown): boolean {
   return typeof code === "string" && code.startsWith("SQLITE_BUSY");
 }
 
+/** Longest wait of an upload whose reservation did not fit while younger uploads of the user held bytes (see above). */
+export const RESERVE_WAIT_MS = 5000;
+
+/** One upload of the user, from its start to its end (see startUpload). */
+export class UploadTicket {
+  /** Bytes this upload reserved and has not yet kept (by its end) or given back. */
+  held = 0;
+  ended = false;
+  constructor(
+    /** Its place in the order the user's uploads started: a larger number started later. */
+    readonly order: number,
+  ) {}
+}
+
+/** An upload waiting for its reservation (see reserveFor). */
+interface Waiter {
+  ticket: UploadTicket;
+  n: number;
+  /** Called (synchronously) once the bytes are reserved, before the wait's promise resolves. */
+  granted: () => void;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  timer: NodeJS.Timeout;
+  signal: AbortSignal;
+  onAbort: () => void;
+}
+
+function quotaExceeded(): MyftpError {
+  return new MyftpError("quota-exceeded", "Quota exceeded");
+}
+
 export class QuotaLedger {
   private writers = 0;
+  /** The uploads running, in the order they started. */
+  private readonly uploads = new Set<UploadTicket>();
+  private nextOrder = 0;
+  /** Uploads waiting for room, oldest first. */
+  private waiters: Waiter[] = [];
   private readonly writing = new Set<string>();
   private persisting: Promise<void> = Promise.resolve();
 
@@ -163,6 +210,11 @@ export class QuotaLedger {
     return this.usedBytes;
   }
 
+  /** Uploads waiting for room a younger upload of the user holds (see reserveFor). */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** Bytes that may still be written; Infinity when unlimited. */
   get available(): number {
     return this.limit === null ? Infinity : Math.max(0, this.limit - this.usedBytes);
@@ -178,15 +230,129 @@ export class QuotaLedger {
   }
 
   reserve(n: number): void {
-    if (!this.tryReserve(n)) throw new MyftpError("quota-exceeded", "Quota exceeded");
+    if (!this.tryReserve(n)) throw quotaExceeded();
   }
 
-  /** Gives n bytes back (a delete, a shrink, a refused upload). */
-  release(n: number): void {
+  /**
+   * Gives n bytes back (a delete, a shrink, a refused upload); `ticket`: the upload whose reserved bytes they are (its
+   * held bytes drop by as much). Uploads waiting for room try again at once.
+   */
+  release(n: number, ticket?: UploadTicket): void {
     if (n <= 0) return;
+    if (ticket) ticket.held = Math.max(0, ticket.held - n);
     this.changes++;
     this.usedBytes = Math.max(0, this.usedBytes - n);
     this.persist();
+    this.wakeWaiters();
+  }
+
+  /** Marks the start of an upload (see beginWrite) and gives it its place in the order of the user's uploads. */
+  startUpload(): UploadTicket {
+    const ticket = new UploadTicket(this.nextOrder++);
+    this.uploads.add(ticket);
+    this.beginWrite();
+    return ticket;
+  }
+
+  /**
+   * Marks the end of an upload, once its bytes are settled (kept or given back): it holds nothing more, and uploads
+   * that waited for it try again.
+   */
+  endUpload(ticket: UploadTicket): void {
+    if (ticket.ended) return;
+    ticket.ended = true;
+    ticket.held = 0;
+    this.uploads.delete(ticket);
+    for (const w of this.waiters.filter((w) => w.ticket === ticket)) this.settleWaiter(w, quotaExceeded());
+    this.endWrite();
+    this.wakeWaiters();
+  }
+
+  /**
+   * Whether an upload refused `n` bytes may wait for them: uploads of the user that started after it hold reserved
+   * bytes which, given back, would make room for them. The youngest upload holding bytes never may.
+   */
+  mayWait(ticket: UploadTicket, n: number): boolean {
+    if (this.limit === null || ticket.ended) return false;
+    let younger = 0;
+    for (const u of this.uploads) if (u.order > ticket.order) younger += u.held;
+    return younger > 0 && this.available + younger >= n;
+  }
+
+  /** Reserves n bytes for an upload if they fit now; false (taking nothing) when they do not. */
+  tryReserveFor(ticket: UploadTicket, n: number): boolean {
+    if (!this.tryReserve(n)) return false;
+    if (n > 0) ticket.held += n;
+    return true;
+  }
+
+  /**
+   * Reserves n bytes for an upload and calls `granted` as it does. Returns nothing when they fit at once; throws
+   * quota-exceeded when they do not and waiting is of no use (see mayWait); otherwise returns a promise that resolves
+   * once they are reserved (`granted` called first), or rejects with quota-exceeded when they still do not fit after
+   * the younger uploads gave back what they held, or after RESERVE_WAIT_MS. `signal` cancels the wait: nothing is
+   * reserved then, and the promise rejects.
+   */
+  reserveFor(ticket: UploadTicket, n: number, granted: () => void, signal: AbortSignal): void | Promise<void> {
+    if (this.tryReserveFor(ticket, n)) {
+      granted();
+      return;
+    }
+    if (signal.aborted || !this.mayWait(ticket, n)) throw quotaExceeded();
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = {
+        ticket,
+        n,
+        granted,
+        resolve,
+        reject,
+        signal,
+        onAbort: () => this.settleWaiter(w, new Error("the wait for quota was cancelled")),
+        timer: setTimeout(() => {
+          // One last try: a figure that moved without a release (an admin's rescan) may have made room.
+          if (this.tryReserve(n)) this.grantWaiter(w);
+          else this.settleWaiter(w, quotaExceeded());
+        }, RESERVE_WAIT_MS),
+      };
+      w.timer.unref();
+      signal.addEventListener("abort", w.onAbort, { once: true });
+      // Oldest first: room given back goes to the upload that started first.
+      const at = this.waiters.findIndex((o) => o.ticket.order > ticket.order);
+      if (at < 0) this.waiters.push(w);
+      else this.waiters.splice(at, 0, w);
+    });
+  }
+
+  /** Takes a waiter out of the queue and rejects its wait (with nothing reserved). */
+  private settleWaiter(w: Waiter, err: unknown): void {
+    if (!this.dropWaiter(w)) return;
+    w.reject(err);
+  }
+
+  /** The waiter's bytes are reserved already: it holds them, is told, and leaves the queue. */
+  private grantWaiter(w: Waiter): void {
+    if (!this.dropWaiter(w)) return;
+    if (w.n > 0) w.ticket.held += w.n;
+    w.granted();
+    w.resolve();
+  }
+
+  private dropWaiter(w: Waiter): boolean {
+    const i = this.waiters.indexOf(w);
+    if (i < 0) return false;
+    this.waiters.splice(i, 1);
+    clearTimeout(w.timer);
+    w.signal.removeEventListener("abort", w.onAbort);
+    return true;
+  }
+
+  /** Room was given back, or an upload ended: each waiter, oldest first, takes its bytes if they fit, or gives up. */
+  private wakeWaiters(): void {
+    for (const w of [...this.waiters]) {
+      if (!this.waiters.includes(w)) continue;
+      if (this.tryReserve(w.n)) this.grantWaiter(w);
+      else if (!this.mayWait(w.ticket, w.n)) this.settleWaiter(w, quotaExceeded());
+    }
   }
 
   /**
