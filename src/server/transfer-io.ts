@@ -281,9 +281,11 @@ export interface ReceiveTarget {
   position: number;
   /**
    * Called before bytes reaching up to file offset `end` are written; throws or rejects (e.g. quota) to refuse
-   * them, in which case nothing of that batch is written. A promise is awaited (reading goes on meanwhile).
+   * them, in which case nothing of that batch is written. A promise is awaited (reading goes on meanwhile, with
+   * backpressure); if the transfer fails meanwhile (abort, broken connection) it is not awaited further, and `cancel`
+   * fires the moment it is given up: whatever it was waiting for must then not happen.
    */
-  beforeWrite(end: number): void | Promise<void>;
+  beforeWrite(end: number, cancel: AbortSignal): void | Promise<void>;
 }
 
 /**
@@ -364,8 +366,27 @@ export async function receiveFile(
           paused = false;
           sock.resume();
         }
-        const allowed = target.beforeWrite(pos + bytes);
-        if (allowed) await allowed;
+        const giveUp = new AbortController();
+        const allowed = target.beforeWrite(pos + bytes, giveUp.signal);
+        if (allowed) {
+          // Waits for the answer while the connection is read on; a failure meanwhile ends the wait at once.
+          let answer: { error: unknown } | null = null;
+          void Promise.resolve(allowed).then(
+            () => (answer = { error: null }),
+            (error: unknown) => (answer = { error: error ?? new Error("refused") }),
+          ).then(notify);
+          while (answer === null && !failure) {
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+            });
+          }
+          if (answer === null) {
+            giveUp.abort();
+            throw failure!;
+          }
+          const { error } = answer as { error: unknown };
+          if (error) throw error;
+        }
         let off = 0;
         while (off < bytes) {
           const { bytesWritten } = await target.handle.writev(off === 0 ? batch : sliceFrom(batch, off), pos);

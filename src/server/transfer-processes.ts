@@ -36,8 +36,13 @@ interface Pending {
   onBytes(n: number): void;
   /** The download sent every byte and waits for the client to close its side. */
   onClosing?(): void;
-  /** Answers a request to write up to `end`: the offset now granted, or throws to refuse. */
-  onNeed?(end: number): number;
+  /**
+   * Answers a request to write up to `end`: the offset now granted, or throws (or rejects) to refuse. A promise
+   * (quota a younger upload may give back) is awaited; `cancel` fires when the transfer ends or is aborted first.
+   */
+  onNeed?(end: number, cancel: AbortSignal): number | Promise<number>;
+  /** Fires when the transfer ends (or is aborted): an answer still being waited for is not wanted any more. */
+  needs: AbortController;
   onDone(m: Done): void;
   /** The child died under the transfer. */
   onLost(): void;
@@ -207,12 +212,18 @@ class TransferChild {
   }
 
   private answerNeed(id: number, p: Pending, end: number): void {
-    try {
-      const granted = p.onNeed ? p.onNeed(end) : 0;
-      this.post({ op: "grant", id, ok: granted >= end, granted });
-    } catch (err) {
+    const answer = (granted: number) => this.post({ op: "grant", id, ok: granted >= end, granted });
+    const refuse = (err: unknown) => {
       p.denial = err;
       this.post({ op: "grant", id, ok: false, granted: 0 });
+    };
+    try {
+      const granted = p.onNeed ? p.onNeed(end, p.needs.signal) : 0;
+      // The transfer process waits for the answer, reading its connection on meanwhile (see receiveFile).
+      if (typeof granted === "number") answer(granted);
+      else granted.then(answer, refuse);
+    } catch (err) {
+      refuse(err);
     }
   }
 
@@ -222,7 +233,7 @@ class TransferChild {
     sock: Socket,
     request: { op: "send"; start: number; end: number } | { op: "recv"; position: number; granted: number },
     progress: Progress,
-    hooks: { onNeed?(end: number): number; writtenIfLost(): number },
+    hooks: { onNeed?(end: number, cancel: AbortSignal): number | Promise<number>; writtenIfLost(): number },
   ): Promise<number> {
     const id = lease.id;
     if (progress.signal.aborted || !this.alive) {
@@ -231,12 +242,17 @@ class TransferChild {
     }
     return new Promise<number>((resolve, reject) => {
       let confirm: NodeJS.Timeout | null = null;
+      const needs = new AbortController();
       const settle = () => {
+        // Before the transfer's end is reported: no room is reserved for it after that.
+        needs.abort();
         progress.signal.removeEventListener("abort", onAbort);
         if (confirm) clearTimeout(confirm);
       };
       const onAbort = () => {
         this.post({ op: "abort", id });
+        // After the abort: the transfer process, told first, ends the transfer as aborted, not as refused.
+        needs.abort();
         // A process that never got the transfer (its hand-over was dropped) or is stuck cannot confirm the end. It
         // is ended: its transfers then fail once it can no longer write, and the next transfer gets a fresh one.
         confirm = setTimeout(() => {
@@ -249,6 +265,7 @@ class TransferChild {
         onBytes: (n) => progress.onBytes(n),
         onClosing: () => progress.closing?.(),
         onNeed: hooks.onNeed,
+        needs,
         onDone: (m) => {
           settle();
           if (m.ok) return resolve(m.bytes);
@@ -408,10 +425,18 @@ export class TransferProcesses {
 
   /**
    * Receives into the leased file from `position` on. `grant(end)` is asked before anything past `granted` is
-   * written; it returns the offset now allowed or throws to refuse (the transfer then fails with that error).
+   * written; it returns the offset now allowed (or a promise of it, while the transfer process waits) or throws or
+   * rejects to refuse (the transfer then fails with that error); its `cancel` fires when the transfer ends first.
    * Failures carry `written`, the bytes that reached the file.
    */
-  receive(lease: Lease, sock: Socket, position: number, granted: number, grant: (end: number) => number, progress: Progress): Promise<number> {
+  receive(
+    lease: Lease,
+    sock: Socket,
+    position: number,
+    granted: number,
+    grant: (end: number, cancel: AbortSignal) => number | Promise<number>,
+    progress: Progress,
+  ): Promise<number> {
     this.handedOver++;
     return lease.child.run(lease, sock, { op: "recv", position, granted }, progress, {
       onNeed: grant,
