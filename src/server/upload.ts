@@ -1,7 +1,8 @@
 // STOR, APPE, REST+STOR and STOU with exact quota accounting.
 //
 // Bytes are reserved from the user's ledger before each write, counting only growth past what the file already
-// held. A fresh STOR over an existing file writes to a temporary file beside it, so a refused upload leaves the old
+// held; a size announced by ALLO is reserved up front, before the 150 (refused there with 552 when it cannot fit).
+// A fresh STOR over an existing file writes to a temporary file beside it, so a refused upload leaves the old
 // file untouched. Where the directory does not let the server replace the file (no write permission on it, or a
 // sticky directory and another owner's file) but the file itself may be written, the upload writes it in place
 // instead, as other servers always do: then a failed upload that received anything leaves the file cut at its last
@@ -15,6 +16,16 @@
 // After a crash, the recount at the user's next login does the same with an overwrite's temporary file left behind
 // (its name names the target): what arrived takes the target's place (see recoverLeftovers in storage/local.ts).
 // STOU writes only a file it has just created (never an existing one), so it ends as a STOR of a new file does.
+//
+// Uploads of one user racing near the quota: a reservation that does not fit while a younger upload of the user (one
+// that started later) holds reserved bytes that would make it fit waits for them (QuotaLedger.reserveFor). The
+// youngest never waits: it fails at once and gives its bytes back, and the older takes them and goes on; so of two
+// uploads with room for one, exactly one gets 226 and the other 552. The wait reads the data connection on (with
+// backpressure) and lasts at most RESERVE_WAIT_MS; the transfer's end (ABOR, QUIT, a broken data connection, the stall
+// watchdog, the server's shutdown) ends it at once, reserving nothing, and the upload ends as it would have without
+// the wait. An ALLO that does not fit but would after such a wait is not refused: its upload reserves as it writes,
+// waiting there. An upload copied by a transfer process waits the same way: the process's request for room is
+// answered when the wait ends, and it reads its connection on meanwhile.
 
 import { MyftpError, toMyftpError } from "../core/errors.js";
 import type { QuotaLedger } from "../core/quota.js";
@@ -207,13 +218,13 @@ async function uploadClaimed(s: Session, req: UploadKind, ledger: QuotaLedger, o
   // The stored figure is marked dirty before anything changes on disk (a REST inside a file copies the old prefix to
   // a temporary file first): a crash from here on has the next login count the home and put right what the upload
   // left, instead of trusting a clean figure beside a leftover temporary file.
-  ledger.beginWrite();
+  const ticket = ledger.startUpload();
   let t: Target;
   try {
     await ledger.flush();
     t = await open();
   } catch (err) {
-    ledger.endWrite();
+    ledger.endUpload(ticket);
     s.data.reset();
     throw err;
   }
@@ -233,22 +244,27 @@ async function uploadClaimed(s: Session, req: UploadKind, ledger: QuotaLedger, o
       // ledger counts that.
       const size = handleClosed ? (await storage.stat(t.vpath)).size : t.handle.sizeNow();
       await closeHandle();
-      ledger.release(accounted - size);
+      ledger.release(accounted - size, ticket);
       accounted = size;
       restored = true;
       return;
     }
     await restore(storage, t, !handleClosed);
     await closeHandle();
-    ledger.release(accounted - t.sizeBefore);
+    ledger.release(accounted - t.sizeBefore, ticket);
     accounted = t.sizeBefore;
     restored = true;
   };
 
   try {
-    if (req.announced !== null) {
-      const growth = t.start + req.announced - t.sizeBefore;
-      if (growth > ledger.available) {
+    if (req.announced !== null && ledger.limit !== null) {
+      // The announced size is reserved up front, so that what ALLO let through is not refused halfway by another
+      // upload of the user. Where it does not fit but a younger upload holds room that would make it fit (see
+      // QuotaLedger.reserveFor), the upload goes on without it and reserves as it writes, waiting its turn there.
+      const end = t.start + req.announced;
+      const growth = end - accounted;
+      if (growth > 0 && ledger.tryReserveFor(ticket, growth)) accounted = end;
+      else if (growth > 0 && !ledger.mayWait(ticket, growth)) {
         await refuse();
         s.data.reset();
         s.reply(552, `Insufficient quota: ${req.announced} bytes announced, ${ledger.available} available`);
@@ -267,7 +283,7 @@ async function uploadClaimed(s: Session, req: UploadKind, ledger: QuotaLedger, o
         // did, as REST+STOR ends it when complete and as a resume expects when not.
         const finalSize = end;
         await storage.commitTemp(t.tempPath, t.vpath);
-        ledger.release(accounted - finalSize);
+        ledger.release(accounted - finalSize, ticket);
         accounted = finalSize;
       } else {
         // In place, a failed overwrite keeps only what arrived: past it are old bytes no resume would expect.
@@ -278,7 +294,7 @@ async function uploadClaimed(s: Session, req: UploadKind, ledger: QuotaLedger, o
           else await t.handle.truncate(finalSize);
         }
         await closeHandle();
-        ledger.release(accounted - finalSize);
+        ledger.release(accounted - finalSize, ticket);
         accounted = finalSize;
       }
     };
@@ -292,22 +308,35 @@ async function uploadClaimed(s: Session, req: UploadKind, ledger: QuotaLedger, o
         opening: shown !== undefined ? `FILE: ${shown}` : `Opening ${s.type === "A" ? "ASCII" : "BINARY"} mode data connection for ${t.vpath}`,
         ...(shown !== undefined ? { complete: (bytes: number) => `Transfer complete (${bytes} bytes); stored as ${shown}` } : {}),
         run: async (sock, progress) => {
-          const beforeWrite = (end: number) => {
-            if (req.range && end > req.range.end + 1) {
-              throw new MyftpError("bad-argument", "More data than the RANG range holds");
-            }
-            if (end > accounted) {
-              ledger.reserve(end - accounted);
-              accounted = end;
-            }
-            // In place, the old bytes past the offset go once the first new byte is taken (not before: an upload
-            // that receives nothing leaves the file as it was), so what stands in the file at any moment, a crash
-            // included, is the old prefix and what arrived, which a resume continues. The ledger keeps the old size
-            // counted until the end.
+          // In place, the old bytes past the offset go once the first new byte is taken (not before: an upload
+          // that receives nothing leaves the file as it was), so what stands in the file at any moment, a crash
+          // included, is the old prefix and what arrived, which a resume continues. The ledger keeps the old size
+          // counted until the end.
+          const cutInPlace = () => {
             if (t.inPlace && !t.cut) {
               if (t.sizeBefore > t.start) t.handle.truncateNow(t.start);
               t.cut = true;
             }
+          };
+          // Reserves up to `end` before it is written. Where that must wait for a younger upload of the user to give
+          // room back (see QuotaLedger.reserveFor), a promise; `cancel` (the transfer ended first) reserves nothing.
+          const beforeWrite = (end: number, cancel: AbortSignal): void | Promise<void> => {
+            if (req.range && end > req.range.end + 1) {
+              throw new MyftpError("bad-argument", "More data than the RANG range holds");
+            }
+            if (end > accounted) {
+              const n = end - accounted;
+              const waiting = ledger.reserveFor(ticket, n, () => (accounted += n), cancel);
+              // The wait may have been given up after the bytes were reserved: they are counted (and given back
+              // as the upload ends), but nothing is written and the file is not cut.
+              if (waiting) {
+                return waiting.then(() => {
+                  if (cancel.aborted) throw new MyftpError("io", "the transfer ended while it waited for quota");
+                  cutInPlace();
+                });
+              }
+            }
+            cutInPlace();
           };
           // Binary uploads go to a transfer process, which asks before it writes past what was reserved (but writes
           // below that without asking: an in-place overwrite, whose first byte must first cut the file, stays here).
@@ -316,10 +345,10 @@ async function uploadClaimed(s: Session, req: UploadKind, ledger: QuotaLedger, o
           // With RANG nothing past the range is granted, even below the old size (where no quota is needed).
           const granted = () => (req.range ? Math.min(accounted, req.range.end + 1) : accounted);
           const written = lease
-            ? await s.server.transfers.receive(lease, sock as Socket, t.start, granted(), (end: number) => {
+            ? await s.server.transfers.receive(lease, sock as Socket, t.start, granted(), (end: number, cancel: AbortSignal) => {
                 const ahead = req.range ? Math.min(end + GRANT_AHEAD, req.range.end + 1) : end + GRANT_AHEAD;
-                beforeWrite(ahead > end && ledger.available - (ahead - accounted) >= GRANT_MARGIN ? ahead : end);
-                return granted();
+                const waiting = beforeWrite(ahead > end && ledger.available - (ahead - accounted) >= GRANT_MARGIN ? ahead : end, cancel);
+                return waiting ? waiting.then(granted) : granted();
               }, progress)
             : await receiveFile(sock, { handle: t.handle, position: t.start, beforeWrite }, s.type === "A", progress);
           await finalize(true, written);
@@ -352,6 +381,6 @@ async function uploadClaimed(s: Session, req: UploadKind, ledger: QuotaLedger, o
     throw err;
   } finally {
     await closeHandle();
-    ledger.endWrite();
+    ledger.endUpload(ticket);
   }
 }
