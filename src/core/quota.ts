@@ -94,7 +94,7 @@ export class QuotaLedger {
   private readonly uploads = new Set<UploadTicket>();
   private nextOrder = 0;
   /** Uploads waiting for room, oldest first. */
-  private waiters: Waiter[] = [];
+  private readonly waiters: Waiter[] = [];
   private readonly writing = new Set<string>();
   private persisting: Promise<void> = Promise.resolve();
 
