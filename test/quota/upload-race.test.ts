@@ -377,4 +377,30 @@ describe("an upload waiting for room a younger upload holds", () => {
       expect(await settled(s)).toBe(6 * MiB);
     }
   });
+
+  it.each([0, 2])("ends when the server shuts down (transfer processes: %i), and the stored usage matches the disk", async (processes) => {
+    const mode = { processes };
+    const s = await startServer([{ name: "alice", password: "secret", quota: FREE }], { transferProcesses: processes, shutdownGraceMs: 100 });
+    opened.servers.push(s);
+    const [a, b] = [await login(s, mode), await login(s, mode)];
+    const [da, db] = [payload(6 * MiB), payload(6 * MiB)];
+    const ua = await begin(a, "STOR a.bin", mode);
+    const ub = await begin(b, "STOR b.bin", mode);
+    ua.sock.write(da.subarray(0, 5 * MiB));
+    ub.sock.write(db.subarray(0, 5 * MiB));
+    const ledger = await ledgerOf(s);
+    await until(() => ledger.used === FREE, 15_000, "both first parts reserved");
+    ua.sock.write(da.subarray(5 * MiB));
+    await until(() => ledger.waiting === 1, 15_000, "the older upload waits");
+    await s.server.close();
+    expect((await a.read(10_000)).code).toBe(421);
+    expect(ledger.waiting).toBe(0);
+    // Both were cut and keep what they wrote, 5 MiB each; the figure saved at the shutdown counts exactly that.
+    const home = s.homeOf("alice");
+    expect(readFileSync(path.join(home, "a.bin")).equals(da.subarray(0, 5 * MiB))).toBe(true);
+    expect(readFileSync(path.join(home, "b.bin")).equals(db.subarray(0, 5 * MiB))).toBe(true);
+    const u = await s.users.get("alice");
+    expect({ used: u?.usedBytes, dirty: u?.usageDirty }).toEqual({ used: diskBytes(home), dirty: false });
+    expect(u?.usedBytes).toBe(FREE);
+  });
 });
