@@ -403,4 +403,28 @@ describe("an upload waiting for room a younger upload holds", () => {
     expect({ used: u?.usedBytes, dirty: u?.usageDirty }).toEqual({ used: diskBytes(home), dirty: false });
     expect(u?.usedBytes).toBe(FREE);
   });
+
+  it.each([0, 2])("waits a bounded time for a younger upload that holds the room and goes on (transfer processes: %i)", async (processes) => {
+    const mode = { processes };
+    const s = await start(FREE, mode);
+    const [a, b] = [await login(s, mode), await login(s, mode)];
+    const [da, db] = [payload(6 * MiB), payload(6 * MiB)];
+    const ua = await begin(a, "STOR a.bin", mode);
+    const ub = await begin(b, "STOR b.bin", mode);
+    ua.sock.write(da.subarray(0, 5 * MiB));
+    ub.sock.write(db.subarray(0, 5 * MiB));
+    const ledger = await ledgerOf(s);
+    await until(() => ledger.used === FREE, 15_000, "both first parts reserved");
+    ua.sock.end(da.subarray(5 * MiB));
+    await until(() => ledger.waiting === 1, 15_000, "the older upload waits");
+    // The younger upload neither fails nor ends: the older one gives up after its wait, refused.
+    expect((await a.read(30_000)).code).toBe(552);
+    expect(ledger.waiting).toBe(0);
+    expect(existsSync(path.join(s.homeOf("alice"), "a.bin"))).toBe(false);
+    // The room it gave back is the younger one's to take.
+    ub.sock.end(db.subarray(5 * MiB));
+    expect((await b.read(30_000)).code).toBe(226);
+    expect(readFileSync(path.join(s.homeOf("alice"), "b.bin")).equals(db)).toBe(true);
+    expect(await settled(s)).toBe(6 * MiB);
+  });
 });
