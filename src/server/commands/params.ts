@@ -50,7 +50,8 @@ export function stru(s: Session, arg: string): void {
 }
 
 export function allo(s: Session, arg: string): void {
-  // "ALLO <size> [R <record size>]"; the size is checked against the quota by the next STOR or APPE.
+  // "ALLO <size> [R <record size>]"; the next STOR, APPE or STOU reserves the size from the quota before its 150
+  // (see upload.ts).
   const m = /^\s*(\d{1,15})(?:\s+R\s+\d{1,15})?\s*$/i.exec(arg);
   if (!m) {
     s.reply(501, "Syntax error: ALLO bytes");
