@@ -11,7 +11,7 @@ import { makeCertificate } from "../../src/cli/cert.js";
 import { FtpServer, type ServerOptions } from "../../src/server/server.js";
 import { hashPassword } from "../../src/users/password.js";
 import { SqliteUserStore } from "../../src/users/sqlite-store.js";
-import { runProcess, type RunResult } from "./util.js";
+import { diskBytes, runProcess, until, type RunResult } from "./util.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const MYFTPD_BIN = path.join(ROOT, "dist/cli/myftpd.js");
@@ -153,4 +153,26 @@ export async function startServerProcess(
         else child.kill(signal);
       }),
   };
+}
+
+/**
+ * Waits until the user store holds a clean usage figure for `user` equal to the bytes in the user's home (no upload
+ * running, everything saved), and gives that figure; on timeout the error says what was seen last.
+ */
+export async function storeMatchesDisk(s: RunningServer, user: string, ms = 10_000): Promise<number> {
+  let last = "";
+  await until(
+    async () => {
+      await s.server.quota.flushAll();
+      const u = await s.users.get(user);
+      const disk = diskBytes(s.homeOf(user));
+      last = JSON.stringify({ used: u?.usedBytes, dirty: u?.usageDirty, disk });
+      return u?.usageDirty === false && u.usedBytes === disk;
+    },
+    ms,
+    "store and disk agree",
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}: ${last}`);
+  });
+  return diskBytes(s.homeOf(user));
 }

@@ -11,7 +11,7 @@ import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QuotaLedger } from "../../src/core/quota.js";
 import { closedAfterEach } from "../helpers/cleanup.js";
-import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
+import { startServer, storeMatchesDisk, testCertificate, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp, secureClient, type Reply } from "../helpers/raw-ftp.js";
 import { diskBytes, sleep, until } from "../helpers/util.js";
 
@@ -114,23 +114,7 @@ function watchUsage(s: RunningServer, disk: boolean): { stop(): Promise<{ ledger
 }
 
 /** Waits until no upload of alice runs and the store holds a clean figure equal to the bytes in the home. */
-async function settled(s: RunningServer): Promise<number> {
-  let last = "";
-  await until(
-    async () => {
-      await s.server.quota.flushAll();
-      const u = await s.users.get("alice");
-      const disk = diskBytes(s.homeOf("alice"));
-      last = JSON.stringify({ used: u?.usedBytes, dirty: u?.usageDirty, disk });
-      return u?.usageDirty === false && u.usedBytes === disk;
-    },
-    10_000,
-    "store and disk agree",
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}: ${last}`);
-  });
-  return diskBytes(s.homeOf("alice"));
-}
+const settled = (s: RunningServer) => storeMatchesDisk(s, "alice");
 
 interface Racer {
   c: RawFtp;
@@ -332,13 +316,11 @@ describe("three uploads of one user with room for one", () => {
 });
 
 describe("an upload waiting for room a younger upload holds", () => {
-  type End = "ABOR" | "control connection closed" | "data connection broken";
-  const CASES: [End, number][] = [];
-  for (const end of ["ABOR", "control connection closed", "data connection broken"] as End[]) for (const p of [0, 2]) CASES.push([end, p]);
-
-  it.each(CASES)("ends at once on %s (transfer processes: %i), keeps what it wrote and holds nothing more", async (end, processes) => {
-    const mode = { processes };
-    const s = await start(FREE, mode);
+  /**
+   * Two 6 MiB uploads of alice's with room for one: both send their first 5 MiB, which takes the whole room, then
+   * the older one sends the rest (and, with `endOlder`, ends its data) and waits for the room the younger one holds.
+   */
+  async function olderWaiting(s: RunningServer, mode: Mode, endOlder: boolean) {
     const [a, b] = [await login(s, mode), await login(s, mode)];
     const [da, db] = [payload(6 * MiB), payload(6 * MiB)];
     const ua = await begin(a, "STOR a.bin", mode);
@@ -347,9 +329,20 @@ describe("an upload waiting for room a younger upload holds", () => {
     ub.sock.write(db.subarray(0, 5 * MiB));
     const ledger = await ledgerOf(s);
     await until(() => ledger.used === FREE, 15_000, "both first parts reserved");
-    // The older upload needs more: the younger one holds the room, so it waits.
-    ua.sock.write(da.subarray(5 * MiB));
+    if (endOlder) ua.sock.end(da.subarray(5 * MiB));
+    else ua.sock.write(da.subarray(5 * MiB));
     await until(() => ledger.waiting === 1, 15_000, "the older upload waits");
+    return { a, b, ua, ub, da, db, ledger };
+  }
+
+  type End = "ABOR" | "control connection closed" | "data connection broken";
+  const CASES: [End, number][] = [];
+  for (const end of ["ABOR", "control connection closed", "data connection broken"] as End[]) for (const p of [0, 2]) CASES.push([end, p]);
+
+  it.each(CASES)("ends at once on %s (transfer processes: %i), keeps what it wrote and holds nothing more", async (end, processes) => {
+    const mode = { processes };
+    const s = await start(FREE, mode);
+    const { a, b, ub, ua, da, db, ledger } = await olderWaiting(s, mode, false);
     if (end === "ABOR") {
       a.send("ABOR");
       expect((await a.read(10_000)).code).toBe(426);
@@ -382,16 +375,7 @@ describe("an upload waiting for room a younger upload holds", () => {
     const mode = { processes };
     const s = await startServer([{ name: "alice", password: "secret", quota: FREE }], { transferProcesses: processes, shutdownGraceMs: 100 });
     opened.servers.push(s);
-    const [a, b] = [await login(s, mode), await login(s, mode)];
-    const [da, db] = [payload(6 * MiB), payload(6 * MiB)];
-    const ua = await begin(a, "STOR a.bin", mode);
-    const ub = await begin(b, "STOR b.bin", mode);
-    ua.sock.write(da.subarray(0, 5 * MiB));
-    ub.sock.write(db.subarray(0, 5 * MiB));
-    const ledger = await ledgerOf(s);
-    await until(() => ledger.used === FREE, 15_000, "both first parts reserved");
-    ua.sock.write(da.subarray(5 * MiB));
-    await until(() => ledger.waiting === 1, 15_000, "the older upload waits");
+    const { a, b, da, db, ledger } = await olderWaiting(s, mode, false);
     await s.server.close();
     expect((await a.read(10_000)).code).toBe(421);
     expect(ledger.waiting).toBe(0);
@@ -407,16 +391,7 @@ describe("an upload waiting for room a younger upload holds", () => {
   it.each([0, 2])("waits a bounded time for a younger upload that holds the room and goes on (transfer processes: %i)", async (processes) => {
     const mode = { processes };
     const s = await start(FREE, mode);
-    const [a, b] = [await login(s, mode), await login(s, mode)];
-    const [da, db] = [payload(6 * MiB), payload(6 * MiB)];
-    const ua = await begin(a, "STOR a.bin", mode);
-    const ub = await begin(b, "STOR b.bin", mode);
-    ua.sock.write(da.subarray(0, 5 * MiB));
-    ub.sock.write(db.subarray(0, 5 * MiB));
-    const ledger = await ledgerOf(s);
-    await until(() => ledger.used === FREE, 15_000, "both first parts reserved");
-    ua.sock.end(da.subarray(5 * MiB));
-    await until(() => ledger.waiting === 1, 15_000, "the older upload waits");
+    const { a, b, ub, db, ledger } = await olderWaiting(s, mode, true);
     // The younger upload neither fails nor ends: the older one gives up after its wait, refused.
     expect((await a.read(30_000)).code).toBe(552);
     expect(ledger.waiting).toBe(0);

@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startServer, testCertificate, type RunningServer } from "../helpers/myftpd.js";
+import { startServer, storeMatchesDisk, testCertificate, type RunningServer } from "../helpers/myftpd.js";
 import { portRefused, RawFtp, type Reply, sessionInNewDir } from "../helpers/raw-ftp.js";
 import { diskBytes, until } from "../helpers/util.js";
 
@@ -51,21 +51,7 @@ function fileName(prelim: Reply): string {
 
 /** SITE QUOTA's figure, the ledger's stored figure and the disk agree, once no upload runs; gives that figure. */
 async function settledUsage(s: RunningServer, c: RawFtp): Promise<number> {
-  let last = "";
-  await until(
-    async () => {
-      await s.server.quota.flushAll();
-      const u = await s.users.get("alice");
-      const disk = diskBytes(s.homeOf("alice"));
-      last = JSON.stringify({ used: u!.usedBytes, dirty: u!.usageDirty, disk });
-      return !u!.usageDirty && u!.usedBytes === disk;
-    },
-    5000,
-    "store and disk agree",
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}: ${last}`);
-  });
-  const used = diskBytes(s.homeOf("alice"));
+  const used = await storeMatchesDisk(s, "alice", 5000);
   expect(await c.usedBytes()).toBe(used);
   return used;
 }
