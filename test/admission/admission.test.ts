@@ -6,7 +6,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ServerOptions } from "../../src/server/server.js";
-import { startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
+import { holdUserLookups, startServer, tempDir, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { runProcess, sleep, until, withTimeout } from "../helpers/util.js";
 import { captureLog } from "../security/log-capture.js";
@@ -363,22 +363,13 @@ describe("login timeout", () => {
     const s = await start({ loginTimeoutMs: 400, idleTimeoutMs: 20_000 });
     const early = await login(s);
     // The user store answers the second login only after its deadline has passed.
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const users = s.users as unknown as { get(name: string): Promise<unknown> };
-    const get = users.get.bind(users);
-    let held = false;
-    users.get = async (name: string) => {
-      held = true;
-      await gate;
-      return get(name);
-    };
+    const lookups = holdUserLookups(s);
     const late = await greeted(s);
     expect((await late.cmd("USER bob")).code).toBe(331);
     const answer = late.cmd("PASS pw", 10_000);
-    await until(() => held, 3000, "password check under way");
+    await until(lookups.held, 3000, "password check under way");
     await sleep(800);
-    release();
+    lookups.release();
     expect((await answer).code).toBe(230);
     for (let i = 0; i < 4; i++) {
       await sleep(200);

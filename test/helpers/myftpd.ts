@@ -176,3 +176,23 @@ export async function storeMatchesDisk(s: RunningServer, user: string, ms = 10_0
   });
   return diskBytes(s.homeOf(user));
 }
+
+/**
+ * Holds the server's user lookups (every one, or with `firstOnly` the first) until `release()`: a login whose password
+ * check a test keeps under way. `held()` says whether one is being held.
+ */
+export function holdUserLookups(s: RunningServer, firstOnly = false): { held: () => boolean; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const users = s.users as unknown as { get(name: string): Promise<unknown> };
+  const get = users.get.bind(users);
+  let held = false;
+  users.get = async (name: string) => {
+    if (!firstOnly || !held) {
+      held = true;
+      await gate;
+    }
+    return get(name);
+  };
+  return { held: () => held, release };
+}

@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { LoginDefender } from "../../src/core/login-defender.js";
-import { startServer, type RunningServer } from "../helpers/myftpd.js";
+import { holdUserLookups, startServer, type RunningServer } from "../helpers/myftpd.js";
 import { RawFtp } from "../helpers/raw-ftp.js";
 import { captureLog } from "./log-capture.js";
 
@@ -125,28 +125,17 @@ describe("login defender", () => {
     const { s, log } = await server({ loginFailureDelayMs: 20, maxLoginFailures: 2, banMs: 60_000 });
     // The right password's check is held at the user store until the other connections' guesses have banned the
     // address: what a burst of guesses on many connections at once does.
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const users = s.users as unknown as { get(name: string): Promise<unknown> };
-    const get = users.get.bind(users);
-    let held = false;
-    users.get = async (name: string) => {
-      if (!held) {
-        held = true;
-        await gate;
-      }
-      return get(name);
-    };
+    const lookups = holdUserLookups(s, true);
     const right = await RawFtp.connect(s.port);
     const guessers = [await RawFtp.connect(s.port), await RawFtp.connect(s.port)];
     expect((await right.cmd("USER alice")).code).toBe(331);
     const answer = right.cmd("PASS secret", 20_000);
-    for (let i = 0; i < 50 && !held; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(held).toBe(true);
+    for (let i = 0; i < 50 && !lookups.held(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(lookups.held()).toBe(true);
     const guesses = await Promise.all(guessers.map((g, i) => attempt(g, "alice", `wrong-${i}`)));
     expect(guesses.map((g) => g.code)).toContain(421);
     expect(log.events("address-banned")).toHaveLength(1);
-    release();
+    lookups.release();
     const r = await answer;
     expect(r.code).toBe(421);
     await right.closed;
