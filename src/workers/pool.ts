@@ -1,15 +1,18 @@
-// A fixed-size pool of worker threads fed by a FIFO task queue. Workers start on first use; a worker that dies
-// fails only its own task and is replaced. A task whose signal aborts while it still waits leaves the queue, so
-// work for a client that has gone never takes a worker.
+// A fixed-size pool of worker threads fed by a task queue. Workers start on first use; a worker that dies fails only
+// its own task and is replaced. A task whose signal aborts while it still waits leaves the queue, so work for a
+// client that has gone never takes a worker.
+//
+// Tasks may name whose they are (a key, e.g. the user): each key has its own FIFO queue, and a free worker takes the
+// next task of the keys in turn, so one user's many tasks cannot keep another's waiting behind them all. Tasks
+// without a key share one queue, FIFO.
 
 import { Worker } from "node:worker_threads";
 
 interface Task<I, O> {
   input: I;
+  key: string;
   resolve: (out: O) => void;
   reject: (err: Error) => void;
-  /** Set when the task was withdrawn before a worker took it. */
-  cancelled: boolean;
 }
 
 interface Slot<I, O> {
@@ -26,8 +29,10 @@ type Reply<O> = { ok: true; value: O } | { ok: false; error: string; code?: stri
 
 export class WorkerPool<I, O> {
   private readonly slots: Slot<I, O>[] = [];
-  private readonly queue: Task<I, O>[] = [];
-  private qhead = 0;
+  /** The tasks waiting for a worker, per key, each in arrival order. */
+  private readonly queues = new Map<string, Task<I, O>[]>();
+  /** The keys with tasks waiting, in the order they get their next turn. */
+  private readonly turns: string[] = [];
   private waiting = 0;
   private closed = false;
 
@@ -48,15 +53,14 @@ export class WorkerPool<I, O> {
     return this.slots.filter((s) => s.task !== null).length;
   }
 
-  run(input: I, signal?: AbortSignal): Promise<O> {
+  /** Runs a task; `key` says whose it is (see the top of this file). */
+  run(input: I, signal?: AbortSignal, key = ""): Promise<O> {
     if (this.closed) return Promise.reject(new Error("worker pool is closed"));
     if (signal?.aborted) return Promise.reject(withdrawn());
     return new Promise<O>((resolve, reject) => {
-      const task: Task<I, O> = { input, resolve, reject, cancelled: false };
+      const task: Task<I, O> = { input, key, resolve, reject };
       const onAbort = () => {
-        if (!this.queue.includes(task, this.qhead)) return; // a worker has it already: let it finish
-        task.cancelled = true;
-        this.waiting--;
+        if (!this.unqueue(task)) return; // a worker has it already: let it finish
         reject(withdrawn());
       };
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -68,26 +72,50 @@ export class WorkerPool<I, O> {
         signal?.removeEventListener("abort", onAbort);
         reject(err);
       };
-      this.queue.push(task);
+      const q = this.queues.get(key);
+      if (q) q.push(task);
+      else {
+        this.queues.set(key, [task]);
+        this.turns.push(key);
+      }
       this.waiting++;
       this.dispatch();
     });
   }
 
+  /** Takes a waiting task out of its queue; false when it is not waiting (a worker has it, or it ended). */
+  private unqueue(task: Task<I, O>): boolean {
+    const q = this.queues.get(task.key);
+    const i = q ? q.indexOf(task) : -1;
+    if (i < 0) return false;
+    q!.splice(i, 1);
+    this.waiting--;
+    if (q!.length === 0) {
+      this.queues.delete(task.key);
+      this.turns.splice(this.turns.indexOf(task.key), 1);
+    }
+    return true;
+  }
+
+  /** The next task to run: the first of the key whose turn it is; that key then goes to the back of the turns. */
+  private next(): Task<I, O> {
+    const key = this.turns.shift()!;
+    const q = this.queues.get(key)!;
+    const task = q.shift()!;
+    this.waiting--;
+    if (q.length > 0) this.turns.push(key);
+    else this.queues.delete(key);
+    return task;
+  }
+
   private dispatch(): void {
-    while (this.queued > 0) {
+    while (this.waiting > 0) {
       let slot = this.slots.find((s) => s.task === null);
       if (!slot) {
         if (this.slots.length >= this.size) return;
         slot = this.spawn();
       }
-      let task = this.queue[this.qhead++]!;
-      while (task.cancelled) task = this.queue[this.qhead++]!;
-      this.waiting--;
-      if (this.qhead > 256 && this.qhead * 2 > this.queue.length) {
-        this.queue.splice(0, this.qhead);
-        this.qhead = 0;
-      }
+      const task = this.next();
       slot.task = task;
       slot.worker.postMessage(task.input);
     }
@@ -122,9 +150,9 @@ export class WorkerPool<I, O> {
 
   async close(): Promise<void> {
     this.closed = true;
-    const pending = this.queue.splice(this.qhead).filter((t) => !t.cancelled);
-    this.qhead = 0;
-    this.queue.length = 0;
+    const pending = [...this.queues.values()].flat();
+    this.queues.clear();
+    this.turns.length = 0;
     this.waiting = 0;
     for (const t of pending) t.reject(new Error("worker pool is closed"));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));

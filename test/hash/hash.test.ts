@@ -267,3 +267,52 @@ describe("HASH for a client that has gone", () => {
     }
   }, 60_000);
 });
+
+describe("HASH requests of several users", () => {
+  let s: RunningServer;
+
+  beforeAll(async () => {
+    s = await startServer(
+      [
+        { name: "alice", password: "pw" },
+        { name: "bob", password: "pw" },
+      ],
+      { hashWorkers: 1, maxSessionsPerUser: 10 },
+    );
+    // Sparse: hashing reads 512 MiB (long enough for the requests below to queue) without the disk holding it.
+    const fd = openSync(path.join(s.homeOf("alice"), "big.bin"), "w");
+    try {
+      ftruncateSync(fd, 512 * 1024 * 1024);
+    } finally {
+      closeSync(fd);
+    }
+    writeFileSync(path.join(s.homeOf("bob"), "small.txt"), "bob's");
+  });
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it("take turns on the workers: one user's queued requests do not keep another's waiting behind them all", async () => {
+    const pool = s.server.hashPool;
+    const alice = await Promise.all(Array.from({ length: 4 }, () => RawFtp.login(s.port, "alice", "pw", { type: "I" })));
+    const bob = await RawFtp.login(s.port, "bob", "pw", { type: "I" });
+    const answered: string[] = [];
+    const asked: Promise<void>[] = [];
+    try {
+      // alice's four go in one by one: the first runs on the only worker, the other three queue behind it.
+      for (const [i, c] of alice.entries()) {
+        asked.push(c.cmd("HASH big.bin", 60_000).then((r) => void answered.push(`alice${i}:${r.code}`)));
+        for (let n = 0; n < 500 && pool.busy + pool.queued < i + 1; n++) await new Promise((r) => setTimeout(r, 5));
+        expect(pool.busy + pool.queued).toBe(i + 1);
+      }
+      expect(answered, "alice's first HASH ended before the others queued").toEqual([]);
+      asked.push(bob.cmd("HASH small.txt", 60_000).then((r) => void answered.push(`bob:${r.code}`)));
+      await Promise.all(asked);
+      // bob's comes after one more of alice's, not after all of hers.
+      expect(answered).toEqual(["alice0:213", "alice1:213", "bob:213", "alice2:213", "alice3:213"]);
+    } finally {
+      for (const c of [...alice, bob]) await c.close();
+    }
+  });
+});

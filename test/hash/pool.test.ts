@@ -106,4 +106,43 @@ describe("WorkerPool", () => {
     expect(["done", "rejected"]).toContain(await runningOutcome);
     await expect(p.run({ op: "echo", value: 3 })).rejects.toThrow(/closed/);
   });
+
+  it("takes the tasks of different keys in turn, each key's in order", async () => {
+    const p = pool(1);
+    const finished: string[] = [];
+    const run = (key: string, value: number) =>
+      p.run({ op: "echo", value, ms: 20 }, undefined, key).then(() => void finished.push(`${key}${value}`));
+    // alice queues four before bob's one: bob's comes after one more of hers, not after all of them.
+    const all = [run("alice", 0), run("alice", 1), run("alice", 2), run("alice", 3), run("bob", 0), run("carol", 0)];
+    expect(p.busy).toBe(1);
+    expect(p.queued).toBe(5);
+    await Promise.all(all);
+    expect(finished).toEqual(["alice0", "alice1", "bob0", "carol0", "alice2", "alice3"]);
+    expect(p.queued).toBe(0);
+  });
+
+  it("a keyed task withdrawn while it waits gives its turn up, and the others run in turn", async () => {
+    const p = pool(1);
+    const finished: string[] = [];
+    const run = (key: string, value: number, signal?: AbortSignal) =>
+      p.run({ op: "echo", value, ms: 20 }, signal, key).then(() => void finished.push(`${key}${value}`));
+    const gone = new AbortController();
+    const first = run("alice", 0);
+    const withdrawn = run("bob", 0, gone.signal);
+    const carol = run("carol", 0);
+    // bob's only task leaves, and with it his turn (ahead of carol's): his next task queues behind hers.
+    gone.abort();
+    await expect(withdrawn).rejects.toMatchObject({ code: "ECANCELED" });
+    const rest = [carol, run("bob", 1)];
+    expect(p.queued).toBe(2);
+    await Promise.all([first, ...rest]);
+    expect(finished).toEqual(["alice0", "carol0", "bob1"]);
+    // close() rejects keyed tasks still queued.
+    const blocker = run("alice", 1);
+    const queued = [run("bob", 2), run("carol", 1)];
+    const closing = p.close();
+    for (const q of queued) await expect(q).rejects.toThrow(/closed/);
+    await closing;
+    await blocker.catch(() => undefined);
+  });
 });

@@ -69,7 +69,9 @@ export async function hash(s: Session, arg: string): Promise<void> {
   const algorithm = s.hashAlgorithm;
   let result;
   try {
-    result = await s.server.hashPool.run({ path: opened.diskPath, fd: opened.fd, algorithm, start, end: last }, s.lifetime);
+    // Queued as the user's: the workers take the users' tasks in turn, so one user's many sessions hashing large
+    // files cannot keep another user's HASH waiting behind all of them.
+    result = await s.server.hashPool.run({ path: opened.diskPath, fd: opened.fd, algorithm, start, end: last }, s.lifetime, s.user?.name ?? "");
   } finally {
     await opened.handle.close().catch(() => undefined);
   }
