@@ -41,6 +41,8 @@ type Setup =
       listener: PassiveListener;
       /** The accepted connection, once it arrived. */
       socket: net.Socket | null;
+      /** A connection from a foreign address came and was logged: later ones are hung up on without a log line. */
+      foreignLogged: boolean;
       /** Wakes a transfer that waits for the connection. */
       notify: (() => void) | null;
       /** Replaced or torn down: a late connection is refused. */
@@ -76,7 +78,7 @@ export class DataChannel {
       listener.close();
       throw new MyftpError("busy", "Session closed");
     }
-    const setup: Setup = { kind: "passive", listener, socket: null, notify: null, closed: false };
+    const setup: Setup = { kind: "passive", listener, socket: null, foreignLogged: false, notify: null, closed: false };
     this.setup = setup;
     this.listening = setup;
     return listener.port;
@@ -99,8 +101,10 @@ export class DataChannel {
     if (!sameHost(sock.remoteAddress, this.ctx.peerAddress)) {
       // Someone else raced for our port: hung up on, and the set-up goes on waiting for the client's own connection
       // (until the data timeout). Failing the transfer instead would let anyone who can reach the passive range break
-      // every user's transfers by connecting to its ports.
-      this.ctx.onForeignPeer(sock.remoteAddress);
+      // every user's transfers by connecting to its ports. Logged once per set-up: whoever knocks cannot turn each
+      // connection into a warning in the log.
+      if (!setup.foreignLogged) this.ctx.onForeignPeer(sock.remoteAddress);
+      setup.foreignLogged = true;
       sock.destroy();
       return;
     }

@@ -103,6 +103,25 @@ describe("passive connection theft", () => {
     await c.close();
   });
 
+  it("logs a passive set-up's foreign connections once, however many come, and still serves the client's own", async () => {
+    const c = await login();
+    const r = await c.cmd("EPSV");
+    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    const before = log.events("data-foreign-peer").length;
+    // Anyone who can reach the passive range may knock as often as they like: each knock is hung up on, and the log
+    // gets one warning for the set-up, not one line per connection.
+    for (let i = 0; i < 20; i++) {
+      const thief = await connectData("127.0.0.1", port, "127.0.0.2");
+      expect((await readAll(thief, 5000)).length).toBe(0);
+    }
+    expect(log.events("data-foreign-peer").length - before).toBe(1);
+    const data = await connectData("127.0.0.1", port);
+    expect((await c.cmd("RETR secret.txt")).code).toBe(150);
+    expect((await withTimeout(readAll(data), 5000, "no data")).toString()).toBe("for alice only\n");
+    expect((await c.read()).code).toBe(226);
+    await c.close();
+  });
+
   it("still answers 425 when only foreign connections came before the data timeout", async () => {
     const c = await login();
     const r = await c.cmd("EPSV");
