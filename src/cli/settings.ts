@@ -41,7 +41,7 @@ export const SERVE_SETTINGS: readonly SettingDef[] = [
     min: 0,
     max: 86400,
     arg: "seconds",
-    description: "close sessions not logged in this long after connecting, whatever they send (default 60; 0 = never)",
+    description: "close sessions not logged in this long after their greeting, whatever they send (default 60; 0 = never)",
   },
   { key: "data-timeout", kind: "int", min: 1, max: 3600, arg: "seconds", description: "wait for a data connection (default 30)" },
   { key: "max-sessions", kind: "int", min: 1, max: 100000, arg: "n", description: "sessions served at once (default 100)" },
