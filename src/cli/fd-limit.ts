@@ -10,8 +10,11 @@ import { readFileSync } from "node:fs";
 
 /** The process's own: standard streams, the user store and its journal, the event loop, log, worker threads, transfer processes. */
 export const FDS_BASE = 64;
-/** A running session at its busiest: control connection, passive listener, data connection, and the file it moves. */
-export const FDS_PER_SESSION = 4;
+/**
+ * A running session at its busiest: control connection, passive listener, data connection, and up to two files (a
+ * REST inside a file copies the old part to a new file while both are open).
+ */
+export const FDS_PER_SESSION = 5;
 /** A connection waiting in the admission queue holds its control connection only. */
 export const FDS_PER_QUEUED = 1;
 

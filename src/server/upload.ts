@@ -176,8 +176,8 @@ export async function uploadUnique(s: Session, req: UniqueRequest, ledger: Quota
         w = await storage.createNew(name.vpath);
       } catch (err) {
         ledger.releasePath(k);
-        // A variant too long to be a file name (the name itself fitted, or creating it would have failed alike): the
-        // names left are longer still, so none is free.
+        // A variant too long for the file system (its name, or its whole path; the name itself fitted, or creating it
+        // would have failed alike): the names left are longer still, so none is free.
         if (name.variant > 0 && (err as NodeJS.ErrnoException).code === "ENAMETOOLONG") throw req.exhausted(name.variant);
         throw err;
       }

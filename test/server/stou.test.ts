@@ -179,13 +179,13 @@ describe("STOU: the names", () => {
     const full = "f".repeat(254);
     writeFileSync(path.join(dir, full), "0");
     const port = await c.epsvPort();
-    expect((await c.cmd(`STOU ${full}`)).all).toBe(`553 No unique name left: ${full} is taken, and ${full}.1 would be too long a name`);
+    expect((await c.cmd(`STOU ${full}`)).all).toBe(`553 No unique name left: ${full} is taken, and ${full}.1 would be too long`);
     await until(() => portRefused(port), 2000, "passive port closed");
     // 253 bytes: name.1 to name.9 fit in 255 bytes, name.10 does not.
     const near = "n".repeat(253);
     for (const n of [near, ...Array.from({ length: 9 }, (_, i) => `${near}.${i + 1}`)]) writeFileSync(path.join(dir, n), "0");
     await c.epsvPort();
-    expect((await c.cmd(`STOU ${near}`)).all).toBe(`553 No unique name left: ${near} and ${near}.1 to ${near}.9 are taken, and ${near}.10 would be too long a name`);
+    expect((await c.cmd(`STOU ${near}`)).all).toBe(`553 No unique name left: ${near} and ${near}.1 to ${near}.9 are taken, and ${near}.10 would be too long`);
     expect(readdirSync(dir)).toHaveLength(11);
     // A gap among the ones that fit is found.
     await c.expect(`DELE ${near}.4`, 250);

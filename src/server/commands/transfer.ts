@@ -144,9 +144,9 @@ export async function stou(s: Session, arg: string): Promise<void> {
   const exhausted = (tooLong?: number) => {
     if (arg.length === 0) return new MyftpError("bad-path", "No unique name found; try again");
     if (tooLong === undefined) return new MyftpError("bad-path", `No unique name left: ${arg} and ${arg}.1 to ${arg}.${STOU_VARIANTS} are taken`);
-    // A name near the file system's longest: its variants soon grow too long to be file names.
+    // A name near the longest a file name (or its path) may be: its variants soon grow too long.
     const taken = tooLong === 1 ? `${arg} is taken` : `${arg} and ${arg}.1 to ${arg}.${tooLong - 1} are taken`;
-    return new MyftpError("bad-path", `No unique name left: ${taken}, and ${arg}.${tooLong} would be too long a name`);
+    return new MyftpError("bad-path", `No unique name left: ${taken}, and ${arg}.${tooLong} would be too long`);
   };
   await uploadUnique(s, { names: stouNames(s, arg), announced, exhausted }, user.ledger);
 }
