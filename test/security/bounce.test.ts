@@ -70,27 +70,30 @@ describe("active mode bounce", () => {
 });
 
 describe("passive connection theft", () => {
+  /** The client's own data connection to `port` (from `from`) gets secret.txt, whole, between a 150 and a 226. */
+  async function retrievedOwn(c: RawFtp, port: number, from?: string): Promise<void> {
+    const data = await connectData("127.0.0.1", port, from);
+    expect((await c.cmd("RETR secret.txt")).code).toBe(150);
+    expect((await withTimeout(readAll(data), 5000, "no data")).toString()).toBe("for alice only\n");
+    expect((await c.read()).code).toBe(226);
+  }
+
   // A connection from elsewhere is hung up on, and the set-up goes on waiting for the client's own: failing the
   // transfer instead would let anyone who can reach the passive range break every user's transfers by knocking on it.
   it("drops a passive connection from 127.0.0.2 made before the transfer, and serves the client's own after it", async () => {
     const c = await login();
-    const r = await c.cmd("EPSV");
-    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    const port = await c.epsvPort();
     const thief = await connectData("127.0.0.1", port, "127.0.0.2");
     // The server hangs up on the thief without sending it anything.
     expect((await readAll(thief, 5000)).length).toBe(0);
     expect(log.events("data-foreign-peer").some((e) => String(e.from).endsWith("127.0.0.2"))).toBe(true);
-    const data = await connectData("127.0.0.1", port);
-    expect((await c.cmd("RETR secret.txt")).code).toBe(150);
-    expect((await withTimeout(readAll(data), 5000, "no data")).toString()).toBe("for alice only\n");
-    expect((await c.read()).code).toBe(226);
+    await retrievedOwn(c, port);
     await c.close();
   });
 
   it("drops a passive connection from 127.0.0.2 made while the transfer waits: no data leaked, the client's own is served", async () => {
     const c = await login();
-    const r = await c.cmd("EPSV");
-    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    const port = await c.epsvPort();
     c.send("RETR secret.txt");
     await new Promise((res) => setTimeout(res, 100));
     const thieves = [await connectData("127.0.0.1", port, "127.0.0.2"), await connectData("127.0.0.1", port, "127.0.0.2")];
@@ -105,8 +108,7 @@ describe("passive connection theft", () => {
 
   it("logs a passive set-up's foreign connections once, however many come, and still serves the client's own", async () => {
     const c = await login();
-    const r = await c.cmd("EPSV");
-    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    const port = await c.epsvPort();
     const before = log.events("data-foreign-peer").length;
     // Anyone who can reach the passive range may knock as often as they like: each knock is hung up on, and the log
     // gets one warning for the set-up, not one line per connection.
@@ -115,17 +117,13 @@ describe("passive connection theft", () => {
       expect((await readAll(thief, 5000)).length).toBe(0);
     }
     expect(log.events("data-foreign-peer").length - before).toBe(1);
-    const data = await connectData("127.0.0.1", port);
-    expect((await c.cmd("RETR secret.txt")).code).toBe(150);
-    expect((await withTimeout(readAll(data), 5000, "no data")).toString()).toBe("for alice only\n");
-    expect((await c.read()).code).toBe(226);
+    await retrievedOwn(c, port);
     await c.close();
   });
 
   it("still answers 425 when only foreign connections came before the data timeout", async () => {
     const c = await login();
-    const r = await c.cmd("EPSV");
-    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
+    const port = await c.epsvPort();
     const thief = await connectData("127.0.0.1", port, "127.0.0.2");
     expect((await readAll(thief, 5000)).length).toBe(0);
     const retr = await c.cmd("RETR secret.txt", 10_000);
@@ -136,13 +134,8 @@ describe("passive connection theft", () => {
   it("serves a client that is itself on 127.0.0.2 over passive connections from 127.0.0.2", async () => {
     const c = await RawFtp.connect(s.port, { localAddress: "127.0.0.2" });
     await c.login("alice", "secret", { type: "I" });
-    const r = await c.cmd("EPSV");
-    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.text)![1]);
-    const data = await connectData("127.0.0.1", port, "127.0.0.2");
-    const prelim = await c.cmd("RETR secret.txt");
-    expect(prelim.code).toBe(150);
-    expect((await withTimeout(readAll(data), 5000, "no data")).toString()).toBe("for alice only\n");
-    expect((await c.read()).code).toBe(226);
+    const port = await c.epsvPort();
+    await retrievedOwn(c, port, "127.0.0.2");
     await c.close();
   });
 });
