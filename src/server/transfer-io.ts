@@ -353,6 +353,8 @@ export async function receiveFile(
   progress.signal.addEventListener("abort", onAbort, { once: true });
   if (progress.signal.aborted) onAbort();
   sock.resume(); // data sockets start paused so nothing is read before the transfer is ready
+  // Fires when a wait in beforeWrite is given up (the transfer failed meanwhile); the loop ends then, so one serves all.
+  const giveUp = new AbortController();
 
   let pos = target.position;
   try {
@@ -366,7 +368,6 @@ export async function receiveFile(
           paused = false;
           sock.resume();
         }
-        const giveUp = new AbortController();
         const allowed = target.beforeWrite(pos + bytes, giveUp.signal);
         if (allowed) {
           // Waits for the answer while the connection is read on; a failure meanwhile ends the wait at once.
